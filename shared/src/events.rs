@@ -1,0 +1,725 @@
+//! The event envelope and every event type of `spec/events.md`, each with a typed
+//! `data` struct and a JSON Schema generated from it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::amount::Amount;
+use crate::auction::{Auction, Bid, Bidder, Outcome};
+
+/// Schema version of `data` written by this build, for every type.
+pub const CURRENT_VERSION: &str = "1.0";
+
+/// One event, as stored, streamed and sent over WebSockets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Envelope {
+    /// UUID v7, so ids sort by creation time.
+    pub id: Uuid,
+    /// Unix time in milliseconds.
+    pub timestamp: i64,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub source: Source,
+    /// Schema version of `data` for this type.
+    pub version: String,
+    /// The id of the request or post that started the chain.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// The id of the event that caused this one.
+    #[serde(default)]
+    pub causation_id: Option<Uuid>,
+    pub data: serde_json::Value,
+}
+
+/// Why an envelope could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("data of {event_type} does not match its schema: {source}")]
+    Data {
+        event_type: EventType,
+        source: serde_json::Error,
+    },
+    #[error("data of {event_type} could not be encoded: {source}")]
+    Encode {
+        event_type: EventType,
+        source: serde_json::Error,
+    },
+}
+
+impl Envelope {
+    /// A new event of `event_type` from `source`, stamped now, with `data` checked
+    /// against the type's data struct.
+    pub fn new<T: Serialize>(
+        event_type: EventType,
+        source: Source,
+        data: &T,
+    ) -> Result<Envelope, EventError> {
+        let data = serde_json::to_value(data)
+            .map_err(|source| EventError::Encode { event_type, source })?;
+        event_type.check_data(&data)?;
+        Ok(Envelope {
+            id: Uuid::now_v7(),
+            timestamp: Utc::now().timestamp_millis(),
+            event_type,
+            source,
+            version: CURRENT_VERSION.to_owned(),
+            correlation_id: None,
+            causation_id: None,
+            data,
+        })
+    }
+
+    /// The same event, tagged as part of the chain started by `correlation_id`.
+    pub fn correlated(mut self, correlation_id: impl Into<String>) -> Envelope {
+        self.correlation_id = Some(correlation_id.into());
+        self
+    }
+
+    /// The same event, caused by `cause` and sharing its correlation.
+    pub fn caused_by(mut self, cause: &Envelope) -> Envelope {
+        self.causation_id = Some(cause.id);
+        self.correlation_id = cause
+            .correlation_id
+            .clone()
+            .or_else(|| Some(cause.id.to_string()));
+        self
+    }
+
+    /// The typed `data`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, EventError> {
+        serde_json::from_value(self.data.clone()).map_err(|source| EventError::Data {
+            event_type: self.event_type,
+            source,
+        })
+    }
+
+    /// The Redis stream (and in-process topic) the event travels on.
+    pub fn stream(&self) -> String {
+        self.event_type.category().stream_name()
+    }
+}
+
+/// Who published an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    AuctionEngine,
+    StreamManager,
+    AgentService,
+    EventHandler,
+    AdminFrontend,
+    Social,
+    Chain,
+}
+
+/// The namespace of an event type; each has its own stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Auction,
+    Stream,
+    Agent,
+    User,
+    System,
+    Chain,
+    Social,
+}
+
+impl Category {
+    /// Every category, in stream order.
+    pub const ALL: [Category; 7] = [
+        Category::Auction,
+        Category::Stream,
+        Category::Agent,
+        Category::User,
+        Category::System,
+        Category::Chain,
+        Category::Social,
+    ];
+
+    /// The category's name, the part of a type before the first `:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Auction => "auction",
+            Category::Stream => "stream",
+            Category::Agent => "agent",
+            Category::User => "user",
+            Category::System => "system",
+            Category::Chain => "chain",
+            Category::Social => "social",
+        }
+    }
+
+    /// The stream name, `events:<category>`.
+    pub fn stream_name(self) -> String {
+        format!("events:{}", self.as_str())
+    }
+}
+
+/// Declares the event types: the enum, their names, their data structs.
+macro_rules! event_types {
+    ($($variant:ident = $name:literal => $category:ident, $data:ty;)+) => {
+        /// Every event type the platform knows.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $($variant,)+
+        }
+
+        impl EventType {
+            /// Every known type.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)+];
+
+            /// The type's name, such as `auction:bid:accepted`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)+
+                }
+            }
+
+            /// The namespace the type belongs to.
+            pub fn category(self) -> Category {
+                match self {
+                    $(EventType::$variant => Category::$category,)+
+                }
+            }
+
+            /// Checks `data` against the type's data struct.
+            pub fn check_data(self, data: &serde_json::Value) -> Result<(), EventError> {
+                let result = match self {
+                    $(EventType::$variant => <$data as Deserialize>::deserialize(data).map(drop),)+
+                };
+                result.map_err(|source| EventError::Data { event_type: self, source })
+            }
+
+            /// The JSON Schema of the type's `data`.
+            pub fn data_schema(self) -> schemars::Schema {
+                match self {
+                    $(EventType::$variant => schemars::schema_for!($data),)+
+                }
+            }
+        }
+
+        impl FromStr for EventType {
+            type Err = UnknownEventType;
+
+            fn from_str(name: &str) -> Result<Self, Self::Err> {
+                match name {
+                    $($name => Ok(EventType::$variant),)+
+                    other => Err(UnknownEventType(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    AuctionStart = "auction:start" => Auction, AuctionSnapshot;
+    AuctionEnd = "auction:end" => Auction, AuctionSnapshot;
+    AuctionBidPlaced = "auction:bid:placed" => Auction, BidEvent;
+    AuctionBidAccepted = "auction:bid:accepted" => Auction, BidEvent;
+    AuctionBidRejected = "auction:bid:rejected" => Auction, BidEvent;
+    AuctionWinner = "auction:winner" => Auction, AuctionWinner;
+    AuctionExtended = "auction:extended" => Auction, AuctionExtended;
+    AuctionCancelled = "auction:cancelled" => Auction, AuctionCancelled;
+    StreamStart = "stream:start" => Stream, StreamStarted;
+    StreamEnd = "stream:end" => Stream, StreamEnded;
+    StreamError = "stream:error" => Stream, StreamErrorData;
+    StreamQuality = "stream:quality" => Stream, StreamQuality;
+    StreamSceneUpdate = "stream:scene:update" => Stream, StreamSceneUpdate;
+    StreamAssetLoaded = "stream:asset:loaded" => Stream, StreamAssetLoaded;
+    AgentMessage = "agent:message" => Agent, AgentMessage;
+    AgentMood = "agent:mood" => Agent, AgentMood;
+    AgentInteraction = "agent:interaction" => Agent, AgentInteraction;
+    AgentAssetRequest = "agent:asset:request" => Agent, AgentAssetRequest;
+    AgentMemoryUpdate = "agent:memory:update" => Agent, AgentMemoryUpdate;
+    UserConnect = "user:connect" => User, UserConnect;
+    UserDisconnect = "user:disconnect" => User, UserDisconnect;
+    UserAction = "user:action" => User, UserAction;
+    UserPreference = "user:preference" => User, UserPreference;
+    SystemHealth = "system:health" => System, SystemHealth;
+    SystemMetric = "system:metric" => System, SystemMetric;
+    SystemError = "system:error" => System, SystemErrorData;
+    SystemConfig = "system:config" => System, SystemConfig;
+    ChainPaymentConfirmed = "chain:payment:confirmed" => Chain, ChainPaymentConfirmed;
+}
+
+impl EventType {
+    /// Whether a viewer could see this type on the stream, so its history needs no token.
+    pub fn is_public(self) -> bool {
+        matches!(self.category(), Category::Auction | Category::Stream)
+            || matches!(self, EventType::AgentMessage | EventType::AgentMood)
+    }
+
+    /// The JSON Schema of every type's `data`, by type name.
+    pub fn all_schemas() -> BTreeMap<&'static str, schemars::Schema> {
+        EventType::ALL
+            .iter()
+            .map(|kind| (kind.as_str(), kind.data_schema()))
+            .collect()
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for EventType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EventType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
+/// A type name that is not in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
+/// A type pattern such as `auction:*`, `auction:bid:*` or `agent:mood`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TypePattern(String);
+
+impl TypePattern {
+    /// Whether `event_type` matches: exact name, `*` for everything, or a prefix
+    /// ending in `:*`.
+    pub fn matches(&self, event_type: EventType) -> bool {
+        let name = event_type.as_str();
+        match self.0.strip_suffix('*') {
+            Some("") => true,
+            Some(prefix) => name.starts_with(prefix),
+            None => name == self.0,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for TypePattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = text == "*"
+            || text.strip_suffix(":*").is_some_and(|prefix| {
+                EventType::ALL
+                    .iter()
+                    .any(|kind| kind.as_str().starts_with(&format!("{prefix}:")))
+            })
+            || text.parse::<EventType>().is_ok();
+        if valid {
+            Ok(TypePattern(text.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is not an event type or pattern (such as auction:* or agent:mood)"
+            ))
+        }
+    }
+}
+
+impl TryFrom<String> for TypePattern {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<TypePattern> for String {
+    fn from(pattern: TypePattern) -> String {
+        pattern.0
+    }
+}
+
+// ---- data of auction events ----
+
+/// `auction:start`, `auction:end`: the auction as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionSnapshot {
+    pub auction: Auction,
+}
+
+/// `auction:bid:*`: the bid and the auction's sequence number after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BidEvent {
+    pub bid: Bid,
+    pub seq: u64,
+}
+
+/// `auction:winner`: the outcome of a closed auction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionWinner {
+    pub auction_id: Uuid,
+    pub outcome: Outcome,
+    pub seq: u64,
+}
+
+/// `auction:extended`: anti-snipe moved the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionExtended {
+    pub auction_id: Uuid,
+    pub bid_id: Uuid,
+    pub previous_ends_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub seq: u64,
+}
+
+/// `auction:cancelled`: who cancelled and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionCancelled {
+    pub auction: Auction,
+    pub reason: Option<String>,
+}
+
+// ---- data of stream events ----
+
+/// `stream:start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamStarted {
+    /// Output URLs with their keys masked.
+    pub outputs: Vec<String>,
+    pub resolution: String,
+    pub fps: u32,
+    pub encoder: String,
+}
+
+/// `stream:end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamEnded {
+    pub reason: String,
+    pub frames_rendered: u64,
+}
+
+/// `stream:error`: an output, encoder or scene problem; scene errors say where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamErrorData {
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub column: Option<u32>,
+}
+
+/// `stream:quality`: periodic output figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamQuality {
+    pub fps: f64,
+    pub frame_time_ms_p50: f64,
+    pub frame_time_ms_p99: f64,
+    pub frames_dropped: u64,
+    pub bitrate_kbps: f64,
+}
+
+/// `stream:scene:update`: the active scene or a layer changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamSceneUpdate {
+    pub scene: String,
+    #[serde(default)]
+    pub layer: Option<String>,
+}
+
+/// `stream:asset:loaded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamAssetLoaded {
+    pub path: String,
+    pub kind: String,
+}
+
+// ---- data of agent events ----
+
+/// The host's moods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mood {
+    Neutral,
+    Happy,
+    Excited,
+    Tense,
+    Surprised,
+    Disappointed,
+    Celebrating,
+}
+
+/// Where a line of the host goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Stream,
+    X,
+}
+
+/// `agent:message`: a caption on the stream or a reply on X.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentMessage {
+    pub text: String,
+    pub channel: Channel,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    pub mood: Mood,
+}
+
+/// `agent:mood`: the mood changed; `expression` is the image to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentMood {
+    pub mood: Mood,
+    /// 0 to 1.
+    pub intensity: f32,
+    pub expression: String,
+}
+
+/// `agent:interaction`: someone spoke to the host and what it answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentInteraction {
+    pub user: Bidder,
+    pub text: String,
+    pub reply: String,
+}
+
+/// `agent:asset:request`: the host wants an expression or overlay shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentAssetRequest {
+    pub asset: String,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `agent:memory:update`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentMemoryUpdate {
+    /// `user:<handle>`, `lot:<auction id>` or `campaign:<id>`.
+    pub subject: String,
+    pub summary: String,
+}
+
+// ---- data of user events ----
+
+/// `user:connect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserConnect {
+    pub user_id: String,
+    #[serde(default)]
+    pub handle: Option<String>,
+    pub client: String,
+}
+
+/// `user:disconnect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserDisconnect {
+    pub user_id: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `user:action`: something a user did in the dashboard or on X.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserAction {
+    pub user_id: String,
+    pub action: String,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// `user:preference`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserPreference {
+    pub user_id: String,
+    pub key: String,
+    pub value: serde_json::Value,
+}
+
+// ---- data of system events ----
+
+/// `system:health`: a role's health changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemHealth {
+    pub role: String,
+    /// `ok`, `degraded` or `down`.
+    pub status: String,
+    pub checks: BTreeMap<String, String>,
+}
+
+/// `system:metric`: a figure worth an event (not money: amounts are never floats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemMetric {
+    pub name: String,
+    pub value: f64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `system:error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemErrorData {
+    pub role: String,
+    pub message: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// `system:config`: a setting changed (secrets are never carried).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SystemConfig {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+}
+
+// ---- data of chain events ----
+
+/// `chain:payment:confirmed`: the winner paid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChainPaymentConfirmed {
+    pub auction_id: Uuid,
+    pub tx_hash: String,
+    pub amount: Amount,
+    pub from: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_name_round_trips_and_has_its_category_prefix() {
+        for kind in EventType::ALL {
+            assert_eq!(kind.as_str().parse::<EventType>(), Ok(*kind));
+            assert!(
+                kind.as_str()
+                    .starts_with(&format!("{}:", kind.category().as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn the_catalogue_of_the_spec_is_complete() {
+        for name in [
+            "auction:start",
+            "auction:end",
+            "auction:bid:placed",
+            "auction:bid:accepted",
+            "auction:bid:rejected",
+            "auction:winner",
+            "stream:start",
+            "stream:end",
+            "stream:error",
+            "stream:quality",
+            "stream:scene:update",
+            "stream:asset:loaded",
+            "agent:message",
+            "agent:mood",
+            "agent:interaction",
+            "agent:asset:request",
+            "agent:memory:update",
+            "user:connect",
+            "user:disconnect",
+            "user:action",
+            "user:preference",
+            "system:health",
+            "system:metric",
+            "system:error",
+            "system:config",
+        ] {
+            assert!(name.parse::<EventType>().is_ok(), "{name} missing");
+        }
+    }
+
+    #[test]
+    fn envelope_serializes_with_the_spec_field_names() {
+        let event = Envelope::new(
+            EventType::AgentMood,
+            Source::AgentService,
+            &AgentMood {
+                mood: Mood::Excited,
+                intensity: 0.5,
+                expression: "excited.png".into(),
+            },
+        )
+        .expect("valid data")
+        .correlated("post-1");
+        let json = serde_json::to_value(&event).expect("serialize");
+        assert_eq!(json["type"], "agent:mood");
+        assert_eq!(json["source"], "agent-service");
+        assert_eq!(json["version"], "1.0");
+        assert_eq!(json["correlation_id"], "post-1");
+        assert_eq!(json["data"]["mood"], "excited");
+        let back: Envelope = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn data_that_does_not_match_its_type_is_refused() {
+        let error = EventType::AgentMood
+            .check_data(&serde_json::json!({ "mood": "furious" }))
+            .expect_err("bad mood");
+        assert!(error.to_string().contains("agent:mood"), "{error}");
+    }
+
+    #[test]
+    fn unknown_type_is_refused_by_name() {
+        assert_eq!(
+            "auction:teleport".parse::<EventType>(),
+            Err(UnknownEventType("auction:teleport".into()))
+        );
+    }
+
+    #[test]
+    fn patterns_match_exact_names_prefixes_and_everything() {
+        let pattern = |text: &str| text.parse::<TypePattern>().expect(text);
+        assert!(pattern("auction:*").matches(EventType::AuctionBidAccepted));
+        assert!(pattern("auction:bid:*").matches(EventType::AuctionBidRejected));
+        assert!(!pattern("auction:bid:*").matches(EventType::AuctionStart));
+        assert!(pattern("agent:mood").matches(EventType::AgentMood));
+        assert!(!pattern("agent:mood").matches(EventType::AgentMessage));
+        assert!(pattern("*").matches(EventType::SystemError));
+        assert!("nonsense:*".parse::<TypePattern>().is_err());
+        assert!("auction:bid".parse::<TypePattern>().is_err());
+    }
+
+    #[test]
+    fn public_types_are_what_a_viewer_sees_on_the_stream() {
+        assert!(EventType::AuctionBidAccepted.is_public());
+        assert!(EventType::StreamQuality.is_public());
+        assert!(EventType::AgentMessage.is_public());
+        assert!(!EventType::AgentMemoryUpdate.is_public());
+        assert!(!EventType::SystemConfig.is_public());
+    }
+
+    #[test]
+    fn every_type_has_a_json_schema_for_its_data() {
+        let schemas = EventType::all_schemas();
+        assert_eq!(schemas.len(), EventType::ALL.len());
+        let bid = serde_json::to_value(&schemas["auction:bid:accepted"]).expect("schema");
+        assert!(bid["properties"]["bid"].is_object(), "{bid}");
+    }
+}
