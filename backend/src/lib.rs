@@ -1,1 +1,21 @@
+//! The SothebAIs backend: one binary, `sothebais`, whose roles (auction, events,
+//! agent, social, admin) run together or in separate processes against the same
+//! storage and event bus. See `ARCHITECTURE.md` for the map.
 
+pub mod admin;
+pub mod agent;
+pub mod app;
+pub mod auction;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod social;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::{Application, ServiceRole};
+pub use config::Config;

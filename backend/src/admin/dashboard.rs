@@ -1,0 +1,71 @@
+//! The dashboard page served at `/` on the gateway: health at a glance, refreshed
+//! every two seconds from `/api/admin/status` and the public event history.
+
+pub const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>SothebAIs control room</title>
+<style>
+  :root { --bg:#0f1115; --panel:#181b22; --text:#e8e6e3; --muted:#8a8f98; --ok:#2ecc71; --bad:#e74c3c; --gold:#d4af37; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:15px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
+  header { display:flex; align-items:baseline; gap:1rem; padding:1rem 1.5rem; border-bottom:1px solid #262a33; }
+  header h1 { margin:0; font-size:1.3rem; color:var(--gold); letter-spacing:.05em; }
+  header .meta { color:var(--muted); }
+  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap:1rem; padding:1.5rem; }
+  section { background:var(--panel); border-radius:10px; padding:1rem 1.2rem; }
+  section h2 { margin:0 0 .8rem; font-size:.85rem; text-transform:uppercase; letter-spacing:.1em; color:var(--muted); }
+  .tiles { display:flex; flex-wrap:wrap; gap:.6rem; }
+  .tile { padding:.6rem .9rem; border-radius:8px; font-weight:600; background:#222631; border-left:6px solid var(--muted); }
+  .tile.ok { border-color:var(--ok); } .tile.bad { border-color:var(--bad); }
+  .tile small { display:block; font-weight:400; color:var(--muted); }
+  ol { margin:0; padding-left:1.2rem; } li { margin:.2rem 0; }
+  code { color:var(--gold); }
+  #error { color:var(--bad); }
+</style>
+</head>
+<body>
+<header><h1>SothebAIs</h1><span class="meta" id="meta">connecting…</span><span id="error"></span></header>
+<main>
+  <section><h2>Roles</h2><div class="tiles" id="roles"></div></section>
+  <section><h2>Dependencies</h2><div class="tiles" id="checks"></div></section>
+  <section><h2>Latest show events</h2><ol id="events"></ol></section>
+</main>
+<script>
+const el = (id) => document.getElementById(id);
+function tile(name, ok, detail) {
+  const div = document.createElement('div');
+  div.className = 'tile ' + (ok ? 'ok' : 'bad');
+  div.textContent = name;
+  const small = document.createElement('small');
+  small.textContent = detail;
+  div.appendChild(small);
+  return div;
+}
+async function refresh() {
+  try {
+    const status = (await (await fetch('/api/admin/status')).json()).data;
+    el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;
+    el('roles').replaceChildren(...status.roles.map((role) => tile(role, true, 'running')));
+    el('checks').replaceChildren(...Object.entries(status.checks).map(([name, value]) => tile(name, value === 'ok', value)));
+    const history = (await (await fetch('/api/events/auction:*/history?limit=12')).json()).data;
+    el('events').replaceChildren(...history.events.map((event) => {
+      const li = document.createElement('li');
+      li.innerHTML = `<code></code> <span></span>`;
+      li.children[0].textContent = event.type;
+      li.children[1].textContent = new Date(event.timestamp).toLocaleTimeString();
+      return li;
+    }));
+    el('error').textContent = '';
+  } catch (error) {
+    el('error').textContent = 'backend unreachable: ' + error;
+  }
+}
+refresh();
+setInterval(refresh, 2000);
+</script>
+</body>
+</html>
+"##;

@@ -1,0 +1,64 @@
+//! The `admin` role: the admin API (`/api/admin`), the dashboard at `/`, and the
+//! gateway: on `ADMIN_PORT` it also serves every other role's API under its prefix,
+//! the merged OpenAPI document, and `/api/stream` proxied to the renderer.
+
+mod dashboard;
+mod proxy;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{Html, Response};
+use axum::routing::{any, get};
+use serde_json::json;
+
+use crate::app::{AppState, ServiceRole, health_checks};
+use crate::auth::{AdminRole, Authorized, Role};
+use crate::http::ok;
+use crate::http::openapi::{self, Operation};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/admin/status", get(status)).route("/api/admin/config", get(config))
+}
+
+pub fn operations() -> Vec<Operation> {
+    vec![
+        Operation::new("GET", "/api/admin/status", "Roles in this process, storage and bus, health checks, uptime"),
+        Operation::new("GET", "/api/admin/config", "The effective configuration, secrets redacted").auth(Role::Admin),
+    ]
+}
+
+/// Adds the gateway to the admin API router: every other role's API, the merged
+/// OpenAPI document, the renderer proxy and the dashboard.
+pub fn gateway(mut router: Router<AppState>) -> Router<AppState> {
+    for role in ServiceRole::ALL.into_iter().filter(|role| *role != ServiceRole::Admin) {
+        router = router.merge(role.router_for_gateway());
+    }
+    router
+        .route("/api/openapi.json", get(merged_openapi))
+        .route("/api/stream", any(proxy::to_renderer))
+        .route("/api/stream/{*rest}", any(proxy::to_renderer))
+        .route("/", get(|| async { Html(dashboard::PAGE) }))
+}
+
+async fn merged_openapi() -> Response {
+    let operations: Vec<Operation> = ServiceRole::ALL.into_iter().flat_map(ServiceRole::operations).collect();
+    ok(openapi::document("SothebAIs API", &operations))
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    let checks = health_checks(&state).await;
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": if state.bus.kind() == "redis" || state.storage.kind() == crate::storage::StorageKind::Postgres { "production" } else { "embedded" },
+        "roles": state.roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
+        "storage": format!("{:?}", state.storage.kind()).to_lowercase(),
+        "bus": state.bus.kind(),
+        "checks": checks,
+        "uptime_secs": state.started_at.elapsed().as_secs(),
+        "timezone": state.config.timezone.name(),
+    }))
+}
+
+async fn config(State(state): State<AppState>, _admin: Authorized<AdminRole>) -> Response {
+    ok(state.config.redacted_view())
+}

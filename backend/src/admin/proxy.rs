@@ -1,0 +1,56 @@
+//! `/api/stream` on the gateway, forwarded to the renderer's stream manager API.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::Error;
+
+/// Largest body forwarded (asset uploads go through here).
+const MAX_FORWARDED_BODY: usize = 32 * 1024 * 1024;
+
+/// Headers that belong to one hop and are not forwarded.
+const HOP_BY_HOP: [HeaderName; 4] =
+    [header::CONNECTION, header::HOST, header::TRANSFER_ENCODING, header::CONTENT_LENGTH];
+
+pub async fn to_renderer(State(state): State<AppState>, request: Request) -> Response {
+    let path_and_query = request.uri().path_and_query().map_or("/api/stream", |value| value.as_str()).to_owned();
+    let url = format!("{}{path_and_query}", state.config.stream_manager_url);
+    let method = request.method().clone();
+    let mut headers = request.headers().clone();
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let body = match to_bytes(request.into_body(), MAX_FORWARDED_BODY).await {
+        Ok(body) => body,
+        Err(_) => return Error::PayloadTooLarge.into_response(),
+    };
+    let forwarded = state.http.request(method, &url).headers(headers).body(body).send().await;
+    match forwarded {
+        Ok(answer) => {
+            let status = answer.status();
+            let mut headers = answer.headers().clone();
+            for name in &HOP_BY_HOP {
+                headers.remove(name);
+            }
+            match answer.bytes().await {
+                Ok(bytes) => {
+                    let mut response = Response::new(Body::from(bytes));
+                    *response.status_mut() = status;
+                    *response.headers_mut() = headers;
+                    response
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "renderer answer cut short");
+                    Error::Unavailable { dependency: "renderer" }.into_response()
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%url, %error, "renderer unreachable");
+            Error::Unavailable { dependency: "renderer" }.into_response()
+        }
+    }
+}

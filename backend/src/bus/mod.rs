@@ -1,0 +1,128 @@
+//! The event bus behind one trait: an in-process bus (embedded mode) and Redis
+//! Streams with consumer groups (production mode), with the same semantics:
+//!
+//! - one stream per event category (`events:auction`, …), capped in length: the
+//!   durable copy of every event is the database, the bus only carries them;
+//! - consumer groups: each entry goes to one consumer of each group, stays pending
+//!   until acknowledged, and can be claimed by another consumer of the group once it
+//!   has been pending longer than a given idle time (a consumer that died);
+//! - so delivery is at least once, and consumers must be idempotent.
+
+mod memory;
+mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use sothebais_shared::events::{Category, Envelope};
+
+pub use self::memory::MemoryBus;
+pub use self::redis::RedisBus;
+use crate::config::Config;
+
+/// How many entries a stream keeps (approximately, for Redis).
+pub const DEFAULT_STREAM_MAX_LEN: usize = 100_000;
+
+/// Why the bus failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The broker cannot be reached; retry later.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("event bus error: {0}")]
+    Other(String),
+}
+
+/// Where a new consumer group starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStart {
+    /// Only entries added after the group was created.
+    Latest,
+    /// Every entry the stream still holds.
+    Beginning,
+}
+
+/// One entry handed to a consumer; it stays pending until acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub stream: String,
+    /// The entry id within its stream (`<millis>-<n>` on Redis).
+    pub entry_id: String,
+    /// The JSON envelope as published; may be invalid if someone wrote garbage.
+    pub payload: String,
+}
+
+impl Delivery {
+    /// The envelope carried by the entry.
+    pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
+        serde_json::from_str(&self.payload)
+    }
+}
+
+/// Which group and consumer a subscription reads as.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    pub group: String,
+    pub consumer: String,
+    pub streams: Vec<String>,
+    pub start: GroupStart,
+}
+
+impl SubscribeOptions {
+    /// A subscription to the streams of `categories`.
+    pub fn new(group: &str, consumer: &str, categories: &[Category], start: GroupStart) -> SubscribeOptions {
+        SubscribeOptions {
+            group: group.to_owned(),
+            consumer: consumer.to_owned(),
+            streams: categories.iter().map(|category| category.stream_name()).collect(),
+            start,
+        }
+    }
+}
+
+/// The bus.
+#[async_trait]
+pub trait EventBus: Send + Sync + fmt::Debug {
+    /// `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+
+    /// Succeeds when the broker answers.
+    async fn ping(&self) -> Result<(), BusError>;
+
+    /// Appends the event to its category's stream; returns the entry id.
+    async fn publish(&self, event: &Envelope) -> Result<String, BusError>;
+
+    /// Joins (creating if needed) a consumer group on the given streams.
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// The number of entries a stream holds.
+    async fn stream_len(&self, stream: &str) -> Result<u64, BusError>;
+}
+
+/// A consumer in a group. Dropping it without acknowledging leaves its entries
+/// pending, to be claimed by another consumer of the group.
+#[async_trait]
+pub trait Subscription: Send + fmt::Debug {
+    /// New entries for this consumer, waiting up to `block` when there are none.
+    async fn read(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError>;
+
+    /// Takes over entries of the group pending longer than `min_idle` (their consumer
+    /// is presumed dead).
+    async fn claim_stalled(&mut self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, BusError>;
+
+    /// Marks an entry as handled by the group.
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+}
+
+/// Opens the bus the configuration names: Redis for `REDIS_URL`, else in-process.
+pub async fn connect(config: &Config) -> Result<Arc<dyn EventBus>, BusError> {
+    match &config.redis_url {
+        Some(url) => Ok(Arc::new(
+            RedisBus::connect(url.expose_secret(), &config.redis_key_prefix, DEFAULT_STREAM_MAX_LEN).await?,
+        )),
+        None => Ok(Arc::new(MemoryBus::new(DEFAULT_STREAM_MAX_LEN))),
+    }
+}

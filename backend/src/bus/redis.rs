@@ -1,0 +1,222 @@
+//! Redis Streams: one stream per category, consumer groups (`XREADGROUP`, `XACK`,
+//! `XAUTOCLAIM`), streams capped with `MAXLEN ~`.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, RedisError};
+use sothebais_shared::events::Envelope;
+
+use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription};
+
+/// The field of each stream entry that holds the JSON envelope.
+const FIELD: &str = "event";
+/// Longest a blocking read waits; the connection's response timeout sits above it.
+const MAX_BLOCK: Duration = Duration::from_secs(10);
+
+impl From<RedisError> for BusError {
+    fn from(error: RedisError) -> Self {
+        if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() {
+            BusError::Unavailable(error.to_string())
+        } else {
+            BusError::Other(error.to_string())
+        }
+    }
+}
+
+/// Redis Streams as the event bus.
+#[derive(Clone)]
+pub struct RedisBus {
+    client: Client,
+    commands: ConnectionManager,
+    prefix: String,
+    max_len: usize,
+}
+
+impl fmt::Debug for RedisBus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The client's connection info may hold a password.
+        formatter.debug_struct("RedisBus").field("prefix", &self.prefix).field("max_len", &self.max_len).finish()
+    }
+}
+
+impl RedisBus {
+    /// Connects to `url`; every key gets `prefix` in front.
+    pub async fn connect(url: &str, prefix: &str, max_len: usize) -> Result<RedisBus, BusError> {
+        let client = Client::open(url).map_err(|error| BusError::Other(format!("bad REDIS_URL: {error}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(2);
+        let commands = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(RedisBus { client, commands, prefix: prefix.to_owned(), max_len })
+    }
+
+    fn key(&self, stream: &str) -> String {
+        format!("{}{stream}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisBus {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let mut connection = self.commands.clone();
+        redis::cmd("PING").query_async::<String>(&mut connection).await?;
+        Ok(())
+    }
+
+    async fn publish(&self, event: &Envelope) -> Result<String, BusError> {
+        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+        let mut connection = self.commands.clone();
+        let id = redis::cmd("XADD")
+            .arg(self.key(&event.stream()))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg(FIELD)
+            .arg(payload)
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok(id)
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BusError> {
+        let mut connection = self.commands.clone();
+        let start = match options.start {
+            GroupStart::Latest => "$",
+            GroupStart::Beginning => "0",
+        };
+        for stream in &options.streams {
+            let created = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.key(stream))
+                .arg(&options.group)
+                .arg(start)
+                .arg("MKSTREAM")
+                .query_async::<()>(&mut connection)
+                .await;
+            match created {
+                Ok(()) => {}
+                Err(error) if error.code() == Some("BUSYGROUP") => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(Box::new(RedisSubscription { bus: self.clone(), options, connection: None }))
+    }
+
+    async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
+        let mut connection = self.commands.clone();
+        Ok(redis::cmd("XLEN").arg(self.key(stream)).query_async::<u64>(&mut connection).await?)
+    }
+}
+
+/// A consumer with its own connection, so its blocking reads never hold up anyone
+/// else's commands. The connection is re-opened after a failure.
+struct RedisSubscription {
+    bus: RedisBus,
+    options: SubscribeOptions,
+    connection: Option<MultiplexedConnection>,
+}
+
+impl fmt::Debug for RedisSubscription {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("RedisSubscription").field("options", &self.options).finish()
+    }
+}
+
+impl RedisSubscription {
+    async fn connection(&mut self) -> Result<MultiplexedConnection, BusError> {
+        if let Some(connection) = &self.connection {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(MAX_BLOCK + Duration::from_secs(5));
+        let connection = self.bus.client.get_multiplexed_async_connection_with_config(&config).await?;
+        self.connection = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs a command, dropping the connection when it failed so the next call reconnects.
+    async fn run<T: redis::FromRedisValue>(&mut self, command: &redis::Cmd) -> Result<T, BusError> {
+        let mut connection = self.connection().await?;
+        let result = command.query_async::<T>(&mut connection).await;
+        if let Err(error) = &result {
+            if !matches!(error.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) {
+                self.connection = None;
+            }
+        }
+        Ok(result?)
+    }
+
+    fn stream_name(&self, key: &str) -> String {
+        key.strip_prefix(&self.bus.prefix).unwrap_or(key).to_owned()
+    }
+
+    fn delivery(&self, stream: &str, entry: &StreamId) -> Delivery {
+        let payload = entry.get::<String>(FIELD).unwrap_or_default();
+        Delivery { stream: stream.to_owned(), entry_id: entry.id.clone(), payload }
+    }
+}
+
+#[async_trait]
+impl Subscription for RedisSubscription {
+    async fn read(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        let mut command = redis::cmd("XREADGROUP");
+        command.arg("GROUP").arg(&self.options.group).arg(&self.options.consumer).arg("COUNT").arg(max.max(1));
+        let block = block.min(MAX_BLOCK);
+        if !block.is_zero() {
+            command.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        command.arg("STREAMS");
+        for stream in &self.options.streams {
+            command.arg(self.bus.key(stream));
+        }
+        for _ in &self.options.streams {
+            command.arg(">");
+        }
+        let reply: Option<StreamReadReply> = self.run(&command).await?;
+        let mut deliveries = Vec::new();
+        for key in reply.map(|reply| reply.keys).unwrap_or_default() {
+            let stream = self.stream_name(&key.key);
+            deliveries.extend(key.ids.iter().map(|entry| self.delivery(&stream, entry)));
+        }
+        Ok(deliveries)
+    }
+
+    async fn claim_stalled(&mut self, min_idle: Duration, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut deliveries = Vec::new();
+        for stream in self.options.streams.clone() {
+            if deliveries.len() >= max {
+                break;
+            }
+            let mut command = redis::cmd("XAUTOCLAIM");
+            command
+                .arg(self.bus.key(&stream))
+                .arg(&self.options.group)
+                .arg(&self.options.consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(max - deliveries.len());
+            let reply: StreamAutoClaimReply = self.run(&command).await?;
+            deliveries.extend(reply.claimed.iter().map(|entry| self.delivery(&stream, entry)));
+        }
+        Ok(deliveries)
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let mut command = redis::cmd("XACK");
+        command.arg(self.bus.key(&delivery.stream)).arg(&self.options.group).arg(&delivery.entry_id);
+        self.run::<u64>(&command).await?;
+        Ok(())
+    }
+}

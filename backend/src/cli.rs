@@ -1,0 +1,150 @@
+//! The `sothebais` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Application, ServiceRole, parse_roles};
+use crate::auth::{self, Role};
+use crate::config::{Config, FlagValues};
+use crate::storage;
+
+/// SothebAIs: NFT auctions as live shows on X.
+#[derive(Debug, Parser)]
+#[command(name = "sothebais", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings that override the environment and `sothebais.toml`.
+#[derive(Debug, Args)]
+pub struct GlobalFlags {
+    /// Configuration file (default: $SOTHEBAIS_CONFIG, else ./sothebais.toml if present)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite file, generated secrets, recordings and uploads [env: SOTHEBAIS_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Address every listener binds [env: SOTHEBAIS_BIND]
+    #[arg(long, global = true, value_name = "IP")]
+    pub bind: Option<String>,
+    /// postgres://… for production, sqlite://… or unset for embedded [env: DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// redis://… for the Redis Streams bus; unset for the in-process bus [env: REDIS_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// pretty or json [env: LOG_FORMAT]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+impl GlobalFlags {
+    fn values(&self) -> FlagValues {
+        let mut values = FlagValues::new();
+        for (name, value) in [
+            ("SOTHEBAIS_DATA_DIR", &self.data_dir),
+            ("SOTHEBAIS_BIND", &self.bind),
+            ("DATABASE_URL", &self.database_url),
+            ("REDIS_URL", &self.redis_url),
+            ("LOG_FORMAT", &self.log_format),
+        ] {
+            if let Some(value) = value {
+                values.insert(name, value.clone());
+            }
+        }
+        values
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the backend (every role unless --roles says otherwise)
+    Serve {
+        /// Comma-separated roles: auction, events, agent, social, admin
+        #[arg(long, value_name = "ROLES", default_value = "auction,events,agent,social,admin", value_parser = parse_role_list)]
+        roles: RoleList,
+    },
+    /// Print a signed access token
+    Token {
+        /// admin, operator, viewer or bidder
+        #[arg(long, value_parser = |text: &str| text.parse::<Role>())]
+        role: Role,
+        /// Subject: who the token speaks for (a bidder's id for bidder tokens)
+        #[arg(long, default_value = "cli")]
+        sub: String,
+        /// Lifetime, such as 30m, 1h or 7d
+        #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
+        ttl: Duration,
+    },
+    /// Apply database migrations and exit
+    Migrate,
+}
+
+/// The roles a `serve` process runs.
+#[derive(Debug, Clone)]
+pub struct RoleList(pub Vec<ServiceRole>);
+
+fn parse_role_list(text: &str) -> Result<RoleList, String> {
+    parse_roles(text).map(RoleList)
+}
+
+/// Loads the configuration the command line, environment and file describe.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let env = |name: &str| std::env::var(name).ok();
+    Ok(Config::load(&cli.global.values(), cli.global.config.as_deref(), &env)?)
+}
+
+/// Runs a command. `token` returns the token for the binary to print.
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
+    match cli.command {
+        Command::Serve { roles } => {
+            let RoleList(roles) = roles;
+            let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+            tracing::info!(roles = %names.join(","), data_dir = %config.data_dir.display(), "starting");
+            let application = Application::build(config, &roles).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            application.run(shutdown).await?;
+            Ok(None)
+        }
+        Command::Token { role, sub, ttl } => {
+            let secret = auth::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+            Ok(Some(auth::issue_token(&secret, &sub, role, ttl)?))
+        }
+        Command::Migrate => {
+            let storage = storage::connect(&config).await.context("opening the database")?;
+            tracing::info!(kind = ?storage.kind(), "migrations applied");
+            Ok(None)
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT: stopping gracefully"),
+        () = terminate => tracing::info!("SIGTERM: stopping gracefully"),
+    }
+    shutdown.cancel();
+}

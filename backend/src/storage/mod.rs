@@ -1,0 +1,133 @@
+//! Durable storage behind one trait, with two implementations tested by the same
+//! suite: SQLite (embedded mode) and PostgreSQL (production mode).
+
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use sothebais_shared::events::{Envelope, TypePattern};
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+use crate::config::Config;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached; the request may be retried later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StorageError::Unavailable(error.to_string()),
+            // The server is shutting down or restarting (admin_shutdown, cannot_connect_now).
+            sqlx::Error::Database(database)
+                if matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")) =>
+            {
+                StorageError::Unavailable(error.to_string())
+            }
+            _ => StorageError::Database(error.to_string()),
+        }
+    }
+}
+
+/// Which database is behind the trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Sqlite,
+    Postgres,
+}
+
+/// An event as stored: its store sequence number and the envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event: Envelope,
+}
+
+/// A filter over the event store. History is returned newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub patterns: Vec<TypePattern>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    pub after_seq: Option<i64>,
+    pub correlation_id: Option<String>,
+    pub limit: u32,
+}
+
+/// The backend's durable state.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    fn kind(&self) -> StorageKind;
+
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StorageError>;
+
+    /// Stores an event. Storing an id that is already stored changes nothing and
+    /// returns the existing row, so at-least-once producers stay exactly-once here.
+    async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError>;
+
+    /// Events matching `query`: newest first, or oldest first after `after_seq`
+    /// (the order a replay needs).
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// One stored event by id.
+    async fn event(&self, id: uuid::Uuid) -> Result<Option<StoredEvent>, StorageError>;
+}
+
+/// Opens the storage the configuration names: PostgreSQL for `postgres://`, else
+/// SQLite (`sqlite://` or the data dir's `sothebais.db`), with migrations applied.
+pub async fn connect(config: &Config) -> Result<Arc<dyn Storage>, StorageError> {
+    match config.database_url.as_ref().map(|url| url.expose_secret().to_owned()) {
+        Some(url) if url.starts_with("postgres") => Ok(Arc::new(PostgresStorage::connect(&url).await?)),
+        Some(url) => Ok(Arc::new(SqliteStorage::open_url(&url).await?)),
+        None => Ok(Arc::new(SqliteStorage::open(&config.data_dir.join("sothebais.db")).await?)),
+    }
+}
+
+/// SQL `LIKE` patterns equivalent to type patterns (`auction:*` -> `auction:%`);
+/// `None` when a pattern matches everything.
+fn like_patterns(patterns: &[TypePattern]) -> Option<Vec<String>> {
+    if patterns.is_empty() || patterns.iter().any(|pattern| pattern.as_str() == "*") {
+        return None;
+    }
+    Some(
+        patterns
+            .iter()
+            .map(|pattern| match pattern.as_str().strip_suffix('*') {
+                Some(prefix) => format!("{prefix}%"),
+                None => pattern.as_str().to_owned(),
+            })
+            .collect(),
+    )
+}
+
+fn ensure_parent(path: &Path) -> Result<(), StorageError> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| StorageError::Unavailable(format!("cannot create {}: {error}", parent.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! PostgreSQL storage for the production mode.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sothebais_shared::events::Envelope;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{EventQuery, Storage, StorageError, StorageKind, StoredEvent, like_patterns};
+
+/// PostgreSQL through a connection pool; several backend processes may share it.
+#[derive(Debug, Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+}
+
+impl PostgresStorage {
+    /// Connects to `url` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<PostgresStorage, StorageError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // A request waits this long for a connection while the database is down,
+            // then gets 503 instead of hanging.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StorageError::Migration(error.to_string()))?;
+        Ok(PostgresStorage { pool })
+    }
+
+    fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
+        let corrupt = |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
+        let event_type: String = row.try_get("event_type")?;
+        let source: String = row.try_get("source")?;
+        Ok(StoredEvent {
+            seq: row.try_get("seq")?,
+            event: Envelope {
+                id: row.try_get("id")?,
+                timestamp: row.try_get("timestamp_ms")?,
+                event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
+                source: serde_json::from_value(serde_json::Value::String(source))
+                    .map_err(|error| corrupt("source", &error))?,
+                version: row.try_get("version")?,
+                correlation_id: row.try_get("correlation_id")?,
+                causation_id: row.try_get("causation_id")?,
+                data: row.try_get("data")?,
+            },
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "seq, id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data";
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn kind(&self) -> StorageKind {
+        StorageKind::Postgres
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
+    async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
+        let source = serde_json::to_value(event.source)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(event.id)
+        .bind(event.event_type.as_str())
+        .bind(source)
+        .bind(&event.version)
+        .bind(event.timestamp)
+        .bind(&event.correlation_id)
+        .bind(event.causation_id)
+        .bind(&event.data)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
+        let mut sql: QueryBuilder<'_, Postgres> =
+            QueryBuilder::new(format!("SELECT {COLUMNS} FROM events WHERE TRUE"));
+        if let Some(patterns) = like_patterns(&query.patterns) {
+            sql.push(" AND event_type LIKE ANY(").push_bind(patterns).push(")");
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND timestamp_ms < ").push_bind(before.timestamp_millis());
+        }
+        if let Some(after) = query.after {
+            sql.push(" AND timestamp_ms > ").push_bind(after.timestamp_millis());
+        }
+        if let Some(correlation) = &query.correlation_id {
+            sql.push(" AND correlation_id = ").push_bind(correlation.clone());
+        }
+        match query.after_seq {
+            Some(after_seq) => sql.push(" AND seq > ").push_bind(after_seq).push(" ORDER BY seq ASC"),
+            None => sql.push(" ORDER BY seq DESC"),
+        };
+        sql.push(" LIMIT ").push_bind(i64::from(query.limit));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter().map(PostgresStorage::decode).collect()
+    }
+
+    async fn event(&self, id: Uuid) -> Result<Option<StoredEvent>, StorageError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(PostgresStorage::decode).transpose()
+    }
+}
