@@ -232,3 +232,58 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod layer_tests {
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn call(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder().uri(path).body(Body::empty()).expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("JSON envelope"))
+    }
+
+    #[tokio::test]
+    async fn slow_request_is_stopped_with_the_timeout_envelope() {
+        let router = with_conventions(
+            Router::new().route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await })),
+            "test",
+            Duration::from_millis(20),
+        );
+        let (status, body) = call(router, "/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], codes::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn panicking_handler_answers_the_internal_envelope_without_detail() {
+        async fn explode() -> &'static str {
+            panic!("secret internal detail")
+        }
+        let router = with_conventions(Router::new().route("/boom", get(explode)), "test", Duration::from_secs(5));
+        let (status, body) = call(router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], codes::INTERNAL);
+        assert!(!body.to_string().contains("secret internal detail"));
+    }
+
+    #[tokio::test]
+    async fn server_error_never_carries_internal_text() {
+        let router = with_conventions(
+            Router::new().route(
+                "/fail",
+                get(|| async { Err::<(), Error>(Error::Internal(anyhow::anyhow!("password=hunter2 in a stack"))) }),
+            ),
+            "test",
+            Duration::from_secs(5),
+        );
+        let (status, body) = call(router, "/fail").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("hunter2"), "{body}");
+    }
+}

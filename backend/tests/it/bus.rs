@@ -1,0 +1,114 @@
+//! The event bus trait, the same tests on the in-process bus and Redis Streams.
+
+use std::time::Duration;
+
+use sothebais_backend::bus::{Delivery, GroupStart, SubscribeOptions};
+use sothebais_shared::events::{AgentMood, Category, Envelope, EventType, Mood, Source};
+
+use crate::both_backends;
+use crate::helpers::Backend;
+
+fn event(mood: Mood) -> Envelope {
+    Envelope::new(EventType::AgentMood, Source::AgentService, &AgentMood { mood, intensity: 1.0, expression: "x".into() })
+        .expect("valid")
+}
+
+fn options(group: &str, consumer: &str) -> SubscribeOptions {
+    SubscribeOptions::new(group, consumer, &[Category::Agent, Category::Auction], GroupStart::Latest)
+}
+
+fn ids(deliveries: &[Delivery]) -> Vec<uuid::Uuid> {
+    deliveries.iter().map(|delivery| delivery.envelope().expect("valid envelope").id).collect()
+}
+
+const WAIT: Duration = Duration::from_secs(2);
+
+both_backends! {
+    async fn published_event_reaches_a_subscriber_intact(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let mut subscription = bus.subscribe(options("renderer", "one")).await.expect("subscribe");
+        let sent = event(Mood::Happy);
+        bus.publish(&sent).await.expect("publish");
+        let received = subscription.read(10, WAIT).await.expect("read");
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].stream, "events:agent");
+        assert_eq!(received[0].envelope().expect("envelope"), sent);
+    }
+
+    async fn a_blocked_read_wakes_on_publish(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let mut subscription = bus.subscribe(options("renderer", "one")).await.expect("subscribe");
+        let publisher = bus.clone();
+        let sent = event(Mood::Excited);
+        let expected = sent.id;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            publisher.publish(&sent).await.expect("publish");
+        });
+        let received = subscription.read(10, Duration::from_secs(5)).await.expect("read");
+        assert_eq!(ids(&received), vec![expected]);
+    }
+
+    async fn each_group_gets_every_event_and_each_consumer_a_share(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let mut renderer = bus.subscribe(options("renderer", "r1")).await.expect("subscribe");
+        let mut agent_a = bus.subscribe(options("agent", "a1")).await.expect("subscribe");
+        let mut agent_b = bus.subscribe(options("agent", "a2")).await.expect("subscribe");
+        let sent: Vec<Envelope> = (0..4).map(|_| event(Mood::Neutral)).collect();
+        for item in &sent {
+            bus.publish(item).await.expect("publish");
+        }
+        let all = renderer.read(10, WAIT).await.expect("read");
+        assert_eq!(ids(&all), sent.iter().map(|item| item.id).collect::<Vec<_>>());
+        let first = agent_a.read(3, WAIT).await.expect("read");
+        let rest = agent_b.read(10, WAIT).await.expect("read");
+        assert_eq!(first.len() + rest.len(), 4);
+        assert!(ids(&first).iter().all(|id| !ids(&rest).contains(id)), "no entry goes to two consumers of a group");
+    }
+
+    async fn unacknowledged_entry_of_a_dead_consumer_is_redelivered_to_another(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let mut doomed = bus.subscribe(options("agent", "doomed")).await.expect("subscribe");
+        let mut survivor = bus.subscribe(options("agent", "survivor")).await.expect("subscribe");
+        let sent = event(Mood::Tense);
+        bus.publish(&sent).await.expect("publish");
+        let taken = doomed.read(10, WAIT).await.expect("read");
+        assert_eq!(ids(&taken), vec![sent.id]);
+        drop(doomed); // dies before acknowledging
+
+        assert!(survivor.read(10, Duration::from_millis(50)).await.expect("read").is_empty(),
+            "a pending entry is not handed out as new");
+        assert!(survivor.claim_stalled(Duration::from_secs(60), 10).await.expect("claim").is_empty(),
+            "a recently delivered entry is not yet stalled");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let claimed = survivor.claim_stalled(Duration::from_millis(100), 10).await.expect("claim");
+        assert_eq!(ids(&claimed), vec![sent.id]);
+        survivor.ack(&claimed[0]).await.expect("ack");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(survivor.claim_stalled(Duration::from_millis(100), 10).await.expect("claim").is_empty(),
+            "an acknowledged entry is never delivered again");
+    }
+
+    async fn group_created_at_the_beginning_sees_earlier_events(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let early = event(Mood::Surprised);
+        bus.publish(&early).await.expect("publish");
+        let mut late_latest = bus.subscribe(options("latest", "one")).await.expect("subscribe");
+        let mut late_beginning = bus
+            .subscribe(SubscribeOptions::new("replayer", "one", &[Category::Agent], GroupStart::Beginning))
+            .await
+            .expect("subscribe");
+        assert!(late_latest.read(10, Duration::from_millis(50)).await.expect("read").is_empty());
+        assert_eq!(ids(&late_beginning.read(10, WAIT).await.expect("read")), vec![early.id]);
+    }
+
+    async fn streams_are_capped(backend: Backend) {
+        let bus = backend.bus(10).await;
+        for _ in 0..500 {
+            bus.publish(&event(Mood::Neutral)).await.expect("publish");
+        }
+        // Redis trims approximately (whole macro-nodes), so allow its slack.
+        let length = bus.stream_len("events:agent").await.expect("length");
+        assert!((10..=200).contains(&length), "stream holds {length} entries");
+    }
+}

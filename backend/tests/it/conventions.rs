@@ -1,0 +1,185 @@
+//! The envelope on every error path of the gateway and the role listeners.
+
+use sothebais_backend::ServiceRole;
+use sothebais_backend::app::ListenerKind;
+use sothebais_backend::auth::Role;
+
+use crate::helpers::{Backend, TestApp, assert_error, json, token};
+
+#[tokio::test]
+async fn unknown_route_gets_the_not_found_envelope() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (status, body) = json(app.client.get(app.gateway("/api/nowhere")).send().await.expect("send")).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn unknown_route_on_a_role_listener_gets_the_envelope_too() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    for kind in [ListenerKind::Api, ListenerKind::Ws, ListenerKind::Metrics, ListenerKind::Health] {
+        let url = app.url(ServiceRole::Auction, kind, "/nowhere");
+        let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
+        assert_eq!(status, 404, "{kind:?}");
+        assert_error(&body, "NOT_FOUND");
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_gets_the_envelope() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app.client.delete(app.gateway("/api/events/schemas")).send().await.expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 405);
+    assert_error(&body, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn malformed_json_gets_bad_request_naming_the_body() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app
+        .client
+        .post(app.gateway("/api/events/agent:mood"))
+        .bearer_auth(token(Role::Operator))
+        .header("content-type", "application/json")
+        .body("{\"mood\": ")
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_error(&body, "BAD_REQUEST");
+    assert_eq!(body["error"]["details"]["field"], "body");
+}
+
+#[tokio::test]
+async fn wrong_content_type_gets_bad_request_naming_the_header() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app
+        .client
+        .post(app.gateway("/api/events/agent:mood"))
+        .bearer_auth(token(Role::Operator))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_error(&body, "BAD_REQUEST");
+    assert_eq!(body["error"]["details"]["field"], "content-type");
+}
+
+#[tokio::test]
+async fn oversized_body_gets_payload_too_large() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(100 * 1024));
+    let response = app
+        .client
+        .post(app.gateway("/api/events/agent:message"))
+        .bearer_auth(token(Role::Operator))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 413);
+    assert_error(&body, "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn data_not_matching_its_type_gets_bad_request_naming_data() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app
+        .client
+        .post(app.gateway("/api/events/agent:mood"))
+        .bearer_auth(token(Role::Operator))
+        .json(&serde_json::json!({ "mood": "furious", "intensity": 1.0, "expression": "x" }))
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_error(&body, "BAD_REQUEST");
+    assert_eq!(body["error"]["details"]["field"], "data");
+}
+
+#[tokio::test]
+async fn unknown_event_type_gets_bad_request_naming_type() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app
+        .client
+        .post(app.gateway("/api/events/auction:teleport"))
+        .bearer_auth(token(Role::Operator))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"]["field"], "type");
+}
+
+#[tokio::test]
+async fn bad_query_value_gets_bad_request() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let url = app.gateway("/api/events/auction:*/history?limit=many");
+    let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
+    assert_eq!(status, 400);
+    assert_error(&body, "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn every_role_serves_its_openapi_document_and_the_gateway_merges_them() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    for role in ServiceRole::ALL {
+        let url = app.url(role, ListenerKind::Api, &format!("/api/{role}/openapi.json"));
+        let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
+        assert_eq!(status, 200, "{role}");
+        assert_eq!(body["data"]["openapi"], "3.1.0");
+    }
+    let (status, body) = json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
+    assert_eq!(status, 200);
+    let paths = body["data"]["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/api/events/{type}") && paths.contains_key("/api/admin/config"), "{paths:?}");
+}
+
+#[tokio::test]
+async fn gateway_answers_unavailable_when_the_renderer_is_not_running() {
+    // Nothing listens on port 9 (discard) on a test machine.
+    let app = TestApp::spawn_with(Backend::Embedded, &[("STREAM_MANAGER_URL", "http://127.0.0.1:9")]).await;
+    let (status, body) = json(app.client.get(app.gateway("/api/stream/status")).send().await.expect("send")).await;
+    assert_eq!(status, 503);
+    assert_error(&body, "UNAVAILABLE");
+    assert_eq!(body["error"]["details"]["dependency"], "renderer");
+}
+
+#[tokio::test]
+async fn gateway_forwards_stream_requests_to_the_renderer() {
+    use axum::routing::get;
+    let renderer = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let renderer_url = format!("http://{}", renderer.local_addr().expect("addr"));
+    let routes = axum::Router::new().route(
+        "/api/stream/status",
+        get(|query: axum::extract::RawQuery| async move {
+            axum::Json(serde_json::json!({ "success": true, "data": { "state": "live", "query": query.0 } }))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(renderer, routes).await });
+    let app = TestApp::spawn_with(Backend::Embedded, &[("STREAM_MANAGER_URL", &renderer_url)]).await;
+    let url = app.gateway("/api/stream/status?verbose=1");
+    let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["state"], "live");
+    assert_eq!(body["data"]["query"], "verbose=1");
+}
+
+#[tokio::test]
+async fn dashboard_is_served_at_the_gateway_root() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let response = app.client.get(app.gateway("/")).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.expect("body");
+    assert!(page.contains("SothebAIs") && page.contains("/api/admin/status"));
+}

@@ -1,0 +1,221 @@
+//! Shared test helpers: backends, a running application, tokens.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sothebais_backend::app::{ListenerAddress, ListenerKind};
+use sothebais_backend::auth::{Role, issue_token};
+use sothebais_backend::bus::{EventBus, RedisBus};
+use sothebais_backend::config::FlagValues;
+use sothebais_backend::storage::{PostgresStorage, SqliteStorage, Storage};
+use sothebais_backend::{Application, Config, ServiceRole};
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+
+/// The signing secret every test application uses.
+pub const JWT_SECRET: &str = "integration-test-signing-secret";
+
+/// Which storage and bus a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a temporary folder and the in-process bus.
+    Embedded,
+    /// PostgreSQL (a fresh database per test) and Redis (a fresh key prefix per test).
+    Production,
+}
+
+/// Runs one test body against both backends, as `<name>::embedded` and
+/// `<name>::production`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($backend:ident: $backend_type:ty) $body:block)+) => {$(
+        mod $name {
+            #[allow(unused_imports, reason = "each test uses a different part of the parent's imports")]
+            use super::*;
+
+            async fn run($backend: $backend_type) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                run($crate::helpers::Backend::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn production() {
+                if $crate::helpers::Backend::Production.skipped() {
+                    return;
+                }
+                run($crate::helpers::Backend::Production).await;
+            }
+        }
+    )+};
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("SOTHEBAIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("SOTHEBAIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+impl Backend {
+    /// True when the run was explicitly told to skip this backend
+    /// (`SOTHEBAIS_TEST_SKIP=production`).
+    pub fn skipped(self) -> bool {
+        let name = match self {
+            Backend::Embedded => "embedded",
+            Backend::Production => "production",
+        };
+        let skipped = std::env::var("SOTHEBAIS_TEST_SKIP")
+            .is_ok_and(|list| list.split(',').any(|item| item.trim() == name));
+        if skipped {
+            eprintln!("skipped: the {name} backend (SOTHEBAIS_TEST_SKIP)");
+        }
+        skipped
+    }
+
+    /// Settings that point a backend process at this backend's fresh resources.
+    pub async fn settings(self, data_dir: &std::path::Path) -> BTreeMap<String, String> {
+        let mut settings = BTreeMap::new();
+        settings.insert("SOTHEBAIS_DATA_DIR".into(), data_dir.display().to_string());
+        if self == Backend::Production {
+            settings.insert("DATABASE_URL".into(), fresh_postgres_database().await);
+            settings.insert("REDIS_URL".into(), redis_url());
+            settings.insert("REDIS_KEY_PREFIX".into(), unique_prefix());
+        }
+        settings
+    }
+
+    /// A fresh, migrated storage of this backend.
+    pub async fn storage(self) -> (Arc<dyn Storage>, Option<tempfile::TempDir>) {
+        match self {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let storage = SqliteStorage::open(&dir.path().join("test.db")).await.expect("open SQLite");
+                (Arc::new(storage), Some(dir))
+            }
+            Backend::Production => {
+                let url = fresh_postgres_database().await;
+                let storage = PostgresStorage::connect(&url).await.expect("connect the fresh PostgreSQL database");
+                (Arc::new(storage), None)
+            }
+        }
+    }
+
+    /// A fresh bus of this backend, its streams capped at `max_len`.
+    pub async fn bus(self, max_len: usize) -> Arc<dyn EventBus> {
+        match self {
+            Backend::Embedded => Arc::new(sothebais_backend::bus::MemoryBus::new(max_len)),
+            Backend::Production => {
+                let url = redis_url();
+                let bus = RedisBus::connect(&url, &unique_prefix(), max_len).await.unwrap_or_else(|error| {
+                    panic!("Redis at {url} is unreachable ({error}); start it, or set SOTHEBAIS_TEST_SKIP=production")
+                });
+                Arc::new(bus)
+            }
+        }
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates an empty database for one test and returns its URL.
+async fn fresh_postgres_database() -> String {
+    let admin_url = postgres_admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
+        panic!("PostgreSQL at {admin_url} is unreachable ({error}); start it, or set SOTHEBAIS_TEST_SKIP=production")
+    });
+    let name = format!("sothebais_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut connection)
+        .await
+        .expect("create a test database");
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// A backend application running in this test process.
+pub struct TestApp {
+    pub addresses: Vec<ListenerAddress>,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Every role, on free ports, against `backend`.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// Every role, with extra settings (environment names) on top.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = backend.settings(data_dir.path()).await;
+        settings.insert("JWT_SECRET".into(), JWT_SECRET.into());
+        for prefix in ["ADMIN", "EVENT_HANDLER", "AUCTION_ENGINE", "AGENT_SERVICE", "SOCIAL"] {
+            settings.insert(format!("{prefix}_PORT"), "0".into());
+        }
+        for (key, value) in extra {
+            settings.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let env = move |key: &str| settings.get(key).cloned();
+        let config = Config::load(&FlagValues::new(), None, &env).expect("test configuration");
+        let application = Application::build(config, &ServiceRole::ALL).await.expect("build the application");
+        let addresses = application.addresses();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(application.run(shutdown.clone()));
+        TestApp {
+            addresses,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            shutdown,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// `http://addr/path` of one role's listener.
+    pub fn url(&self, role: ServiceRole, kind: ListenerKind, path: &str) -> String {
+        let address = self
+            .addresses
+            .iter()
+            .find(|address| address.role == role && address.kind == kind)
+            .expect("listener exists");
+        format!("http://{}{path}", address.addr)
+    }
+
+    /// A URL on the gateway (`ADMIN_PORT`).
+    pub fn gateway(&self, path: &str) -> String {
+        self.url(ServiceRole::Admin, ListenerKind::Api, path)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A valid token for `role`.
+pub fn token(role: Role) -> String {
+    issue_token(&SecretString::from(JWT_SECRET.to_owned()), "tester", role, Duration::from_secs(600)).expect("sign")
+}
+
+/// The JSON body of a response, with its status.
+pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+    (status, value)
+}
+
+/// Asserts the failed-response envelope with `code`.
+pub fn assert_error(body: &serde_json::Value, code: &str) {
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()), "{body}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the backend. Tests where storage or the bus matter run twice,
+//! embedded (SQLite + in-process bus) and production (PostgreSQL + Redis, each test
+//! with its own database and key prefix), through `both_backends!`.
+
+mod helpers;
+
+mod auth;
+mod bus;
+mod conventions;
+mod health;
+mod storage;

@@ -1,0 +1,119 @@
+//! The storage trait, the same tests on SQLite and PostgreSQL.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use sothebais_backend::storage::EventQuery;
+use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, SystemMetric};
+
+use crate::both_backends;
+use crate::helpers::Backend;
+
+fn mood_event() -> Envelope {
+    Envelope::new(
+        EventType::AgentMood,
+        Source::AgentService,
+        &AgentMood { mood: Mood::Tense, intensity: 0.75, expression: "tense.png".into() },
+    )
+    .expect("valid")
+}
+
+fn metric_event(value: f64) -> Envelope {
+    Envelope::new(
+        EventType::SystemMetric,
+        Source::EventHandler,
+        &SystemMetric { name: "lag".into(), value, labels: Default::default() },
+    )
+    .expect("valid")
+}
+
+fn query(patterns: &[&str]) -> EventQuery {
+    EventQuery {
+        patterns: patterns.iter().map(|pattern| pattern.parse().expect("pattern")).collect(),
+        limit: 100,
+        ..EventQuery::default()
+    }
+}
+
+both_backends! {
+    async fn stored_event_reads_back_identical(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let event = mood_event().correlated("post-42");
+        let stored = storage.append_event(&event).await.expect("append");
+        assert_eq!(stored.event, event);
+        let read = storage.event(event.id).await.expect("read").expect("present");
+        assert_eq!(read, stored);
+    }
+
+    async fn storing_the_same_event_twice_keeps_one_row(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let event = mood_event();
+        let first = storage.append_event(&event).await.expect("append");
+        let second = storage.append_event(&event).await.expect("append again");
+        assert_eq!(first.seq, second.seq);
+        assert_eq!(storage.events(&query(&["*"])).await.expect("history").len(), 1);
+    }
+
+    async fn history_is_newest_first_and_filtered_by_pattern(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let first = mood_event();
+        let metric = metric_event(1.0);
+        let second = mood_event();
+        for event in [&first, &metric, &second] {
+            storage.append_event(event).await.expect("append");
+        }
+        let agent: Vec<_> = storage.events(&query(&["agent:*"])).await.expect("history")
+            .into_iter().map(|stored| stored.event.id).collect();
+        assert_eq!(agent, vec![second.id, first.id]);
+        let exact = storage.events(&query(&["system:metric"])).await.expect("history");
+        assert_eq!(exact.len(), 1);
+        assert_eq!(exact[0].event, metric);
+        let both = storage.events(&query(&["agent:mood", "system:*"])).await.expect("history");
+        assert_eq!(both.len(), 3);
+    }
+
+    async fn history_filters_by_correlation_and_time(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let mut old = mood_event().correlated("chain-a");
+        old.timestamp = (Utc::now() - ChronoDuration::hours(2)).timestamp_millis();
+        let recent = mood_event().correlated("chain-b");
+        storage.append_event(&old).await.expect("append");
+        storage.append_event(&recent).await.expect("append");
+
+        let by_chain = storage
+            .events(&EventQuery { correlation_id: Some("chain-a".into()), ..query(&["*"]) })
+            .await
+            .expect("history");
+        assert_eq!(by_chain.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![old.id]);
+
+        let last_hour = storage
+            .events(&EventQuery { after: Some(Utc::now() - ChronoDuration::hours(1)), ..query(&["*"]) })
+            .await
+            .expect("history");
+        assert_eq!(last_hour.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![recent.id]);
+
+        let before = storage
+            .events(&EventQuery { before: Some(Utc::now() - ChronoDuration::hours(1)), ..query(&["*"]) })
+            .await
+            .expect("history");
+        assert_eq!(before.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![old.id]);
+    }
+
+    async fn replay_after_a_sequence_number_is_oldest_first(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let events: Vec<Envelope> = (0..5).map(|value| metric_event(f64::from(value))).collect();
+        let mut seqs = Vec::new();
+        for event in &events {
+            seqs.push(storage.append_event(event).await.expect("append").seq);
+        }
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+        let replay = storage
+            .events(&EventQuery { after_seq: Some(seqs[1]), limit: 2, ..query(&["*"]) })
+            .await
+            .expect("replay");
+        assert_eq!(replay.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![events[2].id, events[3].id]);
+    }
+
+    async fn ping_answers_when_the_database_is_up(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        storage.ping().await.expect("ping");
+    }
+}
