@@ -41,8 +41,13 @@ pub enum ServiceRole {
 }
 
 impl ServiceRole {
-    pub const ALL: [ServiceRole; 5] =
-        [ServiceRole::Auction, ServiceRole::Events, ServiceRole::Agent, ServiceRole::Social, ServiceRole::Admin];
+    pub const ALL: [ServiceRole; 5] = [
+        ServiceRole::Auction,
+        ServiceRole::Events,
+        ServiceRole::Agent,
+        ServiceRole::Social,
+        ServiceRole::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,11 +99,7 @@ impl ServiceRole {
             ServiceRole::Social => social::operations(),
             ServiceRole::Admin => admin::operations(),
         };
-        let mut operations = vec![Operation::new(
-            "GET",
-            openapi_path(self),
-            "This OpenAPI document",
-        )];
+        let mut operations = vec![Operation::new("GET", openapi_path(self), "This OpenAPI document")];
         operations.extend(own);
         operations
     }
@@ -290,7 +291,10 @@ impl Application {
 
     /// The address of one listener.
     pub fn address(&self, role: ServiceRole, kind: ListenerKind) -> Option<SocketAddr> {
-        self.addresses().into_iter().find(|address| address.role == role && address.kind == kind).map(|a| a.addr)
+        self.addresses()
+            .into_iter()
+            .find(|address| address.role == role && address.kind == kind)
+            .map(|a| a.addr)
     }
 
     pub fn state(&self) -> &AppState {
@@ -320,7 +324,9 @@ impl Application {
                 axum::serve(listener, router.into_make_service())
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
-                    .with_context(|| format!("serving {} {} on {}", address.role, address.kind.as_str(), address.addr))
+                    .with_context(|| {
+                        format!("serving {} {} on {}", address.role, address.kind.as_str(), address.addr)
+                    })
             });
         }
         // Long-lived connections (WebSockets) end when the state's token fires.
@@ -424,7 +430,10 @@ mod tests {
 
     #[test]
     fn roles_parse_from_a_comma_list_without_duplicates() {
-        assert_eq!(parse_roles("events, auction,events"), Ok(vec![ServiceRole::Auction, ServiceRole::Events]));
+        assert_eq!(
+            parse_roles("events, auction,events"),
+            Ok(vec![ServiceRole::Auction, ServiceRole::Events])
+        );
         assert!(parse_roles("auction,stream").expect_err("unknown").contains("stream"));
         assert!(parse_roles("").is_err());
     }

@@ -85,7 +85,10 @@ pub struct Claims {
 
 /// Reads the HS256 secret: `JWT_SECRET` when set, else the file `jwt_secret` in the
 /// data dir, created with a fresh random secret (mode 0600) on first start.
-pub fn load_or_create_secret(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<SecretString> {
+pub fn load_or_create_secret(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+) -> anyhow::Result<SecretString> {
     use anyhow::Context as _;
     if let Some(secret) = configured {
         return Ok(secret.clone());
@@ -93,7 +96,9 @@ pub fn load_or_create_secret(configured: Option<&SecretString>, data_dir: &Path)
     let path = data_dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 16 => return Ok(SecretString::from(text.trim().to_owned())),
-        Ok(_) => anyhow::bail!("{} is too short to be a signing secret; delete it to regenerate", path.display()),
+        Ok(_) => {
+            anyhow::bail!("{} is too short to be a signing secret; delete it to regenerate", path.display())
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
     }
@@ -134,7 +139,8 @@ pub fn issue_token(secret: &SecretString, sub: &str, role: Role, ttl: Duration) 
 /// Parses a duration such as `90s`, `15m`, `1h` or `7d`.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 30m, 1h or 7d"))?;
+    let number: u64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration such as 30m, 1h or 7d"))?;
     let seconds = match unit {
         "s" | "" => 1,
         "m" => 60,
@@ -156,7 +162,10 @@ pub struct Authenticator {
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_struct("Authenticator").field("jwks", &self.jwks.as_ref().map(|jwks| &jwks.url)).finish()
+        formatter
+            .debug_struct("Authenticator")
+            .field("jwks", &self.jwks.as_ref().map(|jwks| &jwks.url))
+            .finish()
     }
 }
 
@@ -165,7 +174,14 @@ impl fmt::Debug for Authenticator {
 struct Jwks {
     url: String,
     client: reqwest::Client,
-    keys: RwLock<(HashMap<String, Arc<DecodingKey>>, Option<Instant>)>,
+    cache: RwLock<KeyCache>,
+}
+
+/// The keys fetched so far and when they were last fetched.
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, Arc<DecodingKey>>,
+    fetched_at: Option<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -183,19 +199,19 @@ struct Jwk {
 
 impl Jwks {
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, String> {
-        if let Some(key) = self.keys.read().await.0.get(kid) {
+        if let Some(key) = self.cache.read().await.keys.get(kid) {
             return Ok(key.clone());
         }
-        let mut guard = self.keys.write().await;
-        let recently = guard.1.is_some_and(|at| at.elapsed() < Duration::from_secs(30));
+        let mut cache = self.cache.write().await;
+        let recently = cache.fetched_at.is_some_and(|at| at.elapsed() < Duration::from_secs(30));
         if !recently {
-            guard.1 = Some(Instant::now());
+            cache.fetched_at = Some(Instant::now());
             match self.fetch().await {
-                Ok(keys) => guard.0 = keys,
+                Ok(keys) => cache.keys = keys,
                 Err(error) => tracing::warn!(url = %self.url, %error, "could not fetch the JWKS"),
             }
         }
-        guard.0.get(kid).cloned().ok_or_else(|| format!("unknown signing key {kid:?}"))
+        cache.keys.get(kid).cloned().ok_or_else(|| format!("unknown signing key {kid:?}"))
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
@@ -229,7 +245,7 @@ impl Authenticator {
     pub fn new(secret: &SecretString, jwks_url: Option<String>, client: reqwest::Client) -> Authenticator {
         Authenticator {
             hs256: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-            jwks: jwks_url.map(|url| Jwks { url, client, keys: RwLock::new((HashMap::new(), None)) }),
+            jwks: jwks_url.map(|url| Jwks { url, client, cache: RwLock::new(KeyCache::default()) }),
         }
     }
 
@@ -242,7 +258,8 @@ impl Authenticator {
         let claims = match header.alg {
             Algorithm::HS256 => jsonwebtoken::decode::<Claims>(token, &self.hs256, &validation),
             Algorithm::RS256 => {
-                let jwks = self.jwks.as_ref().ok_or("RS256 tokens are not accepted: AUTH_JWKS_URL is not set")?;
+                let jwks =
+                    self.jwks.as_ref().ok_or("RS256 tokens are not accepted: AUTH_JWKS_URL is not set")?;
                 let kid = header.kid.ok_or("RS256 token without a key id")?;
                 let key = jwks.key(&kid).await?;
                 jsonwebtoken::decode::<Claims>(token, &key, &validation)
@@ -268,9 +285,10 @@ impl Caller {
         match &self.0 {
             None => Err(Error::Unauthenticated(format!("this needs a bearer token with role {required}"))),
             Some(claims) if claims.role.satisfies(required) => Ok(claims),
-            Some(claims) => {
-                Err(Error::Forbidden(format!("this needs role {required}; the token has role {}", claims.role)))
-            }
+            Some(claims) => Err(Error::Forbidden(format!(
+                "this needs role {required}; the token has role {}",
+                claims.role
+            ))),
         }
     }
 }
@@ -332,7 +350,9 @@ impl<S: HasAuthenticator + Send + Sync> FromRequestParts<S> for Caller {
             .to_str()
             .ok()
             .and_then(|text| text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")))
-            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into()))?;
+            .ok_or_else(|| {
+                Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+            })?;
         let claims = state.authenticator().verify(token.trim()).await.map_err(Error::Unauthenticated)?;
         Ok(Caller(Some(claims)))
     }

@@ -1,5 +1,5 @@
-//! Layered configuration: command-line flag > environment variable > `sothebais.toml`
-//! > default. Every setting has one environment name (`ADMIN_PORT`) and one file key,
+//! Layered configuration. Precedence, highest first: command-line flag, environment
+//! variable, `sothebais.toml`, default. Every setting has one environment name (`ADMIN_PORT`) and one file key,
 //! the same name in lower case without the `SOTHEBAIS_` prefix (`admin_port`).
 //! An unknown file key or a malformed value stops the start, naming the key.
 
@@ -194,9 +194,7 @@ impl Layers {
         key: &str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
-        self.parse(key, None, |value| {
-            if value.is_empty() { Ok(None) } else { parse(value).map(Some) }
-        })
+        self.parse(key, None, |value| if value.is_empty() { Ok(None) } else { parse(value).map(Some) })
     }
 
     fn port(&self, key: &str) -> Result<Option<u16>, ConfigError> {
@@ -225,7 +223,9 @@ impl Layers {
 }
 
 fn parse_port(value: &str) -> Result<u16, String> {
-    value.parse::<u16>().map_err(|_| format!("{value:?} is not a port number (0 to 65535; 0 picks a free port)"))
+    value
+        .parse::<u16>()
+        .map_err(|_| format!("{value:?} is not a port number (0 to 65535; 0 picks a free port)"))
 }
 
 fn parse_url(schemes: &'static [&'static str]) -> impl Fn(&str) -> Result<SecretString, String> {
@@ -283,11 +283,18 @@ impl Config {
                 if value.is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
             })?,
             bind: layers.parse("SOTHEBAIS_BIND", IpAddr::from([127, 0, 0, 1]), |value| {
-                value.parse().map_err(|_| format!("{value:?} is not an IP address such as 127.0.0.1 or 0.0.0.0"))
+                value
+                    .parse()
+                    .map_err(|_| format!("{value:?} is not an IP address such as 127.0.0.1 or 0.0.0.0"))
             })?,
-            database_url: layers.optional("DATABASE_URL", parse_url(&["postgres", "postgresql", "sqlite"]))?,
+            database_url: layers
+                .optional("DATABASE_URL", parse_url(&["postgres", "postgresql", "sqlite"]))?,
             redis_url,
-            redis_key_prefix: layers.parse("REDIS_KEY_PREFIX", String::new(), |value| Ok(value.to_owned()))?,
+            redis_key_prefix: layers.parse(
+                "REDIS_KEY_PREFIX",
+                String::new(),
+                |value| Ok(value.to_owned()),
+            )?,
             jwt_secret: layers.optional("JWT_SECRET", |value| {
                 if value.len() < 16 {
                     Err("must be at least 16 characters".into())
@@ -313,12 +320,14 @@ impl Config {
                 chrono_tz::America::New_York,
                 sothebais_shared::time::parse_timezone,
             )?,
-            request_timeout: layers.parse("SOTHEBAIS_REQUEST_TIMEOUT_SECS", Duration::from_secs(15), |value| {
-                match value.parse::<u64>() {
+            request_timeout: layers.parse(
+                "SOTHEBAIS_REQUEST_TIMEOUT_SECS",
+                Duration::from_secs(15),
+                |value| match value.parse::<u64>() {
                     Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
                     _ => Err(format!("{value:?} is not a positive number of seconds")),
-                }
-            })?,
+                },
+            )?,
             stream_manager_url: layers.parse(
                 "STREAM_MANAGER_URL",
                 format!("http://127.0.0.1:{}", defaults::STREAM_MANAGER),
@@ -377,9 +386,10 @@ fn read_file_layer(
         Err(error) if !required && error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(ConfigError::File { file: path.to_path_buf(), reason: error.to_string() }),
     };
-    let table: toml::Table = text
-        .parse()
-        .map_err(|error: toml::de::Error| ConfigError::File { file: path.to_path_buf(), reason: error.to_string() })?;
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| ConfigError::File {
+        file: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
     for (key, value) in table {
         let Some(name) = SETTINGS.iter().find(|name| file_key(name) == key) else {
             return Err(ConfigError::UnknownKey { key, file: path.to_path_buf() });
@@ -442,7 +452,8 @@ mod tests {
     #[test]
     fn unknown_file_key_is_an_error_naming_the_key() {
         let file = write_file("admin_prot = 5000\n");
-        let error = Config::load(&FlagValues::new(), Some(file.path()), &env_of(&[])).expect_err("unknown key");
+        let error =
+            Config::load(&FlagValues::new(), Some(file.path()), &env_of(&[])).expect_err("unknown key");
         assert!(error.to_string().contains("`admin_prot`"), "{error}");
     }
 
@@ -464,7 +475,8 @@ mod tests {
 
     #[test]
     fn port_zero_picks_free_ports_for_the_whole_block() {
-        let config = Config::load(&FlagValues::new(), None, &env_of(&[("EVENT_HANDLER_PORT", "0")])).expect("valid");
+        let config =
+            Config::load(&FlagValues::new(), None, &env_of(&[("EVENT_HANDLER_PORT", "0")])).expect("valid");
         assert_eq!(config.ports.events, PortBlock { api: 0, ws: 0, metrics: 0, health: 0 });
     }
 
@@ -482,8 +494,12 @@ mod tests {
 
     #[test]
     fn redis_port_alone_points_at_a_local_redis() {
-        let config = Config::load(&FlagValues::new(), None, &env_of(&[("REDIS_PORT", "6380")])).expect("valid");
-        assert_eq!(config.redis_url.map(|url| url.expose_secret().to_owned()), Some("redis://127.0.0.1:6380".into()));
+        let config =
+            Config::load(&FlagValues::new(), None, &env_of(&[("REDIS_PORT", "6380")])).expect("valid");
+        assert_eq!(
+            config.redis_url.map(|url| url.expose_secret().to_owned()),
+            Some("redis://127.0.0.1:6380".into())
+        );
     }
 
     #[test]

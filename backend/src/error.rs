@@ -41,10 +41,7 @@ pub enum Error {
 impl Error {
     /// A 400 naming the field at fault.
     pub fn bad_field(field: &str, message: impl Into<String>) -> Error {
-        Error::BadRequest {
-            message: message.into(),
-            details: Some(serde_json::json!({ "field": field })),
-        }
+        Error::BadRequest { message: message.into(), details: Some(serde_json::json!({ "field": field })) }
     }
 
     fn status_and_body(&self) -> (StatusCode, ApiError) {
@@ -109,10 +106,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, body) = self.status_and_body();
         let mut response = envelope_response(status, body);
-        if let Error::RateLimited { retry_after_secs } = &self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Error::RateLimited { retry_after_secs } = &self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if status.is_server_error() {
             response.extensions_mut().insert(InternalDetail(format!("{self:#}")));

@@ -9,7 +9,10 @@ async fn main() -> ExitCode {
     let config = match cli::load_config(&cli) {
         Ok(config) => config,
         Err(error) => {
-            #[expect(clippy::print_stderr, reason = "configuration errors are reported before logging starts")]
+            #[expect(
+                clippy::print_stderr,
+                reason = "configuration errors are reported before logging starts"
+            )]
             {
                 eprintln!("sothebais: {error:#}");
             }

@@ -111,9 +111,7 @@ impl FromStr for Amount {
         }
         let padding = ETH_DECIMALS - fraction.len();
         fraction_wei *= 10u128.pow(padding as u32);
-        wei.checked_add(fraction_wei)
-            .map(Amount)
-            .ok_or(AmountError::Overflow)
+        wei.checked_add(fraction_wei).map(Amount).ok_or(AmountError::Overflow)
     }
 }
 
@@ -200,10 +198,7 @@ mod tests {
     #[test]
     fn serializes_as_a_string_never_a_number() {
         let amount: Amount = "1.05".parse().expect("valid");
-        assert_eq!(
-            serde_json::to_string(&amount).expect("serialize"),
-            "\"1.05\""
-        );
+        assert_eq!(serde_json::to_string(&amount).expect("serialize"), "\"1.05\"");
         let back: Amount = serde_json::from_str("\"1.05\"").expect("deserialize");
         assert_eq!(back, amount);
         assert!(serde_json::from_str::<Amount>("1.05").is_err());
@@ -211,10 +206,7 @@ mod tests {
 
     #[test]
     fn percent_rounds_up_to_the_next_wei() {
-        assert_eq!(
-            Amount::from_wei(101).percent_ceil(5),
-            Some(Amount::from_wei(6))
-        );
+        assert_eq!(Amount::from_wei(101).percent_ceil(5), Some(Amount::from_wei(6)));
         assert_eq!(Amount::from_eth(1).percent_ceil(5), "0.05".parse().ok());
     }
 

@@ -21,20 +21,12 @@ pub struct ApiResponse<T> {
 impl<T> ApiResponse<T> {
     /// A successful response carrying `data`.
     pub fn ok(data: T) -> Self {
-        ApiResponse {
-            success: true,
-            data: Some(data),
-            error: None,
-        }
+        ApiResponse { success: true, data: Some(data), error: None }
     }
 
     /// A failed response.
     pub fn err(error: ApiError) -> Self {
-        ApiResponse {
-            success: false,
-            data: None,
-            error: Some(error),
-        }
+        ApiResponse { success: false, data: None, error: Some(error) }
     }
 }
 

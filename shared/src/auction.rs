@@ -261,17 +261,14 @@ mod tests {
             serde_json::from_str(r#"{"title":"a","starting_price":"1"}"#).expect("valid");
         assert_eq!(absent.anti_snipe, None);
         let null: NewAuction =
-            serde_json::from_str(r#"{"title":"a","starting_price":"1","anti_snipe":null}"#)
-                .expect("valid");
+            serde_json::from_str(r#"{"title":"a","starting_price":"1","anti_snipe":null}"#).expect("valid");
         assert_eq!(null.anti_snipe, Some(None));
     }
 
     #[test]
     fn new_auction_names_an_unknown_field() {
-        let error = serde_json::from_str::<NewAuction>(
-            r#"{"title":"a","starting_price":"1","reserve":"2"}"#,
-        )
-        .expect_err("unknown field");
+        let error = serde_json::from_str::<NewAuction>(r#"{"title":"a","starting_price":"1","reserve":"2"}"#)
+            .expect_err("unknown field");
         assert!(error.to_string().contains("reserve"), "{error}");
     }
 }

@@ -42,15 +42,9 @@ pub struct Envelope {
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error("data of {event_type} does not match its schema: {source}")]
-    Data {
-        event_type: EventType,
-        source: serde_json::Error,
-    },
+    Data { event_type: EventType, source: serde_json::Error },
     #[error("data of {event_type} could not be encoded: {source}")]
-    Encode {
-        event_type: EventType,
-        source: serde_json::Error,
-    },
+    Encode { event_type: EventType, source: serde_json::Error },
 }
 
 impl Envelope {
@@ -61,8 +55,7 @@ impl Envelope {
         source: Source,
         data: &T,
     ) -> Result<Envelope, EventError> {
-        let data = serde_json::to_value(data)
-            .map_err(|source| EventError::Encode { event_type, source })?;
+        let data = serde_json::to_value(data).map_err(|source| EventError::Encode { event_type, source })?;
         event_type.check_data(&data)?;
         Ok(Envelope {
             id: Uuid::now_v7(),
@@ -85,19 +78,14 @@ impl Envelope {
     /// The same event, caused by `cause` and sharing its correlation.
     pub fn caused_by(mut self, cause: &Envelope) -> Envelope {
         self.causation_id = Some(cause.id);
-        self.correlation_id = cause
-            .correlation_id
-            .clone()
-            .or_else(|| Some(cause.id.to_string()));
+        self.correlation_id = cause.correlation_id.clone().or_else(|| Some(cause.id.to_string()));
         self
     }
 
     /// The typed `data`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, EventError> {
-        serde_json::from_value(self.data.clone()).map_err(|source| EventError::Data {
-            event_type: self.event_type,
-            source,
-        })
+        serde_json::from_value(self.data.clone())
+            .map_err(|source| EventError::Data { event_type: self.event_type, source })
     }
 
     /// The Redis stream (and in-process topic) the event travels on.
@@ -259,10 +247,7 @@ impl EventType {
 
     /// The JSON Schema of every type's `data`, by type name.
     pub fn all_schemas() -> BTreeMap<&'static str, schemars::Schema> {
-        EventType::ALL
-            .iter()
-            .map(|kind| (kind.as_str(), kind.data_schema()))
-            .collect()
+        EventType::ALL.iter().map(|kind| (kind.as_str(), kind.data_schema())).collect()
     }
 }
 
@@ -330,17 +315,13 @@ impl FromStr for TypePattern {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let valid = text == "*"
             || text.strip_suffix(":*").is_some_and(|prefix| {
-                EventType::ALL
-                    .iter()
-                    .any(|kind| kind.as_str().starts_with(&format!("{prefix}:")))
+                EventType::ALL.iter().any(|kind| kind.as_str().starts_with(&format!("{prefix}:")))
             })
             || text.parse::<EventType>().is_ok();
         if valid {
             Ok(TypePattern(text.to_owned()))
         } else {
-            Err(format!(
-                "{text:?} is not an event type or pattern (such as auction:* or agent:mood)"
-            ))
+            Err(format!("{text:?} is not an event type or pattern (such as auction:* or agent:mood)"))
         }
     }
 }
@@ -614,10 +595,7 @@ mod tests {
     fn every_type_name_round_trips_and_has_its_category_prefix() {
         for kind in EventType::ALL {
             assert_eq!(kind.as_str().parse::<EventType>(), Ok(*kind));
-            assert!(
-                kind.as_str()
-                    .starts_with(&format!("{}:", kind.category().as_str()))
-            );
+            assert!(kind.as_str().starts_with(&format!("{}:", kind.category().as_str())));
         }
     }
 
@@ -659,11 +637,7 @@ mod tests {
         let event = Envelope::new(
             EventType::AgentMood,
             Source::AgentService,
-            &AgentMood {
-                mood: Mood::Excited,
-                intensity: 0.5,
-                expression: "excited.png".into(),
-            },
+            &AgentMood { mood: Mood::Excited, intensity: 0.5, expression: "excited.png".into() },
         )
         .expect("valid data")
         .correlated("post-1");
@@ -679,18 +653,14 @@ mod tests {
 
     #[test]
     fn data_that_does_not_match_its_type_is_refused() {
-        let error = EventType::AgentMood
-            .check_data(&serde_json::json!({ "mood": "furious" }))
-            .expect_err("bad mood");
+        let error =
+            EventType::AgentMood.check_data(&serde_json::json!({ "mood": "furious" })).expect_err("bad mood");
         assert!(error.to_string().contains("agent:mood"), "{error}");
     }
 
     #[test]
     fn unknown_type_is_refused_by_name() {
-        assert_eq!(
-            "auction:teleport".parse::<EventType>(),
-            Err(UnknownEventType("auction:teleport".into()))
-        );
+        assert_eq!("auction:teleport".parse::<EventType>(), Err(UnknownEventType("auction:teleport".into())));
     }
 
     #[test]

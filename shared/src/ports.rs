@@ -18,22 +18,12 @@ impl PortBlock {
     /// Returns `None` when `base + 91` does not fit in a port number.
     pub const fn from_base(base: u16) -> Option<PortBlock> {
         if base == 0 {
-            return Some(PortBlock {
-                api: 0,
-                ws: 0,
-                metrics: 0,
-                health: 0,
-            });
+            return Some(PortBlock { api: 0, ws: 0, metrics: 0, health: 0 });
         }
         if base > u16::MAX - 91 {
             return None;
         }
-        Some(PortBlock {
-            api: base,
-            ws: base + 1,
-            metrics: base + 90,
-            health: base + 91,
-        })
+        Some(PortBlock { api: base, ws: base + 1, metrics: base + 90, health: base + 91 })
     }
 }
 
@@ -58,26 +48,13 @@ mod tests {
     fn block_follows_base_plus_one_ninety_ninety_one() {
         assert_eq!(
             PortBlock::from_base(4400),
-            Some(PortBlock {
-                api: 4400,
-                ws: 4401,
-                metrics: 4490,
-                health: 4491
-            })
+            Some(PortBlock { api: 4400, ws: 4401, metrics: 4490, health: 4491 })
         );
     }
 
     #[test]
     fn base_zero_picks_free_ports_everywhere() {
-        assert_eq!(
-            PortBlock::from_base(0),
-            Some(PortBlock {
-                api: 0,
-                ws: 0,
-                metrics: 0,
-                health: 0
-            })
-        );
+        assert_eq!(PortBlock::from_base(0), Some(PortBlock { api: 0, ws: 0, metrics: 0, health: 0 }));
     }
 
     #[test]

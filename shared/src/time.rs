@@ -18,9 +18,8 @@ pub fn from_unix_millis(millis: i64) -> Option<DateTime<Utc>> {
 
 /// Parses an IANA timezone name such as `Europe/Paris`.
 pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| {
-        format!("unknown timezone {name:?}: use an IANA name such as {DEFAULT_TIMEZONE}")
-    })
+    name.parse::<Tz>()
+        .map_err(|_| format!("unknown timezone {name:?}: use an IANA name such as {DEFAULT_TIMEZONE}"))
 }
 
 /// The UTC instant of a wall-clock time in `zone`.
@@ -55,9 +54,7 @@ mod tests {
     use chrono::NaiveDate;
 
     fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(y, m, d)
-            .and_then(|date| date.and_hms_opt(h, min, 0))
-            .expect("valid date")
+        NaiveDate::from_ymd_opt(y, m, d).and_then(|date| date.and_hms_opt(h, min, 0)).expect("valid date")
     }
 
     #[test]

@@ -1,1 +1,3 @@
+//! End-to-end tests: the real `sothebais` binary, started as an operator would.
 
+mod backend;

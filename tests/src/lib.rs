@@ -1,1 +1,175 @@
+//! Helpers for end-to-end tests: find the built binaries, start them, learn their
+//! listeners from their logs, stop them with a signal.
+//!
+//! The binaries must be built first (`cargo build --bins`); the test command does it.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// The path of a workspace binary built next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("SOTHEBAIS_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let path = profile_dir.join(name);
+    assert!(path.exists(), "{} is missing: build it first with `cargo build --bins`", path.display());
+    path
+}
+
+/// A started `sothebais` process; killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// One `listening role=… kind=… addr=…` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub role: String,
+    pub kind: String,
+    pub addr: String,
+}
+
+impl Process {
+    /// Starts `binary args…` in `dir` with exactly `env` added to a clean environment
+    /// (plus `PATH`), capturing its log.
+    pub fn start(
+        binary: &Path,
+        args: &[&str],
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Process> {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut lines) = log.lock() {
+                        lines.push(line);
+                    }
+                }
+            });
+        }
+        Ok(Process { child, log })
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|lines| lines.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the process has logged `count` listeners, and returns them.
+    pub fn wait_for_listeners(&mut self, count: usize, timeout: Duration) -> anyhow::Result<Vec<Listener>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listeners: Vec<Listener> =
+                self.log().iter().filter_map(|line| parse_listening(line)).collect();
+            if listeners.len() >= count {
+                return Ok(listeners);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("exited with {status} before listening:\n{}", self.log().join("\n"));
+            }
+            if Instant::now() > deadline {
+                bail!("no {count} listeners after {timeout:?}:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        self.wait(timeout)
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // Let the reader threads drain the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("still running after {timeout:?}:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `… listening role=auction kind=api addr=127.0.0.1:4400`.
+pub fn parse_listening(line: &str) -> Option<Listener> {
+    let rest = &line[line.find("listening role=")? + "listening ".len()..];
+    let mut fields = BTreeMap::new();
+    for pair in rest.split_whitespace() {
+        if let Some((key, value)) = pair.split_once('=') {
+            fields.insert(key, value.trim_matches('"'));
+        }
+    }
+    Some(Listener {
+        role: (*fields.get("role")?).to_owned(),
+        kind: (*fields.get("kind")?).to_owned(),
+        addr: (*fields.get("addr")?).to_owned(),
+    })
+}
+
+/// Settings that give every backend role a free port.
+pub fn free_ports() -> BTreeMap<String, String> {
+    ["ADMIN", "EVENT_HANDLER", "AUCTION_ENGINE", "AGENT_SERVICE", "SOCIAL"]
+        .into_iter()
+        .map(|prefix| (format!("{prefix}_PORT"), "0".to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line_is_parsed_from_a_log_line() {
+        let line = "2026-11-25T19:43:14Z  INFO sothebais_backend::app: listening role=auction kind=api addr=127.0.0.1:4400";
+        assert_eq!(
+            parse_listening(line),
+            Some(Listener { role: "auction".into(), kind: "api".into(), addr: "127.0.0.1:4400".into() })
+        );
+        assert_eq!(parse_listening("INFO starting roles=auction"), None);
+    }
+}

@@ -22,8 +22,13 @@ pub fn router() -> Router<AppState> {
 
 pub fn operations() -> Vec<Operation> {
     vec![
-        Operation::new("GET", "/api/admin/status", "Roles in this process, storage and bus, health checks, uptime"),
-        Operation::new("GET", "/api/admin/config", "The effective configuration, secrets redacted").auth(Role::Admin),
+        Operation::new(
+            "GET",
+            "/api/admin/status",
+            "Roles in this process, storage and bus, health checks, uptime",
+        ),
+        Operation::new("GET", "/api/admin/config", "The effective configuration, secrets redacted")
+            .auth(Role::Admin),
     ]
 }
 

@@ -16,7 +16,8 @@ const HOP_BY_HOP: [HeaderName; 4] =
     [header::CONNECTION, header::HOST, header::TRANSFER_ENCODING, header::CONTENT_LENGTH];
 
 pub async fn to_renderer(State(state): State<AppState>, request: Request) -> Response {
-    let path_and_query = request.uri().path_and_query().map_or("/api/stream", |value| value.as_str()).to_owned();
+    let path_and_query =
+        request.uri().path_and_query().map_or("/api/stream", |value| value.as_str()).to_owned();
     let url = format!("{}{path_and_query}", state.config.stream_manager_url);
     let method = request.method().clone();
     let mut headers = request.headers().clone();

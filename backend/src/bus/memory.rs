@@ -61,7 +61,11 @@ impl MemoryBus {
     /// A bus whose streams keep at most `max_len` entries each.
     pub fn new(max_len: usize) -> MemoryBus {
         MemoryBus {
-            shared: Arc::new(Shared { state: Mutex::new(State::default()), published: Notify::new(), max_len }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                published: Notify::new(),
+                max_len,
+            }),
         }
     }
 
@@ -147,10 +151,12 @@ impl MemorySubscription {
                     break;
                 }
                 group.last_delivered = *id;
-                group
-                    .pending
-                    .insert(*id, Pending { delivered_at: Instant::now() });
-                deliveries.push(Delivery { stream: name.clone(), entry_id: entry_id(*id), payload: payload.to_string() });
+                group.pending.insert(*id, Pending { delivered_at: Instant::now() });
+                deliveries.push(Delivery {
+                    stream: name.clone(),
+                    entry_id: entry_id(*id),
+                    payload: payload.to_string(),
+                });
             }
         }
         Ok(deliveries)
@@ -194,11 +200,12 @@ impl Subscription for MemorySubscription {
                 }
                 match stream.payload(id) {
                     Some(payload) => {
-                        group.pending.insert(
-                            id,
-                            Pending { delivered_at: Instant::now() },
-                        );
-                        deliveries.push(Delivery { stream: name.clone(), entry_id: entry_id(id), payload: payload.to_string() });
+                        group.pending.insert(id, Pending { delivered_at: Instant::now() });
+                        deliveries.push(Delivery {
+                            stream: name.clone(),
+                            entry_id: entry_id(id),
+                            payload: payload.to_string(),
+                        });
                     }
                     // Trimmed away while pending: nothing left to deliver, as XAUTOCLAIM does.
                     None => {
@@ -215,8 +222,10 @@ impl Subscription for MemorySubscription {
         let id = parse_entry_id(&delivery.entry_id)
             .ok_or_else(|| BusError::Other(format!("not an entry id: {}", delivery.entry_id)))?;
         let mut state = self.bus.lock()?;
-        if let Some(group) =
-            state.streams.get_mut(&delivery.stream).and_then(|stream| stream.groups.get_mut(&self.options.group))
+        if let Some(group) = state
+            .streams
+            .get_mut(&delivery.stream)
+            .and_then(|stream| stream.groups.get_mut(&self.options.group))
         {
             group.pending.remove(&id);
         }

@@ -19,7 +19,11 @@ const MAX_BLOCK: Duration = Duration::from_secs(10);
 
 impl From<RedisError> for BusError {
     fn from(error: RedisError) -> Self {
-        if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+        {
             BusError::Unavailable(error.to_string())
         } else {
             BusError::Other(error.to_string())
@@ -39,7 +43,11 @@ pub struct RedisBus {
 impl fmt::Debug for RedisBus {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The client's connection info may hold a password.
-        formatter.debug_struct("RedisBus").field("prefix", &self.prefix).field("max_len", &self.max_len).finish()
+        formatter
+            .debug_struct("RedisBus")
+            .field("prefix", &self.prefix)
+            .field("max_len", &self.max_len)
+            .finish()
     }
 }
 
@@ -149,10 +157,10 @@ impl RedisSubscription {
     async fn run<T: redis::FromRedisValue>(&mut self, command: &redis::Cmd) -> Result<T, BusError> {
         let mut connection = self.connection().await?;
         let result = command.query_async::<T>(&mut connection).await;
-        if let Err(error) = &result {
-            if !matches!(error.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) {
-                self.connection = None;
-            }
+        if let Err(error) = &result
+            && !matches!(error.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError)
+        {
+            self.connection = None;
         }
         Ok(result?)
     }
@@ -171,7 +179,12 @@ impl RedisSubscription {
 impl Subscription for RedisSubscription {
     async fn read(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
         let mut command = redis::cmd("XREADGROUP");
-        command.arg("GROUP").arg(&self.options.group).arg(&self.options.consumer).arg("COUNT").arg(max.max(1));
+        command
+            .arg("GROUP")
+            .arg(&self.options.group)
+            .arg(&self.options.consumer)
+            .arg("COUNT")
+            .arg(max.max(1));
         let block = block.min(MAX_BLOCK);
         if !block.is_zero() {
             command.arg("BLOCK").arg(block.as_millis().max(1) as u64);

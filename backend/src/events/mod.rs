@@ -37,11 +37,19 @@ pub fn stream_router() -> Router<AppState> {
 pub fn operations() -> Vec<Operation> {
     vec![
         Operation::new("GET", "/api/events/schemas", "JSON Schemas of every event type's data, by type"),
-        Operation::new("POST", "/api/events/{type}", "Validate, store and publish an event (body: its data or a full envelope)")
-            .auth(Role::Operator)
-            .response::<Envelope>(),
-        Operation::new("GET", "/api/events/{type}/history", "Stored events of a type or pattern (auction:*), newest first")
-            .response::<HistoryPage>(),
+        Operation::new(
+            "POST",
+            "/api/events/{type}",
+            "Validate, store and publish an event (body: its data or a full envelope)",
+        )
+        .auth(Role::Operator)
+        .response::<Envelope>(),
+        Operation::new(
+            "GET",
+            "/api/events/{type}/history",
+            "Stored events of a type or pattern (auction:*), newest first",
+        )
+        .response::<HistoryPage>(),
     ]
 }
 
@@ -55,7 +63,9 @@ async fn schemas() -> Response {
 }
 
 fn parse_type(name: &str) -> Result<EventType> {
-    name.parse().map_err(|_| Error::bad_field("type", format!("unknown event type {name:?}; see GET /api/events/schemas")))
+    name.parse().map_err(|_| {
+        Error::bad_field("type", format!("unknown event type {name:?}; see GET /api/events/schemas"))
+    })
 }
 
 #[tracing::instrument(skip_all, fields(event_type = %event_type))]
@@ -76,11 +86,12 @@ async fn publish(
                 format!("the envelope's type {} differs from the path's {event_type}", event.event_type),
             ));
         }
-        event_type
-            .check_data(&event.data)
-            .map_err(|error| Error::bad_field("data", error.to_string()))?;
+        event_type.check_data(&event.data).map_err(|error| Error::bad_field("data", error.to_string()))?;
         if event.version.split('.').next() != Some("1") {
-            return Err(Error::bad_field("version", format!("version {} is newer than this server reads (1.x)", event.version)));
+            return Err(Error::bad_field(
+                "version",
+                format!("version {} is newer than this server reads (1.x)", event.version),
+            ));
         }
         event.correlation_id.get_or_insert_with(|| event.id.to_string());
         event
@@ -114,7 +125,8 @@ async fn history(
     Path(pattern): Path<String>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response> {
-    let pattern: TypePattern = pattern.parse().map_err(|message: String| Error::bad_field("type", message))?;
+    let pattern: TypePattern =
+        pattern.parse().map_err(|message: String| Error::bad_field("type", message))?;
     let public = EventType::ALL.iter().filter(|kind| pattern.matches(**kind)).all(|kind| kind.is_public());
     if !public {
         caller.require(Role::Operator)?;

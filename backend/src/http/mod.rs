@@ -66,9 +66,10 @@ fn json_rejection(rejection: JsonRejection) -> Error {
             let field = field_in_message(&message);
             Error::BadRequest { message, details: field.map(|field| serde_json::json!({ "field": field })) }
         }
-        JsonRejection::JsonSyntaxError(error) => {
-            Error::BadRequest { message: error.body_text(), details: Some(serde_json::json!({ "field": "body" })) }
-        }
+        JsonRejection::JsonSyntaxError(error) => Error::BadRequest {
+            message: error.body_text(),
+            details: Some(serde_json::json!({ "field": "body" })),
+        },
         other => Error::BadRequest { message: other.body_text(), details: None },
     }
 }
@@ -77,10 +78,10 @@ fn json_rejection(rejection: JsonRejection) -> Error {
 /// name in backticks ("missing field `title`").
 fn field_in_message(message: &str) -> Option<String> {
     let detail = message.strip_prefix("Failed to deserialize the JSON body into the target type: ")?;
-    if let Some((path, _)) = detail.split_once(": ") {
-        if !path.contains(' ') {
-            return Some(path.to_owned());
-        }
+    if let Some((path, _)) = detail.split_once(": ")
+        && !path.contains(' ')
+    {
+        return Some(path.to_owned());
     }
     let start = detail.find('`')? + 1;
     let end = start + detail[start..].find('`')?;
@@ -94,7 +95,10 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))
@@ -112,7 +116,10 @@ pub struct Path<T>(pub T);
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Path(value))
@@ -189,18 +196,26 @@ fn ensure_envelope(response: Response) -> Response {
     let status = response.status();
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (codes::NOT_FOUND, "not found".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => (codes::METHOD_NOT_ALLOWED, "method not allowed on this route".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            (codes::METHOD_NOT_ALLOWED, "method not allowed on this route".to_owned())
+        }
         StatusCode::PAYLOAD_TOO_LARGE => (codes::PAYLOAD_TOO_LARGE, "request body is too large".to_owned()),
-        StatusCode::REQUEST_TIMEOUT => (codes::REQUEST_TIMEOUT, "the request took too long and was stopped".to_owned()),
+        StatusCode::REQUEST_TIMEOUT => {
+            (codes::REQUEST_TIMEOUT, "the request took too long and was stopped".to_owned())
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (codes::BAD_REQUEST, "unsupported content type".to_owned()),
         StatusCode::TOO_MANY_REQUESTS => (codes::RATE_LIMITED, "too many requests".to_owned()),
         StatusCode::SERVICE_UNAVAILABLE => (codes::UNAVAILABLE, "temporarily unavailable".to_owned()),
-        status if status.is_server_error() => (codes::INTERNAL, "internal error; it has been logged".to_owned()),
+        status if status.is_server_error() => {
+            (codes::INTERNAL, "internal error; it has been logged".to_owned())
+        }
         _ => (codes::BAD_REQUEST, status.canonical_reason().unwrap_or("bad request").to_owned()),
     };
     let mut enveloped = envelope_response(status, ApiError { code: code.to_owned(), message, details: None });
     if status.is_server_error() {
-        enveloped.extensions_mut().insert(InternalDetail(format!("{status} without detail (panic or layer)")));
+        enveloped
+            .extensions_mut()
+            .insert(InternalDetail(format!("{status} without detail (panic or layer)")));
     }
     for name in [header::RETRY_AFTER, header::ALLOW] {
         if let Some(value) = response.headers().get(&name) {
@@ -227,7 +242,9 @@ mod tests {
             Some("title".into())
         );
         assert_eq!(
-            field_in_message(&format!("{prefix}lot.chain_id: invalid type: string \"x\", expected u64 at line 1")),
+            field_in_message(&format!(
+                "{prefix}lot.chain_id: invalid type: string \"x\", expected u64 at line 1"
+            )),
             Some("lot.chain_id".into())
         );
     }
@@ -265,7 +282,8 @@ mod layer_tests {
         async fn explode() -> &'static str {
             panic!("secret internal detail")
         }
-        let router = with_conventions(Router::new().route("/boom", get(explode)), "test", Duration::from_secs(5));
+        let router =
+            with_conventions(Router::new().route("/boom", get(explode)), "test", Duration::from_secs(5));
         let (status, body) = call(router, "/boom").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["code"], codes::INTERNAL);
@@ -277,7 +295,9 @@ mod layer_tests {
         let router = with_conventions(
             Router::new().route(
                 "/fail",
-                get(|| async { Err::<(), Error>(Error::Internal(anyhow::anyhow!("password=hunter2 in a stack"))) }),
+                get(|| async {
+                    Err::<(), Error>(Error::Internal(anyhow::anyhow!("password=hunter2 in a stack")))
+                }),
             ),
             "test",
             Duration::from_secs(5),

@@ -126,8 +126,9 @@ fn like_patterns(patterns: &[TypePattern]) -> Option<Vec<String>> {
 
 fn ensure_parent(path: &Path) -> Result<(), StorageError> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| StorageError::Unavailable(format!("cannot create {}: {error}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|error| {
+            StorageError::Unavailable(format!("cannot create {}: {error}", parent.display()))
+        })?;
     }
     Ok(())
 }

@@ -34,7 +34,8 @@ impl PostgresStorage {
     }
 
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
-        let corrupt = |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
+        let corrupt =
+            |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
         let event_type: String = row.try_get("event_type")?;
         let source: String = row.try_get("source")?;
         Ok(StoredEvent {

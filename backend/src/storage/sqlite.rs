@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sothebais_shared::events::Envelope;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
@@ -56,7 +58,8 @@ impl SqliteStorage {
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
-        let corrupt = |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
+        let corrupt =
+            |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
         let id: String = row.try_get("id")?;
         let event_type: String = row.try_get("event_type")?;
         let source: String = row.try_get("source")?;
@@ -121,7 +124,8 @@ impl Storage for SqliteStorage {
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StorageError> {
-        let mut sql: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM events WHERE 1 = 1"));
+        let mut sql: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(format!("SELECT {COLUMNS} FROM events WHERE 1 = 1"));
         if let Some(patterns) = like_patterns(&query.patterns) {
             sql.push(" AND (");
             for (index, pattern) in patterns.into_iter().enumerate() {

@@ -57,7 +57,12 @@ async fn write_with_an_expired_token_is_unauthenticated() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let expired = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &Claims { sub: "late".into(), role: Role::Admin, exp: jsonwebtoken::get_current_timestamp() - 3600, iat: None },
+        &Claims {
+            sub: "late".into(),
+            role: Role::Admin,
+            exp: jsonwebtoken::get_current_timestamp() - 3600,
+            iat: None,
+        },
         &EncodingKey::from_secret(crate::helpers::JWT_SECRET.as_bytes()),
     )
     .expect("sign");
@@ -105,7 +110,8 @@ async fn auth_is_checked_before_the_body_is_read() {
 async fn admin_config_needs_admin_and_hides_secrets() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let url = app.gateway("/api/admin/config");
-    let (status, _) = json(app.client.get(&url).bearer_auth(token(Role::Operator)).send().await.expect("send")).await;
+    let (status, _) =
+        json(app.client.get(&url).bearer_auth(token(Role::Operator)).send().await.expect("send")).await;
     assert_eq!(status, 403);
     let response = app.client.get(&url).bearer_auth(token(Role::Admin)).send().await.expect("send");
     let text = response.text().await.expect("body");
@@ -122,7 +128,8 @@ async fn private_history_needs_operator_and_public_history_needs_nothing() {
     let private = app.gateway("/api/events/system:*/history");
     let (status, _) = json(app.client.get(&private).send().await.expect("send")).await;
     assert_eq!(status, 401);
-    let (status, _) = json(app.client.get(&private).bearer_auth(token(Role::Operator)).send().await.expect("send")).await;
+    let (status, _) =
+        json(app.client.get(&private).bearer_auth(token(Role::Operator)).send().await.expect("send")).await;
     assert_eq!(status, 200);
 }
 
@@ -133,12 +140,7 @@ async fn jwks_server() -> String {
     let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
     let routes = axum::Router::new().route(
         "/.well-known/jwks.json",
-        get(|| async {
-            (
-                [("content-type", "application/json")],
-                include_str!("fixtures/rs256_jwks.json"),
-            )
-        }),
+        get(|| async { ([("content-type", "application/json")], include_str!("fixtures/rs256_jwks.json")) }),
     );
     tokio::spawn(async move { axum::serve(listener, routes).await });
     url
@@ -180,5 +182,8 @@ async fn rs256_token_without_a_configured_provider_is_unauthenticated() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let (status, body) = post_mood(&app, Some(&rs256_token("test-key-1", Role::Operator))).await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("AUTH_JWKS_URL")), "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|message| message.contains("AUTH_JWKS_URL")),
+        "{body}"
+    );
 }

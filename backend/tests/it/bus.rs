@@ -9,8 +9,12 @@ use crate::both_backends;
 use crate::helpers::Backend;
 
 fn event(mood: Mood) -> Envelope {
-    Envelope::new(EventType::AgentMood, Source::AgentService, &AgentMood { mood, intensity: 1.0, expression: "x".into() })
-        .expect("valid")
+    Envelope::new(
+        EventType::AgentMood,
+        Source::AgentService,
+        &AgentMood { mood, intensity: 1.0, expression: "x".into() },
+    )
+    .expect("valid")
 }
 
 fn options(group: &str, consumer: &str) -> SubscribeOptions {

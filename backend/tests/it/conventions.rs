@@ -139,7 +139,8 @@ async fn every_role_serves_its_openapi_document_and_the_gateway_merges_them() {
         assert_eq!(status, 200, "{role}");
         assert_eq!(body["data"]["openapi"], "3.1.0");
     }
-    let (status, body) = json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
+    let (status, body) =
+        json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
     assert_eq!(status, 200);
     let paths = body["data"]["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/events/{type}") && paths.contains_key("/api/admin/config"), "{paths:?}");
@@ -149,7 +150,8 @@ async fn every_role_serves_its_openapi_document_and_the_gateway_merges_them() {
 async fn gateway_answers_unavailable_when_the_renderer_is_not_running() {
     // Nothing listens on port 9 (discard) on a test machine.
     let app = TestApp::spawn_with(Backend::Embedded, &[("STREAM_MANAGER_URL", "http://127.0.0.1:9")]).await;
-    let (status, body) = json(app.client.get(app.gateway("/api/stream/status")).send().await.expect("send")).await;
+    let (status, body) =
+        json(app.client.get(app.gateway("/api/stream/status")).send().await.expect("send")).await;
     assert_eq!(status, 503);
     assert_error(&body, "UNAVAILABLE");
     assert_eq!(body["error"]["details"]["dependency"], "renderer");

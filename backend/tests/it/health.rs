@@ -66,8 +66,15 @@ both_backends! {
 #[tokio::test]
 async fn status_reports_the_embedded_mode() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let body: serde_json::Value =
-        app.client.get(app.gateway("/api/admin/status")).send().await.expect("send").json().await.expect("json");
+    let body: serde_json::Value = app
+        .client
+        .get(app.gateway("/api/admin/status"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body["data"]["mode"], "embedded");
     assert_eq!(body["data"]["storage"], "sqlite");
     assert_eq!(body["data"]["bus"], "memory");

@@ -54,7 +54,8 @@ macro_rules! both_backends {
 }
 
 fn postgres_admin_url() -> String {
-    std::env::var("SOTHEBAIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("SOTHEBAIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn redis_url() -> String {
@@ -72,7 +73,10 @@ impl Backend {
         let skipped = std::env::var("SOTHEBAIS_TEST_SKIP")
             .is_ok_and(|list| list.split(',').any(|item| item.trim() == name));
         if skipped {
-            eprintln!("skipped: the {name} backend (SOTHEBAIS_TEST_SKIP)");
+            #[expect(clippy::print_stderr, reason = "a skipped backend is said in the test output")]
+            {
+                eprintln!("skipped: the {name} backend (SOTHEBAIS_TEST_SKIP)");
+            }
         }
         skipped
     }
@@ -99,7 +103,8 @@ impl Backend {
             }
             Backend::Production => {
                 let url = fresh_postgres_database().await;
-                let storage = PostgresStorage::connect(&url).await.expect("connect the fresh PostgreSQL database");
+                let storage =
+                    PostgresStorage::connect(&url).await.expect("connect the fresh PostgreSQL database");
                 (Arc::new(storage), None)
             }
         }
@@ -202,14 +207,16 @@ impl Drop for TestApp {
 
 /// A valid token for `role`.
 pub fn token(role: Role) -> String {
-    issue_token(&SecretString::from(JWT_SECRET.to_owned()), "tester", role, Duration::from_secs(600)).expect("sign")
+    issue_token(&SecretString::from(JWT_SECRET.to_owned()), "tester", role, Duration::from_secs(600))
+        .expect("sign")
 }
 
 /// The JSON body of a response, with its status.
 pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
     (status, value)
 }
 

@@ -1,0 +1,75 @@
+# Shared by scripts/test and scripts/run: build settings, system packages, services.
+# shellcheck shell=bash
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sothebais-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_updated=""
+# Installs the Debian packages that are not installed yet.
+ensure_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    step "installing Debian packages: ${missing[*]}"
+    if [ -z "$apt_updated" ]; then
+        $SUDO apt-get update -qq || fail "apt-get update failed"
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || fail "could not install ${missing[*]}"
+}
+
+# Build tooling: a C compiler for -sys crates and mold, the fast linker.
+ensure_build_tools() {
+    command -v cargo >/dev/null || fail "cargo is not installed: install Rust with rustup first"
+    ensure_packages mold gcc pkg-config
+    export RUSTFLAGS="${RUSTFLAGS:--C link-arg=-fuse-ld=mold}"
+}
+
+# PostgreSQL on 127.0.0.1:5432 with a database `test`, started (and installed) if needed.
+ensure_postgres() {
+    ensure_packages postgresql-client
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+            ensure_packages postgresql
+        fi
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        step "starting PostgreSQL $version"
+        $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+        pg_isready -q -h 127.0.0.1 -p 5432 || fail "PostgreSQL did not start on 127.0.0.1:5432"
+    fi
+    # A fresh install only lets the postgres user in over the local socket: give it
+    # the password the tests use, and create the test database.
+    if ! psql "$SOTHEBAIS_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null 2>&1; then
+        step "preparing PostgreSQL for the tests (password for postgres, database test)"
+        $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
+            || su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+        $SUDO -u postgres createdb test 2>/dev/null || su postgres -c "createdb test" 2>/dev/null || true
+        psql "$SOTHEBAIS_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null \
+            || fail "cannot connect to $SOTHEBAIS_TEST_POSTGRES_URL"
+    fi
+}
+
+# Redis on 127.0.0.1:6379, started (and installed) if needed.
+ensure_redis() {
+    if ! command -v redis-server >/dev/null; then
+        ensure_packages redis-server
+    fi
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        step "starting Redis"
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+            --dir /tmp --logfile /tmp/sothebais-redis.log >/dev/null
+        for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || fail "Redis did not start on 127.0.0.1:6379"
+    fi
+}
