@@ -178,7 +178,7 @@ async fn serve_in_production_mode_reports_redis_and_postgres_healthy() {
         return;
     }
     let admin_url = std::env::var("SOTHEBAIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
     let name = format!("sothebais_test_{}", uuid::Uuid::new_v4().simple());
     let created =
         Command::new("psql").args([admin_url.as_str(), "-qc", &format!("CREATE DATABASE {name}")]).output();
@@ -205,4 +205,36 @@ async fn serve_in_production_mode_reports_redis_and_postgres_healthy() {
     let (_, admin) = get_json(&format!("http://{}/api/admin/status", find(&listeners, "admin", "api"))).await;
     assert_eq!(admin["data"]["mode"], "production", "{admin}");
     assert!(!process.log().join("\n").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_listener_fields() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = free_ports();
+    env.insert("LOG_FORMAT".into(), "json".into());
+    let mut process = Process::start(&binary("sothebais"), &["serve", "--roles", "events"], dir.path(), &env)
+        .expect("start");
+    let deadline = std::time::Instant::now() + START;
+    let listening = loop {
+        let lines = process.log();
+        let found: Vec<serde_json::Value> = lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["message"] == "listening")
+            .collect();
+        if found.len() == 4 || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(listening.len(), 4, "{:?}", process.log());
+    assert!(
+        listening.iter().all(|line| line["role"] == "events" && line["addr"].is_string()),
+        "{listening:?}"
+    );
+    assert!(
+        process.log().iter().all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()),
+        "every line is JSON: {:?}",
+        process.log()
+    );
 }

@@ -55,7 +55,7 @@ macro_rules! both_backends {
 
 fn postgres_admin_url() -> String {
     std::env::var("SOTHEBAIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into())
 }
 
 fn redis_url() -> String {
