@@ -212,7 +212,7 @@ async fn json_logs_are_one_object_per_line_with_the_listener_fields() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut env = free_ports();
     env.insert("LOG_FORMAT".into(), "json".into());
-    let mut process = Process::start(&binary("sothebais"), &["serve", "--roles", "events"], dir.path(), &env)
+    let process = Process::start(&binary("sothebais"), &["serve", "--roles", "events"], dir.path(), &env)
         .expect("start");
     let deadline = std::time::Instant::now() + START;
     let listening = loop {
