@@ -1,6 +1,9 @@
-//! The `auction` role: auctions, bids, campaigns (filled by the auction engine).
-//! Until its work lands it serves only its OpenAPI document and health, metrics and
-//! the envelope on every other path.
+//! The `auction` role: auctions, bids, campaigns.
+//!
+//! `rules` is the pure state machine; the engine around it stores each decision and
+//! its events in one transaction before anything is acknowledged.
+
+pub mod rules;
 
 use axum::Router;
 
