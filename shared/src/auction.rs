@@ -272,3 +272,54 @@ mod tests {
         assert!(error.to_string().contains("reserve"), "{error}");
     }
 }
+
+/// The body of `POST /api/auction/campaigns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub name: String,
+    /// IANA timezone of the schedule; default `SOTHEBAIS_TIMEZONE` (`America/New_York`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Wall-clock start of the first lot in the campaign's timezone, without offset
+    /// (`2026-03-08T01:30:00`).
+    pub starts_at: chrono::NaiveDateTime,
+    /// Seconds between one lot's scheduled end and the next lot's start (default 10).
+    #[serde(default)]
+    pub gap_secs: Option<u32>,
+    /// The character hosting the show.
+    #[serde(default)]
+    pub character: Option<String>,
+    /// When true every lot opens at the campaign's start (concurrent lots); bids must
+    /// then name their lot.
+    #[serde(default)]
+    pub concurrent: bool,
+    /// The lots in order; their `starts_at` and `campaign_id` come from the campaign.
+    pub lots: Vec<NewAuction>,
+}
+
+/// One lot of a campaign with its computed times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignLot {
+    pub index: u32,
+    pub auction_id: Uuid,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub scheduled_end: DateTime<Utc>,
+    /// `starts_at` on the campaign's wall clock, with its offset.
+    pub starts_at_local: String,
+}
+
+/// A campaign: an ordered list of lots in one timezone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub name: String,
+    pub timezone: String,
+    pub starts_at_local: chrono::NaiveDateTime,
+    pub gap_secs: u32,
+    pub character: Option<String>,
+    pub concurrent: bool,
+    pub lots: Vec<CampaignLot>,
+    pub created_at: DateTime<Utc>,
+}

@@ -348,11 +348,14 @@ pub struct AuctionSnapshot {
     pub auction: Auction,
 }
 
-/// `auction:bid:*`: the bid and the auction's sequence number after it.
+/// `auction:bid:*`: the bid and the auction's sequence number after it; the decided
+/// events (`accepted`, `rejected`) also carry the auction as it stands after the bid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BidEvent {
     pub bid: Bid,
     pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auction: Option<Auction>,
 }
 
 /// `auction:winner`: the outcome of a closed auction.

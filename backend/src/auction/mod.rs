@@ -3,6 +3,7 @@
 //! `rules` is the pure state machine; the engine around it stores each decision and
 //! its events in one transaction before anything is acknowledged.
 
+pub mod engine;
 pub mod rules;
 
 use axum::Router;

@@ -1,6 +1,8 @@
 //! Durable storage behind one trait, with two implementations tested by the same
 //! suite: SQLite (embedded mode) and PostgreSQL (production mode).
 
+#[macro_use]
+mod auction_sql;
 mod postgres;
 mod sqlite;
 
@@ -11,7 +13,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
+use sothebais_shared::auction::{Bid, Campaign};
 use sothebais_shared::events::{Envelope, TypePattern};
+use uuid::Uuid;
+
+use crate::auction::rules::{AuctionCore, Phase};
 
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
@@ -77,9 +83,45 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
+/// An auction as stored, with the version its next commit must expect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuctionRecord {
+    pub core: AuctionCore,
+    pub version: i64,
+}
+
+/// One commit of an auction's writer: the new state, the bids it decided and the
+/// events they caused, all or nothing, and only if nobody committed since
+/// `expected_version` (the single-writer guarantee, also across processes).
+#[derive(Debug, Clone, Copy)]
+pub struct AuctionCommit<'a> {
+    pub core: &'a AuctionCore,
+    pub expected_version: i64,
+    pub bids: &'a [Bid],
+    pub events: &'a [Envelope],
+}
+
+/// Whether a commit went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// Another writer committed first, or a post / idempotency key was already stored:
+    /// reload and decide again.
+    Conflict,
+}
+
+/// Which auctions to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuctionFilter {
+    /// Empty: every phase.
+    pub phases: Vec<Phase>,
+    pub campaign_id: Option<Uuid>,
+    pub limit: u32,
+}
+
 /// The backend's durable state.
 #[async_trait]
-pub trait Storage: Send + Sync + fmt::Debug {
+pub trait Storage: SharedStorage + fmt::Debug {
     fn kind(&self) -> StorageKind;
 
     /// Succeeds when the database answers.
@@ -94,7 +136,54 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StorageError>;
 
     /// One stored event by id.
-    async fn event(&self, id: uuid::Uuid) -> Result<Option<StoredEvent>, StorageError>;
+    async fn event(&self, id: Uuid) -> Result<Option<StoredEvent>, StorageError>;
+}
+
+/// The statements written once for both databases (see `auction_sql.rs`): auctions,
+/// bids, campaigns and the outbox. Every [`Storage`] has them.
+#[async_trait]
+pub trait SharedStorage: Send + Sync {
+    /// Leases up to `limit` events not yet published (oldest first) to this relay for
+    /// `lease`; another relay takes them over only after the lease runs out.
+    async fn claim_unpublished(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<StoredEvent>, StorageError>;
+
+    /// Marks events as published on the bus.
+    async fn mark_published(&self, seqs: &[i64]) -> Result<(), StorageError>;
+
+    /// Stores a new auction with its events.
+    async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;
+
+    /// Stores a campaign, its auctions and their events in one transaction.
+    async fn insert_campaign(
+        &self,
+        campaign: &Campaign,
+        auctions: &[AuctionCore],
+        events: &[Envelope],
+    ) -> Result<(), StorageError>;
+
+    async fn auction(&self, id: Uuid) -> Result<Option<AuctionRecord>, StorageError>;
+
+    async fn auctions(&self, filter: &AuctionFilter) -> Result<Vec<AuctionRecord>, StorageError>;
+
+    /// Commits an auction writer's batch; see [`AuctionCommit`].
+    async fn commit_auction(&self, commit: &AuctionCommit<'_>) -> Result<CommitOutcome, StorageError>;
+
+    /// An auction's bid log in sequence order, after `after_seq`.
+    async fn bids(&self, auction_id: Uuid, after_seq: u64, limit: u32) -> Result<Vec<Bid>, StorageError>;
+
+    /// Bids of an auction carrying any of these post ids or idempotency keys.
+    async fn bids_by_source_ref(&self, auction_id: Uuid, refs: &[String]) -> Result<Vec<Bid>, StorageError>;
+
+    /// Auctions whose next deadline (opening or closing) is at or before `before`.
+    async fn due_auctions(&self, before: DateTime<Utc>) -> Result<Vec<(Uuid, DateTime<Utc>)>, StorageError>;
+
+    async fn campaign(&self, id: Uuid) -> Result<Option<Campaign>, StorageError>;
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StorageError>;
 }
 
 /// Opens the storage the configuration names: PostgreSQL for `postgres://`, else

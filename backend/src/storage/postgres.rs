@@ -33,6 +33,36 @@ impl PostgresStorage {
         Ok(PostgresStorage { pool })
     }
 
+    const EVENT_COLUMNS: &'static str = COLUMNS;
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    /// Inserts events (unpublished: the relay publishes them) inside a transaction.
+    async fn insert_events(
+        transaction: &mut sqlx::Transaction<'_, Postgres>,
+        events: &[Envelope],
+    ) -> Result<(), StorageError> {
+        let stored_at = chrono::Utc::now().timestamp_millis();
+        for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
+            let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(
+                "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
+            );
+            sql.push_values(chunk, |mut row, event| {
+                row.push_bind(event.id)
+                    .push_bind(event.event_type.as_str())
+                    .push_bind(source_name(event))
+                    .push_bind(event.version.clone())
+                    .push_bind(event.timestamp)
+                    .push_bind(event.correlation_id.clone())
+                    .push_bind(event.causation_id)
+                    .push_bind(event.data.clone())
+                    .push_bind(stored_at);
+            });
+            sql.push(" ON CONFLICT (id) DO NOTHING");
+            sql.build().execute(&mut **transaction).await?;
+        }
+        Ok(())
+    }
+
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
@@ -71,25 +101,9 @@ impl Storage for PostgresStorage {
 
     #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
-        let source = serde_json::to_value(event.source)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(event.id)
-        .bind(event.event_type.as_str())
-        .bind(source)
-        .bind(&event.version)
-        .bind(event.timestamp)
-        .bind(&event.correlation_id)
-        .bind(event.causation_id)
-        .bind(&event.data)
-        .bind(chrono::Utc::now().timestamp_millis())
-        .execute(&self.pool)
-        .await?;
+        let mut transaction = self.pool.begin().await?;
+        Self::insert_events(&mut transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await?;
         self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
     }
 
@@ -124,4 +138,14 @@ impl Storage for PostgresStorage {
             .await?;
         row.as_ref().map(PostgresStorage::decode).transpose()
     }
+}
+
+auction_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
+auction_storage_helpers!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
+
+fn source_name(event: &Envelope) -> String {
+    serde_json::to_value(event.source)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -57,6 +57,36 @@ impl SqliteStorage {
         Ok(SqliteStorage { pool })
     }
 
+    const EVENT_COLUMNS: &'static str = COLUMNS;
+    const SKIP_LOCKED: &'static str = "";
+
+    /// Inserts events (unpublished: the relay publishes them) inside a transaction.
+    async fn insert_events(
+        transaction: &mut sqlx::Transaction<'_, Sqlite>,
+        events: &[Envelope],
+    ) -> Result<(), StorageError> {
+        let stored_at = chrono::Utc::now().timestamp_millis();
+        for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
+            let mut sql: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
+            );
+            sql.push_values(chunk, |mut row, event| {
+                row.push_bind(event.id.to_string())
+                    .push_bind(event.event_type.as_str())
+                    .push_bind(source_name(event))
+                    .push_bind(event.version.clone())
+                    .push_bind(event.timestamp)
+                    .push_bind(event.correlation_id.clone())
+                    .push_bind(event.causation_id.map(|id| id.to_string()))
+                    .push_bind(event.data.to_string())
+                    .push_bind(stored_at);
+            });
+            sql.push(" ON CONFLICT (id) DO NOTHING");
+            sql.build().execute(&mut **transaction).await?;
+        }
+        Ok(())
+    }
+
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
@@ -101,25 +131,9 @@ impl Storage for SqliteStorage {
 
     #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
-        let source = serde_json::to_value(event.source)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(event.id.to_string())
-        .bind(event.event_type.as_str())
-        .bind(source)
-        .bind(&event.version)
-        .bind(event.timestamp)
-        .bind(&event.correlation_id)
-        .bind(event.causation_id.map(|id| id.to_string()))
-        .bind(event.data.to_string())
-        .bind(chrono::Utc::now().timestamp_millis())
-        .execute(&self.pool)
-        .await?;
+        let mut transaction = self.pool.begin().await?;
+        Self::insert_events(&mut transaction, std::slice::from_ref(event)).await?;
+        transaction.commit().await?;
         self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
     }
 
@@ -161,4 +175,14 @@ impl Storage for SqliteStorage {
             .await?;
         row.as_ref().map(SqliteStorage::decode).transpose()
     }
+}
+
+auction_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
+auction_storage_helpers!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
+
+fn source_name(event: &Envelope) -> String {
+    serde_json::to_value(event.source)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -1,0 +1,630 @@
+//! The engine around the rules: one writer task per auction in this process, which
+//! takes the commands queued for its auction in batches, decides them in order with
+//! the pure rules, and commits the new state, the bid records and their events in one
+//! transaction (group commit) before answering anyone. The commit is conditional on
+//! the auction's stored version, so two processes can never both write an auction:
+//! the loser reloads and decides again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sothebais_shared::auction::{Auction, Bid, BidStatus, Campaign, CampaignLot, NewAuction, NewCampaign};
+use sothebais_shared::events::{
+    AuctionCancelled, AuctionExtended, AuctionSnapshot, AuctionWinner, BidEvent, Envelope, EventType, Source,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::rules::{AuctionCore, BidInput, BidderStanding, CommandError, SettingsError, Transition, millis};
+use crate::storage::{AuctionCommit, AuctionRecord, CommitOutcome, Storage, StorageError};
+
+/// Most commands one commit decides.
+const MAX_BATCH: usize = 512;
+/// A writer with nothing to do for this long stops; the next command starts a new one.
+const IDLE: Duration = Duration::from_secs(30);
+/// How often a batch is decided again after losing a race to another writer.
+const MAX_ATTEMPTS: usize = 8;
+
+/// Why an engine command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("auction not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the auction is busy; try again")]
+    Contended,
+}
+
+impl From<SettingsError> for EngineError {
+    fn from(error: SettingsError) -> Self {
+        EngineError::Invalid { field: error.field, message: error.message }
+    }
+}
+
+impl From<CommandError> for EngineError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Conflict(message) => EngineError::Conflict(message),
+            CommandError::Forbidden(message) => EngineError::Forbidden(message),
+            CommandError::Invalid(message) => EngineError::Invalid { field: "reason", message },
+        }
+    }
+}
+
+/// The answer to a bid.
+#[derive(Debug, Clone)]
+pub struct BidOutcome {
+    pub bid: Bid,
+    pub auction: Auction,
+    /// The same post or idempotency key was decided before: this is that decision.
+    pub duplicate: bool,
+}
+
+enum Command {
+    Bid {
+        input: BidInput,
+        standing: BidderStanding,
+        reply: oneshot::Sender<Result<BidOutcome, EngineError>>,
+    },
+    Start {
+        reply: oneshot::Sender<Result<Auction, EngineError>>,
+    },
+    Cancel {
+        by: String,
+        admin: bool,
+        reason: Option<String>,
+        reply: oneshot::Sender<Result<Auction, EngineError>>,
+    },
+    Tick,
+}
+
+/// A deadline change an auction writer reports to the scheduler.
+pub type DeadlineUpdate = (Uuid, Option<DateTime<Utc>>);
+
+/// The auction engine of this process. Clones share it.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    writers: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
+    /// Woken after every commit that stored events, so the relay publishes them at once.
+    outbox: Arc<Notify>,
+    deadlines: mpsc::UnboundedSender<DeadlineUpdate>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `storage`. Deadline changes go to the returned receiver (the
+    /// scheduler's input).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        outbox: Arc<Notify>,
+    ) -> (Engine, mpsc::UnboundedReceiver<DeadlineUpdate>) {
+        let (deadlines, receiver) = mpsc::unbounded_channel();
+        let inner = Inner { storage, writers: Mutex::new(HashMap::new()), outbox, deadlines };
+        (Engine { inner: Arc::new(inner) }, receiver)
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// Creates an auction (scheduled, or waiting for an operator's start).
+    pub async fn create_auction(&self, new: &NewAuction) -> Result<Auction, EngineError> {
+        if new.campaign_id.is_some() {
+            return Err(EngineError::Invalid {
+                field: "campaign_id",
+                message: "lots join a campaign when the campaign is created".into(),
+            });
+        }
+        let core = AuctionCore::create(Uuid::now_v7(), new)?;
+        self.inner.storage.insert_auction(&core, &[]).await?;
+        let _ = self.inner.deadlines.send((core.id, core.next_deadline()));
+        tracing::info!(auction_id = %core.id, title = %core.title, starts_at = ?core.starts_at, "auction created");
+        Ok(core.snapshot(millis(Utc::now())))
+    }
+
+    /// Creates a campaign: its lots get their times from the campaign's wall clock.
+    pub async fn create_campaign(
+        &self,
+        new: &NewCampaign,
+        default_zone: chrono_tz::Tz,
+    ) -> Result<Campaign, EngineError> {
+        let (campaign, cores) = plan_campaign(new, default_zone, Uuid::now_v7(), Utc::now())?;
+        self.inner.storage.insert_campaign(&campaign, &cores, &[]).await?;
+        for core in &cores {
+            let _ = self.inner.deadlines.send((core.id, core.next_deadline()));
+        }
+        tracing::info!(campaign_id = %campaign.id, lots = campaign.lots.len(), "campaign created");
+        Ok(campaign)
+    }
+
+    /// Decides a bid; answers only once the decision is durable.
+    pub async fn place_bid(
+        &self,
+        auction_id: Uuid,
+        input: BidInput,
+        standing: BidderStanding,
+    ) -> Result<BidOutcome, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(auction_id, Command::Bid { input, standing, reply }).await;
+        answer.await.unwrap_or(Err(EngineError::Contended))
+    }
+
+    /// Opens a scheduled auction now.
+    pub async fn start(&self, auction_id: Uuid) -> Result<Auction, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(auction_id, Command::Start { reply }).await;
+        answer.await.unwrap_or(Err(EngineError::Contended))
+    }
+
+    /// Cancels an auction (see the rules for who may, when).
+    pub async fn cancel(
+        &self,
+        auction_id: Uuid,
+        by: &str,
+        admin: bool,
+        reason: Option<String>,
+    ) -> Result<Auction, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(auction_id, Command::Cancel { by: by.to_owned(), admin, reason, reply }).await;
+        answer.await.unwrap_or(Err(EngineError::Contended))
+    }
+
+    /// Lets time act on an auction (open or close it when due).
+    pub async fn tick(&self, auction_id: Uuid) {
+        self.send(auction_id, Command::Tick).await;
+    }
+
+    async fn send(&self, auction_id: Uuid, mut command: Command) {
+        for _ in 0..3 {
+            let sender = self.writer(auction_id);
+            match sender.send(command).await {
+                Ok(()) => return,
+                // The writer retired between lookup and send: start a fresh one.
+                Err(mpsc::error::SendError(returned)) => {
+                    command = returned;
+                    if let Ok(mut writers) = self.inner.writers.lock()
+                        && writers.get(&auction_id).is_some_and(|current| current.same_channel(&sender))
+                    {
+                        writers.remove(&auction_id);
+                    }
+                }
+            }
+        }
+        tracing::error!(%auction_id, "no writer could take the command");
+    }
+
+    fn writer(&self, auction_id: Uuid) -> mpsc::Sender<Command> {
+        let mut writers = match self.inner.writers.lock() {
+            Ok(writers) => writers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(sender) = writers.get(&auction_id).filter(|sender| !sender.is_closed()) {
+            return sender.clone();
+        }
+        let (sender, receiver) = mpsc::channel(4096);
+        writers.insert(auction_id, sender.clone());
+        let writer = Writer { id: auction_id, engine: self.clone(), record: None, receiver, clock: None };
+        tokio::spawn(writer.run());
+        sender
+    }
+}
+
+/// Lays out a campaign's lots on its wall clock.
+pub fn plan_campaign(
+    new: &NewCampaign,
+    default_zone: chrono_tz::Tz,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(Campaign, Vec<AuctionCore>), EngineError> {
+    use sothebais_shared::time::{display_in, parse_timezone, wall_clock_to_utc};
+    if new.name.trim().is_empty() {
+        return Err(EngineError::Invalid { field: "name", message: "must not be empty".into() });
+    }
+    if new.lots.is_empty() {
+        return Err(EngineError::Invalid {
+            field: "lots",
+            message: "a campaign needs at least one lot".into(),
+        });
+    }
+    let zone = match &new.timezone {
+        Some(name) => {
+            parse_timezone(name).map_err(|message| EngineError::Invalid { field: "timezone", message })?
+        }
+        None => default_zone,
+    };
+    let gap = new.gap_secs.unwrap_or(10);
+    let mut local_start = new.starts_at;
+    let mut lots = Vec::new();
+    let mut cores = Vec::new();
+    for (index, lot) in new.lots.iter().enumerate() {
+        if lot.starts_at.is_some() || lot.campaign_id.is_some() {
+            return Err(EngineError::Invalid {
+                field: "lots",
+                message: format!("lot {index}: starts_at and campaign_id come from the campaign"),
+            });
+        }
+        let starts_at = wall_clock_to_utc(local_start, zone);
+        let spec = NewAuction { starts_at: Some(starts_at), campaign_id: Some(id), ..lot.clone() };
+        let core = AuctionCore::create(Uuid::now_v7(), &spec).map_err(|error| EngineError::Invalid {
+            field: "lots",
+            message: format!("lot {index}: {error}"),
+        })?;
+        lots.push(CampaignLot {
+            index: index as u32,
+            auction_id: core.id,
+            title: core.title.clone(),
+            starts_at,
+            scheduled_end: core.scheduled_end.unwrap_or(starts_at),
+            starts_at_local: display_in(starts_at, zone),
+        });
+        if !new.concurrent {
+            local_start += chrono::Duration::seconds(i64::from(core.settings.duration_secs) + i64::from(gap));
+        }
+        cores.push(core);
+    }
+    let campaign = Campaign {
+        id,
+        name: new.name.trim().to_owned(),
+        timezone: zone.name().to_owned(),
+        starts_at_local: new.starts_at,
+        gap_secs: gap,
+        character: new.character.clone(),
+        concurrent: new.concurrent,
+        lots,
+        created_at: millis(now),
+    };
+    Ok((campaign, cores))
+}
+
+/// The single writer of one auction in this process.
+struct Writer {
+    id: Uuid,
+    engine: Engine,
+    record: Option<AuctionRecord>,
+    receiver: mpsc::Receiver<Command>,
+    /// The latest time decided at; decision times never go backwards.
+    clock: Option<DateTime<Utc>>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let first = match tokio::time::timeout(IDLE, self.receiver.recv()).await {
+                Ok(Some(command)) => command,
+                Ok(None) => return,
+                Err(_) => {
+                    if self.retire() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.receiver.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch).await;
+        }
+    }
+
+    /// Leaves the registry when idle; refuses while commands are still queued.
+    fn retire(&mut self) -> bool {
+        let Ok(mut writers) = self.engine.inner.writers.lock() else { return false };
+        if !self.receiver.is_empty() {
+            return false;
+        }
+        writers.remove(&self.id);
+        self.receiver.close();
+        true
+    }
+
+    fn next_time(&mut self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let at = millis(at);
+        let at = self.clock.map_or(at, |clock| clock.max(at));
+        self.clock = Some(at);
+        at
+    }
+
+    async fn load(&mut self) -> Result<Option<AuctionRecord>, StorageError> {
+        if self.record.is_none() {
+            self.record = self.engine.inner.storage.auction(self.id).await?;
+        }
+        Ok(self.record.clone())
+    }
+
+    async fn process(&mut self, batch: Vec<Command>) {
+        let storage = self.engine.inner.storage.clone();
+        let clock_before = self.clock;
+        for _ in 0..MAX_ATTEMPTS {
+            self.clock = clock_before;
+            let record = match self.load().await {
+                Ok(Some(record)) => record,
+                Ok(None) => return answer_all(batch, || EngineError::NotFound),
+                Err(error) => {
+                    let message = error.to_string();
+                    return answer_all(batch, || {
+                        EngineError::Storage(StorageError::Unavailable(message.clone()))
+                    });
+                }
+            };
+            let refs: Vec<String> = batch
+                .iter()
+                .filter_map(|command| match command {
+                    Command::Bid { input, .. } => input.source_ref.clone(),
+                    _ => None,
+                })
+                .collect();
+            let earlier = match storage.bids_by_source_ref(self.id, &refs).await {
+                Ok(bids) => bids,
+                Err(error) => {
+                    let message = error.to_string();
+                    return answer_all(batch, || {
+                        EngineError::Storage(StorageError::Unavailable(message.clone()))
+                    });
+                }
+            };
+            let decided = self.decide(&record.core, &batch, earlier);
+            if decided.bids.is_empty() && decided.events.is_empty() && decided.core == record.core {
+                return self.reply(batch, decided.answers, &record.core);
+            }
+            let commit = AuctionCommit {
+                core: &decided.core,
+                expected_version: record.version,
+                bids: &decided.bids,
+                events: &decided.events,
+            };
+            match storage.commit_auction(&commit).await {
+                Ok(CommitOutcome::Committed) => {
+                    let core = decided.core.clone();
+                    self.record = Some(AuctionRecord { core: decided.core, version: record.version + 1 });
+                    if !decided.events.is_empty() {
+                        self.engine.inner.outbox.notify_one();
+                    }
+                    let _ = self.engine.inner.deadlines.send((self.id, core.next_deadline()));
+                    metrics::counter!("auction_commits_total").increment(1);
+                    metrics::histogram!("auction_commit_batch_size").record(batch.len() as f64);
+                    return self.reply(batch, decided.answers, &core);
+                }
+                Ok(CommitOutcome::Conflict) => {
+                    metrics::counter!("auction_commit_conflicts_total").increment(1);
+                    tracing::debug!(auction_id = %self.id, "lost a commit race; reloading");
+                    self.record = None;
+                }
+                Err(error) => {
+                    tracing::warn!(auction_id = %self.id, %error, "commit failed; nothing was acknowledged");
+                    self.record = None;
+                    let message = error.to_string();
+                    return answer_all(batch, || match &error {
+                        StorageError::Unavailable(_) => {
+                            EngineError::Storage(StorageError::Unavailable(message.clone()))
+                        }
+                        _ => EngineError::Storage(StorageError::Database(message.clone())),
+                    });
+                }
+            }
+        }
+        tracing::warn!(auction_id = %self.id, "gave up after repeated commit races");
+        answer_all(batch, || EngineError::Contended);
+    }
+
+    /// Decides a batch on a copy of the state. Pure apart from reading the clock.
+    fn decide(&mut self, stored: &AuctionCore, batch: &[Command], earlier: Vec<Bid>) -> Decided {
+        let mut core = stored.clone();
+        let mut events = Vec::new();
+        let mut bids: Vec<Bid> = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut known: HashMap<String, Bid> =
+            earlier.into_iter().filter_map(|bid| bid.source_ref.clone().map(|key| (key, bid))).collect();
+        for command in batch {
+            match command {
+                Command::Bid { input, standing, .. } => {
+                    if let Some(first) = input.source_ref.as_ref().and_then(|key| known.get(key)) {
+                        answers.push(Ok(Some((first.clone(), true))));
+                        continue;
+                    }
+                    let at = self.next_time(input.received_at);
+                    transitions(&mut core, at, &mut events);
+                    let input = BidInput { received_at: at, ..input.clone() };
+                    let previous_end = core.ends_at;
+                    let bid = core.decide(&input, *standing);
+                    bid_events(&core, &bid, previous_end, at, &mut events);
+                    if let Some(key) = &bid.source_ref {
+                        known.insert(key.clone(), bid.clone());
+                    }
+                    metrics::counter!("auction_bids_total", "status" => match bid.status {
+                        BidStatus::Accepted => "accepted",
+                        BidStatus::Rejected => "rejected",
+                    }, "reason" => bid.reason.map_or("", |reason| reason.code()))
+                    .increment(1);
+                    answers.push(Ok(Some((bid.clone(), false))));
+                    bids.push(bid);
+                }
+                Command::Start { .. } => {
+                    let at = self.next_time(Utc::now());
+                    transitions(&mut core, at, &mut events);
+                    let result = core.start(at).map_err(EngineError::from);
+                    if result.is_ok() {
+                        events.extend(event(
+                            EventType::AuctionStart,
+                            &AuctionSnapshot { auction: core.snapshot(at) },
+                            None,
+                        ));
+                    }
+                    answers.push(result.map(|()| None));
+                }
+                Command::Cancel { by, admin, reason, .. } => {
+                    let at = self.next_time(Utc::now());
+                    transitions(&mut core, at, &mut events);
+                    let result = core.cancel(at, by, *admin, reason.clone()).map_err(EngineError::from);
+                    if result.is_ok() {
+                        let data = AuctionCancelled { auction: core.snapshot(at), reason: reason.clone() };
+                        events.extend(event(EventType::AuctionCancelled, &data, None));
+                    }
+                    answers.push(result.map(|()| None));
+                }
+                Command::Tick => {
+                    let at = self.next_time(Utc::now());
+                    transitions(&mut core, at, &mut events);
+                    answers.push(Ok(None));
+                }
+            }
+        }
+        let at = self.next_time(Utc::now());
+        transitions(&mut core, at, &mut events);
+        Decided { core, bids, events, answers }
+    }
+
+    fn reply(
+        &self,
+        batch: Vec<Command>,
+        answers: Vec<Result<Option<(Bid, bool)>, EngineError>>,
+        core: &AuctionCore,
+    ) {
+        let now = millis(Utc::now());
+        let snapshot = core.snapshot(now);
+        for (command, answer) in batch.into_iter().zip(answers) {
+            match command {
+                Command::Bid { reply, .. } => {
+                    let outcome = answer.and_then(|decided| decided.ok_or(EngineError::Contended));
+                    let _ = reply.send(outcome.map(|(bid, duplicate)| BidOutcome {
+                        bid,
+                        auction: snapshot.clone(),
+                        duplicate,
+                    }));
+                }
+                Command::Start { reply } | Command::Cancel { reply, .. } => {
+                    let _ = reply.send(answer.map(|_| snapshot.clone()));
+                }
+                Command::Tick => {}
+            }
+        }
+    }
+}
+
+struct Decided {
+    core: AuctionCore,
+    bids: Vec<Bid>,
+    events: Vec<Envelope>,
+    /// Per command: the bid decided (and whether it is an earlier decision), or nothing.
+    answers: Vec<Result<Option<(Bid, bool)>, EngineError>>,
+}
+
+fn answer_all(batch: Vec<Command>, error: impl Fn() -> EngineError) {
+    for command in batch {
+        match command {
+            Command::Bid { reply, .. } => {
+                let _ = reply.send(Err(error()));
+            }
+            Command::Start { reply } | Command::Cancel { reply, .. } => {
+                let _ = reply.send(Err(error()));
+            }
+            Command::Tick => {}
+        }
+    }
+}
+
+fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<String>) -> Option<Envelope> {
+    match Envelope::new(kind, Source::AuctionEngine, data) {
+        Ok(envelope) => Some(match correlation {
+            Some(correlation) => envelope.correlated(correlation),
+            None => envelope,
+        }),
+        Err(error) => {
+            tracing::error!(%error, "an engine event does not match its own schema");
+            None
+        }
+    }
+}
+
+/// Applies what time changes at `at` and records the events.
+fn transitions(core: &mut AuctionCore, at: DateTime<Utc>, events: &mut Vec<Envelope>) {
+    for transition in core.advance(at) {
+        match transition {
+            Transition::Opened => {
+                events.extend(event(
+                    EventType::AuctionStart,
+                    &AuctionSnapshot { auction: core.snapshot(at) },
+                    None,
+                ));
+                tracing::info!(auction_id = %core.id, "auction opened");
+            }
+            Transition::Closed(outcome) => {
+                events.extend(event(
+                    EventType::AuctionEnd,
+                    &AuctionSnapshot { auction: core.snapshot(at) },
+                    None,
+                ));
+                let winner = AuctionWinner { auction_id: core.id, outcome: outcome.clone(), seq: core.seq };
+                events.extend(event(EventType::AuctionWinner, &winner, None));
+                tracing::info!(auction_id = %core.id, result = ?outcome.result, amount = ?outcome.amount.map(|a| a.to_string()), "auction closed");
+            }
+        }
+    }
+}
+
+fn bid_events(
+    core: &AuctionCore,
+    bid: &Bid,
+    previous_end: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+    events: &mut Vec<Envelope>,
+) {
+    let correlation = Some(bid.source_ref.clone().unwrap_or_else(|| bid.id.to_string()));
+    let auction = core.snapshot(at);
+    let placed = event(
+        EventType::AuctionBidPlaced,
+        &BidEvent { bid: bid.clone(), seq: core.seq, auction: None },
+        correlation.clone(),
+    );
+    let kind = match bid.status {
+        BidStatus::Accepted => EventType::AuctionBidAccepted,
+        BidStatus::Rejected => EventType::AuctionBidRejected,
+    };
+    let decided = event(
+        kind,
+        &BidEvent { bid: bid.clone(), seq: core.seq, auction: Some(auction) },
+        correlation.clone(),
+    );
+    let decided = match (&placed, decided) {
+        (Some(placed), Some(decided)) => Some(decided.caused_by(placed)),
+        (_, decided) => decided,
+    };
+    if let (Some(ends_at), Some(previous), Some(_)) = (bid.extended_to, previous_end, &decided) {
+        let data = AuctionExtended {
+            auction_id: core.id,
+            bid_id: bid.id,
+            previous_ends_at: previous,
+            ends_at,
+            seq: core.seq,
+        };
+        let extended = event(EventType::AuctionExtended, &data, correlation);
+        events.extend(placed);
+        events.extend(decided);
+        events.extend(extended);
+    } else {
+        events.extend(placed);
+        events.extend(decided);
+    }
+}

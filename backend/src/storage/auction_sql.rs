@@ -1,0 +1,455 @@
+//! Auction, bid, campaign and outbox statements, written once for both databases:
+//! these tables use only TEXT and BIGINT columns, and every statement is built with
+//! `QueryBuilder`, which writes each database's placeholders.
+
+use chrono::{DateTime, Utc};
+use sothebais_shared::Amount;
+use sothebais_shared::auction::{Bid, BidSource, BidStatus, Bidder, RejectReason};
+use uuid::Uuid;
+
+use super::StorageError;
+use crate::auction::rules::{AuctionCore, Phase};
+
+/// Rows per multi-row insert (SQLite allows 32766 bound values; bids bind 15 each).
+pub(super) const INSERT_CHUNK: usize = 500;
+
+pub(super) fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Scheduled => "scheduled",
+        Phase::Open => "open",
+        Phase::Closed => "closed",
+        Phase::Settled => "settled",
+        Phase::Cancelled => "cancelled",
+        Phase::PaymentFailed => "payment_failed",
+    }
+}
+
+pub(super) fn source_name(source: BidSource) -> &'static str {
+    match source {
+        BidSource::Http => "http",
+        BidSource::X => "x",
+        BidSource::Admin => "admin",
+    }
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+pub(super) fn encode_core(core: &AuctionCore) -> Result<String, StorageError> {
+    serde_json::to_string(core).map_err(|error| StorageError::Database(format!("encoding auction: {error}")))
+}
+
+pub(super) fn decode_core(text: &str) -> Result<AuctionCore, StorageError> {
+    serde_json::from_str(text).map_err(|error| corrupt("auction core", error))
+}
+
+pub(super) fn millis_to_time(millis: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| corrupt("time", millis))
+}
+
+/// The columns of a bid row, as read back.
+pub(super) struct BidRow {
+    pub auction_id: String,
+    pub seq: i64,
+    pub id: String,
+    pub amount_wei: String,
+    pub bidder_id: String,
+    pub bidder_handle: Option<String>,
+    pub source: String,
+    pub source_ref: Option<String>,
+    pub created_at_ms: i64,
+    pub received_at_ms: i64,
+    pub status: String,
+    pub reason: Option<String>,
+    pub extended_to_ms: Option<i64>,
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+pub(super) const BID_COLUMNS: &str = "auction_id, seq, id, amount_wei, bidder_id, bidder_handle, source, source_ref, \
+     created_at_ms, received_at_ms, status, reason, extended_to_ms, hash, prev_hash";
+
+impl BidRow {
+    pub fn into_bid(self) -> Result<Bid, StorageError> {
+        let reason = match self.reason {
+            None => None,
+            Some(code) => Some(
+                serde_json::from_value::<RejectReason>(serde_json::Value::String(code))
+                    .map_err(|error| corrupt("reason", error))?,
+            ),
+        };
+        Ok(Bid {
+            id: Uuid::parse_str(&self.id).map_err(|error| corrupt("bid id", error))?,
+            auction_id: Uuid::parse_str(&self.auction_id).map_err(|error| corrupt("auction id", error))?,
+            seq: u64::try_from(self.seq).map_err(|error| corrupt("seq", error))?,
+            amount: Amount::from_wei(self.amount_wei.parse().map_err(|error| corrupt("amount", error))?),
+            bidder: Bidder { id: self.bidder_id, handle: self.bidder_handle },
+            source: match self.source.as_str() {
+                "http" => BidSource::Http,
+                "x" => BidSource::X,
+                "admin" => BidSource::Admin,
+                other => return Err(corrupt("source", other)),
+            },
+            source_ref: self.source_ref,
+            created_at: millis_to_time(self.created_at_ms)?,
+            received_at: millis_to_time(self.received_at_ms)?,
+            status: match self.status.as_str() {
+                "accepted" => BidStatus::Accepted,
+                "rejected" => BidStatus::Rejected,
+                other => return Err(corrupt("status", other)),
+            },
+            reason,
+            extended_to: self.extended_to_ms.map(millis_to_time).transpose()?,
+            hash: self.hash,
+            prev_hash: self.prev_hash,
+        })
+    }
+}
+
+/// Implements the auction part of `Storage` for a storage type with a `pool` field.
+macro_rules! auction_storage {
+    ($storage:ty, $database:ty, $row:ty) => {
+        #[async_trait::async_trait]
+        impl crate::storage::SharedStorage for $storage {
+        async fn insert_campaign(
+            &self,
+            campaign: &sothebais_shared::auction::Campaign,
+            auctions: &[crate::auction::rules::AuctionCore],
+            events: &[sothebais_shared::events::Envelope],
+        ) -> Result<(), StorageError> {
+            let mut transaction = self.pool.begin().await?;
+            let document = serde_json::to_string(campaign)
+                .map_err(|error| StorageError::Database(format!("encoding campaign: {error}")))?;
+            sqlx::QueryBuilder::<$database>::new("INSERT INTO campaigns (id, document, created_at_ms) VALUES (")
+                .push_bind(campaign.id.to_string())
+                .push(", ")
+                .push_bind(document)
+                .push(", ")
+                .push_bind(chrono::Utc::now().timestamp_millis())
+                .push(")")
+                .build()
+                .execute(&mut *transaction)
+                .await?;
+            for core in auctions {
+                Self::insert_auction_row(&mut transaction, core).await?;
+            }
+            Self::insert_events(&mut transaction, events).await?;
+            transaction.commit().await?;
+            Ok(())
+        }
+
+        async fn insert_auction(
+            &self,
+            core: &crate::auction::rules::AuctionCore,
+            events: &[sothebais_shared::events::Envelope],
+        ) -> Result<(), StorageError> {
+            let mut transaction = self.pool.begin().await?;
+            Self::insert_auction_row(&mut transaction, core).await?;
+            Self::insert_events(&mut transaction, events).await?;
+            transaction.commit().await?;
+            Ok(())
+        }
+
+        async fn auction(&self, id: uuid::Uuid) -> Result<Option<crate::storage::AuctionRecord>, StorageError> {
+            use sqlx::Row as _;
+            let row = sqlx::QueryBuilder::<$database>::new("SELECT core, version FROM auctions WHERE id = ")
+                .push_bind(id.to_string())
+                .build()
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|row: $row| {
+                Ok(crate::storage::AuctionRecord {
+                    core: crate::storage::auction_sql::decode_core(&row.try_get::<String, _>("core")?)?,
+                    version: row.try_get("version")?,
+                })
+            })
+            .transpose()
+        }
+
+        async fn auctions(
+            &self,
+            filter: &crate::storage::AuctionFilter,
+        ) -> Result<Vec<crate::storage::AuctionRecord>, StorageError> {
+            use sqlx::Row as _;
+            let mut sql = sqlx::QueryBuilder::<$database>::new("SELECT core, version FROM auctions WHERE 1 = 1");
+            if !filter.phases.is_empty() {
+                sql.push(" AND phase IN (");
+                let mut separated = sql.separated(", ");
+                for phase in &filter.phases {
+                    separated.push_bind(crate::storage::auction_sql::phase_name(*phase));
+                }
+                sql.push(")");
+            }
+            if let Some(campaign) = filter.campaign_id {
+                sql.push(" AND campaign_id = ").push_bind(campaign.to_string());
+            }
+            sql.push(" ORDER BY created_at_ms, id LIMIT ").push_bind(i64::from(filter.limit.max(1)));
+            let rows = sql.build().fetch_all(&self.pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(crate::storage::AuctionRecord {
+                        core: crate::storage::auction_sql::decode_core(&row.try_get::<String, _>("core")?)?,
+                        version: row.try_get("version")?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn commit_auction(
+            &self,
+            commit: &crate::storage::AuctionCommit<'_>,
+        ) -> Result<crate::storage::CommitOutcome, StorageError> {
+            let mut transaction = self.pool.begin().await?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let updated = sqlx::QueryBuilder::<$database>::new("UPDATE auctions SET core = ")
+                .push_bind(crate::storage::auction_sql::encode_core(commit.core)?)
+                .push(", version = version + 1, phase = ")
+                .push_bind(crate::storage::auction_sql::phase_name(commit.core.phase))
+                .push(", next_deadline_ms = ")
+                .push_bind(commit.core.next_deadline().map(|at| at.timestamp_millis()))
+                .push(", updated_at_ms = ")
+                .push_bind(now)
+                .push(" WHERE id = ")
+                .push_bind(commit.core.id.to_string())
+                .push(" AND version = ")
+                .push_bind(commit.expected_version)
+                .build()
+                .execute(&mut *transaction)
+                .await?;
+            if updated.rows_affected() != 1 {
+                transaction.rollback().await?;
+                return Ok(crate::storage::CommitOutcome::Conflict);
+            }
+            for chunk in commit.bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
+                let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                    "INSERT INTO bids ({}) ",
+                    crate::storage::auction_sql::BID_COLUMNS
+                ));
+                sql.push_values(chunk, |mut row, bid| {
+                    row.push_bind(bid.auction_id.to_string())
+                        .push_bind(bid.seq as i64)
+                        .push_bind(bid.id.to_string())
+                        .push_bind(bid.amount.wei().to_string())
+                        .push_bind(bid.bidder.id.clone())
+                        .push_bind(bid.bidder.handle.clone())
+                        .push_bind(crate::storage::auction_sql::source_name(bid.source))
+                        .push_bind(bid.source_ref.clone())
+                        .push_bind(bid.created_at.timestamp_millis())
+                        .push_bind(bid.received_at.timestamp_millis())
+                        .push_bind(match bid.status {
+                            sothebais_shared::auction::BidStatus::Accepted => "accepted",
+                            sothebais_shared::auction::BidStatus::Rejected => "rejected",
+                        })
+                        .push_bind(bid.reason.map(|reason| reason.code()))
+                        .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
+                        .push_bind(bid.hash.clone())
+                        .push_bind(bid.prev_hash.clone());
+                });
+                match sql.build().execute(&mut *transaction).await {
+                    Ok(_) => {}
+                    // A post or idempotency key another writer stored first.
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                        transaction.rollback().await?;
+                        return Ok(crate::storage::CommitOutcome::Conflict);
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Self::insert_events(&mut transaction, commit.events).await?;
+            transaction.commit().await?;
+            Ok(crate::storage::CommitOutcome::Committed)
+        }
+
+        async fn bids(
+            &self,
+            auction_id: uuid::Uuid,
+            after_seq: u64,
+            limit: u32,
+        ) -> Result<Vec<sothebais_shared::auction::Bid>, StorageError> {
+            let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                "SELECT {} FROM bids WHERE auction_id = ",
+                crate::storage::auction_sql::BID_COLUMNS
+            ));
+            sql.push_bind(auction_id.to_string())
+                .push(" AND seq > ")
+                .push_bind(after_seq as i64)
+                .push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(limit));
+            let rows = sql.build().fetch_all(&self.pool).await?;
+            rows.iter().map(Self::bid_row).collect()
+        }
+
+        async fn bids_by_source_ref(
+            &self,
+            auction_id: uuid::Uuid,
+            refs: &[String],
+        ) -> Result<Vec<sothebais_shared::auction::Bid>, StorageError> {
+            if refs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                "SELECT {} FROM bids WHERE auction_id = ",
+                crate::storage::auction_sql::BID_COLUMNS
+            ));
+            sql.push_bind(auction_id.to_string()).push(" AND source_ref IN (");
+            let mut separated = sql.separated(", ");
+            for reference in refs {
+                separated.push_bind(reference.clone());
+            }
+            sql.push(")");
+            let rows = sql.build().fetch_all(&self.pool).await?;
+            rows.iter().map(Self::bid_row).collect()
+        }
+
+        async fn due_auctions(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>, StorageError> {
+            use sqlx::Row as _;
+            let rows = sqlx::QueryBuilder::<$database>::new(
+                "SELECT id, next_deadline_ms FROM auctions WHERE next_deadline_ms IS NOT NULL AND next_deadline_ms <= ",
+            )
+            .push_bind(before.timestamp_millis())
+            .push(" ORDER BY next_deadline_ms LIMIT 10000")
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let id: String = row.try_get("id")?;
+                    let deadline: i64 = row.try_get("next_deadline_ms")?;
+                    Ok((
+                        uuid::Uuid::parse_str(&id).map_err(|error| StorageError::Corrupt(error.to_string()))?,
+                        crate::storage::auction_sql::millis_to_time(deadline)?,
+                    ))
+                })
+                .collect()
+        }
+
+        async fn campaign(
+            &self,
+            id: uuid::Uuid,
+        ) -> Result<Option<sothebais_shared::auction::Campaign>, StorageError> {
+            use sqlx::Row as _;
+            let row = sqlx::QueryBuilder::<$database>::new("SELECT document FROM campaigns WHERE id = ")
+                .push_bind(id.to_string())
+                .build()
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|row: $row| {
+                let document: String = row.try_get("document")?;
+                serde_json::from_str(&document).map_err(|error| StorageError::Corrupt(format!("campaign: {error}")))
+            })
+            .transpose()
+        }
+
+        async fn campaigns(&self) -> Result<Vec<sothebais_shared::auction::Campaign>, StorageError> {
+            use sqlx::Row as _;
+            let rows = sqlx::QueryBuilder::<$database>::new(
+                "SELECT document FROM campaigns ORDER BY created_at_ms, id LIMIT 1000",
+            )
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let document: String = row.try_get("document")?;
+                    serde_json::from_str(&document)
+                        .map_err(|error| StorageError::Corrupt(format!("campaign: {error}")))
+                })
+                .collect()
+        }
+
+        async fn claim_unpublished(&self, limit: u32, lease: std::time::Duration) -> Result<Vec<crate::storage::StoredEvent>, StorageError> {
+            let now = chrono::Utc::now().timestamp_millis();
+            let until = now + lease.as_millis() as i64;
+            let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE events SET relay_lease_until_ms = ");
+            sql.push_bind(until)
+                .push(" WHERE seq IN (SELECT seq FROM events WHERE published_at_ms IS NULL AND (relay_lease_until_ms IS NULL OR relay_lease_until_ms < ")
+                .push_bind(now)
+                .push(") ORDER BY seq LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(Self::SKIP_LOCKED)
+                .push(") RETURNING ")
+                .push(Self::EVENT_COLUMNS);
+            let rows = sql.build().fetch_all(&self.pool).await?;
+            let mut events: Vec<crate::storage::StoredEvent> = rows.iter().map(Self::decode).collect::<Result<_, _>>()?;
+            events.sort_by_key(|event| event.seq);
+            Ok(events)
+        }
+
+        async fn mark_published(&self, seqs: &[i64]) -> Result<(), StorageError> {
+            if seqs.is_empty() {
+                return Ok(());
+            }
+            let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE events SET published_at_ms = ");
+            sql.push_bind(chrono::Utc::now().timestamp_millis()).push(" WHERE seq IN (");
+            let mut separated = sql.separated(", ");
+            for seq in seqs {
+                separated.push_bind(*seq);
+            }
+            sql.push(")");
+            sql.build().execute(&self.pool).await?;
+            Ok(())
+        }
+        }
+    };
+}
+
+/// The private helpers the macro's statements use, for a storage type.
+macro_rules! auction_storage_helpers {
+    ($storage:ty, $database:ty, $row:ty) => {
+        impl $storage {
+            async fn insert_auction_row(
+                transaction: &mut sqlx::Transaction<'_, $database>,
+                core: &crate::auction::rules::AuctionCore,
+            ) -> Result<(), StorageError> {
+                let now = chrono::Utc::now().timestamp_millis();
+                sqlx::QueryBuilder::<$database>::new(
+                    "INSERT INTO auctions (id, campaign_id, phase, next_deadline_ms, version, core, created_at_ms, updated_at_ms) VALUES (",
+                )
+                .push_bind(core.id.to_string())
+                .push(", ")
+                .push_bind(core.campaign_id.map(|id| id.to_string()))
+                .push(", ")
+                .push_bind(crate::storage::auction_sql::phase_name(core.phase))
+                .push(", ")
+                .push_bind(core.next_deadline().map(|at| at.timestamp_millis()))
+                .push(", 1, ")
+                .push_bind(crate::storage::auction_sql::encode_core(core)?)
+                .push(", ")
+                .push_bind(now)
+                .push(", ")
+                .push_bind(now)
+                .push(")")
+                .build()
+                .execute(&mut **transaction)
+                .await?;
+                Ok(())
+            }
+
+            fn bid_row(row: &$row) -> Result<sothebais_shared::auction::Bid, StorageError> {
+                use sqlx::Row as _;
+                crate::storage::auction_sql::BidRow {
+                    auction_id: row.try_get("auction_id")?,
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    amount_wei: row.try_get("amount_wei")?,
+                    bidder_id: row.try_get("bidder_id")?,
+                    bidder_handle: row.try_get("bidder_handle")?,
+                    source: row.try_get("source")?,
+                    source_ref: row.try_get("source_ref")?,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    received_at_ms: row.try_get("received_at_ms")?,
+                    status: row.try_get("status")?,
+                    reason: row.try_get("reason")?,
+                    extended_to_ms: row.try_get("extended_to_ms")?,
+                    hash: row.try_get("hash")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                }
+                .into_bid()
+            }
+        }
+    };
+}
