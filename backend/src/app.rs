@@ -22,6 +22,10 @@ use sothebais_shared::ports::PortBlock;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::{Notify, mpsc};
+
+use crate::auction::engine::{DeadlineUpdate, Engine};
+use crate::auction::http::ClientRateLimit;
 use crate::auth::{Authenticator, HasAuthenticator};
 use crate::bus::EventBus;
 use crate::config::Config;
@@ -160,6 +164,10 @@ pub struct AppState {
     pub roles: Arc<[ServiceRole]>,
     pub started_at: Instant,
     pub shutdown: CancellationToken,
+    pub engine: Engine,
+    /// Woken when events were stored, so the relay publishes them at once.
+    pub outbox: Arc<Notify>,
+    pub bid_rate: Arc<ClientRateLimit>,
 }
 
 impl fmt::Debug for AppState {
@@ -231,6 +239,7 @@ pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
 pub struct Application {
     state: AppState,
     listeners: Vec<(ListenerAddress, TcpListener, Router)>,
+    deadlines: mpsc::UnboundedReceiver<DeadlineUpdate>,
 }
 
 impl fmt::Debug for Application {
@@ -251,7 +260,12 @@ impl Application {
             .build()
             .context("building the HTTP client")?;
         let auth = Arc::new(Authenticator::new(&secret, config.auth_jwks_url.clone(), http.clone()));
+        let outbox = Arc::new(Notify::new());
+        let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone());
         let state = AppState {
+            engine,
+            outbox,
+            bid_rate: Arc::new(ClientRateLimit::default()),
             config: Arc::new(config),
             storage,
             bus,
@@ -281,7 +295,7 @@ impl Application {
             }
             metrics::gauge!("sothebais_role_up", "role" => role.as_str()).set(1.0);
         }
-        Ok(Application { state, listeners })
+        Ok(Application { state, listeners, deadlines })
     }
 
     /// The real address of every listener.
@@ -304,6 +318,16 @@ impl Application {
     /// Serves every listener until `shutdown` fires, then lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = self.state;
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(events::relay::run(
+            state.storage.clone(),
+            state.bus.clone(),
+            state.outbox.clone(),
+            shutdown.clone(),
+        ));
+        if state.roles.contains(&ServiceRole::Auction) {
+            background.spawn(auction::scheduler::run(state.engine.clone(), self.deadlines, shutdown.clone()));
+        }
         let upkeep = {
             let metrics = state.metrics.clone();
             let stop = shutdown.clone();
@@ -346,6 +370,7 @@ impl Application {
             }
         }
         upkeep.abort();
+        while background.join_next().await.is_some() {}
         tracing::info!("stopped");
         result
     }

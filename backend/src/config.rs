@@ -59,6 +59,7 @@ const SETTINGS: &[&str] = &[
     "SOTHEBAIS_TIMEZONE",
     "SOTHEBAIS_REQUEST_TIMEOUT_SECS",
     "STREAM_MANAGER_URL",
+    "BLOCKED_BIDDERS",
     "ADMIN_PORT",
     "ADMIN_WS_PORT",
     "ADMIN_METRICS_PORT",
@@ -122,6 +123,8 @@ pub struct Config {
     pub timezone: Tz,
     pub request_timeout: Duration,
     pub stream_manager_url: String,
+    /// Bidder ids or `@handles` whose bids are refused `BIDDER_BLOCKED`.
+    pub blocked_bidders: Vec<String>,
     pub ports: RolePorts,
 }
 
@@ -142,6 +145,7 @@ impl fmt::Debug for Config {
             .field("timezone", &self.timezone)
             .field("request_timeout", &self.request_timeout)
             .field("stream_manager_url", &self.stream_manager_url)
+            .field("blocked_bidders", &self.blocked_bidders)
             .field("ports", &self.ports)
             .finish()
     }
@@ -339,6 +343,14 @@ impl Config {
                     }
                 },
             )?,
+            blocked_bidders: layers.parse("BLOCKED_BIDDERS", Vec::new(), |value| {
+                Ok(value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect())
+            })?,
             ports: RolePorts {
                 admin: layers.block("ADMIN", "WS", defaults::ADMIN)?,
                 events: layers.block("EVENT_HANDLER", "STREAM", defaults::EVENT_HANDLER)?,
@@ -365,6 +377,7 @@ impl Config {
             "timezone": self.timezone.name(),
             "request_timeout_secs": self.request_timeout.as_secs(),
             "stream_manager_url": self.stream_manager_url,
+            "blocked_bidders": self.blocked_bidders,
             "ports": {
                 "admin": block(self.ports.admin),
                 "events": block(self.ports.events),

@@ -28,6 +28,9 @@ pub enum Error {
     PayloadTooLarge,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// A refusal with its own code, such as a rejected bid (422 `BELOW_MIN_INCREMENT`).
+    #[error("{code}: {message}")]
+    Coded { status: StatusCode, code: &'static str, message: String, details: Option<serde_json::Value> },
     #[error("{dependency} unavailable")]
     Unavailable { dependency: &'static str },
     #[error("storage: {0}")]
@@ -75,6 +78,9 @@ impl Error {
                     Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
                 ),
             ),
+            Error::Coded { status, code, message, details } => {
+                (*status, error(code, message.clone(), details.clone()))
+            }
             Error::Unavailable { dependency } => unavailable(dependency),
             Error::Storage(StorageError::Unavailable(_)) => unavailable("database"),
             Error::Bus(BusError::Unavailable(_)) => unavailable("redis"),

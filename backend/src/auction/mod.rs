@@ -1,20 +1,14 @@
 //! The `auction` role: auctions, bids, campaigns.
 //!
-//! `rules` is the pure state machine; the engine around it stores each decision and
-//! its events in one transaction before anything is acknowledged.
+//! - `rules`: the pure state machine (no I/O, time passed in);
+//! - `engine`: the single writer per auction that decides in batches and commits each
+//!   batch with its bid records and events in one transaction;
+//! - `scheduler`: the timers that open and close auctions, from stored deadlines;
+//! - `http`: the API under `/api/auction`.
 
 pub mod engine;
+pub mod http;
 pub mod rules;
+pub mod scheduler;
 
-use axum::Router;
-
-use crate::app::AppState;
-use crate::http::openapi::Operation;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-}
-
-pub fn operations() -> Vec<Operation> {
-    Vec::new()
-}
+pub use http::{operations, router};

@@ -1,7 +1,10 @@
-//! The event handler role (`/api/events`): publish, history, schemas.
+//! The event handler role (`/api/events`): publish, history, schemas; and the
+//! outbox relay that publishes stored events on the bus.
 //!
 //! An event posted here is checked against its type's data struct, stored in the
 //! event store, then published on the bus.
+
+pub mod relay;
 
 use axum::Router;
 use axum::extract::State;
@@ -103,11 +106,8 @@ async fn publish(
     };
     let stored = state.storage.append_event(&event).await?;
     tracing::info!(event_id = %event.id, seq = stored.seq, by = %claims.sub, "event stored");
-    if let Err(error) = state.bus.publish(&stored.event).await {
-        // The event is durable; it can be replayed from the store.
-        tracing::warn!(event_id = %event.id, %error, "stored event not published");
-    }
-    metrics::counter!("events_published_total", "type" => event_type.as_str()).increment(1);
+    // The relay publishes it from the store.
+    state.outbox.notify_one();
     Ok(created(stored.event))
 }
 
