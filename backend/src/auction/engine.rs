@@ -628,3 +628,89 @@ fn bid_events(
         events.extend(decided);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, NaiveDateTime};
+    use sothebais_shared::Amount;
+
+    use super::*;
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d).and_then(|date| date.and_hms_opt(h, min, 0)).expect("valid")
+    }
+
+    fn lot(title: &str, duration_secs: u32) -> NewAuction {
+        NewAuction {
+            title: title.into(),
+            starting_price: Amount::from_eth(1),
+            duration_secs: Some(duration_secs),
+            ..NewAuction::default()
+        }
+    }
+
+    fn campaign(starts_at: NaiveDateTime, lots: Vec<NewAuction>, gap_secs: u32) -> NewCampaign {
+        NewCampaign {
+            name: "Show".into(),
+            timezone: Some("America/New_York".into()),
+            starts_at,
+            gap_secs: Some(gap_secs),
+            character: None,
+            concurrent: false,
+            lots,
+        }
+    }
+
+    fn local_starts(new: &NewCampaign) -> Vec<String> {
+        let (campaign, _) = plan_campaign(new, chrono_tz::America::New_York, Uuid::nil(), Utc::now())
+            .expect("valid campaign");
+        campaign.lots.into_iter().map(|lot| lot.starts_at_local).collect()
+    }
+
+    #[test]
+    fn lots_follow_one_another_with_the_gap_on_the_wall_clock() {
+        let new = campaign(local(2026, 6, 1, 20, 0), vec![lot("a", 90), lot("b", 90), lot("c", 60)], 10);
+        assert_eq!(
+            local_starts(&new),
+            vec!["2026-06-01T20:00:00-04:00", "2026-06-01T20:01:40-04:00", "2026-06-01T20:03:20-04:00"]
+        );
+    }
+
+    #[test]
+    fn a_campaign_across_spring_forward_keeps_its_wall_clock_schedule() {
+        // Lots of one hour from 00:30 on 2026-03-08: 02:00-03:00 does not exist that night.
+        let new = campaign(local(2026, 3, 8, 0, 30), vec![lot("a", 3600), lot("b", 3600), lot("c", 3600)], 0);
+        assert_eq!(
+            local_starts(&new),
+            vec!["2026-03-08T00:30:00-05:00", "2026-03-08T01:30:00-05:00", "2026-03-08T03:30:00-04:00"]
+        );
+    }
+
+    #[test]
+    fn a_campaign_across_fall_back_keeps_its_wall_clock_schedule() {
+        // 01:00-02:00 happens twice on 2026-11-01; the schedule takes the first.
+        let new =
+            campaign(local(2026, 11, 1, 0, 30), vec![lot("a", 3600), lot("b", 3600), lot("c", 3600)], 0);
+        assert_eq!(
+            local_starts(&new),
+            vec!["2026-11-01T00:30:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-01T02:30:00-05:00"]
+        );
+    }
+
+    #[test]
+    fn concurrent_lots_all_open_at_the_campaign_start() {
+        let mut new = campaign(local(2026, 6, 1, 20, 0), vec![lot("a", 90), lot("b", 120)], 10);
+        new.concurrent = true;
+        assert_eq!(local_starts(&new), vec!["2026-06-01T20:00:00-04:00", "2026-06-01T20:00:00-04:00"]);
+    }
+
+    #[test]
+    fn a_lot_that_brings_its_own_start_is_refused() {
+        let mut with_start = lot("a", 90);
+        with_start.starts_at = Some(Utc::now());
+        let new = campaign(local(2026, 6, 1, 20, 0), vec![with_start], 10);
+        let error =
+            plan_campaign(&new, chrono_tz::America::New_York, Uuid::nil(), Utc::now()).expect_err("refused");
+        assert!(matches!(error, EngineError::Invalid { field: "lots", .. }), "{error}");
+    }
+}

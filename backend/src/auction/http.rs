@@ -347,13 +347,17 @@ fn bid_response(outcome: BidOutcome) -> Result<Response> {
 
 /// The one open auction, when a bid names none.
 async fn only_open_auction(state: &AppState, now: DateTime<Utc>) -> Result<Uuid> {
-    let open = state
+    let candidates = state
         .storage
-        .auctions(&AuctionFilter { phases: vec![Phase::Open], campaign_id: None, limit: 1000 })
+        .auctions(&AuctionFilter {
+            phases: vec![Phase::Scheduled, Phase::Open],
+            campaign_id: None,
+            limit: 1000,
+        })
         .await?;
-    let open: Vec<Uuid> = open
+    let open: Vec<Uuid> = candidates
         .iter()
-        .filter(|record| record.core.state_at(now) == AuctionState::Open)
+        .filter(|record| record.core.view_at(now).state == AuctionState::Open)
         .map(|record| record.core.id)
         .collect();
     match open.as_slice() {
@@ -381,7 +385,7 @@ struct StatusQuery {
 async fn status(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Result<Response> {
     let now = millis(Utc::now());
     if let Some(id) = query.auction_id {
-        return Ok(ok(load(&state, id).await?.snapshot(now)));
+        return Ok(ok(load(&state, id).await?.view_at(now)));
     }
     let records = state
         .storage
@@ -391,7 +395,7 @@ async fn status(State(state): State<AppState>, Query(query): Query<StatusQuery>)
             limit: 1000,
         })
         .await?;
-    let auctions = records.iter().map(|record| record.core.snapshot(now)).collect();
+    let auctions = records.iter().map(|record| record.core.view_at(now)).collect();
     Ok(ok(StatusPage { now, auctions }))
 }
 
@@ -443,8 +447,9 @@ async fn list_auctions(State(state): State<AppState>, Query(query): Query<ListQu
     let phases = match query.state {
         None => vec![],
         Some(AuctionState::Scheduled) => vec![Phase::Scheduled],
-        Some(AuctionState::Open | AuctionState::Closing) => vec![Phase::Open],
-        Some(AuctionState::Closed) => vec![Phase::Closed],
+        // Time may have moved an auction on before its writer stored it: look one phase back.
+        Some(AuctionState::Open | AuctionState::Closing) => vec![Phase::Scheduled, Phase::Open],
+        Some(AuctionState::Closed) => vec![Phase::Open, Phase::Closed],
         Some(AuctionState::Settled) => vec![Phase::Settled],
         Some(AuctionState::Cancelled) => vec![Phase::Cancelled],
         Some(AuctionState::PaymentFailed) => vec![Phase::PaymentFailed],
@@ -455,14 +460,14 @@ async fn list_auctions(State(state): State<AppState>, Query(query): Query<ListQu
         .await?;
     let auctions = records
         .iter()
-        .map(|record| record.core.snapshot(now))
+        .map(|record| record.core.view_at(now))
         .filter(|auction| query.state.is_none_or(|wanted| auction.state == wanted))
         .collect();
     Ok(ok(AuctionsPage { auctions }))
 }
 
 async fn get_auction(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response> {
-    Ok(ok(load(&state, id).await?.snapshot(millis(Utc::now()))))
+    Ok(ok(load(&state, id).await?.view_at(millis(Utc::now()))))
 }
 
 async fn start_auction(

@@ -569,7 +569,15 @@ impl AuctionCore {
         None
     }
 
-    /// The API's view of the auction at `now`.
+    /// The auction as it stands at `now`, including what time alone has changed and
+    /// the writer has not stored yet (an opening or closing due a moment ago).
+    pub fn view_at(&self, now: DateTime<Utc>) -> Auction {
+        let mut current = self.clone();
+        current.advance(now);
+        current.snapshot(now)
+    }
+
+    /// The API's view of the auction at `now`, as stored.
     pub fn snapshot(&self, now: DateTime<Utc>) -> Auction {
         let reserve_met =
             self.high_bid.as_ref().is_some_and(|high| high.amount >= self.settings.reserve_price);

@@ -148,8 +148,12 @@ async fn fresh_postgres_database() -> String {
 pub struct TestApp {
     pub addresses: Vec<ListenerAddress>,
     pub client: reqwest::Client,
+    pub state: sothebais_backend::app::AppState,
+    /// The settings it was started with, to start another process on the same state.
+    pub settings: BTreeMap<String, String>,
     shutdown: CancellationToken,
-    _data_dir: tempfile::TempDir,
+    stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data_dir: Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -160,7 +164,7 @@ impl TestApp {
 
     /// Every role, with extra settings (environment names) on top.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut settings = backend.settings(data_dir.path()).await;
         settings.insert("JWT_SECRET".into(), JWT_SECRET.into());
         for prefix in ["ADMIN", "EVENT_HANDLER", "AUCTION_ENGINE", "AGENT_SERVICE", "SOCIAL"] {
@@ -169,17 +173,49 @@ impl TestApp {
         for (key, value) in extra {
             settings.insert((*key).to_owned(), (*value).to_owned());
         }
-        let env = move |key: &str| settings.get(key).cloned();
+        TestApp::start(settings, data_dir).await
+    }
+
+    /// Another process on the same database, bus settings and data folder.
+    pub async fn sibling(&self) -> TestApp {
+        TestApp::start(self.settings.clone(), self._data_dir.clone()).await
+    }
+
+    async fn start(settings: BTreeMap<String, String>, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+        let lookup = settings.clone();
+        let env = move |key: &str| lookup.get(key).cloned();
         let config = Config::load(&FlagValues::new(), None, &env).expect("test configuration");
         let application = Application::build(config, &ServiceRole::ALL).await.expect("build the application");
         let addresses = application.addresses();
+        let state = application.state().clone();
         let shutdown = CancellationToken::new();
-        tokio::spawn(application.run(shutdown.clone()));
+        let stopped = tokio::spawn(application.run(shutdown.clone()));
         TestApp {
             addresses,
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client"),
+            state,
+            settings,
             shutdown,
+            stopped: Some(stopped),
             _data_dir: data_dir,
+        }
+    }
+
+    /// The data folder, kept alive for a restart on the same state.
+    pub fn sibling_dir(&self) -> Arc<tempfile::TempDir> {
+        self._data_dir.clone()
+    }
+
+    /// Starts again on settings and a data folder an earlier process used.
+    pub async fn restart(settings: BTreeMap<String, String>, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+        TestApp::start(settings, data_dir).await
+    }
+
+    /// Stops it gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(stopped) = self.stopped.take() {
+            let _ = stopped.await;
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod auction;
 mod auth;
 mod bus;
 mod conventions;

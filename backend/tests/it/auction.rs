@@ -1,0 +1,390 @@
+//! The auction API against both backends: bids, rules through HTTP, idempotency,
+//! concurrency, timers, restarts, two writers, events on the bus.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use sothebais_backend::auth::Role;
+use sothebais_backend::bus::{GroupStart, SubscribeOptions};
+use sothebais_shared::events::Category;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, assert_error, json, token};
+
+/// Creates an auction open now, lasting `duration_secs`, returning its id.
+async fn open_auction(app: &TestApp, extra: Value) -> String {
+    let mut body = json!({
+        "title": "Lot",
+        "starting_price": "1",
+        "starts_at": Utc::now().to_rfc3339(),
+        "duration_secs": 60,
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        body[key] = value.clone();
+    }
+    let (status, created) = json(
+        app.client
+            .post(app.gateway("/api/auction/auctions"))
+            .bearer_auth(token(Role::Operator))
+            .json(&body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created["data"]["id"].as_str().expect("id").to_owned()
+}
+
+async fn bid(app: &TestApp, auction: &str, bidder: &str, amount: &str, key: Option<&str>) -> (u16, Value) {
+    let mut body =
+        json!({ "auction_id": auction, "amount": amount, "bidder": { "id": bidder, "handle": bidder } });
+    if let Some(key) = key {
+        body["idempotency_key"] = json!(key);
+    }
+    json(
+        app.client
+            .post(app.gateway("/api/auction/bid"))
+            .bearer_auth(token(Role::Operator))
+            .json(&body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+async fn auction(app: &TestApp, id: &str) -> Value {
+    let (status, body) =
+        json(app.client.get(app.gateway(&format!("/api/auction/auctions/{id}"))).send().await.expect("send"))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+async fn history(app: &TestApp, id: &str) -> Vec<Value> {
+    let url = app.gateway(&format!("/api/auction/history?auction_id={id}&limit=1000"));
+    let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["bids"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls until `check` holds on the auction, failing after `limit`.
+async fn wait_for(app: &TestApp, id: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let current = auction(app, id).await;
+        if check(&current) {
+            return current;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached: {current}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both_backends! {
+    async fn accepted_bid_answers_200_and_rejected_bid_422_with_its_reason(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = open_auction(&app, json!({})).await;
+        let (status, accepted) = bid(&app, &id, "alice", "1.5", None).await;
+        assert_eq!(status, 200, "{accepted}");
+        assert_eq!(accepted["data"]["bid"]["status"], "accepted");
+        assert_eq!(accepted["data"]["auction"]["high_bid"]["amount"], "1.5");
+        assert_eq!(accepted["data"]["auction"]["min_next_bid"], "1.575");
+
+        let (status, rejected) = bid(&app, &id, "bob", "1.55", None).await;
+        assert_eq!(status, 422);
+        assert_error(&rejected, "BELOW_MIN_INCREMENT");
+        assert_eq!(rejected["error"]["details"]["min_bid"], "1.575");
+        assert_eq!(rejected["error"]["message"], "bid must be at least 1.575 ETH");
+
+        let (status, invalid) = bid(&app, &id, "bob", "1,5", None).await;
+        assert_eq!(status, 422);
+        assert_error(&invalid, "INVALID_AMOUNT");
+
+        let log = history(&app, &id).await;
+        let summary: Vec<(u64, &str)> =
+            log.iter().map(|bid| (bid["seq"].as_u64().unwrap_or(0), bid["status"].as_str().unwrap_or(""))).collect();
+        assert_eq!(summary, vec![(1, "accepted"), (2, "rejected"), (3, "rejected")], "rejected bids are recorded too");
+        let (_, verified) = json(app.client.get(app.gateway(&format!("/api/auction/auctions/{id}/verify"))).send().await.expect("send")).await;
+        assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
+        assert_eq!(verified["data"]["outcome_from_log"]["winner"]["id"], "alice");
+    }
+
+    async fn unknown_auction_is_404_auction_not_found(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (status, body) = bid(&app, "01a2144e-eace-7338-95c3-4990bac58395", "alice", "1", None).await;
+        assert_eq!(status, 404);
+        assert_error(&body, "AUCTION_NOT_FOUND");
+    }
+
+    async fn the_same_idempotency_key_twice_returns_the_first_decision_and_stores_one_bid(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = open_auction(&app, json!({})).await;
+        let (first_status, first) = bid(&app, &id, "alice", "2", Some("key-1")).await;
+        let (again_status, again) = bid(&app, &id, "alice", "3", Some("key-1")).await;
+        assert_eq!((first_status, again_status), (200, 200));
+        assert_eq!(again["data"]["duplicate"], true);
+        assert_eq!(again["data"]["bid"], first["data"]["bid"], "the first decision, not a new one");
+        assert_eq!(history(&app, &id).await.len(), 1);
+
+        let (status, rejected) = bid(&app, &id, "bob", "0.1", Some("key-2")).await;
+        assert_eq!(status, 422);
+        let (status, repeated) = bid(&app, &id, "bob", "9", Some("key-2")).await;
+        assert_eq!(status, 422, "a rejected decision repeats as rejected");
+        assert_eq!(repeated["error"]["details"]["duplicate"], true);
+        assert_eq!(repeated["error"]["details"]["bid"], rejected["error"]["details"]["bid"]);
+        assert_eq!(history(&app, &id).await.len(), 2);
+    }
+
+    async fn many_clients_bidding_the_same_amount_at_once_get_exactly_one_acceptance(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = open_auction(&app, json!({})).await;
+        let mut tasks = Vec::new();
+        for index in 0..48 {
+            let client = app.client.clone();
+            let url = app.gateway("/api/auction/bid");
+            let body = json!({ "auction_id": id, "amount": "5", "bidder": { "id": format!("bidder-{index}") } });
+            tasks.push(tokio::spawn(async move {
+                client.post(url).bearer_auth(token(Role::Operator)).json(&body).send().await.expect("send").status().as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.expect("task"));
+        }
+        assert_eq!(statuses.iter().filter(|status| **status == 200).count(), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|status| **status == 422).count(), 47, "{statuses:?}");
+        let log = history(&app, &id).await;
+        let seqs: Vec<u64> = log.iter().filter_map(|bid| bid["seq"].as_u64()).collect();
+        assert_eq!(seqs, (1..=48).collect::<Vec<_>>(), "gapless sequence");
+    }
+
+    async fn the_timer_closes_the_auction_after_the_grace_with_the_winner(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = open_auction(&app, json!({ "duration_secs": 2, "late_grace_secs": 1, "anti_snipe": null })).await;
+        let (status, _) = bid(&app, &id, "alice", "1", None).await;
+        assert_eq!(status, 200);
+        let closed = wait_for(&app, &id, Duration::from_secs(10), |auction| auction["state"] == "closed").await;
+        assert_eq!(closed["outcome"]["result"], "sold", "{closed}");
+        assert_eq!(closed["outcome"]["winner"]["id"], "alice");
+        let (status, late) = bid(&app, &id, "bob", "9", None).await;
+        assert_eq!(status, 422);
+        assert_error(&late, "AUCTION_CLOSED");
+        let url = app.gateway("/api/events/auction:winner/history");
+        let (_, winners) = json(app.client.get(url).send().await.expect("send")).await;
+        assert_eq!(winners["data"]["events"][0]["data"]["auction_id"], id.as_str(), "{winners}");
+    }
+
+    async fn a_scheduled_auction_opens_on_its_own_at_its_start(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let start = Utc::now() + chrono::Duration::milliseconds(700);
+        let id = open_auction(&app, json!({ "starts_at": start.to_rfc3339() })).await;
+        let (status, early) = bid(&app, &id, "alice", "1", None).await;
+        assert_eq!(status, 422);
+        assert_error(&early, "AUCTION_NOT_OPEN");
+        wait_for(&app, &id, Duration::from_secs(5), |auction| auction["state"] == "open").await;
+        let (status, _) = bid(&app, &id, "alice", "1", None).await;
+        assert_eq!(status, 200);
+    }
+
+    async fn an_auction_whose_end_passed_while_down_is_closed_at_start_up(backend: Backend) {
+        let first = TestApp::spawn(backend).await;
+        let id = open_auction(&first, json!({ "duration_secs": 1, "late_grace_secs": 0, "anti_snipe": null })).await;
+        let (status, _) = bid(&first, &id, "alice", "1.2", None).await;
+        assert_eq!(status, 200);
+        let second_settings = first.settings.clone();
+        let sibling_dir = first.sibling_dir();
+        first.stop().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await; // the end passes while nothing runs
+        let second = TestApp::restart(second_settings, sibling_dir).await;
+        let closed = wait_for(&second, &id, Duration::from_secs(5), |auction| auction["state"] == "closed").await;
+        assert_eq!(closed["outcome"]["winner"]["id"], "alice", "{closed}");
+        assert_eq!(closed["outcome"]["amount"], "1.2");
+    }
+
+    async fn two_engine_processes_never_write_one_auction_at_once(backend: Backend) {
+        let one = TestApp::spawn(backend).await;
+        let two = one.sibling().await;
+        let id = open_auction(&one, json!({ "increment_table": [], "increment_percent": 0 })).await;
+        let mut tasks = Vec::new();
+        for index in 0..60u32 {
+            let app_url = if index % 2 == 0 { one.gateway("/api/auction/bid") } else { two.gateway("/api/auction/bid") };
+            let client = one.client.clone();
+            // Amounts rise with the index, so many are valid in some order.
+            let body = json!({ "auction_id": id, "amount": format!("{}", 1 + index), "bidder": { "id": format!("b{index}") } });
+            tasks.push(tokio::spawn(async move {
+                client.post(app_url).bearer_auth(token(Role::Operator)).json(&body).send().await.expect("send").status().as_u16()
+            }));
+        }
+        for task in tasks {
+            let status = task.await.expect("task");
+            assert!(status == 200 || status == 422, "status {status}");
+        }
+        let log = history(&one, &id).await;
+        let seqs: Vec<u64> = log.iter().filter_map(|bid| bid["seq"].as_u64()).collect();
+        assert_eq!(seqs, (1..=60).collect::<Vec<_>>(), "gapless: every bid decided once, by one writer at a time");
+        let accepted: Vec<f64> = log
+            .iter()
+            .filter(|bid| bid["status"] == "accepted")
+            .filter_map(|bid| bid["amount"].as_str().and_then(|amount| amount.parse().ok()))
+            .collect();
+        assert!(accepted.windows(2).all(|pair| pair[1] > pair[0]), "no double acceptance: {accepted:?}");
+        let (_, verified) = json(one.client.get(one.gateway(&format!("/api/auction/auctions/{id}/verify"))).send().await.expect("send")).await;
+        assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
+    }
+
+    async fn decisions_are_published_on_the_bus_through_the_outbox(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let mut subscription = app
+            .state
+            .bus
+            .subscribe(SubscribeOptions::new("test-listener", "one", &[Category::Auction], GroupStart::Latest))
+            .await
+            .expect("subscribe");
+        let id = open_auction(&app, json!({})).await;
+        let (status, _) = bid(&app, &id, "alice", "1", None).await;
+        assert_eq!(status, 200);
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !seen.contains(&"auction:bid:accepted".to_owned()) && tokio::time::Instant::now() < deadline {
+            for delivery in subscription.read(100, Duration::from_millis(200)).await.expect("read") {
+                let event = delivery.envelope().expect("valid envelope");
+                assert_eq!(event.data.get("bid").and_then(|bid| bid.get("auction_id")).map_or(id.as_str(), |v| v.as_str().unwrap_or("")), id.as_str());
+                seen.push(event.event_type.as_str().to_owned());
+            }
+        }
+        assert!(seen.contains(&"auction:start".to_owned()), "{seen:?}");
+        assert!(seen.contains(&"auction:bid:placed".to_owned()), "{seen:?}");
+        assert!(seen.contains(&"auction:bid:accepted".to_owned()), "{seen:?}");
+    }
+
+    async fn operators_cancel_before_bids_and_only_admins_after(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let cancel = |id: &str, role: Role, reason: Option<&str>| {
+            let request = app
+                .client
+                .post(app.gateway(&format!("/api/auction/auctions/{id}/cancel")))
+                .bearer_auth(token(role))
+                .json(&json!({ "reason": reason }));
+            async move { json(request.send().await.expect("send")).await }
+        };
+        let quiet = open_auction(&app, json!({})).await;
+        let (status, cancelled) = cancel(&quiet, Role::Operator, None).await;
+        assert_eq!(status, 200, "{cancelled}");
+        assert_eq!(cancelled["data"]["state"], "cancelled");
+
+        let busy = open_auction(&app, json!({})).await;
+        bid(&app, &busy, "alice", "1", None).await;
+        assert_eq!(cancel(&busy, Role::Operator, Some("changed my mind")).await.0, 403);
+        assert_eq!(cancel(&busy, Role::Admin, None).await.0, 400, "admins must say why");
+        let (status, body) = cancel(&busy, Role::Admin, Some("the consignor withdrew the lot")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(cancel(&busy, Role::Admin, Some("again")).await.0, 409);
+        let (status, late) = bid(&app, &busy, "bob", "5", None).await;
+        assert_eq!(status, 422);
+        assert_error(&late, "AUCTION_CLOSED");
+    }
+
+    async fn a_bid_naming_no_lot_goes_to_the_only_open_one_and_is_ambiguous_with_several(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let first = open_auction(&app, json!({})).await;
+        let request = |body: Value| {
+            let request = app.client.post(app.gateway("/api/auction/bid")).bearer_auth(token(Role::Operator)).json(&body);
+            async move { json(request.send().await.expect("send")).await }
+        };
+        let (status, body) = request(json!({ "amount": "1", "bidder": { "id": "alice" } })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["bid"]["auction_id"], first.as_str());
+        open_auction(&app, json!({})).await;
+        let (status, body) = request(json!({ "amount": "2", "bidder": { "id": "alice" } })).await;
+        assert_eq!(status, 422);
+        assert_error(&body, "AMBIGUOUS_LOT");
+    }
+}
+
+#[tokio::test]
+async fn a_bidder_token_bids_as_its_own_subject_only() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let id = open_auction(&app, json!({})).await;
+    let bidder_token = sothebais_backend::auth::issue_token(
+        &secrecy::SecretString::from(crate::helpers::JWT_SECRET.to_owned()),
+        "x-user-77",
+        Role::Bidder,
+        Duration::from_secs(60),
+    )
+    .expect("sign");
+    let post = |body: Value, bearer: String| {
+        let request = app.client.post(app.gateway("/api/auction/bid")).bearer_auth(bearer).json(&body);
+        async move { json(request.send().await.expect("send")).await }
+    };
+    let (status, own) = post(
+        json!({ "auction_id": id, "amount": "1", "bidder": { "id": "x-user-77", "handle": "sam" } }),
+        bidder_token.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["data"]["bid"]["bidder"]["id"], "x-user-77");
+    assert_eq!(own["data"]["bid"]["source"], "http");
+    let (status, _) =
+        post(json!({ "auction_id": id, "amount": "2", "bidder": { "id": "someone-else" } }), bidder_token)
+            .await;
+    assert_eq!(status, 403);
+    let (status, _) = post(json!({ "auction_id": id, "amount": "3" }), token(Role::Viewer)).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_blocked_bidder_is_refused() {
+    let app = TestApp::spawn_with(Backend::Embedded, &[("BLOCKED_BIDDERS", "spammer, @troll")]).await;
+    let id = open_auction(&app, json!({})).await;
+    let (status, body) = bid(&app, &id, "spammer", "1", None).await;
+    assert_eq!(status, 422);
+    assert_error(&body, "BIDDER_BLOCKED");
+    let (status, body) = bid(&app, &id, "troll", "1", None).await;
+    assert_error(&body, "BIDDER_BLOCKED");
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn amounts_must_be_strings_never_numbers() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let id = open_auction(&app, json!({})).await;
+    let request = app
+        .client
+        .post(app.gateway("/api/auction/bid"))
+        .bearer_auth(token(Role::Operator))
+        .json(&json!({ "auction_id": id, "amount": 1.5, "bidder": { "id": "a" } }));
+    let (status, body) = json(request.send().await.expect("send")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["details"]["field"], "amount", "{body}");
+}
+
+#[tokio::test]
+async fn a_campaign_lays_out_its_lots_on_its_wall_clock() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let body = json!({
+        "name": "Spring sale",
+        "timezone": "America/New_York",
+        "starts_at": "2036-03-09T01:59:00",
+        "gap_secs": 30,
+        "lots": [
+            { "title": "First", "starting_price": "1", "duration_secs": 30 },
+            { "title": "Second", "starting_price": "2", "duration_secs": 60 },
+        ],
+    });
+    let request =
+        app.client.post(app.gateway("/api/auction/campaigns")).bearer_auth(token(Role::Operator)).json(&body);
+    let (status, created) = json(request.send().await.expect("send")).await;
+    assert_eq!(status, 201, "{created}");
+    let lots = created["data"]["lots"].as_array().cloned().unwrap_or_default();
+    assert_eq!(lots.len(), 2);
+    assert_eq!(lots[0]["starts_at_local"], "2036-03-09T01:59:00-05:00");
+    // 01:59 + 30 s + 30 s gap = 02:00, skipped by the spring-forward change: 03:00 EDT.
+    assert_eq!(lots[1]["starts_at_local"], "2036-03-09T03:00:00-04:00");
+    let campaign_id = created["data"]["id"].as_str().expect("id");
+    let url = app.gateway(&format!("/api/auction/auctions?campaign_id={campaign_id}&state=scheduled"));
+    let (_, listed) = json(app.client.get(url).send().await.expect("send")).await;
+    assert_eq!(listed["data"]["auctions"].as_array().map(Vec::len), Some(2), "{listed}");
+}
