@@ -1,3 +1,4 @@
 //! End-to-end tests: the real `sothebais` binary, started as an operator would.
 
 mod backend;
+mod crash;

@@ -104,6 +104,12 @@ impl Process {
         }
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.child.kill()?;
+        Ok(self.child.wait()?)
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
@@ -149,6 +155,57 @@ pub fn parse_listening(line: &str) -> Option<Listener> {
         kind: (*fields.get("kind")?).to_owned(),
         addr: (*fields.get("addr")?).to_owned(),
     })
+}
+
+/// Which storage and bus a process runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Production,
+}
+
+impl Backend {
+    /// Both, unless `SOTHEBAIS_TEST_SKIP` names one.
+    pub fn all() -> Vec<Backend> {
+        let skip = std::env::var("SOTHEBAIS_TEST_SKIP").unwrap_or_default();
+        let skipped = |name: &str| skip.split(',').any(|item| item.trim() == name);
+        let mut backends = Vec::new();
+        if !skipped("embedded") {
+            backends.push(Backend::Embedded);
+        }
+        if !skipped("production") {
+            backends.push(Backend::Production);
+        }
+        backends
+    }
+
+    /// Settings for a fresh backend: nothing for embedded; a new PostgreSQL database
+    /// and a fresh Redis key prefix for production.
+    pub fn settings(self) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut settings = free_ports();
+        if self == Backend::Production {
+            let admin_url = std::env::var("SOTHEBAIS_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
+            let name = format!("sothebais_test_{}", uuid::Uuid::new_v4().simple());
+            let created = Command::new("psql")
+                .args([admin_url.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+                .output()
+                .context("running psql (postgresql-client)")?;
+            anyhow::ensure!(
+                created.status.success(),
+                "PostgreSQL at {admin_url} is unreachable: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+            settings.insert("DATABASE_URL".into(), format!("{base}/{name}"));
+            settings.insert(
+                "REDIS_URL".into(),
+                std::env::var("SOTHEBAIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            );
+            settings.insert("REDIS_KEY_PREFIX".into(), format!("e2e:{}:", uuid::Uuid::new_v4().simple()));
+        }
+        Ok(settings)
+    }
 }
 
 /// Settings that give every backend role a free port.
