@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::auction::engine::{DeadlineUpdate, Engine};
 use crate::auction::http::ClientRateLimit;
+use crate::auction::ws::AuctionFeed;
 use crate::auth::{Authenticator, HasAuthenticator};
 use crate::bus::EventBus;
 use crate::config::Config;
@@ -168,6 +169,7 @@ pub struct AppState {
     /// Woken when events were stored, so the relay publishes them at once.
     pub outbox: Arc<Notify>,
     pub bid_rate: Arc<ClientRateLimit>,
+    pub auction_feed: AuctionFeed,
 }
 
 impl fmt::Debug for AppState {
@@ -266,6 +268,7 @@ impl Application {
             engine,
             outbox,
             bid_rate: Arc::new(ClientRateLimit::default()),
+            auction_feed: AuctionFeed::default(),
             config: Arc::new(config),
             storage,
             bus,
@@ -327,6 +330,7 @@ impl Application {
         ));
         if state.roles.contains(&ServiceRole::Auction) {
             background.spawn(auction::scheduler::run(state.engine.clone(), self.deadlines, shutdown.clone()));
+            background.spawn(state.auction_feed.clone().run(state.bus.clone(), shutdown.clone()));
         }
         let upkeep = {
             let metrics = state.metrics.clone();
@@ -387,6 +391,7 @@ fn api_router(role: ServiceRole, state: &AppState) -> Router {
 fn ws_router(role: ServiceRole, state: &AppState) -> Router {
     let router = match role {
         ServiceRole::Events | ServiceRole::Admin => events::stream_router(),
+        ServiceRole::Auction => auction::ws::router(),
         _ => Router::new(),
     };
     // WebSockets live longer than any request timeout; only the envelope applies.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sothebais_shared::events::Envelope;
 use tokio::sync::Notify;
 
-use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription};
+use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, Tail};
 
 /// An in-process bus; clones share the same streams.
 #[derive(Debug, Clone)]
@@ -128,6 +128,62 @@ impl EventBus for MemoryBus {
 
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
         Ok(self.lock()?.streams.get(stream).map_or(0, |stream| stream.entries.len() as u64))
+    }
+
+    async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {
+        let mut state = self.lock()?;
+        let positions = streams
+            .into_iter()
+            .map(|name| {
+                let last = state.streams.entry(name.clone()).or_default().last_id;
+                (name, last)
+            })
+            .collect();
+        Ok(Box::new(MemoryTail { bus: self.clone(), positions }))
+    }
+}
+
+/// A group-less reader of the in-process bus.
+#[derive(Debug)]
+struct MemoryTail {
+    bus: MemoryBus,
+    positions: Vec<(String, u64)>,
+}
+
+#[async_trait]
+impl Tail for MemoryTail {
+    async fn next(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            let published = self.bus.shared.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            let mut deliveries = Vec::new();
+            {
+                let state = self.bus.lock()?;
+                for (name, position) in &mut self.positions {
+                    let Some(stream) = state.streams.get(name) else { continue };
+                    let after = *position;
+                    for (id, payload) in stream.entries.iter().filter(|(id, _)| *id > after) {
+                        if deliveries.len() >= max {
+                            break;
+                        }
+                        *position = *id;
+                        deliveries.push(Delivery {
+                            stream: name.clone(),
+                            entry_id: entry_id(*id),
+                            payload: payload.to_string(),
+                        });
+                    }
+                }
+            }
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
     }
 }
 

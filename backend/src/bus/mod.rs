@@ -100,6 +100,18 @@ pub trait EventBus: Send + Sync + fmt::Debug {
 
     /// The number of entries a stream holds.
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError>;
+
+    /// Follows streams from now on without a consumer group: every tail sees every
+    /// new entry, nothing is pending, nothing needs acknowledging (fan-out to
+    /// WebSocket clients).
+    async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError>;
+}
+
+/// A reader of new entries; see [`EventBus::tail`].
+#[async_trait]
+pub trait Tail: Send + fmt::Debug {
+    /// Entries added since the last call, waiting up to `block` when there are none.
+    async fn next(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError>;
 }
 
 /// A consumer in a group. Dropping it without acknowledging leaves its entries

@@ -10,7 +10,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError};
 use sothebais_shared::events::Envelope;
 
-use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription};
+use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, Tail};
 
 /// The field of each stream entry that holds the JSON envelope.
 const FIELD: &str = "event";
@@ -123,6 +123,84 @@ impl EventBus for RedisBus {
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
         let mut connection = self.commands.clone();
         Ok(redis::cmd("XLEN").arg(self.key(stream)).query_async::<u64>(&mut connection).await?)
+    }
+
+    async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {
+        let mut connection = self.commands.clone();
+        let mut positions = Vec::new();
+        for stream in streams {
+            // Start after the newest entry, so nothing added from now on is missed.
+            let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(self.key(&stream))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut connection)
+                .await?;
+            let last = newest.ids.first().map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+            positions.push((stream, last));
+        }
+        Ok(Box::new(RedisTail { bus: self.clone(), positions, connection: None }))
+    }
+}
+
+/// A group-less reader of Redis Streams (`XREAD`), on its own connection.
+struct RedisTail {
+    bus: RedisBus,
+    positions: Vec<(String, String)>,
+    connection: Option<MultiplexedConnection>,
+}
+
+impl fmt::Debug for RedisTail {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("RedisTail").field("positions", &self.positions).finish()
+    }
+}
+
+#[async_trait]
+impl Tail for RedisTail {
+    async fn next(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        if self.connection.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Duration::from_secs(2))
+                .set_response_timeout(MAX_BLOCK + Duration::from_secs(5));
+            self.connection =
+                Some(self.bus.client.get_multiplexed_async_connection_with_config(&config).await?);
+        }
+        let Some(connection) = self.connection.as_mut() else { return Ok(Vec::new()) };
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(max.max(1));
+        let block = block.min(MAX_BLOCK);
+        if !block.is_zero() {
+            command.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        command.arg("STREAMS");
+        for (stream, _) in &self.positions {
+            command.arg(self.bus.key(stream));
+        }
+        for (_, position) in &self.positions {
+            command.arg(position);
+        }
+        let reply: Option<StreamReadReply> = match command.query_async(connection).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                self.connection = None;
+                return Err(error.into());
+            }
+        };
+        let mut deliveries = Vec::new();
+        for key in reply.map(|reply| reply.keys).unwrap_or_default() {
+            let stream = key.key.strip_prefix(&self.bus.prefix).unwrap_or(&key.key).to_owned();
+            for entry in &key.ids {
+                if let Some((_, position)) = self.positions.iter_mut().find(|(name, _)| *name == stream) {
+                    position.clone_from(&entry.id);
+                }
+                let payload = entry.get::<String>(FIELD).unwrap_or_default();
+                deliveries.push(Delivery { stream: stream.clone(), entry_id: entry.id.clone(), payload });
+            }
+        }
+        Ok(deliveries)
     }
 }
 

@@ -116,3 +116,27 @@ both_backends! {
         assert!((10..=200).contains(&length), "stream holds {length} entries");
     }
 }
+
+both_backends! {
+    async fn every_tail_sees_every_new_event_without_acknowledging(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let before = event(Mood::Neutral);
+        bus.publish(&before).await.expect("publish");
+        let mut first = bus.tail(vec!["events:agent".into()]).await.expect("tail");
+        let mut second = bus.tail(vec!["events:agent".into()]).await.expect("tail");
+        let sent: Vec<Envelope> = (0..3).map(|_| event(Mood::Happy)).collect();
+        for item in &sent {
+            bus.publish(item).await.expect("publish");
+        }
+        let expected: Vec<uuid::Uuid> = sent.iter().map(|item| item.id).collect();
+        for tail in [&mut first, &mut second] {
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let batch = tail.next(10, WAIT).await.expect("next");
+                assert!(!batch.is_empty(), "events arrive");
+                seen.extend(ids(&batch));
+            }
+            assert_eq!(seen, expected, "only events added after the tail started, in order");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auction;
+mod auction_ws;
 mod auth;
 mod bus;
 mod conventions;

@@ -1,0 +1,198 @@
+//! The auction WebSocket (`AUCTION_ENGINE_WS_PORT`): a full `Auction` snapshot on
+//! connect and on every change (`auction:state`), each accepted bid (`auction:bid`)
+//! and each outcome (`auction:result`); `?auction_id=` filters to one auction.
+//!
+//! One feed per process follows the `events:auction` stream (so it sees every
+//! process's decisions) and fans out through a broadcast channel; a client that falls
+//! behind is disconnected, never allowed to slow anyone else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sothebais_shared::events::{Category, Envelope, EventType};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::rules::{Phase, millis};
+use crate::app::AppState;
+use crate::bus::EventBus;
+use crate::http::Query;
+use crate::storage::AuctionFilter;
+
+/// Events a slow client may fall behind before it is dropped.
+const CLIENT_BACKLOG: usize = 1024;
+
+/// The process's fan-out of auction events.
+#[derive(Debug, Clone)]
+pub struct AuctionFeed {
+    sender: broadcast::Sender<Arc<Envelope>>,
+}
+
+impl Default for AuctionFeed {
+    fn default() -> Self {
+        AuctionFeed { sender: broadcast::channel(CLIENT_BACKLOG).0 }
+    }
+}
+
+impl AuctionFeed {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.sender.subscribe()
+    }
+
+    /// Follows `events:auction` on the bus until `shutdown`, re-following after errors.
+    pub async fn run(self, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
+        let streams = vec![Category::Auction.stream_name()];
+        loop {
+            let mut tail = match bus.tail(streams.clone()).await {
+                Ok(tail) => tail,
+                Err(error) => {
+                    tracing::warn!(%error, "auction feed cannot follow the bus; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            loop {
+                let batch = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    batch = tail.next(256, Duration::from_secs(1)) => batch,
+                };
+                match batch {
+                    Ok(deliveries) => {
+                        for delivery in deliveries {
+                            if let Ok(event) = delivery.envelope() {
+                                let _ = self.sender.send(Arc::new(event));
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "auction feed lost the bus; following again");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(upgrade))
+}
+
+#[derive(Debug, Deserialize)]
+struct Filter {
+    auction_id: Option<Uuid>,
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    Query(filter): Query<Filter>,
+    socket: WebSocketUpgrade,
+) -> Response {
+    socket.on_upgrade(move |socket| follow(socket, state, filter.auction_id))
+}
+
+fn message(kind: &str, data: &Value) -> Message {
+    Message::Text(json!({ "type": kind, "data": data }).to_string().into())
+}
+
+/// The messages one auction event becomes for a client following `filter`.
+fn messages(event: &Envelope, filter: Option<Uuid>) -> Vec<Message> {
+    let data = &event.data;
+    let auction = match event.event_type {
+        EventType::AuctionStart | EventType::AuctionEnd | EventType::AuctionCancelled => data.get("auction"),
+        EventType::AuctionBidAccepted | EventType::AuctionBidRejected => data.get("auction"),
+        _ => None,
+    };
+    let auction_id = auction
+        .and_then(|auction| auction.get("id"))
+        .or_else(|| data.get("auction_id"))
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok());
+    if filter.is_some() && auction_id != filter {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if event.event_type == EventType::AuctionBidAccepted
+        && let Some(bid) = data.get("bid")
+    {
+        out.push(message("auction:bid", bid));
+    }
+    if let Some(auction) = auction {
+        out.push(message("auction:state", auction));
+    }
+    if event.event_type == EventType::AuctionWinner {
+        out.push(message("auction:result", data));
+    }
+    out
+}
+
+async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
+    // Subscribe before reading the snapshot, so no change falls between the two.
+    let mut events = state.auction_feed.subscribe();
+    let now = millis(Utc::now());
+    let snapshots: Vec<Value> = match filter {
+        Some(id) => match state.storage.auction(id).await {
+            Ok(Some(record)) => vec![json!(record.core.view_at(now))],
+            _ => Vec::new(),
+        },
+        None => match state
+            .storage
+            .auctions(&AuctionFilter {
+                phases: vec![Phase::Scheduled, Phase::Open],
+                campaign_id: None,
+                limit: 1000,
+            })
+            .await
+        {
+            Ok(records) => records.iter().map(|record| json!(record.core.view_at(now))).collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    for snapshot in &snapshots {
+        if socket.send(message("auction:state", snapshot)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server stopping".into() }))).await;
+                return;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+            event = events.recv() => match event {
+                Ok(event) => {
+                    for outgoing in messages(&event, filter) {
+                        // A client that cannot take a message within a second is too slow.
+                        match tokio::time::timeout(Duration::from_secs(1), socket.send(outgoing)).await {
+                            Ok(Ok(())) => {}
+                            _ => return,
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, "dropping a WebSocket client that fell behind");
+                    metrics::counter!("ws_clients_dropped_total", "role" => "auction").increment(1);
+                    let frame = CloseFrame { code: 1008, reason: "too slow: reconnect and resync".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
