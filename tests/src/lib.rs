@@ -80,6 +80,11 @@ impl Process {
         Ok(Process { child, log })
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process has logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().map(|lines| lines.clone()).unwrap_or_default()

@@ -196,7 +196,8 @@ pub struct AuctionCore {
     /// Bids decided so far (accepted and rejected): the last bid's `seq`.
     pub seq: u64,
     pub last_hash: String,
-    /// When each bidder's last accepted bid was placed, for the per-bidder rate.
+    /// When each bidder's last accepted bid arrived, for the per-bidder rate; only the
+    /// last `bidder_interval_ms` are kept.
     pub last_accepted: BTreeMap<String, DateTime<Utc>>,
     pub outcome: Option<Outcome>,
     pub cancelled: Option<Cancellation>,
@@ -474,7 +475,12 @@ impl AuctionCore {
             self.high_bid =
                 Some(HighBid { amount, bidder: input.bidder.clone(), bid_id: input.id, at: acted_at });
             self.accepted_count += 1;
-            self.last_accepted.insert(input.bidder.id.clone(), acted_at);
+            // The rate counts arrivals, which only move forward: entries older than the
+            // window can never matter again, so they go and the state stays small.
+            let received_at = millis(input.received_at);
+            let window = Duration::milliseconds(self.settings.bidder_interval_ms);
+            self.last_accepted.retain(|_, last| received_at - *last < window);
+            self.last_accepted.insert(input.bidder.id.clone(), received_at);
             if let (Some(rule), Some(ends_at), Some(scheduled_end)) =
                 (self.settings.anti_snipe, self.ends_at, self.scheduled_end)
                 && ends_at - acted_at < secs(rule.window_secs)
@@ -556,7 +562,7 @@ impl AuctionCore {
             return Some(RejectReason::InsufficientFunds);
         }
         if let Some(last) = self.last_accepted.get(&input.bidder.id)
-            && acted_at - *last < Duration::milliseconds(self.settings.bidder_interval_ms)
+            && received_at - *last < Duration::milliseconds(self.settings.bidder_interval_ms)
         {
             return Some(RejectReason::RateLimited);
         }

@@ -431,7 +431,7 @@ impl Model {
     /// Accepted or not, and the new end.
     fn decide(&mut self, bidder: u8, wei: u128, acted: i64, arrived: i64) -> bool {
         let open = acted >= self.start && acted < self.end && arrived <= self.end + self.grace;
-        let rate_ok = self.last_accepted[bidder as usize].is_none_or(|last| acted - last >= 2_000);
+        let rate_ok = self.last_accepted[bidder as usize].is_none_or(|last| arrived - last >= 2_000);
         let price_ok = match self.high {
             None => wei >= 1_000_000_000_000_000_000,
             Some((high, _)) => wei >= high + Model::min_raise(high),
@@ -440,7 +440,7 @@ impl Model {
             return false;
         }
         self.high = Some((wei, bidder));
-        self.last_accepted[bidder as usize] = Some(acted);
+        self.last_accepted[bidder as usize] = Some(arrived);
         if self.end - acted < 30_000 {
             self.end = self.end.max((acted + 30_000).min(self.scheduled_end + 300_000));
         }
@@ -525,4 +525,16 @@ proptest! {
             serde_json::to_string(&log).expect("serialize")
         );
     }
+}
+
+#[test]
+fn the_rate_memory_keeps_only_the_last_window_of_bidders() {
+    let mut core =
+        open(NewAuction { increment_table: Some(vec![]), increment_percent: Some(0), ..new_auction() });
+    for index in 0..1000u32 {
+        let amount = format!("{}", 1 + index);
+        place(&mut core, &bid(&format!("bidder-{index}"), &amount, f64::from(index) * 0.05));
+    }
+    // 50 ms apart: only the bidders of the last two seconds are remembered.
+    assert!(core.last_accepted.len() <= 41, "{} entries", core.last_accepted.len());
 }

@@ -1,0 +1,473 @@
+//! `sothebais-bench`: drives the real HTTP API of a real `sothebais serve` (release
+//! build) on PostgreSQL and Redis, and prints decisions/s and decision latency beside
+//! a baseline measured in the same run: raw single-row durable inserts into the same
+//! PostgreSQL by 16 clients.
+//!
+//! ```sh
+//! scripts/bench                      # everything, default durations
+//! scripts/bench -- --seconds 5       # shorter runs
+//! scripts/bench -- --memory-bids 1000000   # also the 1-million-bid memory run
+//! ```
+
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use sothebais_e2e::{Listener, Process, binary, free_ports};
+use sqlx::Connection as _;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sothebais-bench",
+    about = "Benchmark the auction engine through its HTTP API against a PostgreSQL baseline"
+)]
+struct Args {
+    /// Seconds per measured scenario
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent bidders on the hot auction
+    #[arg(long, default_value_t = 64)]
+    hot_clients: usize,
+    /// Auctions in the many-auctions scenario
+    #[arg(long, default_value_t = 100)]
+    auctions: usize,
+    /// Concurrent clients in the many-auctions scenario
+    #[arg(long, default_value_t = 128)]
+    many_clients: usize,
+    /// Clients of the raw-insert baseline
+    #[arg(long, default_value_t = 16)]
+    baseline_clients: usize,
+    /// Also run this many bids on one auction and sample the server's memory
+    #[arg(long, default_value_t = 0)]
+    memory_bids: u64,
+    /// PostgreSQL to create the benchmark database in
+    #[arg(
+        long,
+        env = "SOTHEBAIS_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// Redis for the event bus
+    #[arg(long, env = "SOTHEBAIS_TEST_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+}
+
+/// Latencies and a count over a measured window.
+struct Run {
+    decisions: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.decisions as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[index] as f64 / 1000.0
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    eprintln!("sothebais-bench: {} s per scenario; server {}", args.seconds, binary("sothebais").display());
+
+    let database = fresh_database(&args.postgres).await?;
+    eprintln!("==> baseline: raw single-row durable inserts, {} clients", args.baseline_clients);
+    let baseline = baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
+
+    let mut settings = free_ports();
+    settings.insert("DATABASE_URL".into(), database.clone());
+    settings.insert("REDIS_URL".into(), args.redis.clone());
+    settings.insert("REDIS_KEY_PREFIX".into(), format!("bench:{}:", uuid::Uuid::new_v4().simple()));
+    settings.insert("RUST_LOG".into(), "warn,sothebais_backend::app=info".into());
+    let dir = tempfile::tempdir()?;
+    let mut server = Process::start(
+        &binary("sothebais"),
+        &["serve", "--roles", "auction,events,admin"],
+        dir.path(),
+        &settings,
+    )?;
+    let listeners = server.wait_for_listeners(12, Duration::from_secs(60))?;
+    let base = format!("http://{}", find(&listeners, "admin", "api")?);
+    let token = token(dir.path(), &settings)?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build()?;
+
+    eprintln!("==> (a) one hot auction, {} concurrent bidders", args.hot_clients);
+    let hot = create_auctions(&client, &base, &token, 1).await?;
+    warm_up(&client, &base, &token, &hot).await?;
+    let hot_run =
+        closed_loop(&client, &base, &token, &hot, args.hot_clients, Duration::from_secs(args.seconds)).await;
+
+    eprintln!("==> (b) {} concurrent auctions, {} clients", args.auctions, args.many_clients);
+    let many = create_auctions(&client, &base, &token, args.auctions).await?;
+    warm_up(&client, &base, &token, &many).await?;
+    let many_run =
+        closed_loop(&client, &base, &token, &many, args.many_clients, Duration::from_secs(args.seconds))
+            .await;
+
+    let half = (hot_run.rate() / 2.0).max(1.0);
+    eprintln!("==> (c) one hot auction paced at half its maximum: {half:.0} bids/s");
+    let paced_auction = create_auctions(&client, &base, &token, 1).await?;
+    let paced =
+        open_loop(&client, &base, &token, &paced_auction[0], half, Duration::from_secs(args.seconds)).await;
+
+    let half_many = (many_run.rate() / 2.0).max(1.0);
+    eprintln!("==> (d) {} auctions paced at half their maximum: {half_many:.0} bids/s", args.auctions);
+    let paced_many =
+        open_loop_many(&client, &base, &token, &many, half_many, Duration::from_secs(args.seconds)).await;
+
+    let memory = if args.memory_bids > 0 {
+        eprintln!("==> (e) {} bids on one auction, sampling the server's memory", args.memory_bids);
+        let auction = create_auctions(&client, &base, &token, 1).await?;
+        Some(memory_run(&client, &base, &token, &auction[0], args.memory_bids, server.id()).await)
+    } else {
+        None
+    };
+
+    let lag = outbox_lag(&client, &base).await;
+    server.terminate(Duration::from_secs(30))?;
+
+    println!();
+    println!("| scenario | decisions/s | p50 ms | p99 ms | vs baseline | statuses |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    let row = |name: &str, run: &Run| {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.0} % | {:?} |",
+            run.rate(),
+            run.percentile_ms(0.5),
+            run.percentile_ms(0.99),
+            100.0 * run.rate() / baseline.rate(),
+            run.statuses
+        );
+    };
+    row(&format!("baseline: raw durable inserts, {} clients", args.baseline_clients), &baseline);
+    row(&format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run);
+    row(&format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run);
+    row("(c) hot auction at half its max rate", &paced);
+    row(&format!("(d) {} auctions at half their max rate", args.auctions), &paced_many);
+    if let Some((run, samples)) = memory {
+        row("(e) memory run", &run);
+        println!();
+        println!("server memory (RSS MiB) every 10 % of the memory run: {samples:?}");
+    }
+    println!();
+    println!("outbox: {lag}");
+    println!("goals: (a) >= 50 % and (b) >= 90 % of the baseline; p99 <= 25 ms at half the maximum rate");
+    Ok(())
+}
+
+fn find(listeners: &[Listener], role: &str, kind: &str) -> anyhow::Result<String> {
+    listeners
+        .iter()
+        .find(|listener| listener.role == role && listener.kind == kind)
+        .map(|listener| listener.addr.clone())
+        .with_context(|| format!("no {role} {kind} listener"))
+}
+
+fn token(dir: &std::path::Path, settings: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    let output = std::process::Command::new(binary("sothebais"))
+        .args(["token", "--role", "operator", "--ttl", "2h"])
+        .current_dir(dir)
+        .envs(settings)
+        .output()?;
+    if !output.status.success() {
+        bail!("token: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+    let mut connection = sqlx::PgConnection::connect(admin_url).await.context("connecting to PostgreSQL")?;
+    let name = format!("sothebais_bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
+async fn baseline(url: &str, clients: usize, duration: Duration) -> anyhow::Result<Run> {
+    let mut setup = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
+        .execute(&mut setup)
+        .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let mut connection = sqlx::PgConnection::connect(url).await?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let inserted = sqlx::query("INSERT INTO bench_baseline (payload) VALUES ($1)")
+                    .bind("a bid-sized row of about a hundred bytes, like the decision the engine stores per bid....")
+                    .execute(&mut connection)
+                    .await;
+                if inserted.is_ok() {
+                    latencies.push(started.elapsed().as_micros() as u64);
+                }
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await?);
+    }
+    Ok(Run {
+        decisions: latencies_us.len() as u64,
+        elapsed: started.elapsed(),
+        statuses: BTreeMap::from([(0, latencies_us.len() as u64)]),
+        latencies_us,
+    })
+}
+
+async fn create_auctions(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for index in 0..count {
+        let response: Value = client
+            .post(format!("{base}/api/auction/auctions"))
+            .bearer_auth(token)
+            .json(&json!({
+                "title": format!("Bench lot {index}"),
+                "starting_price": "0.000000000000000001",
+                "starts_at": chrono::Utc::now().to_rfc3339(),
+                "duration_secs": 86400,
+                "increment_table": [],
+                "increment_percent": 0,
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ids.push(response["data"]["id"].as_str().context("auction id")?.to_owned());
+    }
+    Ok(ids)
+}
+
+/// A few bids per auction so connections, writers and caches are warm.
+async fn warm_up(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auctions: &[String],
+) -> anyhow::Result<()> {
+    let counter = AtomicU64::new(0);
+    for auction in auctions {
+        send_bid(client, base, token, auction, &counter).await;
+    }
+    Ok(())
+}
+
+/// Amounts rise with a shared counter: most bids are accepted, those overtaken are
+/// rejected; every one is a durable decision.
+async fn send_bid(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auction: &str,
+    counter: &AtomicU64,
+) -> (u16, u64) {
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    let body = json!({
+        "auction_id": auction,
+        "amount": format!("0.{:018}", 1_000_000 + n),
+        "bidder": { "id": format!("bidder-{n}") },
+    });
+    let started = Instant::now();
+    let status =
+        match client.post(format!("{base}/api/auction/bid")).bearer_auth(token).json(&body).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let _ = response.bytes().await;
+                status
+            }
+            Err(_) => 0,
+        };
+    (status, started.elapsed().as_micros() as u64)
+}
+
+async fn closed_loop(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auctions: &[String],
+    clients: usize,
+    duration: Duration,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(1_000_000_000));
+    let mut tasks = Vec::new();
+    for index in 0..clients {
+        let (client, base, token, stop, counter) =
+            (client.clone(), base.to_owned(), token.to_owned(), stop.clone(), counter.clone());
+        let auction = auctions[index % auctions.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                results.push(send_bid(&client, &base, &token, &auction, &counter).await);
+            }
+            results
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap_or_default());
+    }
+    summarize(results, elapsed)
+}
+
+fn summarize(results: Vec<(u16, u64)>, elapsed: Duration) -> Run {
+    let mut statuses = BTreeMap::new();
+    let mut latencies_us = Vec::new();
+    for (status, latency) in results {
+        *statuses.entry(status).or_insert(0) += 1;
+        if status == 200 || status == 422 {
+            latencies_us.push(latency);
+        }
+    }
+    Run { decisions: latencies_us.len() as u64, elapsed, latencies_us, statuses }
+}
+
+/// Bids sent at a fixed rate whatever the answers do (open loop), spread over auctions.
+async fn open_loop_many(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auctions: &[String],
+    rate: f64,
+    duration: Duration,
+) -> Run {
+    let counter = Arc::new(AtomicU64::new(5_000_000_000));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = futures::stream::FuturesUnordered::new();
+    let mut index = 0usize;
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        let (client, base, token, counter) =
+            (client.clone(), base.to_owned(), token.to_owned(), counter.clone());
+        let auction = auctions[index % auctions.len()].clone();
+        index += 1;
+        tasks.push(tokio::spawn(async move { send_bid(&client, &base, &token, &auction, &counter).await }));
+    }
+    let elapsed = started.elapsed();
+    let mut results = Vec::new();
+    use futures::StreamExt as _;
+    while let Some(result) = tasks.next().await {
+        if let Ok(result) = result {
+            results.push(result);
+        }
+    }
+    summarize(results, elapsed)
+}
+
+async fn open_loop(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auction: &str,
+    rate: f64,
+    duration: Duration,
+) -> Run {
+    open_loop_many(client, base, token, &[auction.to_owned()], rate, duration).await
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse::<f64>().ok()))
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+async fn memory_run(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auction: &str,
+    bids: u64,
+    pid: u32,
+) -> (Run, Vec<f64>) {
+    let counter = Arc::new(AtomicU64::new(9_000_000_000));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for _ in 0..64 {
+        let (client, base, token, counter, sent) =
+            (client.clone(), base.to_owned(), token.to_owned(), counter.clone(), sent.clone());
+        let auction = auction.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while sent.fetch_add(1, Ordering::Relaxed) < bids {
+                let (status, latency) = send_bid(&client, &base, &token, &auction, &counter).await;
+                // Keep counts only: a million latencies would be the bench's own memory.
+                if results.len() < 100_000 {
+                    results.push((status, latency));
+                }
+            }
+            results
+        }));
+    }
+    let mut samples = vec![rss_mib(pid)];
+    let mut next_mark = bids / 10;
+    while tasks.iter().any(|task| !task.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if sent.load(Ordering::Relaxed) >= next_mark && next_mark <= bids {
+            samples.push((rss_mib(pid) * 10.0).round() / 10.0);
+            next_mark += bids / 10;
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(task.await.unwrap_or_default());
+    }
+    let mut run = summarize(results, elapsed);
+    run.decisions = bids;
+    (run, samples)
+}
+
+async fn outbox_lag(client: &reqwest::Client, base: &str) -> String {
+    let Ok(response) =
+        client.get(format!("{base}/api/events/auction:bid:accepted/history?limit=1")).send().await
+    else {
+        return "unknown".into();
+    };
+    let Ok(body) = response.json::<Value>().await else { return "unknown".into() };
+    format!("latest accepted-bid event stored at {}", body["data"]["events"][0]["timestamp"])
+}
