@@ -8,7 +8,7 @@ CREATE TABLE events (
     timestamp_ms   BIGINT NOT NULL,
     correlation_id TEXT,
     causation_id   UUID,
-    data           JSONB  NOT NULL,
+    data           TEXT   NOT NULL,
     stored_at_ms   BIGINT NOT NULL
 );
 CREATE INDEX events_type_seq ON events (event_type, seq);

@@ -44,7 +44,9 @@ CREATE TABLE bids (
 );
 CREATE UNIQUE INDEX bids_source_ref_key ON bids (auction_id, source_ref);
 
--- The outbox: events stored with a decision are published from here by the relay.
-ALTER TABLE events ADD COLUMN published_at_ms BIGINT;
-ALTER TABLE events ADD COLUMN relay_lease_until_ms BIGINT;
-CREATE INDEX events_unpublished ON events (seq) WHERE published_at_ms IS NULL;
+-- The outbox: the store sequence of each event not yet published on the bus. A row is
+-- written in the same transaction as its event and deleted by the relay once the
+-- event is published, so event rows themselves are never rewritten.
+CREATE TABLE outbox (
+    seq BIGINT PRIMARY KEY
+);

@@ -57,7 +57,23 @@ impl Envelope {
     ) -> Result<Envelope, EventError> {
         let data = serde_json::to_value(data).map_err(|source| EventError::Encode { event_type, source })?;
         event_type.check_data(&data)?;
-        Ok(Envelope {
+        Ok(Envelope::stamped(event_type, source, data))
+    }
+
+    /// A new event whose `data` is already the type's own data struct (the engine's
+    /// events): the schema check is left to debug builds and tests, off the hot path.
+    pub fn new_typed<T: Serialize>(
+        event_type: EventType,
+        source: Source,
+        data: &T,
+    ) -> Result<Envelope, EventError> {
+        let data = serde_json::to_value(data).map_err(|source| EventError::Encode { event_type, source })?;
+        debug_assert!(event_type.check_data(&data).is_ok(), "{event_type} data does not match its schema");
+        Ok(Envelope::stamped(event_type, source, data))
+    }
+
+    fn stamped(event_type: EventType, source: Source, data: serde_json::Value) -> Envelope {
+        Envelope {
             id: Uuid::now_v7(),
             timestamp: Utc::now().timestamp_millis(),
             event_type,
@@ -66,7 +82,7 @@ impl Envelope {
             correlation_id: None,
             causation_id: None,
             data,
-        })
+        }
     }
 
     /// The same event, tagged as part of the chain started by `correlation_id`.

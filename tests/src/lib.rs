@@ -17,12 +17,14 @@ pub fn binary(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("SOTHEBAIS_BIN_DIR") {
         return Path::new(&dir).join(name);
     }
-    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    // Beside this executable (target/<profile>/sothebais-bench), or one folder up from
+    // a test binary (target/<profile>/deps/e2e-<hash>).
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    let path = profile_dir.join(name);
-    assert!(path.exists(), "{} is missing: build it first with `cargo build --bins`", path.display());
-    path
+    let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name)).collect();
+    let found = candidates.iter().find(|path| path.exists()).cloned();
+    found.unwrap_or_else(|| {
+        panic!("{name} is missing next to {}: build it first with `cargo build --bins`", exe.display())
+    })
 }
 
 /// A started `sothebais` process; killed when dropped.

@@ -546,7 +546,7 @@ fn answer_all(batch: Vec<Command>, error: impl Fn() -> EngineError) {
 }
 
 fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<String>) -> Option<Envelope> {
-    match Envelope::new(kind, Source::AuctionEngine, data) {
+    match Envelope::new_typed(kind, Source::AuctionEngine, data) {
         Ok(envelope) => Some(match correlation {
             Some(correlation) => envelope.correlated(correlation),
             None => envelope,

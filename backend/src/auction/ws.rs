@@ -68,6 +68,8 @@ impl AuctionFeed {
                     batch = tail.next(256, Duration::from_secs(1)) => batch,
                 };
                 match batch {
+                    // Nobody is watching: skip the parsing.
+                    Ok(_) if self.sender.receiver_count() == 0 => {}
                     Ok(deliveries) => {
                         for delivery in deliveries {
                             if let Ok(event) = delivery.envelope() {

@@ -95,6 +95,15 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     /// Appends the event to its category's stream; returns the entry id.
     async fn publish(&self, event: &Envelope) -> Result<String, BusError>;
 
+    /// Appends events in order; on failure, the first `Ok(n)` were published. Redis
+    /// sends them in one round trip.
+    async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(events.len())
+    }
+
     /// Joins (creating if needed) a consumer group on the given streams.
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BusError>;
 

@@ -96,6 +96,27 @@ impl EventBus for RedisBus {
         Ok(id)
     }
 
+    async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
+        let mut pipeline = redis::pipe();
+        for event in events {
+            let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+            pipeline
+                .cmd("XADD")
+                .arg(self.key(&event.stream()))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.max_len)
+                .arg("*")
+                .arg(FIELD)
+                .arg(payload);
+        }
+        let mut connection = self.commands.clone();
+        // A pipeline is all or nothing here: on error, none is counted as published and
+        // the relay sends them again (consumers are idempotent).
+        pipeline.query_async::<Vec<String>>(&mut connection).await?;
+        Ok(events.len())
+    }
+
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BusError> {
         let mut connection = self.commands.clone();
         let start = match options.start {

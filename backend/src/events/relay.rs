@@ -14,8 +14,6 @@ use crate::storage::Storage;
 
 /// Events claimed per round.
 const BATCH: u32 = 500;
-/// How long a claim keeps other relays off the same events.
-const LEASE: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown`, woken by `wake` after commits and every second regardless.
 pub async fn run(
@@ -26,38 +24,18 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let pause = match storage.claim_unpublished(BATCH, LEASE).await {
-            Ok(events) if events.is_empty() => None,
-            Ok(events) => {
-                let mut published = Vec::with_capacity(events.len());
-                let mut failed = false;
-                for stored in &events {
-                    match bus.publish(&stored.event).await {
-                        Ok(_) => {
-                            published.push(stored.seq);
-                            let lag = chrono::Utc::now().timestamp_millis() - stored.event.timestamp;
-                            metrics::counter!("events_published_total", "type" => stored.event.event_type.as_str()).increment(1);
-                            metrics::histogram!("events_outbox_lag_seconds")
-                                .record(lag.max(0) as f64 / 1000.0);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot publish; the events stay in the outbox");
-                            failed = true;
-                            break;
-                        }
-                    }
-                }
-                if let Err(error) = storage.mark_published(&published).await {
-                    tracing::warn!(%error, "published events not marked; they will be published again");
-                }
-                if failed {
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    Some(backoff)
-                } else {
-                    backoff = Duration::from_millis(100);
-                    // More may be waiting: go again at once.
-                    continue;
-                }
+        let pause = match storage.relay_outbox(BATCH, bus.as_ref()).await {
+            Ok(Ok(0)) => None,
+            Ok(Ok(count)) => {
+                metrics::counter!("events_relayed_total").increment(count as u64);
+                backoff = Duration::from_millis(100);
+                // More may be waiting: go again at once.
+                continue;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot publish; the events stay in the outbox");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                Some(backoff)
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot read the outbox");

@@ -361,37 +361,56 @@ macro_rules! auction_storage {
                 .collect()
         }
 
-        async fn claim_unpublished(&self, limit: u32, lease: std::time::Duration) -> Result<Vec<crate::storage::StoredEvent>, StorageError> {
-            let now = chrono::Utc::now().timestamp_millis();
-            let until = now + lease.as_millis() as i64;
-            let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE events SET relay_lease_until_ms = ");
-            sql.push_bind(until)
-                .push(" WHERE seq IN (SELECT seq FROM events WHERE published_at_ms IS NULL AND (relay_lease_until_ms IS NULL OR relay_lease_until_ms < ")
-                .push_bind(now)
-                .push(") ORDER BY seq LIMIT ")
-                .push_bind(i64::from(limit))
-                .push(Self::SKIP_LOCKED)
-                .push(") RETURNING ")
-                .push(Self::EVENT_COLUMNS);
-            let rows = sql.build().fetch_all(&self.pool).await?;
-            let mut events: Vec<crate::storage::StoredEvent> = rows.iter().map(Self::decode).collect::<Result<_, _>>()?;
-            events.sort_by_key(|event| event.seq);
-            Ok(events)
-        }
-
-        async fn mark_published(&self, seqs: &[i64]) -> Result<(), StorageError> {
+        async fn relay_outbox(
+            &self,
+            limit: u32,
+            bus: &dyn crate::bus::EventBus,
+        ) -> Result<Result<usize, crate::bus::BusError>, StorageError> {
+            use sqlx::Row as _;
+            // The outbox rows stay locked (PostgreSQL) until they are deleted after
+            // publishing; if publishing fails the transaction rolls back and they stay.
+            let mut transaction = self.pool.begin().await?;
+            let mut sql = sqlx::QueryBuilder::<$database>::new("SELECT seq FROM outbox ORDER BY seq LIMIT ");
+            sql.push_bind(i64::from(limit)).push(Self::SKIP_LOCKED);
+            let seqs: Vec<i64> = sql
+                .build()
+                .fetch_all(&mut *transaction)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<i64, _>("seq"))
+                .collect::<Result<_, _>>()?;
             if seqs.is_empty() {
-                return Ok(());
+                transaction.commit().await?;
+                return Ok(Ok(0));
             }
-            let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE events SET published_at_ms = ");
-            sql.push_bind(chrono::Utc::now().timestamp_millis()).push(" WHERE seq IN (");
+            let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                "SELECT {} FROM events WHERE seq IN (",
+                Self::EVENT_COLUMNS
+            ));
             let mut separated = sql.separated(", ");
-            for seq in seqs {
+            for seq in &seqs {
+                separated.push_bind(*seq);
+            }
+            sql.push(") ORDER BY seq");
+            let rows = sql.build().fetch_all(&mut *transaction).await?;
+            let events: Vec<sothebais_shared::events::Envelope> =
+                rows.iter().map(|row| Self::decode(row).map(|stored| stored.event)).collect::<Result<_, _>>()?;
+            let published = match bus.publish_many(&events).await {
+                Ok(count) => count,
+                Err(error) => {
+                    transaction.rollback().await?;
+                    return Ok(Err(error));
+                }
+            };
+            let mut sql = sqlx::QueryBuilder::<$database>::new("DELETE FROM outbox WHERE seq IN (");
+            let mut separated = sql.separated(", ");
+            for seq in &seqs {
                 separated.push_bind(*seq);
             }
             sql.push(")");
-            sql.build().execute(&self.pool).await?;
-            Ok(())
+            sql.build().execute(&mut *transaction).await?;
+            transaction.commit().await?;
+            Ok(Ok(published))
         }
         }
     };

@@ -143,16 +143,15 @@ pub trait Storage: SharedStorage + fmt::Debug {
 /// bids, campaigns and the outbox. Every [`Storage`] has them.
 #[async_trait]
 pub trait SharedStorage: Send + Sync {
-    /// Leases up to `limit` events not yet published (oldest first) to this relay for
-    /// `lease`; another relay takes them over only after the lease runs out.
-    async fn claim_unpublished(
+    /// Publishes up to `limit` events of the outbox on `bus`, oldest first, and takes
+    /// them off the outbox, in one transaction: a crash or a bus failure leaves them
+    /// queued (published again later: at least once). Returns how many went out, or
+    /// the bus's error.
+    async fn relay_outbox(
         &self,
         limit: u32,
-        lease: std::time::Duration,
-    ) -> Result<Vec<StoredEvent>, StorageError>;
-
-    /// Marks events as published on the bus.
-    async fn mark_published(&self, seqs: &[i64]) -> Result<(), StorageError>;
+        bus: &dyn crate::bus::EventBus,
+    ) -> Result<Result<usize, crate::bus::BusError>, StorageError>;
 
     /// Stores a new auction with its events.
     async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;

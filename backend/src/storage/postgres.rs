@@ -34,6 +34,7 @@ impl PostgresStorage {
     }
 
     const EVENT_COLUMNS: &'static str = COLUMNS;
+    /// Relays in other processes skip the outbox rows this one is publishing.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// Inserts events (unpublished: the relay publishes them) inside a transaction.
@@ -43,8 +44,9 @@ impl PostgresStorage {
     ) -> Result<(), StorageError> {
         let stored_at = chrono::Utc::now().timestamp_millis();
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
+            // One statement stores the events and queues the new ones in the outbox.
             let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(
-                "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
+                "WITH inserted AS (INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
             );
             sql.push_values(chunk, |mut row, event| {
                 row.push_bind(event.id)
@@ -54,10 +56,10 @@ impl PostgresStorage {
                     .push_bind(event.timestamp)
                     .push_bind(event.correlation_id.clone())
                     .push_bind(event.causation_id)
-                    .push_bind(event.data.clone())
+                    .push_bind(event.data.to_string())
                     .push_bind(stored_at);
             });
-            sql.push(" ON CONFLICT (id) DO NOTHING");
+            sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq) INSERT INTO outbox (seq) SELECT seq FROM inserted");
             sql.build().execute(&mut **transaction).await?;
         }
         Ok(())
@@ -79,7 +81,8 @@ impl PostgresStorage {
                 version: row.try_get("version")?,
                 correlation_id: row.try_get("correlation_id")?,
                 causation_id: row.try_get("causation_id")?,
-                data: row.try_get("data")?,
+                data: serde_json::from_str(&row.try_get::<String, _>("data")?)
+                    .map_err(|error| corrupt("data", &error))?,
             },
         })
     }

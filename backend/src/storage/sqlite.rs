@@ -81,8 +81,16 @@ impl SqliteStorage {
                     .push_bind(event.data.to_string())
                     .push_bind(stored_at);
             });
-            sql.push(" ON CONFLICT (id) DO NOTHING");
-            sql.build().execute(&mut **transaction).await?;
+            sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq");
+            let seqs: Vec<i64> = sql.build_query_scalar().fetch_all(&mut **transaction).await?;
+            if seqs.is_empty() {
+                continue;
+            }
+            let mut outbox: QueryBuilder<'_, Sqlite> = QueryBuilder::new("INSERT INTO outbox (seq) ");
+            outbox.push_values(seqs, |mut row, seq| {
+                row.push_bind(seq);
+            });
+            outbox.build().execute(&mut **transaction).await?;
         }
         Ok(())
     }

@@ -141,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
+    eprintln!("==> (f) closing delay: 50 auctions ending 100 ms apart");
+    let closing = closing_delays(&client, &base, &token, 50).await?;
+
     let lag = outbox_lag(&client, &base).await;
     server.terminate(Duration::from_secs(30))?;
 
@@ -168,6 +171,13 @@ async fn main() -> anyhow::Result<()> {
         println!("server memory (RSS MiB) every 10 % of the memory run: {samples:?}");
     }
     println!();
+    println!(
+        "(f) closing delay after ends_at + grace over {} auctions: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
+        closing.len(),
+        percentile(&closing, 0.5),
+        percentile(&closing, 0.99),
+        percentile(&closing, 1.0)
+    );
     println!("outbox: {lag}");
     println!("goals: (a) >= 50 % and (b) >= 90 % of the baseline; p99 <= 25 ms at half the maximum rate");
     Ok(())
@@ -470,4 +480,58 @@ async fn outbox_lag(client: &reqwest::Client, base: &str) -> String {
     };
     let Ok(body) = response.json::<Value>().await else { return "unknown".into() };
     format!("latest accepted-bid event stored at {}", body["data"]["events"][0]["timestamp"])
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+/// Creates auctions closing 100 ms apart and measures, from the stored `auction:end`
+/// events, how long after `ends_at + grace` each was decided.
+async fn closing_delays(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    count: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let start = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let mut closes = BTreeMap::new();
+    for index in 0..count {
+        let response: Value = client
+            .post(format!("{base}/api/auction/auctions"))
+            .bearer_auth(token)
+            .json(&json!({
+                "title": format!("Closing lot {index}"),
+                "starting_price": "1",
+                "starts_at": (start + chrono::Duration::milliseconds(100 * index as i64)).to_rfc3339(),
+                "duration_secs": 2,
+                "late_grace_secs": 0,
+                "anti_snipe": null,
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = response["data"]["id"].as_str().context("auction id")?.to_owned();
+        let closes_at = chrono::DateTime::parse_from_rfc3339(
+            response["data"]["closes_at"].as_str().context("closes_at")?,
+        )?;
+        closes.insert(id, closes_at.timestamp_millis());
+    }
+    tokio::time::sleep(Duration::from_millis(4_000 + 100 * count as u64)).await;
+    let history: Value =
+        client.get(format!("{base}/api/events/auction:end/history?limit=1000")).send().await?.json().await?;
+    let mut delays = Vec::new();
+    for event in history["data"]["events"].as_array().into_iter().flatten() {
+        let id = event["data"]["auction"]["id"].as_str().unwrap_or_default();
+        if let Some(closes_at) = closes.get(id) {
+            delays.push((event["timestamp"].as_i64().unwrap_or(0) - closes_at) as f64);
+        }
+    }
+    if delays.len() != count {
+        bail!("only {} of {count} auctions closed", delays.len());
+    }
+    Ok(delays)
 }
