@@ -43,6 +43,8 @@ CREATE TABLE bids (
     PRIMARY KEY (auction_id, seq)
 );
 CREATE UNIQUE INDEX bids_source_ref_key ON bids (auction_id, source_ref);
+-- The writer reads the last seconds of accepted bids to restore the per-bidder rate.
+CREATE INDEX bids_recent ON bids (auction_id, received_at_ms);
 
 -- The outbox: the store sequence of each event not yet published on the bus. A row is
 -- written in the same transaction as its event and deleted by the relay once the

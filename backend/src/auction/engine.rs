@@ -347,11 +347,18 @@ impl Writer {
         at
     }
 
-    async fn load(&mut self) -> Result<Option<AuctionRecord>, StorageError> {
-        if self.record.is_none() {
-            self.record = self.engine.inner.storage.auction(self.id).await?;
+    /// The stored auction, loaded (with its rate memory rebuilt from the log) unless
+    /// this writer already holds it. The writer owns it until the batch is decided.
+    async fn take_record(&mut self) -> Result<Option<AuctionRecord>, StorageError> {
+        if let Some(record) = self.record.take() {
+            return Ok(Some(record));
         }
-        Ok(self.record.clone())
+        let storage = &self.engine.inner.storage;
+        let Some(mut record) = storage.auction(self.id).await? else { return Ok(None) };
+        let now = millis(Utc::now());
+        let recent = storage.recent_accepted(self.id, now - record.core.rate_window()).await?;
+        record.core.restore_rate_memory(recent, now);
+        Ok(Some(record))
     }
 
     async fn process(&mut self, batch: Vec<Command>) {
@@ -359,7 +366,7 @@ impl Writer {
         let clock_before = self.clock;
         for _ in 0..MAX_ATTEMPTS {
             self.clock = clock_before;
-            let record = match self.load().await {
+            let record = match self.take_record().await {
                 Ok(Some(record)) => record,
                 Ok(None) => return answer_all(batch, || EngineError::NotFound),
                 Err(error) => {
@@ -385,27 +392,31 @@ impl Writer {
                     });
                 }
             };
-            let decided = self.decide(&record.core, &batch, earlier);
-            if decided.bids.is_empty() && decided.events.is_empty() && decided.core == record.core {
-                return self.reply(batch, decided.answers, &record.core);
+            let version = record.version;
+            let decided = self.decide(record.core, &batch, earlier);
+            // Everything that changes an auction leaves a bid or an event.
+            if decided.bids.is_empty() && decided.events.is_empty() {
+                self.reply(batch, decided.answers, &decided.core);
+                self.record = Some(AuctionRecord { core: decided.core, version });
+                return;
             }
             let commit = AuctionCommit {
                 core: &decided.core,
-                expected_version: record.version,
+                expected_version: version,
                 bids: &decided.bids,
                 events: &decided.events,
             };
             match storage.commit_auction(&commit).await {
                 Ok(CommitOutcome::Committed) => {
-                    let core = decided.core.clone();
-                    self.record = Some(AuctionRecord { core: decided.core, version: record.version + 1 });
                     if !decided.events.is_empty() {
                         self.engine.inner.outbox.notify_one();
                     }
-                    let _ = self.engine.inner.deadlines.send((self.id, core.next_deadline()));
+                    let _ = self.engine.inner.deadlines.send((self.id, decided.core.next_deadline()));
                     metrics::counter!("auction_commits_total").increment(1);
                     metrics::histogram!("auction_commit_batch_size").record(batch.len() as f64);
-                    return self.reply(batch, decided.answers, &core);
+                    self.reply(batch, decided.answers, &decided.core);
+                    self.record = Some(AuctionRecord { core: decided.core, version: version + 1 });
+                    return;
                 }
                 Ok(CommitOutcome::Conflict) => {
                     metrics::counter!("auction_commit_conflicts_total").increment(1);
@@ -429,9 +440,8 @@ impl Writer {
         answer_all(batch, || EngineError::Contended);
     }
 
-    /// Decides a batch on a copy of the state. Pure apart from reading the clock.
-    fn decide(&mut self, stored: &AuctionCore, batch: &[Command], earlier: Vec<Bid>) -> Decided {
-        let mut core = stored.clone();
+    /// Decides a batch on the state. Pure apart from reading the clock.
+    fn decide(&mut self, mut core: AuctionCore, batch: &[Command], earlier: Vec<Bid>) -> Decided {
         let mut events = Vec::new();
         let mut bids: Vec<Bid> = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());

@@ -197,7 +197,9 @@ pub struct AuctionCore {
     pub seq: u64,
     pub last_hash: String,
     /// When each bidder's last accepted bid arrived, for the per-bidder rate; only the
-    /// last `bidder_interval_ms` are kept.
+    /// last `bidder_interval_ms` are kept. Not stored with the state: it is rebuilt
+    /// from the bid log when a writer loads the auction (see `recent_accepted`).
+    #[serde(skip)]
     pub last_accepted: BTreeMap<String, DateTime<Utc>>,
     pub outcome: Option<Outcome>,
     pub cancelled: Option<Cancellation>,
@@ -357,6 +359,22 @@ impl AuctionCore {
             outcome: None,
             cancelled: None,
         })
+    }
+
+    /// Restores the per-bidder rate memory from the accepted bids of the log that
+    /// arrived within the rate window before `now`.
+    pub fn restore_rate_memory(
+        &mut self,
+        recent_accepted: impl IntoIterator<Item = (String, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) {
+        let window = Duration::milliseconds(self.settings.bidder_interval_ms);
+        self.last_accepted = recent_accepted.into_iter().filter(|(_, at)| now - *at < window).collect();
+    }
+
+    /// How far back the bid log must be read to restore the rate memory.
+    pub fn rate_window(&self) -> Duration {
+        Duration::milliseconds(self.settings.bidder_interval_ms)
     }
 
     /// `ends_at` plus the late grace: when the winner is decided.

@@ -280,6 +280,32 @@ macro_rules! auction_storage {
             rows.iter().map(Self::bid_row).collect()
         }
 
+        async fn recent_accepted(
+            &self,
+            auction_id: uuid::Uuid,
+            since: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StorageError> {
+            use sqlx::Row as _;
+            let rows = sqlx::QueryBuilder::<$database>::new(
+                "SELECT bidder_id, received_at_ms FROM bids WHERE status = 'accepted' AND auction_id = ",
+            )
+            .push_bind(auction_id.to_string())
+            .push(" AND received_at_ms >= ")
+            .push_bind(since.timestamp_millis())
+            .push(" ORDER BY seq")
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<String, _>("bidder_id")?,
+                        crate::storage::auction_sql::millis_to_time(row.try_get("received_at_ms")?)?,
+                    ))
+                })
+                .collect()
+        }
+
         async fn bids_by_source_ref(
             &self,
             auction_id: uuid::Uuid,

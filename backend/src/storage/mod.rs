@@ -174,6 +174,13 @@ pub trait SharedStorage: Send + Sync {
     /// An auction's bid log in sequence order, after `after_seq`.
     async fn bids(&self, auction_id: Uuid, after_seq: u64, limit: u32) -> Result<Vec<Bid>, StorageError>;
 
+    /// `(bidder id, arrival)` of an auction's accepted bids that arrived at or after `since`.
+    async fn recent_accepted(
+        &self,
+        auction_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StorageError>;
+
     /// Bids of an auction carrying any of these post ids or idempotency keys.
     async fn bids_by_source_ref(&self, auction_id: Uuid, refs: &[String]) -> Result<Vec<Bid>, StorageError>;
 
