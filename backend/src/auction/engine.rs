@@ -102,6 +102,60 @@ struct Inner {
     /// Woken after every commit that stored events, so the relay publishes them at once.
     outbox: Arc<Notify>,
     deadlines: mpsc::UnboundedSender<DeadlineUpdate>,
+    /// The process's committer: writers hand it their batches, it commits many
+    /// auctions' batches in one transaction.
+    commits: mpsc::Sender<CommitJob>,
+}
+
+/// A writer's decided batch, owned, on its way to the committer and back.
+struct OwnedCommit {
+    core: AuctionCore,
+    expected_version: i64,
+    bids: Vec<Bid>,
+    events: Vec<Envelope>,
+}
+
+struct CommitJob {
+    commit: OwnedCommit,
+    reply: oneshot::Sender<(OwnedCommit, Result<CommitOutcome, StorageError>)>,
+}
+
+/// Most auctions' batches one transaction commits.
+const MAX_GROUP: usize = 256;
+
+/// Commits whatever writers have handed over, many at a time: while one transaction
+/// is flushing, the next group gathers (group commit across auctions).
+async fn committer(storage: Arc<dyn Storage>, mut jobs: mpsc::Receiver<CommitJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let commits: Vec<AuctionCommit<'_>> = group
+            .iter()
+            .map(|job| AuctionCommit {
+                core: &job.commit.core,
+                expected_version: job.commit.expected_version,
+                bids: &job.commit.bids,
+                events: &job.commit.events,
+            })
+            .collect();
+        let result = storage.commit_auctions(&commits).await;
+        metrics::histogram!("auction_commit_group_size").record(group.len() as f64);
+        for (index, job) in group.into_iter().enumerate() {
+            let outcome = match &result {
+                Ok(outcomes) => outcomes
+                    .get(index)
+                    .copied()
+                    .ok_or_else(|| StorageError::Database("missing outcome".into())),
+                Err(error) => Err(error.clone()),
+            };
+            let _ = job.reply.send((job.commit, outcome));
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,7 +172,9 @@ impl Engine {
         outbox: Arc<Notify>,
     ) -> (Engine, mpsc::UnboundedReceiver<DeadlineUpdate>) {
         let (deadlines, receiver) = mpsc::unbounded_channel();
-        let inner = Inner { storage, writers: Mutex::new(HashMap::new()), outbox, deadlines };
+        let (commits, jobs) = mpsc::channel(4096);
+        tokio::spawn(committer(storage.clone(), jobs));
+        let inner = Inner { storage, writers: Mutex::new(HashMap::new()), outbox, deadlines, commits };
         (Engine { inner: Arc::new(inner) }, receiver)
     }
 
@@ -400,22 +456,25 @@ impl Writer {
                 self.record = Some(AuctionRecord { core: decided.core, version });
                 return;
             }
-            let commit = AuctionCommit {
-                core: &decided.core,
-                expected_version: version,
-                bids: &decided.bids,
-                events: &decided.events,
+            let Decided { core, bids, events, answers } = decided;
+            let job = OwnedCommit { core, expected_version: version, bids, events };
+            let (reply, answer) = oneshot::channel();
+            if self.engine.inner.commits.send(CommitJob { commit: job, reply }).await.is_err() {
+                return answer_all(batch, || EngineError::Contended);
+            }
+            let Ok((job, outcome)) = answer.await else {
+                return answer_all(batch, || EngineError::Contended);
             };
-            match storage.commit_auction(&commit).await {
+            match outcome {
                 Ok(CommitOutcome::Committed) => {
-                    if !decided.events.is_empty() {
+                    if !job.events.is_empty() {
                         self.engine.inner.outbox.notify_one();
                     }
-                    let _ = self.engine.inner.deadlines.send((self.id, decided.core.next_deadline()));
+                    let _ = self.engine.inner.deadlines.send((self.id, job.core.next_deadline()));
                     metrics::counter!("auction_commits_total").increment(1);
                     metrics::histogram!("auction_commit_batch_size").record(batch.len() as f64);
-                    self.reply(batch, decided.answers, &decided.core);
-                    self.record = Some(AuctionRecord { core: decided.core, version: version + 1 });
+                    self.reply(batch, answers, &job.core);
+                    self.record = Some(AuctionRecord { core: job.core, version: version + 1 });
                     return;
                 }
                 Ok(CommitOutcome::Conflict) => {
@@ -426,13 +485,7 @@ impl Writer {
                 Err(error) => {
                     tracing::warn!(auction_id = %self.id, %error, "commit failed; nothing was acknowledged");
                     self.record = None;
-                    let message = error.to_string();
-                    return answer_all(batch, || match &error {
-                        StorageError::Unavailable(_) => {
-                            EngineError::Storage(StorageError::Unavailable(message.clone()))
-                        }
-                        _ => EngineError::Storage(StorageError::Database(message.clone())),
-                    });
+                    return answer_all(batch, || EngineError::Storage(error.clone()));
                 }
             }
         }

@@ -196,69 +196,31 @@ macro_rules! auction_storage {
                 .collect()
         }
 
-        async fn commit_auction(
+        async fn commit_auctions(
             &self,
-            commit: &crate::storage::AuctionCommit<'_>,
-        ) -> Result<crate::storage::CommitOutcome, StorageError> {
+            commits: &[crate::storage::AuctionCommit<'_>],
+        ) -> Result<Vec<crate::storage::CommitOutcome>, StorageError> {
+            if commits.len() == 1 {
+                return Ok(vec![self.commit_alone(&commits[0]).await?]);
+            }
             let mut transaction = self.pool.begin().await?;
-            let now = chrono::Utc::now().timestamp_millis();
-            let updated = sqlx::QueryBuilder::<$database>::new("UPDATE auctions SET core = ")
-                .push_bind(crate::storage::auction_sql::encode_core(commit.core)?)
-                .push(", version = version + 1, phase = ")
-                .push_bind(crate::storage::auction_sql::phase_name(commit.core.phase))
-                .push(", next_deadline_ms = ")
-                .push_bind(commit.core.next_deadline().map(|at| at.timestamp_millis()))
-                .push(", updated_at_ms = ")
-                .push_bind(now)
-                .push(" WHERE id = ")
-                .push_bind(commit.core.id.to_string())
-                .push(" AND version = ")
-                .push_bind(commit.expected_version)
-                .build()
-                .execute(&mut *transaction)
-                .await?;
-            if updated.rows_affected() != 1 {
-                transaction.rollback().await?;
-                return Ok(crate::storage::CommitOutcome::Conflict);
-            }
-            for chunk in commit.bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
-                let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
-                    "INSERT INTO bids ({}) ",
-                    crate::storage::auction_sql::BID_COLUMNS
-                ));
-                sql.push_values(chunk, |mut row, bid| {
-                    row.push_bind(bid.auction_id.to_string())
-                        .push_bind(bid.seq as i64)
-                        .push_bind(bid.id.to_string())
-                        .push_bind(bid.amount.wei().to_string())
-                        .push_bind(bid.bidder.id.clone())
-                        .push_bind(bid.bidder.handle.clone())
-                        .push_bind(crate::storage::auction_sql::source_name(bid.source))
-                        .push_bind(bid.source_ref.clone())
-                        .push_bind(bid.created_at.timestamp_millis())
-                        .push_bind(bid.received_at.timestamp_millis())
-                        .push_bind(match bid.status {
-                            sothebais_shared::auction::BidStatus::Accepted => "accepted",
-                            sothebais_shared::auction::BidStatus::Rejected => "rejected",
-                        })
-                        .push_bind(bid.reason.map(|reason| reason.code()))
-                        .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
-                        .push_bind(bid.hash.clone())
-                        .push_bind(bid.prev_hash.clone());
-                });
-                match sql.build().execute(&mut *transaction).await {
-                    Ok(_) => {}
-                    // A post or idempotency key another writer stored first.
-                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                        transaction.rollback().await?;
-                        return Ok(crate::storage::CommitOutcome::Conflict);
-                    }
-                    Err(error) => return Err(error.into()),
+            match Self::apply_group(&mut transaction, commits).await {
+                Ok(outcomes) => {
+                    transaction.commit().await?;
+                    Ok(outcomes)
                 }
+                // A post or idempotency key another writer stored first aborts the whole
+                // transaction: each commit goes again on its own.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    transaction.rollback().await?;
+                    let mut outcomes = Vec::with_capacity(commits.len());
+                    for commit in commits {
+                        outcomes.push(self.commit_alone(commit).await?);
+                    }
+                    Ok(outcomes)
+                }
+                Err(error) => Err(error.into()),
             }
-            Self::insert_events(&mut transaction, commit.events).await?;
-            transaction.commit().await?;
-            Ok(crate::storage::CommitOutcome::Committed)
         }
 
         async fn bids(
@@ -472,6 +434,178 @@ macro_rules! auction_storage_helpers {
                 .execute(&mut **transaction)
                 .await?;
                 Ok(())
+            }
+
+            /// One auction's commit inside a transaction: the conditional update, then
+            /// (only if it applied) the bid records and events.
+            async fn apply_commit(
+                transaction: &mut sqlx::Transaction<'_, $database>,
+                commit: &crate::storage::AuctionCommit<'_>,
+            ) -> Result<crate::storage::CommitOutcome, sqlx::Error> {
+                let core = crate::storage::auction_sql::encode_core(commit.core)
+                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                let updated = sqlx::QueryBuilder::<$database>::new("UPDATE auctions SET core = ")
+                    .push_bind(core)
+                    .push(", version = version + 1, phase = ")
+                    .push_bind(crate::storage::auction_sql::phase_name(commit.core.phase))
+                    .push(", next_deadline_ms = ")
+                    .push_bind(commit.core.next_deadline().map(|at| at.timestamp_millis()))
+                    .push(", updated_at_ms = ")
+                    .push_bind(chrono::Utc::now().timestamp_millis())
+                    .push(" WHERE id = ")
+                    .push_bind(commit.core.id.to_string())
+                    .push(" AND version = ")
+                    .push_bind(commit.expected_version)
+                    .build()
+                    .execute(&mut **transaction)
+                    .await?;
+                if updated.rows_affected() != 1 {
+                    return Ok(crate::storage::CommitOutcome::Conflict);
+                }
+                for chunk in commit.bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
+                    let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                        "INSERT INTO bids ({}) ",
+                        crate::storage::auction_sql::BID_COLUMNS
+                    ));
+                    sql.push_values(chunk, |mut row, bid| {
+                        row.push_bind(bid.auction_id.to_string())
+                            .push_bind(bid.seq as i64)
+                            .push_bind(bid.id.to_string())
+                            .push_bind(bid.amount.wei().to_string())
+                            .push_bind(bid.bidder.id.clone())
+                            .push_bind(bid.bidder.handle.clone())
+                            .push_bind(crate::storage::auction_sql::source_name(bid.source))
+                            .push_bind(bid.source_ref.clone())
+                            .push_bind(bid.created_at.timestamp_millis())
+                            .push_bind(bid.received_at.timestamp_millis())
+                            .push_bind(match bid.status {
+                                sothebais_shared::auction::BidStatus::Accepted => "accepted",
+                                sothebais_shared::auction::BidStatus::Rejected => "rejected",
+                            })
+                            .push_bind(bid.reason.map(|reason| reason.code()))
+                            .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
+                            .push_bind(bid.hash.clone())
+                            .push_bind(bid.prev_hash.clone());
+                    });
+                    sql.build().execute(&mut **transaction).await?;
+                }
+                Self::insert_events(transaction, commit.events).await.map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                Ok(crate::storage::CommitOutcome::Committed)
+            }
+
+            /// Many auctions' commits with three statements whatever their number: one
+            /// conditional update of every auction, one insert of every applied bid, one
+            /// of every applied event.
+            async fn apply_group(
+                transaction: &mut sqlx::Transaction<'_, $database>,
+                commits: &[crate::storage::AuctionCommit<'_>],
+            ) -> Result<Vec<crate::storage::CommitOutcome>, sqlx::Error> {
+                use sqlx::Row as _;
+                let now = chrono::Utc::now().timestamp_millis();
+                let mut applied = std::collections::HashSet::new();
+                for chunk in commits.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
+                    let mut sql = sqlx::QueryBuilder::<$database>::new(
+                        "UPDATE auctions SET core = v.column3, version = auctions.version + 1, phase = v.column4, \
+                         next_deadline_ms = v.column5, updated_at_ms = v.column6 FROM (",
+                    );
+                    let cores = chunk
+                        .iter()
+                        .map(|commit| crate::storage::auction_sql::encode_core(commit.core))
+                        .collect::<Result<Vec<String>, StorageError>>()
+                        .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                    sql.push_values(chunk.iter().zip(cores), |mut row, (commit, core)| {
+                        row.push("CAST(")
+                            .push_bind_unseparated(commit.core.id.to_string())
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(commit.expected_version)
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(core)
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(crate::storage::auction_sql::phase_name(commit.core.phase))
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(commit.core.next_deadline().map(|at| at.timestamp_millis()))
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(now)
+                            .push_unseparated(" AS BIGINT)");
+                    });
+                    sql.push(") AS v WHERE auctions.id = v.column1 AND auctions.version = v.column2 RETURNING auctions.id");
+                    for row in sql.build().fetch_all(&mut **transaction).await? {
+                        applied.insert(row.try_get::<String, _>(0)?);
+                    }
+                }
+                let is_applied = |commit: &&crate::storage::AuctionCommit<'_>| applied.contains(&commit.core.id.to_string());
+                let bids: Vec<&sothebais_shared::auction::Bid> =
+                    commits.iter().filter(is_applied).flat_map(|commit| commit.bids.iter()).collect();
+                for chunk in bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
+                    let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                        "INSERT INTO bids ({}) ",
+                        crate::storage::auction_sql::BID_COLUMNS
+                    ));
+                    sql.push_values(chunk, |mut row, bid| {
+                        row.push_bind(bid.auction_id.to_string())
+                            .push_bind(bid.seq as i64)
+                            .push_bind(bid.id.to_string())
+                            .push_bind(bid.amount.wei().to_string())
+                            .push_bind(bid.bidder.id.clone())
+                            .push_bind(bid.bidder.handle.clone())
+                            .push_bind(crate::storage::auction_sql::source_name(bid.source))
+                            .push_bind(bid.source_ref.clone())
+                            .push_bind(bid.created_at.timestamp_millis())
+                            .push_bind(bid.received_at.timestamp_millis())
+                            .push_bind(match bid.status {
+                                sothebais_shared::auction::BidStatus::Accepted => "accepted",
+                                sothebais_shared::auction::BidStatus::Rejected => "rejected",
+                            })
+                            .push_bind(bid.reason.map(|reason| reason.code()))
+                            .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
+                            .push_bind(bid.hash.clone())
+                            .push_bind(bid.prev_hash.clone());
+                    });
+                    sql.build().execute(&mut **transaction).await?;
+                }
+                let events: Vec<sothebais_shared::events::Envelope> =
+                    commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter().cloned()).collect();
+                Self::insert_events(transaction, &events)
+                    .await
+                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                Ok(commits
+                    .iter()
+                    .map(|commit| {
+                        if applied.contains(&commit.core.id.to_string()) {
+                            crate::storage::CommitOutcome::Committed
+                        } else {
+                            crate::storage::CommitOutcome::Conflict
+                        }
+                    })
+                    .collect())
+            }
+
+            /// One commit in a transaction of its own.
+            async fn commit_alone(
+                &self,
+                commit: &crate::storage::AuctionCommit<'_>,
+            ) -> Result<crate::storage::CommitOutcome, StorageError> {
+                let mut transaction = self.pool.begin().await?;
+                match Self::apply_commit(&mut transaction, commit).await {
+                    Ok(crate::storage::CommitOutcome::Committed) => {
+                        transaction.commit().await?;
+                        Ok(crate::storage::CommitOutcome::Committed)
+                    }
+                    Ok(crate::storage::CommitOutcome::Conflict) => {
+                        transaction.rollback().await?;
+                        Ok(crate::storage::CommitOutcome::Conflict)
+                    }
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                        transaction.rollback().await?;
+                        Ok(crate::storage::CommitOutcome::Conflict)
+                    }
+                    Err(error) => Err(error.into()),
+                }
             }
 
             fn bid_row(row: &$row) -> Result<sothebais_shared::auction::Bid, StorageError> {

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStorage;
 use crate::config::Config;
 
 /// Why storage failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The database cannot be reached; the request may be retried later.
     #[error("database unavailable: {0}")]
@@ -168,8 +168,13 @@ pub trait SharedStorage: Send + Sync {
 
     async fn auctions(&self, filter: &AuctionFilter) -> Result<Vec<AuctionRecord>, StorageError>;
 
-    /// Commits an auction writer's batch; see [`AuctionCommit`].
-    async fn commit_auction(&self, commit: &AuctionCommit<'_>) -> Result<CommitOutcome, StorageError>;
+    /// Commits several auction writers' batches in one transaction (group commit
+    /// across auctions); each is applied only if its version still matches, so each
+    /// gets its own outcome. See [`AuctionCommit`].
+    async fn commit_auctions(
+        &self,
+        commits: &[AuctionCommit<'_>],
+    ) -> Result<Vec<CommitOutcome>, StorageError>;
 
     /// An auction's bid log in sequence order, after `after_seq`.
     async fn bids(&self, auction_id: Uuid, after_seq: u64, limit: u32) -> Result<Vec<Bid>, StorageError>;

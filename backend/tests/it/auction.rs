@@ -235,6 +235,38 @@ both_backends! {
         assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
     }
 
+    async fn bids_on_many_auctions_at_once_commit_together_and_each_stays_exact(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let mut auctions = Vec::new();
+        for _ in 0..12 {
+            auctions.push(open_auction(&app, json!({})).await);
+        }
+        let mut tasks = Vec::new();
+        for round in 0..3u32 {
+            for (index, id) in auctions.iter().enumerate() {
+                let client = app.client.clone();
+                let url = app.gateway("/api/auction/bid");
+                let body = json!({ "auction_id": id, "amount": format!("{}", 1 + round * 10), "bidder": { "id": format!("b{index}-{round}") }, "idempotency_key": format!("{index}-{round}") });
+                tasks.push(tokio::spawn(async move {
+                    client.post(url).bearer_auth(token(Role::Operator)).json(&body).send().await.expect("send").status().as_u16()
+                }));
+            }
+        }
+        for task in tasks {
+            let status = task.await.expect("task");
+            assert!(status == 200 || status == 422, "{status}");
+        }
+        for id in &auctions {
+            let log = history(&app, id).await;
+            let seqs: Vec<u64> = log.iter().filter_map(|bid| bid["seq"].as_u64()).collect();
+            assert_eq!(seqs, vec![1, 2, 3], "{id}");
+            let (_, verified) = json(app.client.get(app.gateway(&format!("/api/auction/auctions/{id}/verify"))).send().await.expect("send")).await;
+            assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
+            let current = auction(&app, id).await;
+            assert_eq!(current["high_bid"]["amount"], verified["data"]["outcome_from_log"]["amount"], "{current}");
+        }
+    }
+
     async fn decisions_are_published_on_the_bus_through_the_outbox(backend: Backend) {
         let app = TestApp::spawn(backend).await;
         let mut subscription = app
