@@ -66,6 +66,21 @@ impl RedisBus {
     fn key(&self, stream: &str) -> String {
         format!("{}{stream}", self.prefix)
     }
+
+    /// `XADD <stream> MAXLEN ~ <max> * event <json>` for one event.
+    fn xadd(&self, event: &Envelope) -> Result<redis::Cmd, BusError> {
+        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+        let mut command = redis::cmd("XADD");
+        command
+            .arg(self.key(&event.stream()))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg(FIELD)
+            .arg(payload);
+        Ok(command)
+    }
 }
 
 #[async_trait]
@@ -81,34 +96,14 @@ impl EventBus for RedisBus {
     }
 
     async fn publish(&self, event: &Envelope) -> Result<String, BusError> {
-        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
         let mut connection = self.commands.clone();
-        let id = redis::cmd("XADD")
-            .arg(self.key(&event.stream()))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.max_len)
-            .arg("*")
-            .arg(FIELD)
-            .arg(payload)
-            .query_async::<String>(&mut connection)
-            .await?;
-        Ok(id)
+        Ok(self.xadd(event)?.query_async::<String>(&mut connection).await?)
     }
 
     async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
         let mut pipeline = redis::pipe();
         for event in events {
-            let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
-            pipeline
-                .cmd("XADD")
-                .arg(self.key(&event.stream()))
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.max_len)
-                .arg("*")
-                .arg(FIELD)
-                .arg(payload);
+            pipeline.add_command(self.xadd(event)?);
         }
         let mut connection = self.commands.clone();
         // A pipeline is all or nothing here: on error, none is counted as published and

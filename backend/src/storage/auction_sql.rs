@@ -436,66 +436,9 @@ macro_rules! auction_storage_helpers {
                 Ok(())
             }
 
-            /// One auction's commit inside a transaction: the conditional update, then
-            /// (only if it applied) the bid records and events.
-            async fn apply_commit(
-                transaction: &mut sqlx::Transaction<'_, $database>,
-                commit: &crate::storage::AuctionCommit<'_>,
-            ) -> Result<crate::storage::CommitOutcome, sqlx::Error> {
-                let core = crate::storage::auction_sql::encode_core(commit.core)
-                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
-                let updated = sqlx::QueryBuilder::<$database>::new("UPDATE auctions SET core = ")
-                    .push_bind(core)
-                    .push(", version = version + 1, phase = ")
-                    .push_bind(crate::storage::auction_sql::phase_name(commit.core.phase))
-                    .push(", next_deadline_ms = ")
-                    .push_bind(commit.core.next_deadline().map(|at| at.timestamp_millis()))
-                    .push(", updated_at_ms = ")
-                    .push_bind(chrono::Utc::now().timestamp_millis())
-                    .push(" WHERE id = ")
-                    .push_bind(commit.core.id.to_string())
-                    .push(" AND version = ")
-                    .push_bind(commit.expected_version)
-                    .build()
-                    .execute(&mut **transaction)
-                    .await?;
-                if updated.rows_affected() != 1 {
-                    return Ok(crate::storage::CommitOutcome::Conflict);
-                }
-                for chunk in commit.bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
-                    let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
-                        "INSERT INTO bids ({}) ",
-                        crate::storage::auction_sql::BID_COLUMNS
-                    ));
-                    sql.push_values(chunk, |mut row, bid| {
-                        row.push_bind(bid.auction_id.to_string())
-                            .push_bind(bid.seq as i64)
-                            .push_bind(bid.id.to_string())
-                            .push_bind(bid.amount.wei().to_string())
-                            .push_bind(bid.bidder.id.clone())
-                            .push_bind(bid.bidder.handle.clone())
-                            .push_bind(crate::storage::auction_sql::source_name(bid.source))
-                            .push_bind(bid.source_ref.clone())
-                            .push_bind(bid.created_at.timestamp_millis())
-                            .push_bind(bid.received_at.timestamp_millis())
-                            .push_bind(match bid.status {
-                                sothebais_shared::auction::BidStatus::Accepted => "accepted",
-                                sothebais_shared::auction::BidStatus::Rejected => "rejected",
-                            })
-                            .push_bind(bid.reason.map(|reason| reason.code()))
-                            .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
-                            .push_bind(bid.hash.clone())
-                            .push_bind(bid.prev_hash.clone());
-                    });
-                    sql.build().execute(&mut **transaction).await?;
-                }
-                Self::insert_events(transaction, commit.events).await.map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
-                Ok(crate::storage::CommitOutcome::Committed)
-            }
-
-            /// Many auctions' commits with three statements whatever their number: one
-            /// conditional update of every auction, one insert of every applied bid, one
-            /// of every applied event.
+            /// Auctions' commits inside a transaction, with three statements whatever
+            /// their number: one conditional update of every auction (on the version its
+            /// writer read), one insert of the applied auctions' bids, one of their events.
             async fn apply_group(
                 transaction: &mut sqlx::Transaction<'_, $database>,
                 commits: &[crate::storage::AuctionCommit<'_>],
@@ -591,12 +534,12 @@ macro_rules! auction_storage_helpers {
                 commit: &crate::storage::AuctionCommit<'_>,
             ) -> Result<crate::storage::CommitOutcome, StorageError> {
                 let mut transaction = self.pool.begin().await?;
-                match Self::apply_commit(&mut transaction, commit).await {
-                    Ok(crate::storage::CommitOutcome::Committed) => {
+                match Self::apply_group(&mut transaction, std::slice::from_ref(commit)).await {
+                    Ok(outcomes) if outcomes.first() == Some(&crate::storage::CommitOutcome::Committed) => {
                         transaction.commit().await?;
                         Ok(crate::storage::CommitOutcome::Committed)
                     }
-                    Ok(crate::storage::CommitOutcome::Conflict) => {
+                    Ok(_) => {
                         transaction.rollback().await?;
                         Ok(crate::storage::CommitOutcome::Conflict)
                     }
