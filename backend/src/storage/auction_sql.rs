@@ -455,7 +455,7 @@ macro_rules! auction_storage_helpers {
                         .iter()
                         .map(|commit| crate::storage::auction_sql::encode_core(commit.core))
                         .collect::<Result<Vec<String>, StorageError>>()
-                        .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
                     sql.push_values(chunk.iter().zip(cores), |mut row, (commit, core)| {
                         row.push("CAST(")
                             .push_bind_unseparated(commit.core.id.to_string())
@@ -513,9 +513,7 @@ macro_rules! auction_storage_helpers {
                 }
                 let events: Vec<sothebais_shared::events::Envelope> =
                     commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter().cloned()).collect();
-                Self::insert_events(transaction, &events)
-                    .await
-                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                Self::insert_events(transaction, &events).await?;
                 Ok(commits
                     .iter()
                     .map(|commit| {

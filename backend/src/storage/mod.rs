@@ -46,10 +46,16 @@ impl From<sqlx::Error> for StorageError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_) => StorageError::Unavailable(error.to_string()),
-            // The server is shutting down or restarting (admin_shutdown, cannot_connect_now).
+            | sqlx::Error::Tls(_)
+            // A connection cut in the middle of a conversation.
+            | sqlx::Error::Protocol(_) => StorageError::Unavailable(error.to_string()),
+            // Connection exceptions (08xxx), the server shutting down or restarting
+            // (57P01-57P03), a database not accepting connections (55000), too many
+            // connections (53300), SQLite busy or locked past its timeout (5, 6).
             sqlx::Error::Database(database)
-                if matches!(database.code().as_deref(), Some("57P01" | "57P02" | "57P03")) =>
+                if database.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "55000" | "53300" | "5" | "6")
+                }) =>
             {
                 StorageError::Unavailable(error.to_string())
             }

@@ -41,7 +41,7 @@ impl PostgresStorage {
     async fn insert_events(
         transaction: &mut sqlx::Transaction<'_, Postgres>,
         events: &[Envelope],
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), sqlx::Error> {
         let stored_at = chrono::Utc::now().timestamp_millis();
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
             // One statement stores the events and queues the new ones in the outbox.

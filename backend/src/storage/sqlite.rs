@@ -64,7 +64,7 @@ impl SqliteStorage {
     async fn insert_events(
         transaction: &mut sqlx::Transaction<'_, Sqlite>,
         events: &[Envelope],
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), sqlx::Error> {
         let stored_at = chrono::Utc::now().timestamp_millis();
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
             let mut sql: QueryBuilder<'_, Sqlite> = QueryBuilder::new(

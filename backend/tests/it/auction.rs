@@ -420,3 +420,66 @@ async fn a_campaign_lays_out_its_lots_on_its_wall_clock() {
     let (_, listed) = json(app.client.get(url).send().await.expect("send")).await;
     assert_eq!(listed["data"]["auctions"].as_array().map(Vec::len), Some(2), "{listed}");
 }
+
+/// PostgreSQL refusing connections (as during a restart): bids get 503 and are not
+/// acknowledged; once it is back, bidding resumes and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bids_get_503_while_the_database_is_down_and_nothing_acknowledged_is_lost() {
+    if Backend::Production.skipped() {
+        return;
+    }
+    use sqlx::Connection as _;
+    let app = TestApp::spawn(Backend::Production).await;
+    let id = open_auction(&app, json!({ "increment_table": [], "increment_percent": 0 })).await;
+    let (status, first) = bid(&app, &id, "alice", "1", None).await;
+    assert_eq!(status, 200, "{first}");
+
+    let url = app.settings.get("DATABASE_URL").cloned().expect("production database");
+    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    let admin_url = url.replace(&format!("/{name}"), "/test");
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("admin connection");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .expect("close");
+    sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        .execute(&mut admin)
+        .await
+        .expect("terminate");
+
+    let (status, down) = bid(&app, &id, "bob", "2", None).await;
+    assert_eq!(status, 503, "{down}");
+    assert_error(&down, "UNAVAILABLE");
+    let health = app
+        .client
+        .get(app.url(
+            sothebais_backend::ServiceRole::Auction,
+            sothebais_backend::app::ListenerKind::Health,
+            "/health",
+        ))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 503);
+
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .expect("reopen");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (status, resumed) = loop {
+        let answer = bid(&app, &id, "carol", "3", None).await;
+        if answer.0 != 503 || tokio::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 200, "{resumed}");
+    let log = history(&app, &id).await;
+    let bidders: Vec<&str> = log.iter().filter_map(|bid| bid["bidder"]["id"].as_str()).collect();
+    assert_eq!(
+        bidders,
+        vec!["alice", "carol"],
+        "the refused bid was never recorded; the acknowledged ones were"
+    );
+}
