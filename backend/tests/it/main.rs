@@ -8,6 +8,7 @@ mod auction;
 mod auction_ws;
 mod auth;
 mod bus;
+mod contract;
 mod conventions;
 mod health;
 mod storage;
