@@ -26,10 +26,10 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::auction::engine::{DeadlineUpdate, Engine};
 use crate::auction::http::ClientRateLimit;
-use crate::auction::ws::AuctionFeed;
 use crate::auth::{Authenticator, HasAuthenticator};
 use crate::bus::EventBus;
 use crate::config::Config;
+use crate::events::feed::EventFeed;
 use crate::http::openapi::{self, Operation};
 use crate::http::with_conventions;
 use crate::storage::Storage;
@@ -169,7 +169,8 @@ pub struct AppState {
     /// Woken when events were stored, so the relay publishes them at once.
     pub outbox: Arc<Notify>,
     pub bid_rate: Arc<ClientRateLimit>,
-    pub auction_feed: AuctionFeed,
+    /// Live events for WebSocket clients.
+    pub feed: EventFeed,
 }
 
 impl fmt::Debug for AppState {
@@ -268,7 +269,7 @@ impl Application {
             engine,
             outbox,
             bid_rate: Arc::new(ClientRateLimit::default()),
-            auction_feed: AuctionFeed::default(),
+            feed: EventFeed::default(),
             config: Arc::new(config),
             storage,
             bus,
@@ -330,8 +331,8 @@ impl Application {
         ));
         if state.roles.contains(&ServiceRole::Auction) {
             background.spawn(auction::scheduler::run(state.engine.clone(), self.deadlines, shutdown.clone()));
-            background.spawn(state.auction_feed.clone().run(state.bus.clone(), shutdown.clone()));
         }
+        background.spawn(state.feed.clone().run(state.bus.clone(), shutdown.clone()));
         let upkeep = {
             let metrics = state.metrics.clone();
             let stop = shutdown.clone();

@@ -319,6 +319,11 @@ impl TypePattern {
         }
     }
 
+    /// `*`: every type.
+    pub fn everything() -> TypePattern {
+        TypePattern("*".to_owned())
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -2,11 +2,10 @@
 //! connect and on every change (`auction:state`), each accepted bid (`auction:bid`)
 //! and each outcome (`auction:result`); `?auction_id=` filters to one auction.
 //!
-//! One feed per process follows the `events:auction` stream (so it sees every
-//! process's decisions) and fans out through a broadcast channel; a client that falls
-//! behind is disconnected, never allowed to slow anyone else.
+//! It follows the process's event feed (see `events::feed`), so it shows every
+//! process's decisions; a client that falls behind is disconnected, never allowed to
+//! slow anyone else.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,75 +16,14 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sothebais_shared::events::{Category, Envelope, EventType};
+use sothebais_shared::events::{Envelope, EventType};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::rules::{Phase, millis};
 use crate::app::AppState;
-use crate::bus::EventBus;
 use crate::http::Query;
 use crate::storage::AuctionFilter;
-
-/// Events a slow client may fall behind before it is dropped.
-const CLIENT_BACKLOG: usize = 1024;
-
-/// The process's fan-out of auction events.
-#[derive(Debug, Clone)]
-pub struct AuctionFeed {
-    sender: broadcast::Sender<Arc<Envelope>>,
-}
-
-impl Default for AuctionFeed {
-    fn default() -> Self {
-        AuctionFeed { sender: broadcast::channel(CLIENT_BACKLOG).0 }
-    }
-}
-
-impl AuctionFeed {
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.sender.subscribe()
-    }
-
-    /// Follows `events:auction` on the bus until `shutdown`, re-following after errors.
-    pub async fn run(self, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
-        let streams = vec![Category::Auction.stream_name()];
-        loop {
-            let mut tail = match bus.tail(streams.clone()).await {
-                Ok(tail) => tail,
-                Err(error) => {
-                    tracing::warn!(%error, "auction feed cannot follow the bus; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            loop {
-                let batch = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    batch = tail.next(256, Duration::from_secs(1)) => batch,
-                };
-                match batch {
-                    // Nobody is watching: skip the parsing.
-                    Ok(_) if self.sender.receiver_count() == 0 => {}
-                    Ok(deliveries) => {
-                        for delivery in deliveries {
-                            if let Ok(event) = delivery.envelope() {
-                                let _ = self.sender.send(Arc::new(event));
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "auction feed lost the bus; following again");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/", get(upgrade))
@@ -141,7 +79,7 @@ fn messages(event: &Envelope, filter: Option<Uuid>) -> Vec<Message> {
 
 async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
     // Subscribe before reading the snapshot, so no change falls between the two.
-    let mut events = state.auction_feed.subscribe();
+    let mut events = state.feed.subscribe();
     let now = millis(Utc::now());
     let snapshots: Vec<Value> = match filter {
         Some(id) => match state.storage.auction(id).await {

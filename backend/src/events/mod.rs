@@ -4,7 +4,9 @@
 //! An event posted here is checked against its type's data struct, stored in the
 //! event store, then published on the bus.
 
+pub mod feed;
 pub mod relay;
+pub mod stream;
 
 use axum::Router;
 use axum::extract::State;
@@ -29,17 +31,23 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/events/schemas", get(schemas))
         .route("/api/events/{event_type}", post(publish))
+        .route("/api/events/stream", get(stream::upgrade))
         .route("/api/events/{event_type}/history", get(history))
 }
 
-/// The event stream WebSocket listener (filled by the event handler's streaming work).
+/// The event stream WebSocket listener.
 pub fn stream_router() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/", get(stream::upgrade))
 }
 
 pub fn operations() -> Vec<Operation> {
     vec![
         Operation::new("GET", "/api/events/schemas", "JSON Schemas of every event type's data, by type"),
+        Operation::new(
+            "GET",
+            "/api/events/stream",
+            "WebSocket: ?types=auction:*,agent:*&since=<event id>; stored events after since, then live (operator token for private types)",
+        ),
         Operation::new(
             "POST",
             "/api/events/{type}",

@@ -6,7 +6,8 @@ use crate::helpers::{Backend, TestApp, json};
 #[tokio::test]
 async fn the_merged_openapi_document_matches_its_snapshot() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (status, body) = json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
+    let (status, body) =
+        json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
     assert_eq!(status, 200);
     insta::assert_json_snapshot!("openapi", body["data"], { ".info.version" => "[version]" });
 }

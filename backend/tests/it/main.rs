@@ -10,5 +10,6 @@ mod auth;
 mod bus;
 mod contract;
 mod conventions;
+mod event_stream;
 mod health;
 mod storage;
