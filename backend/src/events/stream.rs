@@ -88,6 +88,9 @@ async fn follow(mut socket: WebSocket, state: AppState, patterns: Vec<TypePatter
     // replayed are remembered so the live part does not send them again.
     let mut live = state.feed.subscribe();
     let mut replayed = HashSet::new();
+    // Until a live event newer than the replay arrives, live events may be ones the
+    // replay already covered (published after being stored): their store sequence says.
+    let mut boundary = since;
     if let Some(mut after) = since {
         loop {
             let page = match state
@@ -117,6 +120,7 @@ async fn follow(mut socket: WebSocket, state: AppState, patterns: Vec<TypePatter
                 replayed.insert(stored.event.id);
             }
             after = last;
+            boundary = Some(last);
         }
     }
     loop {
@@ -131,7 +135,16 @@ async fn follow(mut socket: WebSocket, state: AppState, patterns: Vec<TypePatter
             },
             event = live.recv() => match event {
                 Ok(event) => {
-                    if matches(&patterns, &event) && !replayed.remove(&event.id) && !send(&mut socket, &event).await {
+                    if !matches(&patterns, &event) || replayed.remove(&event.id) {
+                        continue;
+                    }
+                    if let Some(last) = boundary {
+                        match state.storage.event(event.id).await {
+                            Ok(Some(stored)) if stored.seq <= last => continue,
+                            _ => boundary = None,
+                        }
+                    }
+                    if !send(&mut socket, &event).await {
                         return;
                     }
                 }
