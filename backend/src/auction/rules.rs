@@ -4,8 +4,6 @@
 //!
 //! Times are kept at millisecond precision, the precision of the stored log.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, DurationRound as _, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -200,9 +198,49 @@ pub struct AuctionCore {
     /// last `bidder_interval_ms` are kept. Not stored with the state: it is rebuilt
     /// from the bid log when a writer loads the auction (see `recent_accepted`).
     #[serde(skip)]
-    pub last_accepted: BTreeMap<String, DateTime<Utc>>,
+    pub last_accepted: RateMemory,
     pub outcome: Option<Outcome>,
     pub cancelled: Option<Cancellation>,
+}
+
+/// When each bidder's last accepted bid arrived, within the rate window. Arrivals only
+/// move forward, so entries leave in arrival order: remembering costs O(1) amortised
+/// however many bidders there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateMemory {
+    last: std::collections::HashMap<String, DateTime<Utc>>,
+    order: std::collections::VecDeque<(DateTime<Utc>, String)>,
+}
+
+impl RateMemory {
+    /// Records an accepted bid and forgets those older than `window` before it.
+    pub fn remember(&mut self, bidder: String, at: DateTime<Utc>, window: Duration) {
+        while let Some((oldest, who)) = self.order.front() {
+            if at - *oldest < window {
+                break;
+            }
+            if self.last.get(who) == Some(oldest) {
+                self.last.remove(who);
+            }
+            self.order.pop_front();
+        }
+        self.last.insert(bidder.clone(), at);
+        self.order.push_back((at, bidder));
+    }
+
+    /// When `bidder`'s last remembered accepted bid arrived.
+    pub fn last(&self, bidder: &str) -> Option<DateTime<Utc>> {
+        self.last.get(bidder).copied()
+    }
+
+    /// How many bidders are remembered.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
 }
 
 /// Who cancelled and why.
@@ -355,7 +393,7 @@ impl AuctionCore {
             accepted_count: 0,
             seq: 0,
             last_hash: genesis_hash(id),
-            last_accepted: BTreeMap::new(),
+            last_accepted: RateMemory::default(),
             outcome: None,
             cancelled: None,
         })
@@ -369,7 +407,12 @@ impl AuctionCore {
         now: DateTime<Utc>,
     ) {
         let window = Duration::milliseconds(self.settings.bidder_interval_ms);
-        self.last_accepted = recent_accepted.into_iter().filter(|(_, at)| now - *at < window).collect();
+        self.last_accepted = RateMemory::default();
+        for (bidder, at) in recent_accepted {
+            if now - at < window {
+                self.last_accepted.remember(bidder, at, window);
+            }
+        }
     }
 
     /// How far back the bid log must be read to restore the rate memory.
@@ -497,8 +540,7 @@ impl AuctionCore {
             // window can never matter again, so they go and the state stays small.
             let received_at = millis(input.received_at);
             let window = Duration::milliseconds(self.settings.bidder_interval_ms);
-            self.last_accepted.retain(|_, last| received_at - *last < window);
-            self.last_accepted.insert(input.bidder.id.clone(), received_at);
+            self.last_accepted.remember(input.bidder.id.clone(), received_at, window);
             if let (Some(rule), Some(ends_at), Some(scheduled_end)) =
                 (self.settings.anti_snipe, self.ends_at, self.scheduled_end)
                 && ends_at - acted_at < secs(rule.window_secs)
@@ -579,8 +621,8 @@ impl AuctionCore {
         if standing.funds_sufficient == Some(false) {
             return Some(RejectReason::InsufficientFunds);
         }
-        if let Some(last) = self.last_accepted.get(&input.bidder.id)
-            && received_at - *last < Duration::milliseconds(self.settings.bidder_interval_ms)
+        if let Some(last) = self.last_accepted.last(&input.bidder.id)
+            && received_at - last < Duration::milliseconds(self.settings.bidder_interval_ms)
         {
             return Some(RejectReason::RateLimited);
         }

@@ -134,7 +134,7 @@ macro_rules! auction_storage {
             for core in auctions {
                 Self::insert_auction_row(&mut transaction, core).await?;
             }
-            Self::insert_events(&mut transaction, events).await?;
+            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>()).await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -146,7 +146,7 @@ macro_rules! auction_storage {
         ) -> Result<(), StorageError> {
             let mut transaction = self.pool.begin().await?;
             Self::insert_auction_row(&mut transaction, core).await?;
-            Self::insert_events(&mut transaction, events).await?;
+            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>()).await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -511,8 +511,8 @@ macro_rules! auction_storage_helpers {
                     });
                     sql.build().execute(&mut **transaction).await?;
                 }
-                let events: Vec<sothebais_shared::events::Envelope> =
-                    commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter().cloned()).collect();
+                let events: Vec<&sothebais_shared::events::Envelope> =
+                    commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter()).collect();
                 Self::insert_events(transaction, &events).await?;
                 Ok(commits
                     .iter()

@@ -40,7 +40,7 @@ impl PostgresStorage {
     /// Inserts events (unpublished: the relay publishes them) inside a transaction.
     async fn insert_events(
         transaction: &mut sqlx::Transaction<'_, Postgres>,
-        events: &[Envelope],
+        events: &[&Envelope],
     ) -> Result<(), sqlx::Error> {
         let stored_at = chrono::Utc::now().timestamp_millis();
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
@@ -105,7 +105,7 @@ impl Storage for PostgresStorage {
     #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
         let mut transaction = self.pool.begin().await?;
-        Self::insert_events(&mut transaction, std::slice::from_ref(event)).await?;
+        Self::insert_events(&mut transaction, &[event]).await?;
         transaction.commit().await?;
         self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
     }
