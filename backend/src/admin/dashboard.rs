@@ -31,6 +31,7 @@ pub const PAGE: &str = r##"<!doctype html>
 <main>
   <section><h2>Roles</h2><div class="tiles" id="roles"></div></section>
   <section><h2>Dependencies</h2><div class="tiles" id="checks"></div></section>
+  <section><h2>Auctions</h2><div class="tiles" id="auctions"><span class="meta">none open or scheduled</span></div></section>
   <section><h2>Latest show events</h2><ol id="events"></ol></section>
 </main>
 <script>
@@ -50,6 +51,15 @@ async function refresh() {
     el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;
     el('roles').replaceChildren(...status.roles.map((role) => tile(role, true, 'running')));
     el('checks').replaceChildren(...Object.entries(status.checks).map(([name, value]) => tile(name, value === 'ok', value)));
+    const board = (await (await fetch('/api/auction/status')).json()).data;
+    const now = new Date(board.now).getTime();
+    const auctions = board.auctions.map((auction) => {
+      const ends = auction.ends_at ? Math.max(0, Math.round((new Date(auction.ends_at).getTime() - now) / 1000)) : null;
+      const high = auction.high_bid ? `${auction.high_bid.amount} ETH by @${auction.high_bid.bidder.handle || auction.high_bid.bidder.id}` : `opens at ${auction.starting_price} ETH`;
+      const clock = auction.state === 'scheduled' ? 'scheduled' : auction.state === 'closing' ? 'closing' : `${ends}s left${auction.extended ? ' · extended' : ''}`;
+      return tile(auction.title, auction.state !== 'closing', `${high} · ${clock} · ${auction.bid_count} bids`);
+    });
+    if (auctions.length) el('auctions').replaceChildren(...auctions);
     const history = (await (await fetch('/api/events/auction:*/history?limit=12')).json()).data;
     el('events').replaceChildren(...history.events.map((event) => {
       const li = document.createElement('li');
