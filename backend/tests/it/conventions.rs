@@ -183,5 +183,9 @@ async fn dashboard_is_served_at_the_gateway_root() {
     let response = app.client.get(app.gateway("/")).send().await.expect("send");
     assert_eq!(response.status(), 200);
     let page = response.text().await.expect("body");
-    assert!(page.contains("SothebAIs") && page.contains("/api/admin/status") && page.contains("/api/auction/status"));
+    assert!(
+        page.contains("SothebAIs")
+            && page.contains("/api/admin/status")
+            && page.contains("/api/auction/status")
+    );
 }
