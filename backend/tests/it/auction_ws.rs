@@ -75,3 +75,91 @@ both_backends! {
         socket.close(None).await.expect("close");
     }
 }
+
+/// A client that stops reading is disconnected once it falls behind; bidding and the
+/// other clients carry on at their pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_is_dropped_without_slowing_bids_or_others() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let (_, created) = json(
+        app.client
+            .post(app.gateway("/api/auction/auctions"))
+            .bearer_auth(token(Role::Operator))
+            .json(&json!({
+                "title": "Busy lot", "starting_price": "0.000000000000000001",
+                "starts_at": chrono::Utc::now().to_rfc3339(), "duration_secs": 3600,
+                "increment_table": [], "increment_percent": 0,
+            }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    let url = app
+        .url(ServiceRole::Auction, ListenerKind::Ws, &format!("/?auction_id={id}"))
+        .replace("http://", "ws://");
+
+    // The slow client: a tiny receive buffer, and it never reads.
+    let address: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket.connect(address).await.expect("connect");
+    let (mut slow, _) = tokio_tungstenite::client_async(url.as_str(), stream).await.expect("handshake");
+    let (mut attentive, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+
+    // The attentive client keeps up and sees the last bid (4000 wei, the highest).
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(20), attentive.next()).await
+        {
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).expect("JSON");
+                if value["type"] == "auction:bid" && value["data"]["amount"] == "0.000000000000004" {
+                    return true;
+                }
+            }
+        }
+        false
+    });
+
+    let mut tasks = Vec::new();
+    for worker in 0..16u64 {
+        let client = app.client.clone();
+        let bid_url = app.gateway("/api/auction/bid");
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..250u64 {
+                let n = round * 16 + worker + 1;
+                let body = json!({ "auction_id": id, "amount": format!("0.{n:018}"), "bidder": { "id": format!("b{n}") } });
+                let status = client.post(&bid_url).bearer_auth(token(Role::Operator)).json(&body).send().await.expect("bid").status();
+                assert!(status == 200 || status == 422, "{status}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("bids go on whatever the slow client does");
+    }
+    assert!(reader.await.expect("reader"), "the attentive client saw every bid up to the last");
+
+    // Now read what the slow client got: a part of the stream, then the end.
+    let mut received = 0usize;
+    let mut closed = false;
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+        match next {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(closed, "the slow client was disconnected (after {received} messages)");
+    assert!(received < 8000, "it did not get the whole stream: {received} messages");
+}
