@@ -355,11 +355,16 @@ macro_rules! auction_storage {
             bus: &dyn crate::bus::EventBus,
         ) -> Result<Result<usize, crate::bus::BusError>, StorageError> {
             use sqlx::Row as _;
-            // The outbox rows stay locked (PostgreSQL) until they are deleted after
-            // publishing; if publishing fails the transaction rolls back and they stay.
+            // Taking the rows off the outbox is the transaction's first statement, so it
+            // holds the write lock from the start (SQLite cannot upgrade a reading
+            // transaction once others have written); PostgreSQL relays in other
+            // processes skip the locked rows. If publishing fails, the transaction rolls
+            // back and the rows are queued again.
             let mut transaction = self.pool.begin().await?;
-            let mut sql = sqlx::QueryBuilder::<$database>::new("SELECT seq FROM outbox ORDER BY seq LIMIT ");
-            sql.push_bind(i64::from(limit)).push(Self::SKIP_LOCKED);
+            let mut sql = sqlx::QueryBuilder::<$database>::new(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ",
+            );
+            sql.push_bind(i64::from(limit)).push(Self::SKIP_LOCKED).push(") RETURNING seq");
             let seqs: Vec<i64> = sql
                 .build()
                 .fetch_all(&mut *transaction)
@@ -390,13 +395,6 @@ macro_rules! auction_storage {
                     return Ok(Err(error));
                 }
             };
-            let mut sql = sqlx::QueryBuilder::<$database>::new("DELETE FROM outbox WHERE seq IN (");
-            let mut separated = sql.separated(", ");
-            for seq in &seqs {
-                separated.push_bind(*seq);
-            }
-            sql.push(")");
-            sql.build().execute(&mut *transaction).await?;
             transaction.commit().await?;
             Ok(Ok(published))
         }
