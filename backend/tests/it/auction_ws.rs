@@ -86,7 +86,8 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_bids_or_others()
             .post(app.gateway("/api/auction/auctions"))
             .bearer_auth(token(Role::Operator))
             .json(&json!({
-                "title": "Busy lot", "starting_price": "0.000000000000000001",
+                // A long title makes every state message big, so socket buffers fill fast.
+                "title": "Busy lot ".repeat(500), "starting_price": "0.000000000000000001",
                 "starts_at": chrono::Utc::now().to_rfc3339(), "duration_secs": 3600,
                 "increment_table": [], "increment_percent": 0,
             }))
