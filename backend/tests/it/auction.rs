@@ -483,3 +483,76 @@ async fn bids_get_503_while_the_database_is_down_and_nothing_acknowledged_is_los
         "the refused bid was never recorded; the acknowledged ones were"
     );
 }
+
+/// Starts a private Redis on `port`, for tests that stop and restart it.
+async fn start_redis(port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
+    for _ in 0..100 {
+        if let Ok(mut connection) = client.get_multiplexed_async_connection().await
+            && redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start on port {port}");
+}
+
+/// Redis restarting (and losing everything, as it keeps nothing on disk) neither stops
+/// bidding nor loses events: decisions are stored with their events, and the outbox
+/// publishes them once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bids_go_on_through_a_redis_restart_and_their_events_are_published_after() {
+    if Backend::Production.skipped() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let mut redis_server = start_redis(port).await;
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(Backend::Production, &[("REDIS_URL", &redis_url)]).await;
+    let id = open_auction(&app, json!({})).await;
+    let (status, _) = bid(&app, &id, "alice", "1", None).await;
+    assert_eq!(status, 200);
+
+    redis_server.kill().await.expect("stop redis");
+    let (status, during) = bid(&app, &id, "bob", "2", None).await;
+    assert_eq!(status, 200, "decisions do not need Redis: {during}");
+    let bid_id = during["data"]["bid"]["id"].as_str().expect("bid id").to_owned();
+
+    let _restarted = start_redis(port).await;
+    let prefix = app.settings.get("REDIS_KEY_PREFIX").cloned().unwrap_or_default();
+    let client = redis::Client::open(redis_url.as_str()).expect("url");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(format!("{prefix}events:auction"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut connection)
+            .await
+            .expect("xrange");
+        let published = entries.ids.iter().any(|entry| {
+            entry
+                .get::<String>("event")
+                .is_some_and(|event| event.contains(&bid_id) && event.contains("auction:bid:accepted"))
+        });
+        if published {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the event of the bid decided while Redis was down never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
