@@ -6,22 +6,20 @@
 //! process's decisions; a client that falls behind is disconnected, never allowed to
 //! slow anyone else.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sothebais_shared::events::{Envelope, EventType};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::rules::{Phase, millis};
 use crate::app::AppState;
+use crate::events::feed;
 use crate::http::Query;
 use crate::storage::AuctionFilter;
 
@@ -104,35 +102,11 @@ async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
             return;
         }
     }
-    loop {
-        tokio::select! {
-            () = state.shutdown.cancelled() => {
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server stopping".into() }))).await;
+    while let Some(event) = feed::next_event(&mut socket, &mut events, &state.shutdown, "auction").await {
+        for outgoing in messages(&event, filter) {
+            if !feed::send_in_time(&mut socket, outgoing).await {
                 return;
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            },
-            event = events.recv() => match event {
-                Ok(event) => {
-                    for outgoing in messages(&event, filter) {
-                        // A client that cannot take a message within a second is too slow.
-                        match tokio::time::timeout(Duration::from_secs(1), socket.send(outgoing)).await {
-                            Ok(Ok(())) => {}
-                            _ => return,
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::info!(missed, "dropping a WebSocket client that fell behind");
-                    metrics::counter!("ws_clients_dropped_total", "role" => "auction").increment(1);
-                    let frame = CloseFrame { code: 1008, reason: "too slow: reconnect and resync".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use sothebais_shared::events::{Category, Envelope};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +68,49 @@ impl EventFeed {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How long a WebSocket client may take to accept one message before it counts as too
+/// slow and is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Sends one message to a WebSocket client; false when the client is gone or too slow.
+pub async fn send_in_time(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await, Ok(Ok(())))
+}
+
+/// The next live event for a WebSocket client. `None` ends the connection: the server
+/// is stopping (1001), the client left, or it fell more than [`CLIENT_BACKLOG`] events
+/// behind (1008, so it reconnects and resyncs); each case is closed properly here.
+pub async fn next_event(
+    socket: &mut WebSocket,
+    live: &mut broadcast::Receiver<Arc<Envelope>>,
+    shutdown: &CancellationToken,
+    role: &'static str,
+) -> Option<Arc<Envelope>> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server stopping".into() }))).await;
+                return None;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(_)) => {}
+            },
+            event = live.recv() => match event {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, role, "dropping a WebSocket client that fell behind");
+                    metrics::counter!("ws_clients_dropped_total", "role" => role).increment(1);
+                    let frame = CloseFrame { code: 1008, reason: "too slow: reconnect and resync".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return None;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
         }
     }
 }

@@ -13,12 +13,12 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Deserialize;
 use sothebais_shared::events::{Envelope, EventType, TypePattern};
-use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{Error, Result};
+use crate::events::feed;
 use crate::http::Query;
 use crate::storage::EventQuery;
 
@@ -123,40 +123,18 @@ async fn follow(mut socket: WebSocket, state: AppState, patterns: Vec<TypePatter
             boundary = Some(last);
         }
     }
-    loop {
-        tokio::select! {
-            () = state.shutdown.cancelled() => {
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server stopping".into() }))).await;
-                return;
+    while let Some(event) = feed::next_event(&mut socket, &mut live, &state.shutdown, "events").await {
+        if !matches(&patterns, &event) || replayed.remove(&event.id) {
+            continue;
+        }
+        if let Some(last) = boundary {
+            match state.storage.event(event.id).await {
+                Ok(Some(stored)) if stored.seq <= last => continue,
+                _ => boundary = None,
             }
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            },
-            event = live.recv() => match event {
-                Ok(event) => {
-                    if !matches(&patterns, &event) || replayed.remove(&event.id) {
-                        continue;
-                    }
-                    if let Some(last) = boundary {
-                        match state.storage.event(event.id).await {
-                            Ok(Some(stored)) if stored.seq <= last => continue,
-                            _ => boundary = None,
-                        }
-                    }
-                    if !send(&mut socket, &event).await {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::info!(missed, "dropping an event stream client that fell behind");
-                    metrics::counter!("ws_clients_dropped_total", "role" => "events").increment(1);
-                    let frame = CloseFrame { code: 1008, reason: "too slow: reconnect with ?since=".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
+        }
+        if !send(&mut socket, &event).await {
+            return;
         }
     }
 }

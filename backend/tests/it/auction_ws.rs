@@ -10,23 +10,7 @@ use sothebais_backend::auth::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json, token};
-
-async fn next_json<S>(socket: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("stream open")
-            .expect("valid frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON message");
-        }
-    }
-}
+use crate::helpers::{Backend, TestApp, json, next_json, token};
 
 both_backends! {
     async fn clients_get_a_snapshot_then_every_accepted_bid_and_state(backend: Backend) {

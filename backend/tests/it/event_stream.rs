@@ -1,17 +1,13 @@
 //! The event stream WebSocket on both backends: replay after `since`, then live, no
 //! gap, no duplicate; private types need a token.
 
-use std::time::Duration;
-
-use futures::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::json;
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
 use sothebais_backend::auth::Role;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, json, token};
+use crate::helpers::{Backend, TestApp, json, next_json, token};
 
 async fn say(app: &TestApp, text: &str) -> String {
     let (status, body) = json(
@@ -28,22 +24,6 @@ async fn say(app: &TestApp, text: &str) -> String {
     body["data"]["id"].as_str().expect("id").to_owned()
 }
 
-async fn next_text<S>(socket: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
 both_backends! {
     async fn since_replays_the_missed_events_in_order_then_continues_live(backend: Backend) {
         let app = TestApp::spawn(backend).await;
@@ -54,13 +34,13 @@ both_backends! {
             .url(ServiceRole::Events, ListenerKind::Ws, &format!("/?types=agent:message&since={first}"))
             .replace("http://", "ws://");
         let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        assert_eq!(next_text(&mut socket).await["data"]["text"], "two");
-        assert_eq!(next_text(&mut socket).await["data"]["text"], "three");
+        assert_eq!(next_json(&mut socket).await["data"]["text"], "two");
+        assert_eq!(next_json(&mut socket).await["data"]["text"], "three");
         say(&app, "four").await;
-        assert_eq!(next_text(&mut socket).await["data"]["text"], "four");
+        assert_eq!(next_json(&mut socket).await["data"]["text"], "four");
         // Nothing is sent twice: the next message is the next event.
         say(&app, "five").await;
-        assert_eq!(next_text(&mut socket).await["data"]["text"], "five");
+        assert_eq!(next_json(&mut socket).await["data"]["text"], "five");
     }
 }
 
@@ -73,7 +53,7 @@ async fn the_gateway_serves_the_stream_and_private_types_need_an_operator() {
     let public = app.gateway("/api/events/stream?types=agent:message").replace("http://", "ws://");
     let (mut socket, _) = tokio_tungstenite::connect_async(public).await.expect("connect");
     say(&app, "hello").await;
-    assert_eq!(next_text(&mut socket).await["data"]["text"], "hello");
+    assert_eq!(next_json(&mut socket).await["data"]["text"], "hello");
     let with_token = format!("{private}&access_token={}", token(Role::Operator)).replace("http://", "ws://");
     assert!(
         tokio_tungstenite::connect_async(with_token).await.is_ok(),

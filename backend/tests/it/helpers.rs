@@ -262,3 +262,23 @@ pub fn assert_error(body: &serde_json::Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|message| !message.is_empty()), "{body}");
 }
+
+/// The next text message of a WebSocket, as JSON, within five seconds.
+pub async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    use futures::StreamExt as _;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("stream open")
+            .expect("valid frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON message");
+        }
+    }
+}
