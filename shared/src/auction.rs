@@ -157,12 +157,44 @@ pub enum BidSource {
     Admin,
 }
 
+impl BidSource {
+    /// The name as written in the API (`http`, `x`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BidSource::Http => "http",
+            BidSource::X => "x",
+            BidSource::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for BidSource {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [BidSource::Http, BidSource::X, BidSource::Admin]
+            .into_iter()
+            .find(|source| source.as_str() == name)
+            .ok_or_else(|| format!("unknown bid source {name:?}"))
+    }
+}
+
 /// Whether a bid was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BidStatus {
     Accepted,
     Rejected,
+}
+
+impl BidStatus {
+    /// The name as written in the API (`accepted`, `rejected`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BidStatus::Accepted => "accepted",
+            BidStatus::Rejected => "rejected",
+        }
+    }
 }
 
 /// Why a bid was rejected: exactly one code per rejected bid.
@@ -252,6 +284,17 @@ mod tests {
         ] {
             let json = serde_json::to_value(reason).expect("serialize");
             assert_eq!(json, serde_json::Value::String(reason.code().to_owned()));
+        }
+    }
+
+    #[test]
+    fn source_and_status_names_match_their_serialized_form() {
+        for source in [BidSource::Http, BidSource::X, BidSource::Admin] {
+            assert_eq!(serde_json::to_value(source).expect("serialize"), source.as_str());
+            assert_eq!(source.as_str().parse::<BidSource>(), Ok(source));
+        }
+        for status in [BidStatus::Accepted, BidStatus::Rejected] {
+            assert_eq!(serde_json::to_value(status).expect("serialize"), status.as_str());
         }
     }
 

@@ -123,6 +123,43 @@ pub enum Source {
     Chain,
 }
 
+impl Source {
+    /// Every source.
+    pub const ALL: [Source; 7] = [
+        Source::AuctionEngine,
+        Source::StreamManager,
+        Source::AgentService,
+        Source::EventHandler,
+        Source::AdminFrontend,
+        Source::Social,
+        Source::Chain,
+    ];
+
+    /// The name as written in envelopes (`auction-engine`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::AuctionEngine => "auction-engine",
+            Source::StreamManager => "stream-manager",
+            Source::AgentService => "agent-service",
+            Source::EventHandler => "event-handler",
+            Source::AdminFrontend => "admin-frontend",
+            Source::Social => "social",
+            Source::Chain => "chain",
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|source| source.as_str() == name)
+            .ok_or_else(|| format!("unknown source {name:?}"))
+    }
+}
+
 /// The namespace of an event type; each has its own stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -614,6 +651,14 @@ pub struct ChainPaymentConfirmed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_names_match_their_serialized_form() {
+        for source in Source::ALL {
+            assert_eq!(serde_json::to_value(source).expect("serialize"), source.as_str());
+            assert_eq!(source.as_str().parse::<Source>(), Ok(source));
+        }
+    }
 
     #[test]
     fn every_type_name_round_trips_and_has_its_category_prefix() {

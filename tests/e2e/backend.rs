@@ -4,13 +4,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use sothebais_e2e::{Listener, Process, binary, free_ports};
+use sothebais_e2e::{Process, addr, binary, free_ports};
 
 const START: Duration = Duration::from_secs(30);
-
-fn find<'a>(listeners: &'a [Listener], role: &str, kind: &str) -> &'a str {
-    &listeners.iter().find(|listener| listener.role == role && listener.kind == kind).expect("listener").addr
-}
 
 async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(url).await.expect("request");
@@ -31,9 +27,9 @@ async fn serve_with_nothing_configured_runs_every_role_healthy() {
                 "{role} {kind} missing: {listeners:?}"
             );
         }
-        let (status, health) = get_json(&format!("http://{}/health", find(&listeners, role, "health"))).await;
+        let (status, health) = get_json(&format!("http://{}/health", addr(&listeners, role, "health"))).await;
         assert_eq!((status, health["status"].as_str()), (200, Some("ok")), "{role}: {health}");
-        let metrics = reqwest::get(format!("http://{}/metrics", find(&listeners, role, "metrics")))
+        let metrics = reqwest::get(format!("http://{}/metrics", addr(&listeners, role, "metrics")))
             .await
             .expect("metrics")
             .text()
@@ -60,7 +56,7 @@ async fn token_command_prints_a_token_the_server_accepts() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
     let response = reqwest::Client::new()
-        .post(format!("http://{}/api/events/agent:mood", find(&listeners, "admin", "api")))
+        .post(format!("http://{}/api/events/agent:mood", addr(&listeners, "admin", "api")))
         .bearer_auth(&token)
         .json(&serde_json::json!({ "mood": "happy", "intensity": 0.5, "expression": "happy.png" }))
         .send()
@@ -198,11 +194,11 @@ async fn serve_in_production_mode_reports_redis_and_postgres_healthy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut process = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
     let listeners = process.wait_for_listeners(20, START).expect("listening");
-    let (status, health) = get_json(&format!("http://{}/health", find(&listeners, "events", "health"))).await;
+    let (status, health) = get_json(&format!("http://{}/health", addr(&listeners, "events", "health"))).await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["checks"]["database"], "ok");
     assert_eq!(health["checks"]["redis"], "ok");
-    let (_, admin) = get_json(&format!("http://{}/api/admin/status", find(&listeners, "admin", "api"))).await;
+    let (_, admin) = get_json(&format!("http://{}/api/admin/status", addr(&listeners, "admin", "api"))).await;
     assert_eq!(admin["data"]["mode"], "production", "{admin}");
     assert!(!process.log().join("\n").contains("hunter2"));
 }

@@ -8,26 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Listener, Process, binary};
+use sothebais_e2e::{Backend, Process, binary, gateway, token};
 use tokio::sync::Mutex;
-
-fn gateway(listeners: &[Listener]) -> String {
-    let admin = listeners.iter().find(|l| l.role == "admin" && l.kind == "api").expect("gateway");
-    format!("http://{}", admin.addr)
-}
-
-fn operator_token(dir: &std::path::Path, env: &BTreeMap<String, String>) -> String {
-    let output = std::process::Command::new(binary("sothebais"))
-        .args(["token", "--role", "operator", "--ttl", "1h"])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .output()
-        .expect("token");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 /// A decision a client was told about.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +36,7 @@ async fn storm_then_crash(backend: Backend) {
     let env = backend.settings().expect("backend settings");
     let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
     let base = gateway(&server.wait_for_listeners(20, Duration::from_secs(30)).expect("listening"));
-    let token = operator_token(dir.path(), &env);
+    let token = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
 
     let (status, created): (u16, Value) = {

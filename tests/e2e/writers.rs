@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary};
+use sothebais_e2e::{Backend, Process, binary, gateway, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
@@ -20,19 +20,9 @@ async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
     let mut two =
         Process::start(&binary("sothebais"), &["serve", "--roles", "auction,admin"], dir.path(), &env)
             .expect("start");
-    let gateway = |listeners: Vec<sothebais_e2e::Listener>| {
-        let admin = listeners.into_iter().find(|l| l.role == "admin" && l.kind == "api").expect("gateway");
-        format!("http://{}", admin.addr)
-    };
-    let first = gateway(one.wait_for_listeners(8, Duration::from_secs(30)).expect("listening"));
-    let second = gateway(two.wait_for_listeners(8, Duration::from_secs(30)).expect("listening"));
-    let output = std::process::Command::new(binary("sothebais"))
-        .args(["token", "--role", "operator"])
-        .current_dir(dir.path())
-        .envs(&env)
-        .output()
-        .expect("token");
-    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let first = gateway(&one.wait_for_listeners(8, Duration::from_secs(30)).expect("listening"));
+    let second = gateway(&two.wait_for_listeners(8, Duration::from_secs(30)).expect("listening"));
+    let token = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("{first}/api/auction/auctions"))

@@ -164,6 +164,37 @@ pub fn parse_listening(line: &str) -> Option<Listener> {
     })
 }
 
+/// The address of a process's `role` `kind` listener, from its `listening` lines.
+pub fn addr(listeners: &[Listener], role: &str, kind: &str) -> String {
+    listeners
+        .iter()
+        .find(|listener| listener.role == role && listener.kind == kind)
+        .map(|listener| listener.addr.clone())
+        .unwrap_or_else(|| panic!("no {role} {kind} listener among {listeners:?}"))
+}
+
+/// `http://…` of the gateway (the admin role's API listener).
+pub fn gateway(listeners: &[Listener]) -> String {
+    format!("http://{}", addr(listeners, "admin", "api"))
+}
+
+/// A token from `sothebais token --role <role>` run with a process's settings and
+/// folder, so it is signed with that process's secret.
+pub fn token(dir: &Path, settings: &BTreeMap<String, String>, role: &str) -> anyhow::Result<String> {
+    let output = Command::new(binary("sothebais"))
+        .args(["token", "--role", role, "--ttl", "2h"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(settings)
+        .output()
+        .context("running sothebais token")?;
+    if !output.status.success() {
+        bail!("sothebais token: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 /// Which storage and bus a process runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -425,12 +425,7 @@ impl Writer {
             let record = match self.take_record().await {
                 Ok(Some(record)) => record,
                 Ok(None) => return answer_all(batch, || EngineError::NotFound),
-                Err(error) => {
-                    let message = error.to_string();
-                    return answer_all(batch, || {
-                        EngineError::Storage(StorageError::Unavailable(message.clone()))
-                    });
-                }
+                Err(error) => return answer_all(batch, || EngineError::Storage(error.clone())),
             };
             let refs: Vec<String> = batch
                 .iter()
@@ -441,12 +436,7 @@ impl Writer {
                 .collect();
             let earlier = match storage.bids_by_source_ref(self.id, &refs).await {
                 Ok(bids) => bids,
-                Err(error) => {
-                    let message = error.to_string();
-                    return answer_all(batch, || {
-                        EngineError::Storage(StorageError::Unavailable(message.clone()))
-                    });
-                }
+                Err(error) => return answer_all(batch, || EngineError::Storage(error.clone())),
             };
             let version = record.version;
             let decided = self.decide(record.core, &batch, earlier);
@@ -516,10 +506,7 @@ impl Writer {
                     if let Some(key) = &bid.source_ref {
                         known.insert(key.clone(), bid.clone());
                     }
-                    metrics::counter!("auction_bids_total", "status" => match bid.status {
-                        BidStatus::Accepted => "accepted",
-                        BidStatus::Rejected => "rejected",
-                    }, "reason" => bid.reason.map_or("", |reason| reason.code()))
+                    metrics::counter!("auction_bids_total", "status" => bid.status.as_str(), "reason" => bid.reason.map_or("", |reason| reason.code()))
                     .increment(1);
                     answers.push(Ok(Some((bid.clone(), false))));
                     bids.push(bid);

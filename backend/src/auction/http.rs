@@ -27,7 +27,7 @@ use crate::auth::{Authorized, BidderRole, Caller, OperatorRole, Role};
 use crate::error::{Error, Result};
 use crate::http::openapi::Operation;
 use crate::http::{Json, Path, Query, created, ok};
-use crate::storage::{AuctionFilter, StorageError};
+use crate::storage::AuctionFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -208,7 +208,6 @@ fn engine_error(error: EngineError) -> Error {
         EngineError::Conflict(message) => Error::Conflict(message),
         EngineError::Forbidden(message) => Error::Forbidden(message),
         EngineError::Invalid { field, message } => Error::bad_field(field, message),
-        EngineError::Storage(StorageError::Unavailable(_)) => Error::Unavailable { dependency: "database" },
         EngineError::Storage(error) => Error::Storage(error),
         EngineError::Contended => Error::Unavailable { dependency: "auction writer" },
     }

@@ -67,6 +67,15 @@ impl RedisBus {
         format!("{}{stream}", self.prefix)
     }
 
+    /// A connection of its own for blocking reads, so they never hold up anyone
+    /// else's commands; its response timeout sits above the longest block.
+    async fn blocking_connection(&self) -> Result<MultiplexedConnection, BusError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(MAX_BLOCK + Duration::from_secs(5));
+        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    }
+
     /// `XADD <stream> MAXLEN ~ <max> * event <json>` for one event.
     fn xadd(&self, event: &Envelope) -> Result<redis::Cmd, BusError> {
         let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
@@ -178,11 +187,7 @@ impl fmt::Debug for RedisTail {
 impl Tail for RedisTail {
     async fn next(&mut self, max: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
         if self.connection.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Duration::from_secs(2))
-                .set_response_timeout(MAX_BLOCK + Duration::from_secs(5));
-            self.connection =
-                Some(self.bus.client.get_multiplexed_async_connection_with_config(&config).await?);
+            self.connection = Some(self.bus.blocking_connection().await?);
         }
         let Some(connection) = self.connection.as_mut() else { return Ok(Vec::new()) };
         let mut command = redis::cmd("XREAD");
@@ -239,10 +244,7 @@ impl RedisSubscription {
         if let Some(connection) = &self.connection {
             return Ok(connection.clone());
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(MAX_BLOCK + Duration::from_secs(5));
-        let connection = self.bus.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let connection = self.bus.blocking_connection().await?;
         self.connection = Some(connection.clone());
         Ok(connection)
     }

@@ -25,9 +25,15 @@ pub async fn run(
     let mut backoff = Duration::from_millis(100);
     loop {
         let pause = match storage.relay_outbox(BATCH, bus.as_ref()).await {
-            Ok(Ok(0)) => None,
-            Ok(Ok(count)) => {
-                metrics::counter!("events_relayed_total").increment(count as u64);
+            Ok(Ok(published)) if published.is_empty() => None,
+            Ok(Ok(published)) => {
+                let now = chrono::Utc::now().timestamp_millis();
+                for event in &published {
+                    metrics::counter!("events_published_total", "type" => event.event_type.as_str())
+                        .increment(1);
+                    metrics::histogram!("events_outbox_lag_seconds")
+                        .record((now - event.timestamp).max(0) as f64 / 1000.0);
+                }
                 backoff = Duration::from_millis(100);
                 // More may be waiting: go again at once.
                 continue;

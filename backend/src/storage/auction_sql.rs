@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sothebais_shared::Amount;
-use sothebais_shared::auction::{Bid, BidSource, BidStatus, Bidder, RejectReason};
+use sothebais_shared::auction::{Bid, BidStatus, Bidder, RejectReason};
 use uuid::Uuid;
 
 use super::StorageError;
@@ -21,14 +21,6 @@ pub(super) fn phase_name(phase: Phase) -> &'static str {
         Phase::Settled => "settled",
         Phase::Cancelled => "cancelled",
         Phase::PaymentFailed => "payment_failed",
-    }
-}
-
-pub(super) fn source_name(source: BidSource) -> &'static str {
-    match source {
-        BidSource::Http => "http",
-        BidSource::X => "x",
-        BidSource::Admin => "admin",
     }
 }
 
@@ -85,12 +77,7 @@ impl BidRow {
             seq: u64::try_from(self.seq).map_err(|error| corrupt("seq", error))?,
             amount: Amount::from_wei(self.amount_wei.parse().map_err(|error| corrupt("amount", error))?),
             bidder: Bidder { id: self.bidder_id, handle: self.bidder_handle },
-            source: match self.source.as_str() {
-                "http" => BidSource::Http,
-                "x" => BidSource::X,
-                "admin" => BidSource::Admin,
-                other => return Err(corrupt("source", other)),
-            },
+            source: self.source.parse().map_err(|error: String| corrupt("source", error))?,
             source_ref: self.source_ref,
             created_at: millis_to_time(self.created_at_ms)?,
             received_at: millis_to_time(self.received_at_ms)?,
@@ -353,7 +340,7 @@ macro_rules! auction_storage {
             &self,
             limit: u32,
             bus: &dyn crate::bus::EventBus,
-        ) -> Result<Result<usize, crate::bus::BusError>, StorageError> {
+        ) -> Result<Result<Vec<sothebais_shared::events::Envelope>, crate::bus::BusError>, StorageError> {
             use sqlx::Row as _;
             // Taking the rows off the outbox is the transaction's first statement, so it
             // holds the write lock from the start (SQLite cannot upgrade a reading
@@ -374,7 +361,7 @@ macro_rules! auction_storage {
                 .collect::<Result<_, _>>()?;
             if seqs.is_empty() {
                 transaction.commit().await?;
-                return Ok(Ok(0));
+                return Ok(Ok(Vec::new()));
             }
             let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
                 "SELECT {} FROM events WHERE seq IN (",
@@ -386,7 +373,7 @@ macro_rules! auction_storage {
             }
             sql.push(") ORDER BY seq");
             let rows = sql.build().fetch_all(&mut *transaction).await?;
-            let events: Vec<sothebais_shared::events::Envelope> =
+            let mut events: Vec<sothebais_shared::events::Envelope> =
                 rows.iter().map(|row| Self::decode(row).map(|stored| stored.event)).collect::<Result<_, _>>()?;
             let published = match bus.publish_many(&events).await {
                 Ok(count) => count,
@@ -396,7 +383,8 @@ macro_rules! auction_storage {
                 }
             };
             transaction.commit().await?;
-            Ok(Ok(published))
+            events.truncate(published);
+            Ok(Ok(events))
         }
         }
     };
@@ -494,14 +482,11 @@ macro_rules! auction_storage_helpers {
                             .push_bind(bid.amount.wei().to_string())
                             .push_bind(bid.bidder.id.clone())
                             .push_bind(bid.bidder.handle.clone())
-                            .push_bind(crate::storage::auction_sql::source_name(bid.source))
+                            .push_bind(bid.source.as_str())
                             .push_bind(bid.source_ref.clone())
                             .push_bind(bid.created_at.timestamp_millis())
                             .push_bind(bid.received_at.timestamp_millis())
-                            .push_bind(match bid.status {
-                                sothebais_shared::auction::BidStatus::Accepted => "accepted",
-                                sothebais_shared::auction::BidStatus::Rejected => "rejected",
-                            })
+                            .push_bind(bid.status.as_str())
                             .push_bind(bid.reason.map(|reason| reason.code()))
                             .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
                             .push_bind(bid.hash.clone())

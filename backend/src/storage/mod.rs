@@ -151,13 +151,13 @@ pub trait Storage: SharedStorage + fmt::Debug {
 pub trait SharedStorage: Send + Sync {
     /// Publishes up to `limit` events of the outbox on `bus`, oldest first, and takes
     /// them off the outbox, in one transaction: a crash or a bus failure leaves them
-    /// queued (published again later: at least once). Returns how many went out, or
-    /// the bus's error.
+    /// queued (published again later: at least once). Returns the events that went
+    /// out, or the bus's error.
     async fn relay_outbox(
         &self,
         limit: u32,
         bus: &dyn crate::bus::EventBus,
-    ) -> Result<Result<usize, crate::bus::BusError>, StorageError>;
+    ) -> Result<Result<Vec<Envelope>, crate::bus::BusError>, StorageError>;
 
     /// Stores a new auction with its events.
     async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;

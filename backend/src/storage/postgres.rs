@@ -51,7 +51,7 @@ impl PostgresStorage {
             sql.push_values(chunk, |mut row, event| {
                 row.push_bind(event.id)
                     .push_bind(event.event_type.as_str())
-                    .push_bind(source_name(event))
+                    .push_bind(event.source.as_str())
                     .push_bind(event.version.clone())
                     .push_bind(event.timestamp)
                     .push_bind(event.correlation_id.clone())
@@ -76,8 +76,7 @@ impl PostgresStorage {
                 id: row.try_get("id")?,
                 timestamp: row.try_get("timestamp_ms")?,
                 event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
-                source: serde_json::from_value(serde_json::Value::String(source))
-                    .map_err(|error| corrupt("source", &error))?,
+                source: source.parse().map_err(|error: String| corrupt("source", &error))?,
                 version: row.try_get("version")?,
                 correlation_id: row.try_get("correlation_id")?,
                 causation_id: row.try_get("causation_id")?,
@@ -145,10 +144,3 @@ impl Storage for PostgresStorage {
 
 auction_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 auction_storage_helpers!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
-
-fn source_name(event: &Envelope) -> String {
-    serde_json::to_value(event.source)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}

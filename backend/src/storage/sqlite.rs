@@ -73,7 +73,7 @@ impl SqliteStorage {
             sql.push_values(chunk, |mut row, event| {
                 row.push_bind(event.id.to_string())
                     .push_bind(event.event_type.as_str())
-                    .push_bind(source_name(event))
+                    .push_bind(event.source.as_str())
                     .push_bind(event.version.clone())
                     .push_bind(event.timestamp)
                     .push_bind(event.correlation_id.clone())
@@ -109,8 +109,7 @@ impl SqliteStorage {
                 id: Uuid::parse_str(&id).map_err(|error| corrupt("id", &error))?,
                 timestamp: row.try_get("timestamp_ms")?,
                 event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
-                source: serde_json::from_value(serde_json::Value::String(source))
-                    .map_err(|error| corrupt("source", &error))?,
+                source: source.parse().map_err(|error: String| corrupt("source", &error))?,
                 version: row.try_get("version")?,
                 correlation_id: row.try_get("correlation_id")?,
                 causation_id: causation
@@ -187,10 +186,3 @@ impl Storage for SqliteStorage {
 
 auction_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 auction_storage_helpers!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
-
-fn source_name(event: &Envelope) -> String {
-    serde_json::to_value(event.source)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-use sothebais_e2e::{Listener, Process, binary, free_ports};
+use sothebais_e2e::{Process, binary, free_ports, gateway, token};
 use sqlx::Connection as _;
 
 #[derive(Debug, Parser)]
@@ -104,8 +104,8 @@ async fn main() -> anyhow::Result<()> {
         &settings,
     )?;
     let listeners = server.wait_for_listeners(12, Duration::from_secs(60))?;
-    let base = format!("http://{}", find(&listeners, "admin", "api")?);
-    let token = token(dir.path(), &settings)?;
+    let base = gateway(&listeners);
+    let token = token(dir.path(), &settings, "operator")?;
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build()?;
 
@@ -181,26 +181,6 @@ async fn main() -> anyhow::Result<()> {
     println!("outbox: {lag}");
     println!("goals: (a) >= 50 % and (b) >= 90 % of the baseline; p99 <= 25 ms at half the maximum rate");
     Ok(())
-}
-
-fn find(listeners: &[Listener], role: &str, kind: &str) -> anyhow::Result<String> {
-    listeners
-        .iter()
-        .find(|listener| listener.role == role && listener.kind == kind)
-        .map(|listener| listener.addr.clone())
-        .with_context(|| format!("no {role} {kind} listener"))
-}
-
-fn token(dir: &std::path::Path, settings: &BTreeMap<String, String>) -> anyhow::Result<String> {
-    let output = std::process::Command::new(binary("sothebais"))
-        .args(["token", "--role", "operator", "--ttl", "2h"])
-        .current_dir(dir)
-        .envs(settings)
-        .output()?;
-    if !output.status.success() {
-        bail!("token: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
