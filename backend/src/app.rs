@@ -333,6 +333,25 @@ impl Application {
             background.spawn(auction::scheduler::run(state.engine.clone(), self.deadlines, shutdown.clone()));
         }
         background.spawn(state.feed.clone().run(state.bus.clone(), shutdown.clone()));
+        if state.roles.contains(&ServiceRole::Events) {
+            let store = Arc::new(events::dispatch::EventStore::new(state.storage.clone()));
+            let settings = events::dispatch::DispatchSettings::from_config(&state.config);
+            let runner = events::dispatch::spawn(
+                state.storage.clone(),
+                state.bus.clone(),
+                store,
+                settings,
+                shutdown.clone(),
+            );
+            background.spawn(async move {
+                let _ = runner.await;
+            });
+            background.spawn(events::dispatch::upkeep(
+                state.storage.clone(),
+                state.bus.clone(),
+                shutdown.clone(),
+            ));
+        }
         let upkeep = {
             let metrics = state.metrics.clone();
             let stop = shutdown.clone();

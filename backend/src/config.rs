@@ -13,6 +13,8 @@ use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use sothebais_shared::ports::{PortBlock, defaults};
 
+use crate::events::dispatch::RetryPolicy;
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -60,6 +62,10 @@ const SETTINGS: &[&str] = &[
     "SOTHEBAIS_REQUEST_TIMEOUT_SECS",
     "STREAM_MANAGER_URL",
     "BLOCKED_BIDDERS",
+    "EVENT_RETRY_TRIES",
+    "EVENT_RETRY_INITIAL_MS",
+    "EVENT_RETRY_MAX_MS",
+    "EVENT_CLAIM_IDLE_MS",
     "ADMIN_PORT",
     "ADMIN_WS_PORT",
     "ADMIN_METRICS_PORT",
@@ -125,6 +131,10 @@ pub struct Config {
     pub stream_manager_url: String,
     /// Bidder ids or `@handles` whose bids are refused `BIDDER_BLOCKED`.
     pub blocked_bidders: Vec<String>,
+    /// How event consumers retry a failing delivery before dead-lettering it.
+    pub event_retry: RetryPolicy,
+    /// How long an entry stays pending with a consumer before another may claim it.
+    pub event_claim_idle: Duration,
     pub ports: RolePorts,
 }
 
@@ -223,6 +233,13 @@ impl Layers {
             block.health = port;
         }
         Ok(block)
+    }
+}
+
+fn parse_millis(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(millis) if millis > 0 => Ok(Duration::from_millis(millis)),
+        _ => Err(format!("{value:?} is not a positive number of milliseconds")),
     }
 }
 
@@ -351,6 +368,15 @@ impl Config {
                     .map(str::to_owned)
                     .collect())
             })?,
+            event_retry: RetryPolicy {
+                tries: layers.parse("EVENT_RETRY_TRIES", 5, |value| match value.parse::<u32>() {
+                    Ok(tries @ 1..=100) => Ok(tries),
+                    _ => Err(format!("{value:?} is not a number of tries from 1 to 100")),
+                })?,
+                initial: layers.parse("EVENT_RETRY_INITIAL_MS", Duration::from_millis(100), parse_millis)?,
+                max: layers.parse("EVENT_RETRY_MAX_MS", Duration::from_secs(30), parse_millis)?,
+            },
+            event_claim_idle: layers.parse("EVENT_CLAIM_IDLE_MS", Duration::from_secs(30), parse_millis)?,
             ports: RolePorts {
                 admin: layers.block("ADMIN", "WS", defaults::ADMIN)?,
                 events: layers.block("EVENT_HANDLER", "STREAM", defaults::EVENT_HANDLER)?,
@@ -378,6 +404,10 @@ impl Config {
             "request_timeout_secs": self.request_timeout.as_secs(),
             "stream_manager_url": self.stream_manager_url,
             "blocked_bidders": self.blocked_bidders,
+            "event_retry_tries": self.event_retry.tries,
+            "event_retry_initial_ms": self.event_retry.initial.as_millis(),
+            "event_retry_max_ms": self.event_retry.max.as_millis(),
+            "event_claim_idle_ms": self.event_claim_idle.as_millis(),
             "ports": {
                 "admin": block(self.ports.admin),
                 "events": block(self.ports.events),

@@ -47,7 +47,76 @@ pub enum EventError {
     Encode { event_type: EventType, source: serde_json::Error },
 }
 
+/// Why a received event was refused: the reason a dead letter records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEvent {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not an event envelope: {0}")]
+    Envelope(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("data of {event_type} does not match its schema: {message}")]
+    Data { event_type: EventType, message: String },
+    #[error("{event_type} version {version} is newer than this build reads (1.x)")]
+    NewerVersion { event_type: EventType, version: String },
+}
+
+impl InvalidEvent {
+    /// A short stable name of the reason, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvalidEvent::NotJson(_) => "not_json",
+            InvalidEvent::Envelope(_) => "envelope",
+            InvalidEvent::UnknownType(_) => "unknown_type",
+            InvalidEvent::Data { .. } => "data",
+            InvalidEvent::NewerVersion { .. } => "version",
+        }
+    }
+}
+
 impl Envelope {
+    /// Reads and validates an envelope received from elsewhere: JSON, the envelope's
+    /// fields, a known type, a major `version` this build reads, and `data` against
+    /// the type's data struct (the struct its JSON Schema is generated from).
+    pub fn parse_checked(payload: &str) -> Result<Envelope, InvalidEvent> {
+        let value: serde_json::Value =
+            serde_json::from_str(payload).map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
+        Envelope::from_value_checked(value)
+    }
+
+    /// [`Envelope::parse_checked`] for an already parsed JSON value.
+    pub fn from_value_checked(value: serde_json::Value) -> Result<Envelope, InvalidEvent> {
+        let Some(object) = value.as_object() else {
+            return Err(InvalidEvent::Envelope("expected a JSON object".into()));
+        };
+        let name = object
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| InvalidEvent::Envelope("missing field `type`".into()))?;
+        let event_type: EventType = name.parse().map_err(|_| InvalidEvent::UnknownType(name.to_owned()))?;
+        let version = object
+            .get("version")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| InvalidEvent::Envelope("missing field `version`".into()))?;
+        match version.split('.').next().map(str::parse::<u32>) {
+            Some(Ok(1)) => {}
+            Some(Ok(major)) if major > 1 => {
+                return Err(InvalidEvent::NewerVersion { event_type, version: version.to_owned() });
+            }
+            _ => return Err(InvalidEvent::Envelope(format!("version {version:?} is not 1.x"))),
+        }
+        let envelope: Envelope =
+            serde_json::from_value(value).map_err(|error| InvalidEvent::Envelope(error.to_string()))?;
+        event_type.check_data(&envelope.data).map_err(|error| {
+            let message = match error {
+                EventError::Data { source, .. } | EventError::Encode { source, .. } => source.to_string(),
+            };
+            InvalidEvent::Data { event_type, message }
+        })?;
+        Ok(envelope)
+    }
+
     /// A new event of `event_type` from `source`, stamped now, with `data` checked
     /// against the type's data struct.
     pub fn new<T: Serialize>(
@@ -651,6 +720,56 @@ pub struct ChainPaymentConfirmed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mood_event() -> serde_json::Value {
+        let event = Envelope::new(
+            EventType::AgentMood,
+            Source::AgentService,
+            &AgentMood { mood: Mood::Happy, intensity: 0.5, expression: "smile".into() },
+        )
+        .expect("valid");
+        serde_json::to_value(event).expect("serialize")
+    }
+
+    fn refusal(value: &serde_json::Value) -> InvalidEvent {
+        Envelope::parse_checked(&value.to_string()).expect_err("refused")
+    }
+
+    #[test]
+    fn a_valid_envelope_passes_the_check_unchanged() {
+        let value = mood_event();
+        let event = Envelope::parse_checked(&value.to_string()).expect("valid");
+        assert_eq!(serde_json::to_value(event).expect("serialize"), value);
+    }
+
+    #[test]
+    fn each_kind_of_invalid_event_is_named() {
+        assert_eq!(Envelope::parse_checked("{oops").map_err(|error| error.kind()), Err("not_json"));
+        assert_eq!(refusal(&serde_json::json!([1, 2])).kind(), "envelope");
+
+        let mut unknown = mood_event();
+        unknown["type"] = "agent:dance".into();
+        assert_eq!(refusal(&unknown), InvalidEvent::UnknownType("agent:dance".into()));
+
+        let mut missing_id = mood_event();
+        missing_id.as_object_mut().expect("object").remove("id");
+        let error = refusal(&missing_id);
+        assert_eq!(error.kind(), "envelope");
+        assert!(error.to_string().contains("id"), "{error}");
+
+        let mut bad_data = mood_event();
+        bad_data["data"]["intensity"] = "very".into();
+        let error = refusal(&bad_data);
+        assert_eq!(error.kind(), "data");
+        assert!(error.to_string().contains("agent:mood"), "{error}");
+
+        let mut newer = mood_event();
+        newer["version"] = "2.0".into();
+        assert_eq!(refusal(&newer).kind(), "version");
+        let mut minor = mood_event();
+        minor["version"] = "1.7".into();
+        assert!(Envelope::parse_checked(&minor.to_string()).is_ok(), "a newer minor version is read");
+    }
 
     #[test]
     fn source_names_match_their_serialized_form() {

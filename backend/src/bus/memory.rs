@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sothebais_shared::events::Envelope;
 use tokio::sync::Notify;
 
 use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, Tail};
@@ -92,12 +91,11 @@ impl EventBus for MemoryBus {
         self.lock().map(drop)
     }
 
-    async fn publish(&self, event: &Envelope) -> Result<String, BusError> {
-        let payload: Arc<str> =
-            serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?.into();
+    async fn publish_raw(&self, stream: &str, payload: &str) -> Result<String, BusError> {
+        let payload: Arc<str> = payload.into();
         let id = {
             let mut state = self.lock()?;
-            let stream = state.streams.entry(event.stream()).or_default();
+            let stream = state.streams.entry(stream.to_owned()).or_default();
             stream.last_id += 1;
             let id = stream.last_id;
             stream.entries.push_back((id, payload));
@@ -128,6 +126,15 @@ impl EventBus for MemoryBus {
 
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
         Ok(self.lock()?.streams.get(stream).map_or(0, |stream| stream.entries.len() as u64))
+    }
+
+    async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let state = self.lock()?;
+        Ok(state
+            .streams
+            .get(stream)
+            .and_then(|stream| stream.groups.get(group))
+            .map_or(0, |group| group.pending.len() as u64))
     }
 
     async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {

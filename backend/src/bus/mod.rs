@@ -93,7 +93,14 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), BusError>;
 
     /// Appends the event to its category's stream; returns the entry id.
-    async fn publish(&self, event: &Envelope) -> Result<String, BusError>;
+    async fn publish(&self, event: &Envelope) -> Result<String, BusError> {
+        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+        self.publish_raw(&event.stream(), &payload).await
+    }
+
+    /// Appends a payload as it is to a stream: how events from other programs arrive,
+    /// and how events are handed to one consumer's [`direct_stream`].
+    async fn publish_raw(&self, stream: &str, payload: &str) -> Result<String, BusError>;
 
     /// Appends events in order; on failure, the first `Ok(n)` were published. Redis
     /// sends them in one round trip.
@@ -109,6 +116,10 @@ pub trait EventBus: Send + Sync + fmt::Debug {
 
     /// The number of entries a stream holds.
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError>;
+
+    /// The number of a group's entries delivered and not yet acknowledged (0 when
+    /// the group does not exist).
+    async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError>;
 
     /// Follows streams from now on without a consumer group: every tail sees every
     /// new entry, nothing is pending, nothing needs acknowledging (fan-out to
@@ -136,6 +147,20 @@ pub trait Subscription: Send + fmt::Debug {
 
     /// Marks an entry as handled by the group.
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Marks entries as handled by the group.
+    async fn ack_many(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        for delivery in deliveries {
+            self.ack(delivery).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The stream that carries events handed to one consumer alone (dead-letter retries
+/// and replays); the consumer's group reads it beside the category streams.
+pub fn direct_stream(consumer: &str) -> String {
+    format!("events:direct:{consumer}")
 }
 
 /// Opens the bus the configuration names: Redis for `REDIS_URL`, else in-process.

@@ -79,16 +79,20 @@ impl RedisBus {
     /// `XADD <stream> MAXLEN ~ <max> * event <json>` for one event.
     fn xadd(&self, event: &Envelope) -> Result<redis::Cmd, BusError> {
         let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+        Ok(self.xadd_raw(&event.stream(), payload))
+    }
+
+    fn xadd_raw(&self, stream: &str, payload: String) -> redis::Cmd {
         let mut command = redis::cmd("XADD");
         command
-            .arg(self.key(&event.stream()))
+            .arg(self.key(stream))
             .arg("MAXLEN")
             .arg("~")
             .arg(self.max_len)
             .arg("*")
             .arg(FIELD)
             .arg(payload);
-        Ok(command)
+        command
     }
 }
 
@@ -104,9 +108,9 @@ impl EventBus for RedisBus {
         Ok(())
     }
 
-    async fn publish(&self, event: &Envelope) -> Result<String, BusError> {
+    async fn publish_raw(&self, stream: &str, payload: &str) -> Result<String, BusError> {
         let mut connection = self.commands.clone();
-        Ok(self.xadd(event)?.query_async::<String>(&mut connection).await?)
+        Ok(self.xadd_raw(stream, payload.to_owned()).query_async::<String>(&mut connection).await?)
     }
 
     async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
@@ -148,6 +152,25 @@ impl EventBus for RedisBus {
     async fn stream_len(&self, stream: &str) -> Result<u64, BusError> {
         let mut connection = self.commands.clone();
         Ok(redis::cmd("XLEN").arg(self.key(stream)).query_async::<u64>(&mut connection).await?)
+    }
+
+    async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let mut connection = self.commands.clone();
+        // The summary form: [count, smallest id, greatest id, [[consumer, count]…]].
+        let reply = redis::cmd("XPENDING")
+            .arg(self.key(stream))
+            .arg(group)
+            .query_async::<redis::Value>(&mut connection)
+            .await;
+        match reply {
+            Ok(redis::Value::Array(items)) => match items.first() {
+                Some(redis::Value::Int(count)) => Ok(u64::try_from(*count).unwrap_or(0)),
+                _ => Ok(0),
+            },
+            Ok(_) => Ok(0),
+            Err(error) if error.code() == Some("NOGROUP") => Ok(0),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {
@@ -323,9 +346,22 @@ impl Subscription for RedisSubscription {
     }
 
     async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let mut command = redis::cmd("XACK");
-        command.arg(self.bus.key(&delivery.stream)).arg(&self.options.group).arg(&delivery.entry_id);
-        self.run::<u64>(&command).await?;
+        self.ack_many(std::slice::from_ref(delivery)).await
+    }
+
+    async fn ack_many(&mut self, deliveries: &[Delivery]) -> Result<(), BusError> {
+        // One XACK per stream, with every entry id of that stream.
+        let mut streams: Vec<&str> = deliveries.iter().map(|delivery| delivery.stream.as_str()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        for stream in streams {
+            let mut command = redis::cmd("XACK");
+            command.arg(self.bus.key(stream)).arg(&self.options.group);
+            for delivery in deliveries.iter().filter(|delivery| delivery.stream == stream) {
+                command.arg(&delivery.entry_id);
+            }
+            self.run::<u64>(&command).await?;
+        }
         Ok(())
     }
 }

@@ -121,7 +121,7 @@ macro_rules! auction_storage {
             for core in auctions {
                 Self::insert_auction_row(&mut transaction, core).await?;
             }
-            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>()).await?;
+            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>(), true).await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -133,7 +133,7 @@ macro_rules! auction_storage {
         ) -> Result<(), StorageError> {
             let mut transaction = self.pool.begin().await?;
             Self::insert_auction_row(&mut transaction, core).await?;
-            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>()).await?;
+            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>(), true).await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -496,7 +496,7 @@ macro_rules! auction_storage_helpers {
                 }
                 let events: Vec<&sothebais_shared::events::Envelope> =
                     commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter()).collect();
-                Self::insert_events(transaction, &events).await?;
+                Self::insert_events(transaction, &events, true).await?;
                 Ok(commits
                     .iter()
                     .map(|commit| {

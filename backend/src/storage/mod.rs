@@ -3,6 +3,8 @@
 
 #[macro_use]
 mod auction_sql;
+#[macro_use]
+mod delivery_sql;
 mod postgres;
 mod sqlite;
 
@@ -125,9 +127,97 @@ pub struct AuctionFilter {
     pub limit: u32,
 }
 
+/// An event a consumer refused or failed on every try, kept for an operator to
+/// inspect and retry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct DeadLetter {
+    /// The dead letter's own id (`POST /api/events/dead-letters/{id}/retry`).
+    pub id: Uuid,
+    /// The consumer that gave up on it.
+    pub consumer: String,
+    /// The envelope as received: a JSON value, or a string when it was not JSON.
+    pub event: serde_json::Value,
+    /// Why: the validation error, or the consumer's last error.
+    pub error: String,
+    /// Deliveries tried (0 when the event was refused as invalid).
+    pub attempts: u32,
+    pub failed_at: DateTime<Utc>,
+    /// The event's id and type, when the payload could be read that far.
+    #[serde(skip)]
+    pub event_id: Option<String>,
+    #[serde(skip)]
+    pub event_type: Option<String>,
+    /// The payload exactly as received.
+    #[serde(skip)]
+    pub payload: String,
+}
+
+impl DeadLetter {
+    /// A dead letter for `payload`, failed now.
+    pub fn new(consumer: &str, payload: &str, error: String, attempts: u32) -> DeadLetter {
+        let event: serde_json::Value =
+            serde_json::from_str(payload).unwrap_or_else(|_| serde_json::Value::String(payload.to_owned()));
+        let field = |name: &str| event.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+        DeadLetter {
+            id: Uuid::now_v7(),
+            consumer: consumer.to_owned(),
+            event_id: field("id"),
+            event_type: field("type"),
+            event,
+            error,
+            attempts,
+            failed_at: Utc::now(),
+            payload: payload.to_owned(),
+        }
+    }
+}
+
+/// A consumer as registered: its name and the type patterns it reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ConsumerRecord {
+    pub name: String,
+    pub patterns: Vec<String>,
+    /// When a runner of it last started.
+    pub seen_at: DateTime<Utc>,
+}
+
+/// Delivery bookkeeping, written once for both databases (see `delivery_sql.rs`).
+#[async_trait]
+pub trait DeliveryStorage: Send + Sync {
+    /// Stores events received from the bus (published elsewhere, so not queued for
+    /// publishing again); ids already stored are skipped. Returns how many were new.
+    async fn ingest_events(&self, events: &[Envelope]) -> Result<u64, StorageError>;
+
+    /// Records that a consumer runs and which patterns it reads.
+    async fn register_consumer(&self, name: &str, patterns: &[String]) -> Result<(), StorageError>;
+
+    async fn consumers(&self) -> Result<Vec<ConsumerRecord>, StorageError>;
+
+    /// Which of `ids` the consumer has already handled.
+    async fn handled_among(&self, consumer: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, StorageError>;
+
+    /// Remembers that the consumer handled these events (already remembered: no change).
+    async fn mark_handled(&self, consumer: &str, ids: &[Uuid]) -> Result<(), StorageError>;
+
+    /// Forgets handled ids older than `before`; returns how many.
+    async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    async fn add_dead_letter(&self, letter: &DeadLetter) -> Result<(), StorageError>;
+
+    /// Dead letters, newest first, of one consumer or all.
+    async fn dead_letters(&self, consumer: Option<&str>, limit: u32)
+    -> Result<Vec<DeadLetter>, StorageError>;
+
+    /// The dead letters whose own id or event id is `key`.
+    async fn dead_letters_matching(&self, key: &str) -> Result<Vec<DeadLetter>, StorageError>;
+
+    /// Removes dead letters (after they were handed back for delivery).
+    async fn remove_dead_letters(&self, ids: &[Uuid]) -> Result<(), StorageError>;
+}
+
 /// The backend's durable state.
 #[async_trait]
-pub trait Storage: SharedStorage + fmt::Debug {
+pub trait Storage: SharedStorage + DeliveryStorage + fmt::Debug {
     fn kind(&self) -> StorageKind;
 
     /// Succeeds when the database answers.

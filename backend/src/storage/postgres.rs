@@ -37,17 +37,23 @@ impl PostgresStorage {
     /// Relays in other processes skip the outbox rows this one is publishing.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    /// Inserts events (unpublished: the relay publishes them) inside a transaction.
+    /// Inserts the events not stored yet inside a transaction, queued in the outbox
+    /// for the relay to publish when `publish`; returns how many were new.
     async fn insert_events(
         transaction: &mut sqlx::Transaction<'_, Postgres>,
         events: &[&Envelope],
-    ) -> Result<(), sqlx::Error> {
+        publish: bool,
+    ) -> Result<u64, sqlx::Error> {
         let stored_at = chrono::Utc::now().timestamp_millis();
+        let mut inserted = 0;
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
             // One statement stores the events and queues the new ones in the outbox.
-            let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(
-                "WITH inserted AS (INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
-            );
+            let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(if publish {
+                "WITH inserted AS (INSERT INTO events"
+            } else {
+                "INSERT INTO events"
+            });
+            sql.push(" (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ");
             sql.push_values(chunk, |mut row, event| {
                 row.push_bind(event.id)
                     .push_bind(event.event_type.as_str())
@@ -59,10 +65,14 @@ impl PostgresStorage {
                     .push_bind(event.data.to_string())
                     .push_bind(stored_at);
             });
-            sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq) INSERT INTO outbox (seq) SELECT seq FROM inserted");
-            sql.build().execute(&mut **transaction).await?;
+            if publish {
+                sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq) INSERT INTO outbox (seq) SELECT seq FROM inserted");
+            } else {
+                sql.push(" ON CONFLICT (id) DO NOTHING");
+            }
+            inserted += sql.build().execute(&mut **transaction).await?.rows_affected();
         }
-        Ok(())
+        Ok(inserted)
     }
 
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
@@ -104,7 +114,7 @@ impl Storage for PostgresStorage {
     #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
         let mut transaction = self.pool.begin().await?;
-        Self::insert_events(&mut transaction, &[event]).await?;
+        Self::insert_events(&mut transaction, &[event], true).await?;
         transaction.commit().await?;
         self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
     }
@@ -144,3 +154,4 @@ impl Storage for PostgresStorage {
 
 auction_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 auction_storage_helpers!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
+delivery_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);

@@ -60,12 +60,15 @@ impl SqliteStorage {
     const EVENT_COLUMNS: &'static str = COLUMNS;
     const SKIP_LOCKED: &'static str = "";
 
-    /// Inserts events (unpublished: the relay publishes them) inside a transaction.
+    /// Inserts the events not stored yet inside a transaction, queued in the outbox
+    /// for the relay to publish when `publish`; returns how many were new.
     async fn insert_events(
         transaction: &mut sqlx::Transaction<'_, Sqlite>,
         events: &[&Envelope],
-    ) -> Result<(), sqlx::Error> {
+        publish: bool,
+    ) -> Result<u64, sqlx::Error> {
         let stored_at = chrono::Utc::now().timestamp_millis();
+        let mut inserted = 0;
         for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
             let mut sql: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
                 "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ",
@@ -83,7 +86,8 @@ impl SqliteStorage {
             });
             sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq");
             let seqs: Vec<i64> = sql.build_query_scalar().fetch_all(&mut **transaction).await?;
-            if seqs.is_empty() {
+            inserted += seqs.len() as u64;
+            if seqs.is_empty() || !publish {
                 continue;
             }
             let mut outbox: QueryBuilder<'_, Sqlite> = QueryBuilder::new("INSERT INTO outbox (seq) ");
@@ -92,7 +96,7 @@ impl SqliteStorage {
             });
             outbox.build().execute(&mut **transaction).await?;
         }
-        Ok(())
+        Ok(inserted)
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
@@ -139,7 +143,7 @@ impl Storage for SqliteStorage {
     #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StorageError> {
         let mut transaction = self.pool.begin().await?;
-        Self::insert_events(&mut transaction, &[event]).await?;
+        Self::insert_events(&mut transaction, &[event], true).await?;
         transaction.commit().await?;
         self.event(event.id).await?.ok_or_else(|| StorageError::Database("stored event vanished".into()))
     }
@@ -186,3 +190,4 @@ impl Storage for SqliteStorage {
 
 auction_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 auction_storage_helpers!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
+delivery_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);

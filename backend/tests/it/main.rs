@@ -10,6 +10,7 @@ mod auth;
 mod bus;
 mod contract;
 mod conventions;
+mod dispatch;
 mod event_stream;
 mod health;
 mod storage;

@@ -1,0 +1,425 @@
+//! Delivery to consumers on both backends: validation into dead letters, retries with
+//! backoff, idempotent consumers, claiming from a dead consumer, retry from the dead
+//! letters, replay; and the history API's filters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sothebais_backend::ServiceRole;
+use sothebais_backend::app::ListenerKind;
+use sothebais_backend::auth::Role;
+use sothebais_backend::events::dispatch::{self, Consumer, DispatchSettings, RetryPolicy};
+use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, TypePattern};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, json, token};
+
+/// A consumer under the test's control: it fails the first `fail_first` tries of each
+/// event, fails every try while `broken`, hangs while `hang`, and records what it
+/// applied.
+#[derive(Debug)]
+struct Probe {
+    name: String,
+    patterns: Vec<TypePattern>,
+    fail_first: u32,
+    broken: AtomicBool,
+    hang: AtomicBool,
+    calls: Mutex<HashMap<Uuid, u32>>,
+    applied: Mutex<Vec<Envelope>>,
+    called: Notify,
+}
+
+impl Probe {
+    fn new(name: &str, patterns: &[&str]) -> Probe {
+        Probe {
+            name: name.to_owned(),
+            patterns: patterns.iter().map(|pattern| pattern.parse().expect("pattern")).collect(),
+            fail_first: 0,
+            broken: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
+            calls: Mutex::new(HashMap::new()),
+            applied: Mutex::new(Vec::new()),
+            called: Notify::new(),
+        }
+    }
+
+    fn calls(&self, id: Uuid) -> u32 {
+        self.calls.lock().expect("lock").get(&id).copied().unwrap_or(0)
+    }
+
+    fn applied(&self) -> Vec<Uuid> {
+        self.applied.lock().expect("lock").iter().map(|event| event.id).collect()
+    }
+}
+
+#[async_trait]
+impl Consumer for Probe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn patterns(&self) -> &[TypePattern] {
+        &self.patterns
+    }
+
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        let call = {
+            let mut calls = self.calls.lock().expect("lock");
+            let count = calls.entry(event.id).or_insert(0);
+            *count += 1;
+            *count
+        };
+        self.called.notify_waiters();
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.broken.load(Ordering::SeqCst) {
+            anyhow::bail!("the sink is broken");
+        }
+        if call <= self.fail_first {
+            anyhow::bail!("transient failure {call}");
+        }
+        self.applied.lock().expect("lock").push(event.clone());
+        Ok(())
+    }
+}
+
+fn settings(tries: u32) -> DispatchSettings {
+    DispatchSettings {
+        retry: RetryPolicy { tries, initial: Duration::from_millis(10), max: Duration::from_millis(40) },
+        claim_idle: Duration::from_millis(400),
+        batch: 64,
+    }
+}
+
+/// Waits up to ten seconds for `condition`.
+async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Starts delivering to `probe` in the test's application, once its group exists.
+async fn start(app: &TestApp, probe: Arc<Probe>, tries: u32) -> tokio::task::JoinHandle<()> {
+    let name = probe.name.clone();
+    let runner = dispatch::spawn(
+        app.state.storage.clone(),
+        app.state.bus.clone(),
+        probe,
+        settings(tries),
+        app.state.shutdown.clone(),
+    );
+    registered(app, &name).await;
+    runner
+}
+
+async fn registered(app: &TestApp, name: &str) {
+    eventually(&format!("{name} is registered"), async || {
+        app.state.storage.consumers().await.expect("consumers").iter().any(|consumer| consumer.name == name)
+    })
+    .await;
+}
+
+fn mood(mood: Mood) -> Envelope {
+    Envelope::new(
+        EventType::AgentMood,
+        Source::AgentService,
+        &AgentMood { mood, intensity: 0.5, expression: "x".into() },
+    )
+    .expect("valid")
+}
+
+/// Publishes through the API: stored, then relayed to the bus from the outbox.
+async fn post_event(app: &TestApp, event: &Envelope) -> Value {
+    let (status, body) = json(
+        app.client
+            .post(app.gateway(&format!("/api/events/{}", event.event_type)))
+            .bearer_auth(token(Role::Operator))
+            .json(event)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    json(app.client.get(app.gateway(path)).bearer_auth(token(Role::Operator)).send().await.expect("send"))
+        .await
+}
+
+async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    json(
+        app.client
+            .post(app.gateway(path))
+            .bearer_auth(token(Role::Operator))
+            .json(body)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+async fn dead_letters(app: &TestApp, consumer: &str) -> Vec<Value> {
+    let (status, body) = get(app, &format!("/api/events/dead-letters?consumer={consumer}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["events"].as_array().expect("events").clone()
+}
+
+both_backends! {
+    async fn invalid_events_land_in_the_dead_letters_with_the_reason(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        registered(&app, dispatch::EventStore::NAME).await;
+        let valid = serde_json::to_value(mood(Mood::Happy)).expect("json");
+        let mut unknown_type = valid.clone();
+        unknown_type["type"] = "agent:dance".into();
+        unknown_type["id"] = Uuid::now_v7().to_string().into();
+        let mut bad_data = valid.clone();
+        bad_data["data"]["intensity"] = "very".into();
+        bad_data["id"] = Uuid::now_v7().to_string().into();
+        let mut no_id = valid.clone();
+        no_id.as_object_mut().expect("object").remove("id");
+        let mut newer = valid.clone();
+        newer["version"] = "2.0".into();
+        newer["id"] = Uuid::now_v7().to_string().into();
+        let cases = [
+            ("{not json".to_owned(), "not JSON"),
+            (unknown_type.to_string(), "unknown event type \"agent:dance\""),
+            (bad_data.to_string(), "data of agent:mood does not match its schema"),
+            (no_id.to_string(), "missing field `id`"),
+            (newer.to_string(), "version 2.0 is newer"),
+        ];
+        for (payload, _) in &cases {
+            app.state.bus.publish_raw("events:agent", payload).await.expect("publish");
+        }
+        // A valid event after the bad ones: the consumer is still alive and stores it.
+        app.state.bus.publish_raw("events:agent", &valid.to_string()).await.expect("publish");
+
+        eventually("every invalid event is dead-lettered", async || {
+            dead_letters(&app, dispatch::EventStore::NAME).await.len() == cases.len()
+        })
+        .await;
+        let letters = dead_letters(&app, dispatch::EventStore::NAME).await;
+        for (payload, reason) in &cases {
+            let letter = letters
+                .iter()
+                .find(|letter| letter["error"].as_str().is_some_and(|error| error.contains(reason)))
+                .unwrap_or_else(|| panic!("a dead letter says {reason:?}: {letters:#?}"));
+            assert_eq!(letter["attempts"], 0);
+            assert_eq!(letter["consumer"], dispatch::EventStore::NAME);
+            let kept = match &letter["event"] {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(serde_json::from_str::<Value>(&kept).ok(), serde_json::from_str::<Value>(payload).ok());
+            assert!(letter["failed_at"].as_str().is_some());
+        }
+        let id = valid["id"].as_str().expect("id");
+        eventually("the valid event is stored", async || {
+            let (_, body) = get(&app, "/api/events/agent:mood/history").await;
+            body["data"]["events"].as_array().is_some_and(|events| events.iter().any(|event| event["id"] == id))
+        })
+        .await;
+        let (status, body) = json(app.client.get(app.gateway("/api/events/dead-letters")).send().await.expect("send")).await;
+        assert_eq!(status, 401, "dead letters need an operator: {body}");
+    }
+
+    async fn a_consumer_that_fails_twice_then_succeeds_gets_the_event_three_times_and_applies_it_once(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let probe = Arc::new(Probe { fail_first: 2, ..Probe::new("flaky", &["agent:*"]) });
+        start(&app, probe.clone(), 5).await;
+        let event = mood(Mood::Excited);
+        post_event(&app, &event).await;
+        eventually("the event is applied", async || probe.applied().len() == 1).await;
+        assert_eq!(probe.calls(event.id), 3);
+
+        // The bus delivers it again (at least once); the consumer does not apply it again.
+        app.state.bus.publish(&event).await.expect("publish again");
+        let next = mood(Mood::Neutral);
+        post_event(&app, &next).await;
+        eventually("the next event is applied", async || probe.applied().len() == 2).await;
+        assert_eq!(probe.applied(), vec![event.id, next.id]);
+        assert_eq!(probe.calls(event.id), 3, "a redelivered event is not handed over again");
+        assert!(dead_letters(&app, "flaky").await.is_empty());
+
+        let metrics = app
+            .client
+            .get(app.url(ServiceRole::Events, ListenerKind::Metrics, "/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let line = |name: &str| {
+            metrics
+                .lines()
+                .find(|line| line.starts_with(name) && line.contains("consumer=\"flaky\""))
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("{name} for flaky in:\n{metrics}"))
+        };
+        // Each of the two events failed twice before it went through.
+        assert!(line("events_retried_total").ends_with(" 4"), "{}", line("events_retried_total"));
+        assert!(line("events_delivered_total").ends_with(" 2"), "{}", line("events_delivered_total"));
+        assert!(line("events_duplicates_total").ends_with(" 1"), "{}", line("events_duplicates_total"));
+        assert!(metrics.contains("events_delivery_lag_seconds"), "lag histogram");
+    }
+
+    async fn a_consumer_that_always_fails_ends_in_the_dead_letters_and_can_be_retried_from_there(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let probe = Arc::new(Probe::new("sink", &["agent:mood"]));
+        probe.broken.store(true, Ordering::SeqCst);
+        start(&app, probe.clone(), 3).await;
+        let event = mood(Mood::Tense);
+        post_event(&app, &event).await;
+        eventually("the event is dead-lettered", async || !dead_letters(&app, "sink").await.is_empty()).await;
+        let letters = dead_letters(&app, "sink").await;
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0]["attempts"], 3);
+        assert_eq!(letters[0]["error"], "the sink is broken");
+        assert_eq!(letters[0]["event"]["id"], event.id.to_string());
+        assert_eq!(probe.calls(event.id), 3, "tried as many times as configured");
+        assert!(probe.applied().is_empty());
+
+        let (status, body) = post(&app, &format!("/api/events/dead-letters/{}/retry", Uuid::now_v7()), &json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+
+        probe.broken.store(false, Ordering::SeqCst);
+        let (status, body) = post(&app, &format!("/api/events/dead-letters/{}/retry", event.id), &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["retried"], json!([letters[0]["id"]]));
+        eventually("the retried event is applied", async || probe.applied() == vec![event.id]).await;
+        assert!(dead_letters(&app, "sink").await.is_empty(), "a retried dead letter leaves the list");
+    }
+
+    async fn entries_of_a_consumer_killed_before_acknowledging_are_claimed_by_another(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let doomed = Arc::new(Probe::new("projector", &["agent:*"]));
+        doomed.hang.store(true, Ordering::SeqCst);
+        let runner = start(&app, doomed.clone(), 3).await;
+        let event = mood(Mood::Surprised);
+        let called = doomed.called.notified();
+        post_event(&app, &event).await;
+        tokio::time::timeout(Duration::from_secs(10), called).await.expect("the first consumer got the event");
+        // Killed while handling: the entry was read and never acknowledged.
+        runner.abort();
+        let _ = runner.await;
+
+        let survivor = Arc::new(Probe::new("projector", &["agent:*"]));
+        start(&app, survivor.clone(), 3).await;
+        eventually("the survivor applies the claimed event", async || survivor.applied() == vec![event.id]).await;
+        assert_eq!(doomed.calls(event.id), 1);
+        assert!(doomed.applied().is_empty());
+    }
+
+    async fn replay_hands_stored_events_again_to_the_named_consumer_in_order(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let probe = Arc::new(Probe::new("projector", &["agent:*"]));
+        start(&app, probe.clone(), 3).await;
+        let first = mood(Mood::Happy);
+        let second = mood(Mood::Disappointed);
+        post_event(&app, &first).await;
+        post_event(&app, &second).await;
+        eventually("both are applied", async || probe.applied().len() == 2).await;
+
+        let (status, body) = post(
+            &app,
+            "/api/events/replay",
+            &json!({ "from": first.id.to_string(), "types": ["agent:*"], "consumer": "projector" }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["replayed"], 2);
+        assert_eq!(body["data"]["truncated"], false);
+        eventually("the replayed events are applied again", async || probe.applied().len() == 4).await;
+        assert_eq!(probe.applied(), vec![first.id, second.id, first.id, second.id]);
+
+        // Only up to `to`, by sequence number.
+        let first_seq = body["data"]["first_seq"].as_i64().expect("seq");
+        let (status, body) = post(
+            &app,
+            "/api/events/replay",
+            &json!({ "from": first_seq, "to": first_seq, "types": "agent:mood", "consumer": "projector" }),
+        )
+        .await;
+        assert_eq!((status, body["data"]["replayed"].as_u64()), (200, Some(1)), "{body}");
+        eventually("one more", async || probe.applied().len() == 5).await;
+
+        let (status, body) = post(
+            &app,
+            "/api/events/replay",
+            &json!({ "from": 0, "types": ["agent:*"], "consumer": "nobody" }),
+        )
+        .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+        let (status, body) = post(
+            &app,
+            "/api/events/replay",
+            &json!({ "from": "yesterday", "types": ["agent:*"], "consumer": "projector" }),
+        )
+        .await;
+        assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("from")), "{body}");
+        let (status, body) =
+            post(&app, "/api/events/replay", &json!({ "from": 0, "types": ["agent:nope*"], "consumer": "projector" }))
+                .await;
+        assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("types")), "{body}");
+    }
+
+    async fn history_filters_by_type_pattern_time_window_and_correlation(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let base = chrono::Utc::now().timestamp_millis() - 60_000;
+        let mut posted = Vec::new();
+        for (offset, chain, kind) in
+            [(0, "chain-a", Mood::Happy), (1000, "chain-a", Mood::Neutral), (2000, "chain-b", Mood::Disappointed)]
+        {
+            let mut event = mood(kind).correlated(chain);
+            event.timestamp = base + offset;
+            post_event(&app, &event).await;
+            posted.push(event.id.to_string());
+        }
+        let message = Envelope::new(
+            EventType::AgentMessage,
+            Source::AgentService,
+            &json!({ "text": "hello", "channel": "stream", "mood": "happy" }),
+        )
+        .expect("valid")
+        .correlated("chain-a");
+        post_event(&app, &message).await;
+
+        let ids = async |path: &str| -> Vec<String> {
+            let (status, body) = get(&app, path).await;
+            assert_eq!(status, 200, "{body}");
+            body["data"]["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|event| event["id"].as_str().expect("id").to_owned())
+                .collect()
+        };
+        assert_eq!(ids("/api/events/agent:mood/history").await, vec![posted[2].clone(), posted[1].clone(), posted[0].clone()]);
+        assert_eq!(ids("/api/events/agent:*/history").await.len(), 4);
+        assert_eq!(ids("/api/events/agent:*/history?correlation_id=chain-a").await.len(), 3);
+        assert_eq!(ids("/api/events/agent:mood/history?correlation_id=chain-a").await, vec![posted[1].clone(), posted[0].clone()]);
+        let at = |millis: i64| {
+            chrono::DateTime::from_timestamp_millis(millis).expect("time").to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let window = format!("/api/events/agent:mood/history?after={}&before={}", at(base + 500), at(base + 1500));
+        assert_eq!(ids(&window.replace('+', "%2B")).await, vec![posted[1].clone()]);
+        assert_eq!(ids("/api/events/agent:mood/history?limit=1").await, vec![posted[2].clone()]);
+        assert!(ids("/api/events/user:*/history").await.is_empty());
+    }
+}
