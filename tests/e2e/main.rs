@@ -2,4 +2,5 @@
 
 mod backend;
 mod crash;
+mod outbox;
 mod writers;

@@ -1,6 +1,8 @@
 //! The event stream WebSocket on both backends: replay after `since`, then live, no
 //! gap, no duplicate; private types need a token.
 
+use std::time::Duration;
+
 use serde_json::json;
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
@@ -59,4 +61,78 @@ async fn the_gateway_serves_the_stream_and_private_types_need_an_operator() {
         tokio_tungstenite::connect_async(with_token).await.is_ok(),
         "an operator token opens private types"
     );
+}
+
+/// A client of the event stream that stops reading is disconnected once it falls
+/// behind; the attentive client gets every event up to the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_others() {
+    use futures::StreamExt as _;
+    use sothebais_shared::events::{AgentMessage, Channel, Envelope, EventType, Mood, Source};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let url =
+        app.url(ServiceRole::Events, ListenerKind::Ws, "/?types=agent:message").replace("http://", "ws://");
+    let address: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .expect("address");
+    // The slow client: a tiny receive buffer, and it never reads.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket.connect(address).await.expect("connect");
+    let (mut slow, _) = tokio_tungstenite::client_async(url.as_str(), stream).await.expect("handshake");
+    let (mut attentive, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+
+    const EVENTS: usize = 4000;
+    let reader = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(20), attentive.next()).await
+        {
+            if let Message::Text(text) = message {
+                seen += 1;
+                let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                if value["data"]["in_reply_to"] == "last" {
+                    return seen;
+                }
+            }
+        }
+        seen
+    });
+    // Big messages, so the slow client's buffers fill whatever the pace.
+    let text = "la ".repeat(1500);
+    for n in 0..EVENTS {
+        let data = AgentMessage {
+            text: text.clone(),
+            channel: Channel::Stream,
+            in_reply_to: Some(if n + 1 == EVENTS { "last".into() } else { n.to_string() }),
+            mood: Mood::Happy,
+        };
+        let event = Envelope::new(EventType::AgentMessage, Source::AgentService, &data).expect("valid");
+        app.state.bus.publish(&event).await.expect("publish");
+        if n % 256 == 0 {
+            // Let the feed and the attentive client keep pace, as a live show would.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(reader.await.expect("reader"), EVENTS, "the attentive client got every event");
+
+    let mut received = 0usize;
+    let mut closed = false;
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
+        match next {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(closed, "the slow client was disconnected (after {received} messages)");
+    assert!(received < EVENTS, "it did not get the whole stream: {received} messages");
 }
