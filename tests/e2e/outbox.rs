@@ -11,6 +11,7 @@ struct RedisServer(std::process::Child);
 
 impl RedisServer {
     async fn start(port: u16) -> RedisServer {
+        #[expect(clippy::zombie_processes, reason = "the drop of RedisServer kills and waits for it")]
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())

@@ -90,6 +90,13 @@ pub trait Consumer: Send + Sync + fmt::Debug {
 
     /// Applies one event; an error is retried, then dead-lettered with its text.
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()>;
+
+    /// Applies a batch all or nothing, when the consumer can do that faster than one
+    /// at a time (the event store writes a batch in one transaction). `None`: it
+    /// cannot. After an error the runner hands the events over one at a time.
+    async fn handle_all(&self, _events: &[Envelope]) -> Option<anyhow::Result<()>> {
+        None
+    }
 }
 
 /// Whether a consumer name is usable as a group and stream name.
@@ -279,18 +286,36 @@ impl Runner {
                 return done;
             }
         };
-        let mut handled = Vec::new();
-        let mut handled_deliveries = Vec::new();
+        let mut todo = Vec::with_capacity(valid.len());
         for (delivery, event) in valid {
-            let is_direct = delivery.stream == direct;
-            if !is_direct && !seen.insert(event.id) {
+            if delivery.stream != direct && !seen.insert(event.id) {
                 metrics::counter!("events_duplicates_total", "consumer" => name.to_owned()).increment(1);
                 done.push(delivery);
-                continue;
+            } else {
+                todo.push((delivery, event));
             }
-            match self.deliver(&event).await {
+        }
+        let mut handled = Vec::with_capacity(todo.len());
+        let mut handled_deliveries = Vec::with_capacity(todo.len());
+        // The whole batch at once when the consumer can; one at a time (with retries,
+        // so a bad event is isolated) when it cannot or the batch failed.
+        let events: Vec<Envelope> = todo.iter().map(|(_, event)| event.clone()).collect();
+        let batch_handled = !events.is_empty()
+            && match self.consumer.handle_all(&events).await {
+                Some(Ok(())) => true,
+                Some(Err(error)) => {
+                    tracing::info!(consumer = %name, events = events.len(), error = %format!("{error:#}"), "batch failed; handing its events over one at a time");
+                    false
+                }
+                None => false,
+            };
+        for (delivery, event) in todo {
+            let outcome = if batch_handled { Outcome::Handled } else { self.deliver(&event).await };
+            match outcome {
                 Outcome::Handled => {
-                    if !is_direct {
+                    metrics::counter!("events_delivered_total", "type" => event.event_type.as_str(), "consumer" => name.to_owned())
+                        .increment(1);
+                    if delivery.stream != direct {
                         metrics::histogram!("events_delivery_lag_seconds", "consumer" => name.to_owned())
                             .record(
                                 (chrono::Utc::now().timestamp_millis() - event.timestamp).max(0) as f64
@@ -345,11 +370,7 @@ impl Runner {
         let mut attempt = 1;
         loop {
             let error = match self.consumer.handle(event).await {
-                Ok(()) => {
-                    metrics::counter!("events_delivered_total", "type" => event.event_type.as_str(), "consumer" => name.to_owned())
-                        .increment(1);
-                    return Outcome::Handled;
-                }
+                Ok(()) => return Outcome::Handled,
                 Err(error) => format!("{error:#}"),
             };
             if attempt >= policy.tries {
@@ -399,6 +420,10 @@ impl Consumer for EventStore {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         self.storage.ingest_events(std::slice::from_ref(event)).await?;
         Ok(())
+    }
+
+    async fn handle_all(&self, events: &[Envelope]) -> Option<anyhow::Result<()>> {
+        Some(self.storage.ingest_events(events).await.map(drop).map_err(anyhow::Error::from))
     }
 }
 

@@ -7,6 +7,7 @@
 //! scripts/bench                      # everything, default durations
 //! scripts/bench -- --seconds 5       # shorter runs
 //! scripts/bench -- --memory-bids 1000000   # also the 1-million-bid memory run
+//! scripts/bench -- --suite events    # the event handler: Redis Streams to consumers
 //! ```
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
@@ -22,12 +23,28 @@ use serde_json::{Value, json};
 use sothebais_e2e::{Process, binary, free_ports, gateway, token};
 use sqlx::Connection as _;
 
+#[path = "bench/events.rs"]
+mod events;
+
+/// Which benchmarks to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// The auction engine through its HTTP API, beside raw PostgreSQL inserts.
+    Auction,
+    /// The event handler: Redis Streams to stored and delivered events, beside XADD.
+    Events,
+    All,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sothebais-bench",
-    about = "Benchmark the auction engine through its HTTP API against a PostgreSQL baseline"
+    about = "Benchmark the auction engine (HTTP API vs raw PostgreSQL inserts) and the event handler (Redis Streams delivery vs XADD)"
 )]
 struct Args {
+    /// Which benchmarks to run
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    suite: Suite,
     /// Seconds per measured scenario
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -85,6 +102,16 @@ impl Run {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.suite != Suite::Events {
+        auction(&args).await?;
+    }
+    if args.suite != Suite::Auction {
+        events::run(&args.postgres, &args.redis, args.seconds).await?;
+    }
+    Ok(())
+}
+
+async fn auction(args: &Args) -> anyhow::Result<()> {
     eprintln!("sothebais-bench: {} s per scenario; server {}", args.seconds, binary("sothebais").display());
 
     let database = fresh_database(&args.postgres).await?;
