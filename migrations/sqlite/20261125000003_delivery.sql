@@ -11,12 +11,14 @@ CREATE TABLE consumers (
 );
 
 -- The event ids each consumer has handled. Pruned after a retention period far
--- longer than any redelivery can arrive.
+-- longer than any redelivery can arrive. The key leads with the event id, so a
+-- lookup of a batch of ids is one index probe per id whatever the planner knows
+-- of the table (led by the consumer, it may read all of that consumer's rows).
 CREATE TABLE consumer_handled (
     consumer      TEXT   NOT NULL,
     event_id      TEXT   NOT NULL,
     handled_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (consumer, event_id)
+    PRIMARY KEY (event_id, consumer)
 );
 CREATE INDEX consumer_handled_age ON consumer_handled (handled_at_ms);
 

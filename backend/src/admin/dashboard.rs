@@ -1,5 +1,6 @@
-//! The dashboard page served at `/` on the gateway: health at a glance, refreshed
-//! every two seconds from `/api/admin/status` and the public event history.
+//! The dashboard page served at `/` on the gateway: health, auctions and event
+//! consumers at a glance, refreshed every two seconds from `/api/admin/status`, the
+//! auction status and the public event history.
 
 pub const PAGE: &str = r##"<!doctype html>
 <html lang="en">
@@ -32,6 +33,7 @@ pub const PAGE: &str = r##"<!doctype html>
   <section><h2>Roles</h2><div class="tiles" id="roles"></div></section>
   <section><h2>Dependencies</h2><div class="tiles" id="checks"></div></section>
   <section><h2>Auctions</h2><div class="tiles" id="auctions"><span class="meta">none open or scheduled</span></div></section>
+  <section><h2>Event consumers</h2><div class="tiles" id="consumers"><span class="meta">none registered</span></div></section>
   <section><h2>Latest show events</h2><ol id="events"></ol></section>
 </main>
 <script>
@@ -51,6 +53,10 @@ async function refresh() {
     el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;
     el('roles').replaceChildren(...status.roles.map((role) => tile(role, true, 'running')));
     el('checks').replaceChildren(...Object.entries(status.checks).map(([name, value]) => tile(name, value === 'ok', value)));
+    const consumers = (status.consumers || []).map((consumer) =>
+      tile(consumer.name, consumer.dead_letters === 0 && consumer.pending < 1000,
+           `${consumer.pending} pending · ${consumer.dead_letters} dead letters · ${consumer.patterns.join(', ')}`));
+    if (consumers.length) el('consumers').replaceChildren(...consumers);
     const board = (await (await fetch('/api/auction/status')).json()).data;
     const now = new Date(board.now).getTime();
     const auctions = board.auctions.map((auction) => {

@@ -25,7 +25,7 @@ pub fn operations() -> Vec<Operation> {
         Operation::new(
             "GET",
             "/api/admin/status",
-            "Roles in this process, storage and bus, health checks, uptime",
+            "Roles in this process, storage and bus, health checks, uptime, event consumers with pending entries and dead letters",
         ),
         Operation::new("GET", "/api/admin/config", "The effective configuration, secrets redacted")
             .auth(Role::Admin),
@@ -50,8 +50,28 @@ async fn merged_openapi() -> Response {
     ok(openapi::document("SothebAIs API", &operations))
 }
 
+/// Each registered consumer with its pending entries and dead letters (at most
+/// [`crate::events::MAX_DEAD_LETTERS`] counted), for the dashboard.
+async fn consumer_summary(state: &AppState) -> Vec<serde_json::Value> {
+    let Ok(consumers) = state.storage.consumers().await else { return Vec::new() };
+    let letters = state.storage.dead_letters(None, crate::events::MAX_DEAD_LETTERS).await.unwrap_or_default();
+    let mut summary = Vec::new();
+    for consumer in consumers {
+        let patterns: Vec<sothebais_shared::events::TypePattern> =
+            consumer.patterns.iter().filter_map(|pattern| pattern.parse().ok()).collect();
+        let mut pending = 0;
+        for stream in crate::events::dispatch::streams_for(&consumer.name, &patterns) {
+            pending += state.bus.pending(&stream, &consumer.name).await.unwrap_or(0);
+        }
+        let dead = letters.iter().filter(|letter| letter.consumer == consumer.name).count();
+        summary.push(json!({ "name": consumer.name, "patterns": consumer.patterns, "pending": pending, "dead_letters": dead }));
+    }
+    summary
+}
+
 async fn status(State(state): State<AppState>) -> Response {
     let checks = health_checks(&state).await;
+    let consumers = consumer_summary(&state).await;
     ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "mode": if state.bus.kind() == "redis" || state.storage.kind() == crate::storage::StorageKind::Postgres { "production" } else { "embedded" },
@@ -61,6 +81,7 @@ async fn status(State(state): State<AppState>) -> Response {
         "checks": checks,
         "uptime_secs": state.started_at.elapsed().as_secs(),
         "timezone": state.config.timezone.name(),
+        "consumers": consumers,
     }))
 }
 

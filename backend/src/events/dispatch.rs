@@ -91,6 +91,14 @@ pub trait Consumer: Send + Sync + fmt::Debug {
     /// Applies one event; an error is retried, then dead-lettered with its text.
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()>;
 
+    /// Whether the runner remembers the ids this consumer handled, so a redelivered
+    /// event is not handed over again. A consumer whose effect is idempotent by event
+    /// id on its own (the event store inserts by id) says false and saves two
+    /// database round trips per batch.
+    fn remembers_handled(&self) -> bool {
+        true
+    }
+
     /// Applies a batch all or nothing, when the consumer can do that faster than one
     /// at a time (the event store writes a batch in one transaction). `None`: it
     /// cannot. After an error the runner hands the events over one at a time.
@@ -274,12 +282,15 @@ impl Runner {
                 Ok(event) => valid.push((delivery, event)),
             }
         }
+        let remembers = self.consumer.remembers_handled();
         let ids: Vec<Uuid> = valid
             .iter()
-            .filter(|(delivery, _)| delivery.stream != direct)
+            .filter(|(delivery, _)| remembers && delivery.stream != direct)
             .map(|(_, event)| event.id)
             .collect();
-        let mut seen: HashSet<Uuid> = match self.storage.handled_among(name, &ids).await {
+        let handled_before =
+            if ids.is_empty() { Ok(Vec::new()) } else { self.storage.handled_among(name, &ids).await };
+        let mut seen: HashSet<Uuid> = match handled_before {
             Ok(handled) => handled.into_iter().collect(),
             Err(error) => {
                 tracing::warn!(consumer = %name, %error, "cannot read handled ids; the batch stays pending");
@@ -337,7 +348,12 @@ impl Runner {
                 Outcome::Stopped => break,
             }
         }
-        match self.storage.mark_handled(name, &handled).await {
+        let remembered = if remembers && !handled.is_empty() {
+            self.storage.mark_handled(name, &handled).await
+        } else {
+            Ok(())
+        };
+        match remembered {
             Ok(()) => done.extend(handled_deliveries),
             Err(error) => {
                 tracing::warn!(consumer = %name, %error, "cannot remember handled ids; those entries stay pending")
@@ -415,6 +431,10 @@ impl Consumer for EventStore {
 
     fn patterns(&self) -> &[TypePattern] {
         &self.patterns
+    }
+
+    fn remembers_handled(&self) -> bool {
+        false
     }
 
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {

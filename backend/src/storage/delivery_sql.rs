@@ -66,8 +66,9 @@ pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-/// Implements `DeliveryStorage` for a storage type with a `pool` field and an
-/// `insert_events(transaction, events, publish)` helper.
+/// Implements `DeliveryStorage` for a storage type with a `pool` field and the
+/// dialect helpers `insert_events(transaction, events, publish)`, `push_any_of` and
+/// `push_handled_rows`.
 macro_rules! delivery_storage {
     ($storage:ty, $database:ty, $row:ty) => {
         impl $storage {
@@ -147,15 +148,13 @@ macro_rules! delivery_storage {
                 let mut handled = Vec::new();
                 for chunk in ids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
                     let mut sql = sqlx::QueryBuilder::<$database>::new(
-                        "SELECT event_id FROM consumer_handled WHERE consumer = ",
+                        "SELECT event_id FROM consumer_handled WHERE event_id",
                     );
-                    sql.push_bind(consumer.to_owned()).push(" AND event_id IN (");
-                    let mut separated = sql.separated(", ");
-                    for id in chunk {
-                        separated.push_bind(id.to_string());
-                    }
-                    sql.push(")");
-                    for row in sql.build().fetch_all(&self.pool).await? {
+                    Self::push_any_of(&mut sql, chunk.iter().map(|id| id.to_string()).collect());
+                    sql.push(" AND consumer = ").push_bind(consumer.to_owned());
+                    // Planned with its values each time: a generic plan cached while the
+                    // table was empty would scan every row once it has grown.
+                    for row in sql.build().persistent(false).fetch_all(&self.pool).await? {
                         let id: String = row.try_get("event_id")?;
                         handled.push(
                             uuid::Uuid::parse_str(&id)
@@ -172,10 +171,13 @@ macro_rules! delivery_storage {
                     let mut sql = sqlx::QueryBuilder::<$database>::new(
                         "INSERT INTO consumer_handled (consumer, event_id, handled_at_ms) ",
                     );
-                    sql.push_values(chunk, |mut row, id| {
-                        row.push_bind(consumer.to_owned()).push_bind(id.to_string()).push_bind(now);
-                    });
-                    sql.push(" ON CONFLICT (consumer, event_id) DO NOTHING");
+                    Self::push_handled_rows(
+                        &mut sql,
+                        consumer,
+                        chunk.iter().map(|id| id.to_string()).collect(),
+                        now,
+                    );
+                    sql.push(" ON CONFLICT (event_id, consumer) DO NOTHING");
                     sql.build().execute(&self.pool).await?;
                 }
                 Ok(())

@@ -75,6 +75,23 @@ impl PostgresStorage {
         Ok(inserted)
     }
 
+    /// ` = ANY($n)` with the values as one array: one bind whatever their number, and
+    /// an index probe per value even without table statistics (a long `IN` list of
+    /// binds is planned as a filter over every row of the consumer).
+    fn push_any_of(sql: &mut QueryBuilder<'_, Postgres>, values: Vec<String>) {
+        sql.push(" = ANY(").push_bind(values).push(")");
+    }
+
+    /// The rows of `consumer_handled`, as `SELECT … unnest(array)`: three binds.
+    fn push_handled_rows(sql: &mut QueryBuilder<'_, Postgres>, consumer: &str, ids: Vec<String>, now: i64) {
+        sql.push("SELECT ")
+            .push_bind(consumer.to_owned())
+            .push(", unnest(")
+            .push_bind(ids)
+            .push("::text[]), ")
+            .push_bind(now);
+    }
+
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));

@@ -99,6 +99,23 @@ impl SqliteStorage {
         Ok(inserted)
     }
 
+    /// ` IN (?, ?, …)`, which SQLite answers with an index probe per value.
+    fn push_any_of(sql: &mut QueryBuilder<'_, Sqlite>, values: Vec<String>) {
+        sql.push(" IN (");
+        let mut separated = sql.separated(", ");
+        for value in values {
+            separated.push_bind(value);
+        }
+        sql.push(")");
+    }
+
+    /// The rows of `consumer_handled`, as `VALUES (…), (…)`.
+    fn push_handled_rows(sql: &mut QueryBuilder<'_, Sqlite>, consumer: &str, ids: Vec<String>, now: i64) {
+        sql.push_values(ids, |mut row, id| {
+            row.push_bind(consumer.to_owned()).push_bind(id).push_bind(now);
+        });
+    }
+
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));

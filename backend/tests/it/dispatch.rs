@@ -34,6 +34,8 @@ struct Probe {
     calls: Mutex<HashMap<Uuid, u32>>,
     applied: Mutex<Vec<Envelope>>,
     called: Notify,
+    /// Applies batches all or nothing, refusing any batch with a disappointed mood.
+    batches: bool,
 }
 
 impl Probe {
@@ -47,7 +49,12 @@ impl Probe {
             calls: Mutex::new(HashMap::new()),
             applied: Mutex::new(Vec::new()),
             called: Notify::new(),
+            batches: false,
         }
+    }
+
+    fn poisoned(event: &Envelope) -> bool {
+        event.data["mood"] == "disappointed"
     }
 
     fn calls(&self, id: Uuid) -> u32 {
@@ -86,8 +93,22 @@ impl Consumer for Probe {
         if call <= self.fail_first {
             anyhow::bail!("transient failure {call}");
         }
+        if self.batches && Probe::poisoned(event) {
+            anyhow::bail!("poisoned event");
+        }
         self.applied.lock().expect("lock").push(event.clone());
         Ok(())
+    }
+
+    async fn handle_all(&self, events: &[Envelope]) -> Option<anyhow::Result<()>> {
+        if !self.batches {
+            return None;
+        }
+        if events.iter().any(Probe::poisoned) {
+            return Some(Err(anyhow::anyhow!("a poisoned event in the batch")));
+        }
+        self.applied.lock().expect("lock").extend(events.iter().cloned());
+        Some(Ok(()))
     }
 }
 
@@ -304,6 +325,26 @@ both_backends! {
         assert_eq!(body["data"]["retried"], json!([letters[0]["id"]]));
         eventually("the retried event is applied", async || probe.applied() == vec![event.id]).await;
         assert!(dead_letters(&app, "sink").await.is_empty(), "a retried dead letter leaves the list");
+    }
+
+    async fn a_failing_batch_is_handed_over_one_at_a_time_so_only_the_bad_event_is_dead_lettered(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let probe = Arc::new(Probe { batches: true, ..Probe::new("batcher", &["agent:*"]) });
+        start(&app, probe.clone(), 2).await;
+        let events: Vec<Envelope> =
+            [Mood::Happy, Mood::Excited, Mood::Disappointed, Mood::Neutral].into_iter().map(mood).collect();
+        app.state.bus.publish_many(&events).await.expect("publish");
+        eventually("the bad event is dead-lettered", async || !dead_letters(&app, "batcher").await.is_empty()).await;
+        eventually("the good ones are applied", async || probe.applied().len() == 3).await;
+        let mut applied = probe.applied();
+        applied.sort();
+        let mut good: Vec<Uuid> = events.iter().filter(|event| !Probe::poisoned(event)).map(|event| event.id).collect();
+        good.sort();
+        assert_eq!(applied, good, "each good event applied exactly once");
+        let letters = dead_letters(&app, "batcher").await;
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0]["event"]["id"], events[2].id.to_string());
+        assert_eq!(letters[0]["error"], "poisoned event");
     }
 
     async fn entries_of_a_consumer_killed_before_acknowledging_are_claimed_by_another(backend: Backend) {
