@@ -73,3 +73,9 @@ ensure_redis() {
         redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || fail "Redis did not start on 127.0.0.1:6379"
     fi
 }
+
+# Deletes the Redis keys tests or benchmarks left behind (their own prefixes only).
+drop_redis_keys() {
+    local pattern="$1"
+    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$pattern" | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+}

@@ -408,7 +408,7 @@ impl Runner {
 /// The event handler's own consumer: stores every valid event that arrives on the
 /// bus and is not stored yet (events other programs publish straight to Redis), so
 /// the history holds them too. Events that came through the outbox are already
-/// stored and are skipped by id.
+/// stored and are skipped by id; auction events are not read at all (see `new`).
 #[derive(Debug)]
 pub struct EventStore {
     storage: Arc<dyn Storage>,
@@ -418,8 +418,19 @@ pub struct EventStore {
 impl EventStore {
     pub const NAME: &'static str = "event-store";
 
+    /// Reads every category but `auction`: auction events record decisions and are
+    /// stored with them by their producer (the outbox), so storing them again from the
+    /// bus would only cost a second write per bid.
     pub fn new(storage: Arc<dyn Storage>) -> EventStore {
-        EventStore { storage, patterns: vec![TypePattern::everything()] }
+        EventStore { storage, patterns: EventStore::patterns_read() }
+    }
+
+    fn patterns_read() -> Vec<TypePattern> {
+        Category::ALL
+            .iter()
+            .filter(|category| **category != Category::Auction)
+            .filter_map(|category| format!("{}:*", category.as_str()).parse().ok())
+            .collect()
     }
 }
 
@@ -527,6 +538,15 @@ mod tests {
         );
         let everything = streams_for("store", &[TypePattern::everything()]);
         assert_eq!(everything.len(), Category::ALL.len() + 1);
+    }
+
+    #[test]
+    fn the_event_store_reads_every_category_but_auction() {
+        let streams = streams_for(EventStore::NAME, &EventStore::patterns_read());
+        assert!(!streams.contains(&"events:auction".to_owned()));
+        for stream in ["events:stream", "events:agent", "events:user", "events:system", "events:chain"] {
+            assert!(streams.contains(&stream.to_owned()), "{stream}");
+        }
     }
 
     #[test]

@@ -44,35 +44,36 @@ impl PostgresStorage {
         events: &[&Envelope],
         publish: bool,
     ) -> Result<u64, sqlx::Error> {
-        let stored_at = chrono::Utc::now().timestamp_millis();
-        let mut inserted = 0;
-        for chunk in events.chunks(super::auction_sql::INSERT_CHUNK) {
-            // One statement stores the events and queues the new ones in the outbox.
-            let mut sql: QueryBuilder<'_, Postgres> = QueryBuilder::new(if publish {
-                "WITH inserted AS (INSERT INTO events"
-            } else {
-                "INSERT INTO events"
-            });
-            sql.push(" (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, data, stored_at_ms) ");
-            sql.push_values(chunk, |mut row, event| {
-                row.push_bind(event.id)
-                    .push_bind(event.event_type.as_str())
-                    .push_bind(event.source.as_str())
-                    .push_bind(event.version.clone())
-                    .push_bind(event.timestamp)
-                    .push_bind(event.correlation_id.clone())
-                    .push_bind(event.causation_id)
-                    .push_bind(event.data.to_string())
-                    .push_bind(stored_at);
-            });
-            if publish {
-                sql.push(" ON CONFLICT (id) DO NOTHING RETURNING seq) INSERT INTO outbox (seq) SELECT seq FROM inserted");
-            } else {
-                sql.push(" ON CONFLICT (id) DO NOTHING");
-            }
-            inserted += sql.build().execute(&mut **transaction).await?.rows_affected();
+        if events.is_empty() {
+            return Ok(0);
         }
-        Ok(inserted)
+        // One statement whatever the number of events: each column is one array bind,
+        // unnested in order (so store sequence numbers follow the order given), and the
+        // new rows are queued in the outbox by the same statement.
+        let insert = "INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, \
+             causation_id, data, stored_at_ms) \
+             SELECT u.*, $9 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+             $6::text[], $7::uuid[], $8::text[]) AS u ON CONFLICT (id) DO NOTHING";
+        let sql = if publish {
+            format!(
+                "WITH inserted AS ({insert} RETURNING seq) INSERT INTO outbox (seq) SELECT seq FROM inserted"
+            )
+        } else {
+            insert.to_owned()
+        };
+        let done = sqlx::query(&sql)
+            .bind(events.iter().map(|event| event.id).collect::<Vec<Uuid>>())
+            .bind(events.iter().map(|event| event.event_type.as_str()).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.source.as_str()).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.version.as_str()).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.timestamp).collect::<Vec<i64>>())
+            .bind(events.iter().map(|event| event.correlation_id.as_deref()).collect::<Vec<Option<&str>>>())
+            .bind(events.iter().map(|event| event.causation_id).collect::<Vec<Option<Uuid>>>())
+            .bind(events.iter().map(|event| event.data.to_string()).collect::<Vec<String>>())
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut **transaction)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// ` = ANY($n)` with the values as one array: one bind whatever their number, and
