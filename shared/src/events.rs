@@ -47,6 +47,17 @@ pub enum EventError {
     Encode { event_type: EventType, source: serde_json::Error },
 }
 
+/// Refuses a major version this build does not read.
+fn check_version(event_type: EventType, version: &str) -> Result<(), InvalidEvent> {
+    match version.split('.').next().map(str::parse::<u32>) {
+        Some(Ok(1)) => Ok(()),
+        Some(Ok(major)) if major > 1 => {
+            Err(InvalidEvent::NewerVersion { event_type, version: version.to_owned() })
+        }
+        _ => Err(InvalidEvent::Envelope(format!("version {version:?} is not 1.x"))),
+    }
+}
+
 /// Why a received event was refused: the reason a dead letter records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidEvent {
@@ -80,9 +91,27 @@ impl Envelope {
     /// fields, a known type, a major `version` this build reads, and `data` against
     /// the type's data struct (the struct its JSON Schema is generated from).
     pub fn parse_checked(payload: &str) -> Result<Envelope, InvalidEvent> {
+        // The common case in one pass; a payload that does not read as an envelope is
+        // read again step by step, to say exactly what is wrong with it.
+        if let Ok(envelope) = serde_json::from_str::<Envelope>(payload) {
+            return envelope.checked();
+        }
         let value: serde_json::Value =
             serde_json::from_str(payload).map_err(|error| InvalidEvent::NotJson(error.to_string()))?;
         Envelope::from_value_checked(value)
+    }
+
+    /// The checks left once the envelope's fields have been read: version and data.
+    fn checked(self) -> Result<Envelope, InvalidEvent> {
+        let event_type = self.event_type;
+        check_version(event_type, &self.version)?;
+        event_type.check_data(&self.data).map_err(|error| {
+            let message = match error {
+                EventError::Data { source, .. } | EventError::Encode { source, .. } => source.to_string(),
+            };
+            InvalidEvent::Data { event_type, message }
+        })?;
+        Ok(self)
     }
 
     /// [`Envelope::parse_checked`] for an already parsed JSON value.
@@ -99,22 +128,12 @@ impl Envelope {
             .get("version")
             .and_then(serde_json::Value::as_str)
             .ok_or_else(|| InvalidEvent::Envelope("missing field `version`".into()))?;
-        match version.split('.').next().map(str::parse::<u32>) {
-            Some(Ok(1)) => {}
-            Some(Ok(major)) if major > 1 => {
-                return Err(InvalidEvent::NewerVersion { event_type, version: version.to_owned() });
-            }
-            _ => return Err(InvalidEvent::Envelope(format!("version {version:?} is not 1.x"))),
-        }
+        // Before the other fields: a newer major version may have changed them.
+        check_version(event_type, version)?;
         let envelope: Envelope =
             serde_json::from_value(value).map_err(|error| InvalidEvent::Envelope(error.to_string()))?;
-        event_type.check_data(&envelope.data).map_err(|error| {
-            let message = match error {
-                EventError::Data { source, .. } | EventError::Encode { source, .. } => source.to_string(),
-            };
-            InvalidEvent::Data { event_type, message }
-        })?;
-        Ok(envelope)
+        debug_assert_eq!(envelope.event_type, event_type);
+        envelope.checked()
     }
 
     /// A new event of `event_type` from `source`, stamped now, with `data` checked
@@ -766,6 +785,8 @@ mod tests {
         let mut newer = mood_event();
         newer["version"] = "2.0".into();
         assert_eq!(refusal(&newer).kind(), "version");
+        newer.as_object_mut().expect("object").remove("source");
+        assert_eq!(refusal(&newer).kind(), "version", "a newer version is named before its fields are read");
         let mut minor = mood_event();
         minor["version"] = "1.7".into();
         assert!(Envelope::parse_checked(&minor.to_string()).is_ok(), "a newer minor version is read");
