@@ -79,3 +79,17 @@ drop_redis_keys() {
     local pattern="$1"
     redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$pattern" | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
 }
+
+# The renderer: GStreamer (build headers, the plugins the pipeline uses), a Vulkan
+# driver (Mesa's lavapipe when there is no GPU), and for its tests ffprobe and an RTMP
+# server (nginx with the RTMP module).
+ensure_renderer_packages() {
+    ensure_packages pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+        gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+        gstreamer1.0-plugins-ugly mesa-vulkan-drivers libvulkan1 fonts-dejavu-core
+}
+
+ensure_renderer_test_packages() {
+    ensure_renderer_packages
+    ensure_packages ffmpeg nginx-light libnginx-mod-rtmp
+}

@@ -1,0 +1,323 @@
+//! The output pipeline: rendered frames into a GStreamer `appsrc`, encoded once
+//! (H.264 + an AAC track) and written to the outputs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use anyhow::{Context as _, bail};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+/// Encoding settings of a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub keyframe_secs: u32,
+    pub audio_kbps: u32,
+}
+
+impl Encoding {
+    /// `x`, `youtube`, `twitch` or `1080p60`, as `spec/stream.md` defines them.
+    pub fn preset(name: &str) -> Option<Encoding> {
+        let hd = Encoding {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 4000,
+            keyframe_secs: 3,
+            audio_kbps: 128,
+        };
+        match name {
+            "x" => Some(hd),
+            "youtube" | "twitch" => Some(Encoding { keyframe_secs: 2, ..hd }),
+            "1080p60" => Some(Encoding {
+                width: 1920,
+                height: 1080,
+                fps: 60,
+                bitrate_kbps: 6000,
+                keyframe_secs: 2,
+                ..hd
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// An output the pipeline writes, told apart by its scheme or extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Rtmp(String),
+    File { path: String, container: Container },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Mp4,
+    Mkv,
+    Flv,
+}
+
+impl Output {
+    pub fn parse(text: &str) -> Result<Output, String> {
+        if text.starts_with("rtmp://") || text.starts_with("rtmps://") {
+            return Ok(Output::Rtmp(text.to_owned()));
+        }
+        let container = match text.rsplit_once('.').map(|(_, extension)| extension.to_ascii_lowercase()) {
+            Some(extension) if extension == "mp4" => Container::Mp4,
+            Some(extension) if extension == "mkv" => Container::Mkv,
+            Some(extension) if extension == "flv" => Container::Flv,
+            _ => return Err(format!("{text:?} is neither an rtmp(s):// URL nor a .mp4, .mkv or .flv file")),
+        };
+        Ok(Output::File { path: text.to_owned(), container })
+    }
+
+    /// The URL or path with a stream key masked (the last path segment of an RTMP URL).
+    pub fn masked(&self) -> String {
+        match self {
+            Output::Rtmp(url) => match url.rsplit_once('/') {
+                Some((base, key)) if !key.is_empty() => format!("{base}/{}", "*".repeat(key.len().min(8))),
+                _ => url.clone(),
+            },
+            Output::File { path, .. } => path.clone(),
+        }
+    }
+}
+
+/// Quotes a value for a launch string.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Audio samples per buffer of the silent track.
+const AUDIO_BUFFER_SAMPLES: u64 = 1024;
+const AUDIO_RATE: u64 = 44_100;
+
+/// The launch description: one encode, teed to every output's muxer and sink. With a
+/// frame limit (a recording), the audio track is cut to the video's length; without
+/// one, the audio runs live on the clock.
+pub fn launch_description(
+    encoding: &Encoding,
+    encoder: &str,
+    outputs: &[Output],
+    frames: Option<u64>,
+) -> String {
+    let Encoding { width, height, fps, bitrate_kbps, keyframe_secs, audio_kbps } = *encoding;
+    let encode = match encoder {
+        "nvh264enc" => {
+            format!("nvh264enc rc-mode=cbr bitrate={bitrate_kbps} gop-size={}", fps * keyframe_secs)
+        }
+        _ => format!(
+            "x264enc tune=zerolatency speed-preset=ultrafast pass=cbr bitrate={bitrate_kbps} key-int-max={}",
+            fps * keyframe_secs
+        ),
+    };
+    let audio_length = match frames {
+        Some(frames) => {
+            format!("num-buffers={}", (frames * AUDIO_RATE).div_ceil(u64::from(fps) * AUDIO_BUFFER_SAMPLES))
+        }
+        None => "is-live=true".to_owned(),
+    };
+    let mut description = format!(
+        "appsrc name=frames format=time caps=video/x-raw,format=RGBA,width={width},height={height},framerate={fps}/1 \
+         ! queue max-size-buffers=8 leaky=no ! videoconvert ! video/x-raw,format=I420 ! {encode} \
+         ! video/x-h264,profile=main ! h264parse config-interval=-1 ! tee name=video \
+         audiotestsrc wave=silence samplesperbuffer={AUDIO_BUFFER_SAMPLES} {audio_length} \
+         ! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! voaacenc bitrate={} ! aacparse ! tee name=audio ",
+        audio_kbps * 1000
+    );
+    for (index, output) in outputs.iter().enumerate() {
+        let (mux, sink) = match output {
+            Output::Rtmp(url) => {
+                ("flvmux streamable=true".to_owned(), format!("rtmp2sink location={}", quoted(url)))
+            }
+            Output::File { path, container } => {
+                let mux = match container {
+                    Container::Mp4 => "mp4mux",
+                    Container::Mkv => "matroskamux",
+                    Container::Flv => "flvmux",
+                };
+                (mux.to_owned(), format!("filesink location={}", quoted(path)))
+            }
+        };
+        description.push_str(&format!(
+            " {mux} name=mux{index} ! {sink} video. ! queue ! mux{index}. audio. ! queue ! mux{index}."
+        ));
+    }
+    description
+}
+
+/// The H.264 encoder to use: `nvh264enc` when asked for or (for `auto`) when its
+/// element exists, else `x264enc`.
+pub fn pick_encoder(wanted: &str) -> anyhow::Result<&'static str> {
+    let has = |name: &str| gst::ElementFactory::find(name).is_some();
+    match wanted {
+        "nvenc" if has("nvh264enc") => Ok("nvh264enc"),
+        "nvenc" => bail!(
+            "STREAM_ENCODER=nvenc but the nvh264enc element is missing (gstreamer1.0-plugins-bad and an NVIDIA driver)"
+        ),
+        "x264" | "auto" if has("x264enc") => Ok("x264enc"),
+        "auto" if has("nvh264enc") => Ok("nvh264enc"),
+        _ => bail!("no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc)"),
+    }
+}
+
+/// The GStreamer elements the pipeline needs, with the Debian package of each.
+const ELEMENTS: &[(&str, &str)] = &[
+    ("appsrc", "gstreamer1.0-plugins-base"),
+    ("videoconvert", "gstreamer1.0-plugins-base"),
+    ("audiotestsrc", "gstreamer1.0-plugins-base"),
+    ("audioconvert", "gstreamer1.0-plugins-base"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("voaacenc", "gstreamer1.0-plugins-bad"),
+    ("aacparse", "gstreamer1.0-plugins-good"),
+    ("mp4mux", "gstreamer1.0-plugins-good"),
+    ("matroskamux", "gstreamer1.0-plugins-good"),
+    ("flvmux", "gstreamer1.0-plugins-good"),
+    ("rtmp2sink", "gstreamer1.0-plugins-bad"),
+];
+
+/// Initialises GStreamer and names every missing element with its package.
+pub fn check_system() -> anyhow::Result<()> {
+    gst::init().context("GStreamer cannot start: install libgstreamer1.0-0 and gstreamer1.0-plugins-base")?;
+    let missing: Vec<String> = ELEMENTS
+        .iter()
+        .filter(|(element, _)| gst::ElementFactory::find(element).is_none())
+        .map(|(element, package)| format!("{element} (Debian package {package})"))
+        .collect();
+    if !missing.is_empty() {
+        bail!("missing GStreamer elements: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// Counters shared with the rest of the renderer.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    pub frames_pushed: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub finished: AtomicBool,
+}
+
+/// A running pipeline fed from a channel of RGBA frames (rows possibly padded to
+/// `padded_row` bytes).
+pub struct Pipeline {
+    pipeline: gst::Pipeline,
+    source: gst_app::AppSrc,
+    encoding: Encoding,
+}
+
+impl Pipeline {
+    pub fn start(
+        encoding: Encoding,
+        encoder: &str,
+        outputs: &[Output],
+        frames: Option<u64>,
+    ) -> anyhow::Result<Pipeline> {
+        let description = launch_description(&encoding, encoder, outputs, frames);
+        let pipeline = gst::parse::launch(&description)
+            .context("building the GStreamer pipeline")?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("the launch description is not a pipeline"))?;
+        let source = pipeline
+            .by_name("frames")
+            .and_then(|element| element.dynamic_cast::<gst_app::AppSrc>().ok())
+            .context("the pipeline has no appsrc")?;
+        source.set_block(true);
+        source.set_max_bytes(u64::from(encoding.width * encoding.height * 4) * 4);
+        pipeline.set_state(gst::State::Playing).context("starting the GStreamer pipeline")?;
+        Ok(Pipeline { pipeline, source, encoding })
+    }
+
+    /// Pushes frames until the channel closes or `limit` frames went out, then ends
+    /// the streams and waits until every output is finalised.
+    pub fn run(
+        self,
+        frames: Receiver<Vec<u8>>,
+        padded_row: usize,
+        limit: Option<u64>,
+        stats: Arc<OutputStats>,
+    ) -> anyhow::Result<()> {
+        let Encoding { width, height, fps, .. } = self.encoding;
+        let row = width as usize * 4;
+        let frame_ns = 1_000_000_000 / u64::from(fps);
+        let mut count = 0u64;
+        while limit.is_none_or(|limit| count < limit) {
+            let Ok(data) = frames.recv() else { break };
+            let pixels: Vec<u8> = if padded_row == row {
+                data
+            } else {
+                data.chunks(padded_row).take(height as usize).flat_map(|line| &line[..row]).copied().collect()
+            };
+            let mut buffer = gst::Buffer::from_mut_slice(pixels);
+            if let Some(buffer) = buffer.get_mut() {
+                buffer.set_pts(gst::ClockTime::from_nseconds(count * frame_ns));
+                buffer.set_duration(gst::ClockTime::from_nseconds(frame_ns));
+            }
+            self.source.push_buffer(buffer).map_err(|error| anyhow::anyhow!("pushing a frame: {error:?}"))?;
+            count += 1;
+            stats.frames_pushed.store(count, Ordering::Relaxed);
+        }
+        self.pipeline.send_event(gst::event::Eos::new());
+        let bus = self.pipeline.bus().context("the pipeline has no bus")?;
+        let result = match bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
+            Some(message) => match message.view() {
+                gst::MessageView::Error(error) => Err(anyhow::anyhow!(
+                    "GStreamer: {} ({})",
+                    error.error(),
+                    error.debug().map(|debug| debug.to_string()).unwrap_or_default()
+                )),
+                _ => Ok(()),
+            },
+            None => Err(anyhow::anyhow!("the outputs did not finish within 30 s")),
+        };
+        let _ = self.pipeline.set_state(gst::State::Null);
+        stats.finished.store(true, Ordering::Relaxed);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_spec() {
+        let x = Encoding::preset("x").expect("x");
+        assert_eq!((x.width, x.height, x.fps, x.bitrate_kbps, x.keyframe_secs), (1280, 720, 30, 4000, 3));
+        assert_eq!(Encoding::preset("twitch").map(|preset| preset.keyframe_secs), Some(2));
+        assert_eq!(Encoding::preset("1080p60").map(|preset| (preset.width, preset.fps)), Some((1920, 60)));
+        assert!(Encoding::preset("8k").is_none());
+    }
+
+    #[test]
+    fn outputs_are_told_apart_and_keys_masked() {
+        let ingest = Output::parse("rtmps://va.pscp.tv:443/x/abcd1234secret").expect("rtmps");
+        assert_eq!(ingest.masked(), "rtmps://va.pscp.tv:443/x/********");
+        assert!(!ingest.masked().contains("secret"));
+        assert_eq!(Output::parse("show.MKV").map(|output| output.masked()), Ok("show.MKV".into()));
+        assert!(Output::parse("show.avi").is_err());
+    }
+
+    #[test]
+    fn the_pipeline_encodes_once_and_feeds_every_output() {
+        let outputs =
+            [Output::parse("a.mp4").expect("mp4"), Output::parse("rtmp://127.0.0.1/live/k").expect("rtmp")];
+        let description =
+            launch_description(&Encoding::preset("x").expect("x"), "x264enc", &outputs, Some(60));
+        assert_eq!(description.matches("x264enc").count(), 1, "{description}");
+        assert!(description.contains("key-int-max=90"));
+        assert!(description.contains("mp4mux name=mux0 ! filesink location=\"a.mp4\""));
+        assert!(description.contains("flvmux streamable=true name=mux1 ! rtmp2sink"));
+        assert!(description.contains("voaacenc bitrate=128000"));
+        // Two seconds of silence: 88 200 samples in buffers of 1024.
+        assert!(description.contains("num-buffers=87"), "{description}");
+    }
+}
