@@ -117,6 +117,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     .add_systems(Startup, (setup_target, scene::spawn))
     .add_systems(Update, (scene::update_texts, scene::start_pulse, scene::animate_pulse, stop_when_finished));
     app.run();
+    // Dropping the app closes the frame channel: the output thread then ends the
+    // streams and finalises the files (also after Ctrl-C, which Bevy turns into an exit).
+    drop(app);
     writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))??;
     Ok(())
 }

@@ -133,18 +133,7 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_bids_or_others()
     assert!(reader.await.expect("reader"), "the attentive client saw every bid up to the last");
 
     // Now read what the slow client got: a part of the stream, then the end.
-    let mut received = 0usize;
-    let mut closed = false;
-    while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
-        match next {
-            Some(Ok(Message::Text(_))) => received += 1,
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                closed = true;
-                break;
-            }
-            Some(Ok(_)) => {}
-        }
-    }
+    let (received, closed) = crate::helpers::read_until_closed(&mut slow).await;
     assert!(closed, "the slow client was disconnected (after {received} messages)");
     assert!(received < 8000, "it did not get the whole stream: {received} messages");
 }

@@ -121,18 +121,7 @@ async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_other
     }
     assert_eq!(reader.await.expect("reader"), EVENTS, "the attentive client got every event");
 
-    let mut received = 0usize;
-    let mut closed = false;
-    while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), slow.next()).await {
-        match next {
-            Some(Ok(Message::Text(_))) => received += 1,
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                closed = true;
-                break;
-            }
-            Some(Ok(_)) => {}
-        }
-    }
+    let (received, closed) = crate::helpers::read_until_closed(&mut slow).await;
     assert!(closed, "the slow client was disconnected (after {received} messages)");
     assert!(received < EVENTS, "it did not get the whole stream: {received} messages");
 }

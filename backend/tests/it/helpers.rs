@@ -282,3 +282,24 @@ where
         }
     }
 }
+
+/// Reads a WebSocket until the server ends it (or ten quiet seconds pass): how many
+/// text messages arrived, and whether it was closed.
+pub async fn read_until_closed<S>(socket: &mut S) -> (usize, bool)
+where
+    S: futures::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut received = 0usize;
+    while let Ok(next) = tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+        match next {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return (received, true),
+            Some(Ok(_)) => {}
+        }
+    }
+    (received, false)
+}
