@@ -50,20 +50,19 @@ async fn merged_openapi() -> Response {
     ok(openapi::document("SothebAIs API", &operations))
 }
 
-/// Each registered consumer with its pending entries and dead letters (at most
-/// [`crate::events::MAX_DEAD_LETTERS`] counted), for the dashboard.
+/// Each registered consumer with its pending entries and dead letters, for the dashboard.
 async fn consumer_summary(state: &AppState) -> Vec<serde_json::Value> {
     let Ok(consumers) = state.storage.consumers().await else { return Vec::new() };
-    let letters = state.storage.dead_letters(None, crate::events::MAX_DEAD_LETTERS).await.unwrap_or_default();
+    let dead_letters = state.storage.dead_letter_counts().await.unwrap_or_default();
     let mut summary = Vec::new();
     for consumer in consumers {
-        let patterns: Vec<sothebais_shared::events::TypePattern> =
-            consumer.patterns.iter().filter_map(|pattern| pattern.parse().ok()).collect();
-        let mut pending = 0;
-        for stream in crate::events::dispatch::streams_for(&consumer.name, &patterns) {
-            pending += state.bus.pending(&stream, &consumer.name).await.unwrap_or(0);
-        }
-        let dead = letters.iter().filter(|letter| letter.consumer == consumer.name).count();
+        let pending: u64 = crate::events::dispatch::pending_by_stream(state.bus.as_ref(), &consumer)
+            .await
+            .iter()
+            .map(|(_, count)| count)
+            .sum();
+        let dead =
+            dead_letters.iter().find(|(name, _)| *name == consumer.name).map_or(0, |(_, count)| *count);
         summary.push(json!({ "name": consumer.name, "patterns": consumer.patterns, "pending": pending, "dead_letters": dead }));
     }
     summary

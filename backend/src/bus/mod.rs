@@ -102,6 +102,14 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     /// and how events are handed to one consumer's [`direct_stream`].
     async fn publish_raw(&self, stream: &str, payload: &str) -> Result<String, BusError>;
 
+    /// Appends payloads in order to one stream; Redis sends them in one round trip.
+    async fn publish_raw_many(&self, stream: &str, payloads: &[String]) -> Result<(), BusError> {
+        for payload in payloads {
+            self.publish_raw(stream, payload).await?;
+        }
+        Ok(())
+    }
+
     /// Appends events in order; on failure, the first `Ok(n)` were published. Redis
     /// sends them in one round trip.
     async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {

@@ -113,6 +113,19 @@ impl EventBus for RedisBus {
         Ok(self.xadd_raw(stream, payload.to_owned()).query_async::<String>(&mut connection).await?)
     }
 
+    async fn publish_raw_many(&self, stream: &str, payloads: &[String]) -> Result<(), BusError> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline = redis::pipe();
+        for payload in payloads {
+            pipeline.add_command(self.xadd_raw(stream, payload.clone()));
+        }
+        let mut connection = self.commands.clone();
+        pipeline.query_async::<Vec<String>>(&mut connection).await?;
+        Ok(())
+    }
+
     async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
         let mut pipeline = redis::pipe();
         for event in events {

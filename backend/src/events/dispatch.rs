@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::bus::{Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, direct_stream};
-use crate::storage::{DeadLetter, Storage};
+use crate::storage::{ConsumerRecord, DeadLetter, Storage};
 
 /// How a failing delivery is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,20 +297,22 @@ impl Runner {
                 return done;
             }
         };
-        let mut todo = Vec::with_capacity(valid.len());
+        // Deliveries and their events side by side, so a batch is handed over without copies.
+        let mut deliveries = Vec::with_capacity(valid.len());
+        let mut events = Vec::with_capacity(valid.len());
         for (delivery, event) in valid {
             if delivery.stream != direct && !seen.insert(event.id) {
                 metrics::counter!("events_duplicates_total", "consumer" => name.to_owned()).increment(1);
                 done.push(delivery);
             } else {
-                todo.push((delivery, event));
+                deliveries.push(delivery);
+                events.push(event);
             }
         }
-        let mut handled = Vec::with_capacity(todo.len());
-        let mut handled_deliveries = Vec::with_capacity(todo.len());
+        let mut handled = Vec::with_capacity(events.len());
+        let mut handled_deliveries = Vec::with_capacity(events.len());
         // The whole batch at once when the consumer can; one at a time (with retries,
         // so a bad event is isolated) when it cannot or the batch failed.
-        let events: Vec<Envelope> = todo.iter().map(|(_, event)| event.clone()).collect();
         let batch_handled = !events.is_empty()
             && match self.consumer.handle_all(&events).await {
                 Some(Ok(())) => true,
@@ -320,7 +322,7 @@ impl Runner {
                 }
                 None => false,
             };
-        for (delivery, event) in todo {
+        for (delivery, event) in deliveries.into_iter().zip(events) {
             let outcome = if batch_handled { Outcome::Handled } else { self.deliver(&event).await };
             match outcome {
                 Outcome::Handled => {
@@ -339,8 +341,6 @@ impl Runner {
                 Outcome::Failed { error, attempts } => {
                     let letter = DeadLetter::new(name, &delivery.payload, error, attempts);
                     tracing::warn!(consumer = %name, event_id = %event.id, event_type = %event.event_type, attempts, error = %letter.error, "delivery failed on every try; dead-lettered");
-                    metrics::counter!("events_dead_lettered_total", "type" => event.event_type.as_str(), "consumer" => name.to_owned())
-                        .increment(1);
                     if self.dead_letter(letter).await {
                         done.push(delivery);
                     }
@@ -365,11 +365,9 @@ impl Runner {
     /// Stores a dead letter; false when it could not be stored (the entry then stays
     /// pending, to be tried again).
     async fn dead_letter(&self, letter: DeadLetter) -> bool {
-        if letter.attempts == 0 {
-            let kind = letter.event_type.clone().unwrap_or_else(|| "unknown".into());
-            metrics::counter!("events_dead_lettered_total", "type" => kind, "consumer" => letter.consumer.clone())
-                .increment(1);
-        }
+        let kind = letter.event_type.clone().unwrap_or_else(|| "unknown".into());
+        metrics::counter!("events_dead_lettered_total", "type" => kind, "consumer" => letter.consumer.clone())
+            .increment(1);
         match self.storage.add_dead_letter(&letter).await {
             Ok(()) => true,
             Err(error) => {
@@ -458,6 +456,20 @@ impl Consumer for EventStore {
     }
 }
 
+/// A registered consumer's entries delivered and not yet acknowledged, per stream it
+/// reads (streams the bus cannot answer for are left out).
+pub async fn pending_by_stream(bus: &dyn EventBus, consumer: &ConsumerRecord) -> Vec<(String, u64)> {
+    let patterns: Vec<TypePattern> =
+        consumer.patterns.iter().filter_map(|pattern| pattern.parse().ok()).collect();
+    let mut pending = Vec::new();
+    for stream in streams_for(&consumer.name, &patterns) {
+        if let Ok(count) = bus.pending(&stream, &consumer.name).await {
+            pending.push((stream, count));
+        }
+    }
+    pending
+}
+
 /// How long handled ids are remembered: far longer than any redelivery can arrive
 /// (streams are capped, and pending entries are claimed within `claim_idle`).
 pub const HANDLED_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -480,13 +492,9 @@ pub async fn upkeep(storage: Arc<dyn Storage>, bus: Arc<dyn EventBus>, shutdown:
         }
         if let Ok(consumers) = storage.consumers().await {
             for consumer in consumers {
-                let patterns: Vec<TypePattern> =
-                    consumer.patterns.iter().filter_map(|pattern| pattern.parse().ok()).collect();
-                for stream in streams_for(&consumer.name, &patterns) {
-                    if let Ok(pending) = bus.pending(&stream, &consumer.name).await {
-                        metrics::gauge!("events_pending", "consumer" => consumer.name.clone(), "stream" => stream)
-                            .set(pending as f64);
-                    }
+                for (stream, pending) in pending_by_stream(bus.as_ref(), &consumer).await {
+                    metrics::gauge!("events_pending", "consumer" => consumer.name.clone(), "stream" => stream)
+                        .set(pending as f64);
                 }
             }
         }

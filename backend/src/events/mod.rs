@@ -346,8 +346,8 @@ async fn replay(
         },
     };
     let stream = crate::bus::direct_stream(&request.consumer);
-    let (mut replayed, mut first_seq, mut last_seq, mut truncated) = (0, None, None, false);
-    'pages: loop {
+    let (mut replayed, mut first_seq, mut last_seq) = (0, None, None);
+    let truncated = loop {
         let page = state
             .storage
             .events(&EventQuery {
@@ -360,25 +360,28 @@ async fn replay(
             })
             .await?;
         let full = page.len() == MAX_HISTORY as usize;
-        for stored in page {
-            if stored.seq > to_seq {
-                break 'pages;
-            }
-            if replayed == MAX_REPLAY {
-                truncated = true;
-                break 'pages;
-            }
-            let payload = serde_json::to_string(&stored.event).map_err(anyhow::Error::from)?;
-            state.bus.publish_raw(&stream, &payload).await?;
-            first_seq.get_or_insert(stored.seq);
-            last_seq = Some(stored.seq);
-            after_seq = stored.seq;
-            replayed += 1;
+        let in_range: Vec<_> = page.into_iter().take_while(|stored| stored.seq <= to_seq).collect();
+        let past_end = full && in_range.len() < MAX_HISTORY as usize;
+        let room = MAX_REPLAY - replayed;
+        let cut = in_range.len() > room;
+        let batch = &in_range[..in_range.len().min(room)];
+        // One bus round trip per page.
+        let payloads = batch
+            .iter()
+            .map(|stored| serde_json::to_string(&stored.event))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::from)?;
+        state.bus.publish_raw_many(&stream, &payloads).await?;
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+            first_seq.get_or_insert(first.seq);
+            last_seq = Some(last.seq);
+            after_seq = last.seq;
         }
-        if !full {
-            break;
+        replayed += batch.len();
+        if cut || !full || past_end {
+            break cut;
         }
-    }
+    };
     tracing::info!(replayed, ?first_seq, ?last_seq, by = %claims.sub, "events replayed to a consumer");
     Ok(ok(Replayed { consumer: request.consumer, replayed, first_seq, last_seq, truncated }))
 }

@@ -233,6 +233,22 @@ macro_rules! delivery_storage {
                 rows.iter().map(Self::dead_letter_row).collect()
             }
 
+            async fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, StorageError> {
+                use sqlx::Row as _;
+                let rows = sqlx::QueryBuilder::<$database>::new(
+                    "SELECT consumer, COUNT(*) AS letters FROM dead_letters GROUP BY consumer",
+                )
+                .build()
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let letters: i64 = row.try_get("letters")?;
+                        Ok((row.try_get("consumer")?, u64::try_from(letters).unwrap_or(0)))
+                    })
+                    .collect()
+            }
+
             async fn dead_letters_matching(
                 &self,
                 key: &str,

@@ -208,6 +208,9 @@ pub trait DeliveryStorage: Send + Sync {
     async fn dead_letters(&self, consumer: Option<&str>, limit: u32)
     -> Result<Vec<DeadLetter>, StorageError>;
 
+    /// How many dead letters each consumer has (consumers with none are left out).
+    async fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, StorageError>;
+
     /// The dead letters whose own id or event id is `key`.
     async fn dead_letters_matching(&self, key: &str) -> Result<Vec<DeadLetter>, StorageError>;
 

@@ -315,6 +315,13 @@ both_backends! {
         assert_eq!(letters[0]["event"]["id"], event.id.to_string());
         assert_eq!(probe.calls(event.id), 3, "tried as many times as configured");
         assert!(probe.applied().is_empty());
+        let (_, status) = get(&app, "/api/admin/status").await;
+        let sink = status["data"]["consumers"]
+            .as_array()
+            .and_then(|consumers| consumers.iter().find(|consumer| consumer["name"] == "sink"))
+            .cloned()
+            .unwrap_or_else(|| panic!("the status lists the sink: {status}"));
+        assert_eq!(sink["dead_letters"], 1, "{sink}");
 
         let (status, body) = post(&app, &format!("/api/events/dead-letters/{}/retry", Uuid::now_v7()), &json!({})).await;
         assert_eq!((status, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");

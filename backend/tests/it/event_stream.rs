@@ -74,17 +74,8 @@ async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_other
     let app = TestApp::spawn(Backend::Embedded).await;
     let url =
         app.url(ServiceRole::Events, ListenerKind::Ws, "/?types=agent:message").replace("http://", "ws://");
-    let address: std::net::SocketAddr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .and_then(|addr| addr.parse().ok())
-        .expect("address");
     // The slow client: a tiny receive buffer, and it never reads.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small buffer");
-    let stream = socket.connect(address).await.expect("connect");
-    let (mut slow, _) = tokio_tungstenite::client_async(url.as_str(), stream).await.expect("handshake");
+    let mut slow = crate::helpers::connect_slow_client(&url).await;
     let (mut attentive, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
 
     const EVENTS: usize = 4000;

@@ -303,3 +303,18 @@ where
     }
     (received, false)
 }
+
+/// A WebSocket client of `url` (`ws://addr/…`) with a tiny receive buffer, so the
+/// server's sends back up as soon as it stops reading.
+pub async fn connect_slow_client(url: &str) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let address: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .and_then(|addr| addr.parse().ok())
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket.connect(address).await.expect("connect");
+    tokio_tungstenite::client_async(url, stream).await.expect("handshake").0
+}
