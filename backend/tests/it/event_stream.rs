@@ -79,14 +79,36 @@ async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_other
     let (mut attentive, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
 
     const EVENTS: usize = 4000;
+    let message = |in_reply_to: &str, text: &str| {
+        let data = AgentMessage {
+            text: text.to_owned(),
+            channel: Channel::Stream,
+            in_reply_to: Some(in_reply_to.to_owned()),
+            mood: Mood::Happy,
+        };
+        Envelope::new(EventType::AgentMessage, Source::AgentService, &data).expect("valid")
+    };
+    // The handshake can complete before the server follows the live feed: wait until
+    // the attentive client receives something, so it is following from here on.
+    loop {
+        app.state.bus.publish(&message("ready", "ready")).await.expect("publish");
+        if let Ok(Some(Ok(Message::Text(_)))) =
+            tokio::time::timeout(Duration::from_millis(200), attentive.next()).await
+        {
+            break;
+        }
+    }
     let reader = tokio::spawn(async move {
         let mut seen = 0;
         while let Ok(Some(Ok(message))) =
             tokio::time::timeout(Duration::from_secs(20), attentive.next()).await
         {
             if let Message::Text(text) = message {
-                seen += 1;
                 let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                if value["data"]["in_reply_to"] == "ready" {
+                    continue;
+                }
+                seen += 1;
                 if value["data"]["in_reply_to"] == "last" {
                     return seen;
                 }
@@ -97,14 +119,8 @@ async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_other
     // Big messages, so the slow client's buffers fill whatever the pace.
     let text = "la ".repeat(1500);
     for n in 0..EVENTS {
-        let data = AgentMessage {
-            text: text.clone(),
-            channel: Channel::Stream,
-            in_reply_to: Some(if n + 1 == EVENTS { "last".into() } else { n.to_string() }),
-            mood: Mood::Happy,
-        };
-        let event = Envelope::new(EventType::AgentMessage, Source::AgentService, &data).expect("valid");
-        app.state.bus.publish(&event).await.expect("publish");
+        let tag = if n + 1 == EVENTS { "last".to_owned() } else { n.to_string() };
+        app.state.bus.publish(&message(&tag, &text)).await.expect("publish");
         if n % 256 == 0 {
             // Let the feed and the attentive client keep pace, as a live show would.
             tokio::time::sleep(Duration::from_millis(5)).await;
