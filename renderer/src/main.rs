@@ -1,41 +1,59 @@
 //! `sothebais-renderer`: draws the show offscreen with Bevy (no window, no display
-//! server) and pushes every frame through GStreamer to the outputs.
-//!
-//! This first slice draws the default broadcast scene from its built-in state and
-//! writes files or RTMP streams; following the backend's events, scene files and the
-//! stream manager API come next (see docs/renderer.md).
+//! server) and pushes every frame through GStreamer to the outputs. It follows the
+//! backend's auctions and host (snapshot + events), draws the scene files under
+//! `scenes/` (reloaded when saved), and serves the stream manager API.
 
 #![allow(elided_lifetimes_in_paths, reason = "Bevy system parameters read better without their lifetimes")]
 
+mod api;
+mod character;
+mod follow;
 mod output;
 mod scene;
 mod show;
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use bevy::app::ScheduleRunnerPlugin;
+use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
 use bevy::camera::RenderTarget;
+use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::window::ExitCondition;
 use clap::Parser;
+use sothebais_shared::events::{
+    Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamEnded, StreamErrorData,
+    StreamSceneUpdate, StreamStarted,
+};
 
+use crate::api::{Command, Frame, Ports, Shared};
+use crate::follow::Feed;
 use crate::output::{Encoding, Output, OutputStats, Pipeline};
-use crate::scene::Canvas;
-use crate::show::{Phase, Show, TickerBid};
+use crate::scene::draw::{self as draw, AssetFiles, Canvas, News, OnAir, Overrides, SceneNews};
+use crate::scene::library::{Change, Library};
+use crate::show::Show;
 
 /// The SothebAIs renderer.
 #[derive(Debug, Parser)]
 #[command(name = "sothebais-renderer", version, about)]
 struct Cli {
     /// Output: rtmp://, rtmps:// or a .mp4/.mkv/.flv file (repeatable)
-    #[arg(long, value_name = "URL", env = "STREAM_OUTPUTS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "STREAM_OUTPUTS",
+        value_delimiter = ',',
+        required = true,
+        hide_env_values = true
+    )]
     output: Vec<String>,
     /// x (1280×720@30), youtube, twitch, 1080p60
     #[arg(long, env = "STREAM_PRESET", default_value = "x")]
@@ -55,13 +73,86 @@ struct Cli {
     /// Stop after this many frames (recordings, tests); default: run until stopped
     #[arg(long)]
     frames: Option<u64>,
+    /// The backend (the gateway) to take snapshots from and follow events of
+    #[arg(long, env = "SOTHEBAIS_BACKEND_URL", default_value = "http://127.0.0.1:3000")]
+    backend: String,
+    /// Draw the scenes without following a backend
+    #[arg(long)]
+    no_follow: bool,
+    /// Follow events from Redis Streams instead of the backend's WebSocket
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Prefix of the backend's Redis keys
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
+    redis_key_prefix: String,
+    /// The folder of scene files (watched: a saved file goes on air within a second)
+    #[arg(long, env = "STREAM_SCENES_DIR", default_value = "scenes")]
+    scenes: PathBuf,
+    /// Put this scene on air whatever the auction's state (a name or scenes/NAME.toml)
+    #[arg(long)]
+    scene: Option<String>,
+    /// The folder of images and fonts scenes refer to
+    #[arg(long, env = "STREAM_ASSETS_DIR", default_value = "assets")]
+    assets: PathBuf,
+    /// Address the stream manager listens on
+    #[arg(long, env = "STREAM_MANAGER_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Stream manager API port (0 picks a free one)
+    #[arg(long, env = "STREAM_MANAGER_PORT", default_value_t = 4200)]
+    port: u16,
+    /// Stream manager WebSocket port
+    #[arg(long, env = "STREAM_MANAGER_WS_PORT", default_value_t = 4201)]
+    ws_port: u16,
+    /// Prometheus metrics port
+    #[arg(long, env = "STREAM_MANAGER_METRICS_PORT", default_value_t = 4290)]
+    metrics_port: u16,
+    /// Health port
+    #[arg(long, env = "STREAM_MANAGER_HEALTH_PORT", default_value_t = 4291)]
+    health_port: u16,
+    /// The backend's data folder, where its token secret (`jwt_secret`) lives
+    #[arg(long, env = "SOTHEBAIS_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// The backend's token secret (instead of the data folder's file)
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
 }
 
 /// Where rendered frames go: to the output thread, dropped when it falls behind.
 #[derive(Resource)]
 struct FrameSink {
-    sender: SyncSender<Vec<u8>>,
+    sender: SyncSender<Arc<Vec<u8>>>,
     stats: Arc<OutputStats>,
+    shared: Arc<Shared>,
+    width: u32,
+    height: u32,
+    padded_row: usize,
+}
+
+/// The channels from the Tokio side: the follower's feed and the API's commands.
+#[derive(Resource)]
+struct Inbox {
+    feed: Mutex<Receiver<Feed>>,
+    commands: Mutex<Receiver<Command>>,
+    /// Events the renderer publishes (`stream:*`).
+    outbox: Option<tokio::sync::mpsc::UnboundedSender<Envelope>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Figures the status and metrics report.
+#[derive(Resource)]
+struct Timing {
+    started: Instant,
+    last: Option<Instant>,
+    frame_times: VecDeque<f64>,
+    frame_ends: VecDeque<Instant>,
+    following: bool,
+    /// Events applied and not yet seen in a read-back frame: (arrival, frame applied).
+    unseen: Vec<(Instant, u32)>,
+    readbacks: u64,
+    encoder: String,
+    encoding: Encoding,
+    outputs: Vec<String>,
+    failed_reported: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +169,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The scene name from `--scene` (`sold`, `scenes/sold`, `scenes/sold.toml`).
+fn scene_name(arg: &str) -> String {
+    let path = std::path::Path::new(arg);
+    path.file_stem().map_or_else(|| arg.to_owned(), |stem| stem.to_string_lossy().into_owned())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut encoding = Encoding::preset(&cli.preset)
         .ok_or_else(|| anyhow::anyhow!("unknown preset {:?}: x, youtube, twitch or 1080p60", cli.preset))?;
@@ -92,65 +189,212 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     output::check_system()?;
     let encoder = output::pick_encoder(&cli.encoder)?;
-    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames)?;
-    eprintln_outputs(&outputs, encoder, &encoding);
 
+    let (mut library, changes) = Library::open(&cli.scenes);
+    for change in &changes {
+        if let Change::Invalid(error) = change {
+            eprintln_line(&format!("scene error (skipped until fixed): {error}"));
+        }
+    }
+    if let Some(scene) = &cli.scene {
+        library.pin(Some(scene_name(scene))).map_err(anyhow::Error::msg)?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sothebais-io")
+        .enable_all()
+        .build()?;
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.067, 0.1, 0.2, 0.5, 1.0, 2.0])
+        .ok()
+        .and_then(|builder| builder.install_recorder().ok());
+    let token_key =
+        token_secret(&cli).map(|secret| jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()));
     let stats = Arc::new(OutputStats::default());
+    let (command_sender, commands) = std::sync::mpsc::channel();
+    let shared = Arc::new(Shared {
+        view: Mutex::new(api::View::default()),
+        frame: Mutex::new(None),
+        commands: Mutex::new(command_sender),
+        stats: stats.clone(),
+        token_key,
+        prometheus,
+    });
+    let ports = Ports { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
+    runtime.block_on(api::serve(shared.clone(), &cli.host, ports))?;
+
+    let (feed_sender, feed) = std::sync::mpsc::channel();
+    let outbox = if cli.no_follow {
+        None
+    } else {
+        let source = match &cli.redis_url {
+            Some(url) => follow::Source::Redis { url: url.clone(), prefix: cli.redis_key_prefix.clone() },
+            None => follow::Source::WebSocket,
+        };
+        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), feed_sender));
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let secret = token_secret(&cli);
+        runtime.spawn(follow::publish(cli.backend.clone(), source, secret, receiver));
+        Some(sender)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    runtime.spawn(wait_for_signal(stop.clone()));
+
+    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames)?;
+    let masked: Vec<String> = outputs.iter().map(Output::masked).collect();
+    for url in &masked {
+        eprintln_line(&format!(
+            "output {url} ({}x{}@{} {encoder} {} kbps)",
+            encoding.width, encoding.height, encoding.fps, encoding.bitrate_kbps
+        ));
+    }
+
     // Two frames of slack: the render loop never waits for the encoder.
-    let (sender, frames): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(2);
+    let (sender, frames) = sync_channel(2);
     let padded_row = (encoding.width as usize * 4).div_ceil(256) * 256;
     let writer = {
         let stats = stats.clone();
-        std::thread::spawn(move || pipeline.run(frames, padded_row, cli.frames, stats))
+        std::thread::spawn(move || {
+            let result = pipeline.run(frames, padded_row, cli.frames, stats.clone());
+            if let Err(error) = &result
+                && let Ok(mut failed) = stats.failed.lock()
+            {
+                *failed = Some(format!("{error:#}"));
+            }
+            stats.finished.store(true, Ordering::Relaxed);
+            result
+        })
     };
 
     let mut app = App::new();
     app.add_plugins((
         DefaultPlugins
             .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
-            .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() }),
+            .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+            .disable::<TerminalCtrlCHandlerPlugin>(),
         ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / f64::from(encoding.fps))),
     ))
     .insert_resource(Canvas { width: encoding.width, height: encoding.height })
-    .insert_resource(demo_show())
-    .insert_resource(FrameSink { sender, stats: stats.clone() })
-    .add_systems(Startup, (setup_target, scene::spawn))
-    .add_systems(Update, (scene::update_texts, scene::start_pulse, scene::animate_pulse, stop_when_finished));
+    .insert_resource(Show::default())
+    .insert_resource(library)
+    .insert_resource(AssetFiles::new(cli.assets.clone()))
+    .init_resource::<OnAir>()
+    .init_resource::<Overrides>()
+    .init_resource::<News>()
+    .insert_resource(FrameSink {
+        sender,
+        stats: stats.clone(),
+        shared: shared.clone(),
+        width: encoding.width,
+        height: encoding.height,
+        padded_row,
+    })
+    .insert_resource(Inbox {
+        feed: Mutex::new(feed),
+        commands: Mutex::new(commands),
+        outbox: outbox.clone(),
+        stop,
+    })
+    .insert_resource(Timing {
+        started: Instant::now(),
+        last: None,
+        frame_times: VecDeque::new(),
+        frame_ends: VecDeque::new(),
+        following: false,
+        unseen: Vec::new(),
+        readbacks: 0,
+        encoder: encoder.to_owned(),
+        encoding,
+        outputs: masked.clone(),
+        failed_reported: false,
+    })
+    .add_systems(Startup, setup_target)
+    .add_systems(
+        Update,
+        (
+            take_inbox,
+            draw::poll_files,
+            draw::switch_scene,
+            draw::update_nodes,
+            draw::start_animations,
+            draw::animate,
+            character::animate,
+            report_news,
+            publish_view,
+            stop_when_finished,
+        )
+            .chain(),
+    );
+    if let Some(outbox) = &outbox {
+        let started = StreamStarted {
+            outputs: masked,
+            resolution: format!("{}x{}", encoding.width, encoding.height),
+            fps: encoding.fps,
+            encoder: encoder.to_owned(),
+        };
+        send_event(outbox, EventType::StreamStart, &started);
+    }
     app.run();
+    let frames_rendered = stats.frames_pushed.load(Ordering::Relaxed);
     // Dropping the app closes the frame channel: the output thread then ends the
-    // streams and finalises the files (also after Ctrl-C, which Bevy turns into an exit).
+    // streams and finalises the files (also after SIGINT or SIGTERM).
     drop(app);
-    writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))??;
-    Ok(())
+    let result = writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    if let Some(outbox) = &outbox {
+        let reason = match &result {
+            Ok(()) => "stopped".to_owned(),
+            Err(error) => format!("{error:#}"),
+        };
+        send_event(outbox, EventType::StreamEnd, &StreamEnded { reason, frames_rendered });
+    }
+    // Give the publisher a moment to hand over the last events.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
-#[expect(clippy::print_stderr, reason = "start-up summary for the operator")]
-fn eprintln_outputs(outputs: &[Output], encoder: &str, encoding: &Encoding) {
-    for output in outputs {
-        eprintln!(
-            "sothebais-renderer: output {} ({}x{}@{} {encoder} {} kbps)",
-            output.masked(),
-            encoding.width,
-            encoding.height,
-            encoding.fps,
-            encoding.bitrate_kbps
-        );
-    }
+#[expect(clippy::print_stderr, reason = "start-up lines for the operator")]
+fn eprintln_line(line: &str) {
+    eprintln!("sothebais-renderer: {line}");
 }
 
-/// The state shown until the renderer follows the backend's events.
-fn demo_show() -> Show {
-    let mut show = Show {
-        title: "Lot 1 - Genesis #0042".into(),
-        phase: Phase::Open,
-        ends_at: Some(chrono::Utc::now() + chrono::TimeDelta::seconds(90)),
-        caption: Some("Welcome to the show! Reply to bid.".into()),
-        ..Show::default()
-    };
-    for (handle, amount) in [("alice", "1.2"), ("bob", "1.35"), ("carol", "1.5")] {
-        show.accept(TickerBid { handle: handle.into(), amount: amount.into() });
+/// The backend's HS256 secret: `JWT_SECRET`, else the data folder's `jwt_secret`.
+fn token_secret(cli: &Cli) -> Option<String> {
+    cli.jwt_secret.clone().or_else(|| {
+        std::fs::read_to_string(cli.data_dir.join("jwt_secret")).ok().map(|text| text.trim().to_owned())
+    })
+}
+
+/// Sets `stop` on SIGINT or SIGTERM, so the app ends and the outputs are finalised.
+async fn wait_for_signal(stop: Arc<AtomicBool>) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = interrupt.await;
+            stop.store(true, Ordering::Relaxed);
+            return;
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
     }
-    show
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    info!("stopping: finishing the outputs");
+    stop.store(true, Ordering::Relaxed);
+}
+
+fn send_event<T: serde::Serialize>(
+    outbox: &tokio::sync::mpsc::UnboundedSender<Envelope>,
+    event_type: EventType,
+    data: &T,
+) {
+    if let Ok(event) = Envelope::new_typed(event_type, EventSource::StreamManager, data) {
+        let _ = outbox.send(event);
+    }
 }
 
 /// The camera renders into an image that is read back every frame.
@@ -160,16 +404,218 @@ fn setup_target(mut commands: Commands, mut images: ResMut<Assets<Image>>, canva
     image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
     let handle = images.add(image);
     commands.spawn((Camera2d, Msaa::Off, RenderTarget::Image(handle.clone().into()), IsDefaultUiCamera));
-    commands.spawn(Readback::texture(handle)).observe(|frame: On<ReadbackComplete>, sink: Res<FrameSink>| {
-        if sink.sender.try_send(frame.data.clone()).is_err() {
-            sink.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    });
+    commands.spawn(Readback::texture(handle)).observe(
+        |frame: On<ReadbackComplete>,
+         sink: Res<FrameSink>,
+         count: Res<FrameCount>,
+         mut timing: ResMut<Timing>| {
+            let data = Arc::new(frame.data.clone());
+            timing.readbacks += 1;
+            if let Ok(mut latest) = sink.shared.frame.lock() {
+                *latest = Some(Frame {
+                    data: data.clone(),
+                    width: sink.width,
+                    height: sink.height,
+                    padded_row: sink.padded_row,
+                    number: timing.readbacks,
+                });
+            }
+            if sink.sender.try_send(data).is_err() {
+                sink.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("stream_frames_dropped_total").increment(1);
+            }
+            // An event applied in update N is drawn by the render of N (one frame
+            // later with pipelined rendering) and read back after that.
+            let now = Instant::now();
+            timing.unseen.retain(|(arrival, applied)| {
+                if count.0 >= applied.saturating_add(2) {
+                    metrics::histogram!("stream_event_to_pixel_seconds").record(now.duration_since(*arrival));
+                    false
+                } else {
+                    true
+                }
+            });
+        },
+    );
 }
 
-/// Ends the app once the output thread has finished (frame limit reached or failed).
-fn stop_when_finished(sink: Res<FrameSink>, mut exit: MessageWriter<AppExit>) {
-    if sink.stats.finished.load(Ordering::Relaxed) {
+/// Applies what the follower and the API sent since the last frame.
+fn take_inbox(
+    inbox: Res<Inbox>,
+    mut show: ResMut<Show>,
+    mut library: ResMut<Library>,
+    mut overrides: ResMut<Overrides>,
+    mut timing: ResMut<Timing>,
+    count: Res<FrameCount>,
+) {
+    let now = chrono::Utc::now();
+    if let Ok(feed) = inbox.feed.lock() {
+        while let Ok(item) = feed.try_recv() {
+            match item {
+                Feed::Snapshot(snapshot, taken) => show.apply_snapshot(snapshot, taken),
+                Feed::Event(event, arrival) => {
+                    if show.apply(&event, now) {
+                        metrics::counter!("stream_events_applied_total").increment(1);
+                        timing.unseen.push((arrival, count.0));
+                    }
+                }
+                Feed::Connected(connected) => timing.following = connected,
+            }
+        }
+    }
+    if let Ok(commands) = inbox.commands.lock() {
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Pin(name) => match library.pin(name.clone()) {
+                    Ok(()) => info!("scene pinned by the operator: {}", name.as_deref().unwrap_or("(rules)")),
+                    Err(error) => warn!("{error}"),
+                },
+                Command::Patch(id, patch) => {
+                    info!("layer {id} patched by the operator");
+                    overrides.0.insert(id, patch);
+                }
+            }
+        }
+    }
+}
+
+/// Logs what the scene systems did and publishes it as `stream:*` events.
+fn report_news(mut news: ResMut<News>, inbox: Res<Inbox>) {
+    for item in news.0.drain(..) {
+        let Some(outbox) = &inbox.outbox else { continue };
+        match item {
+            SceneNews::OnAir(scene) => {
+                send_event(outbox, EventType::StreamSceneUpdate, &StreamSceneUpdate { scene, layer: None });
+            }
+            SceneNews::Changed(Change::Invalid(error)) => send_event(
+                outbox,
+                EventType::StreamError,
+                &StreamErrorData {
+                    kind: "scene".to_owned(),
+                    message: error.message.clone(),
+                    file: Some(error.file.clone()),
+                    line: Some(error.line),
+                    column: Some(error.column),
+                },
+            ),
+            SceneNews::Changed(_) => {}
+            SceneNews::AssetLoaded(path) => {
+                let kind = if path.ends_with(".ttf") || path.ends_with(".otf") { "font" } else { "image" };
+                send_event(
+                    outbox,
+                    EventType::StreamAssetLoaded,
+                    &StreamAssetLoaded { path, kind: kind.to_owned() },
+                );
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Measures the frame and, four times a second, publishes the renderer's view of
+/// itself for the API.
+#[allow(clippy::too_many_arguments, reason = "a Bevy system takes what it touches")]
+fn publish_view(
+    mut timing: ResMut<Timing>,
+    sink: Res<FrameSink>,
+    library: Res<Library>,
+    on_air: Res<OnAir>,
+    overrides: Res<Overrides>,
+    nodes: Query<(&draw::Node, &Visibility, Option<&Text2d>)>,
+    mut since: Local<Option<Instant>>,
+) {
+    let now = Instant::now();
+    if let Some(last) = timing.last {
+        let secs = now.duration_since(last).as_secs_f64();
+        metrics::histogram!("stream_frame_time_seconds").record(secs);
+        timing.frame_times.push_back(secs * 1000.0);
+        if timing.frame_times.len() > 300 {
+            timing.frame_times.pop_front();
+        }
+    }
+    timing.last = Some(now);
+    timing.frame_ends.push_back(now);
+    while timing.frame_ends.front().is_some_and(|end| now.duration_since(*end) > Duration::from_secs(1)) {
+        timing.frame_ends.pop_front();
+    }
+    if since.is_some_and(|since| now.duration_since(since) < Duration::from_millis(250)) {
+        return;
+    }
+    *since = Some(now);
+    let mut sorted: Vec<f64> = timing.frame_times.iter().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    let stats = &sink.stats;
+    let pushed = stats.frames_pushed.load(Ordering::Relaxed);
+    let dropped = stats.frames_dropped.load(Ordering::Relaxed);
+    let failed = stats.failed.lock().ok().and_then(|failed| failed.clone());
+    let state = match (&failed, pushed) {
+        (Some(_), _) => "error",
+        (None, 0) => "idle",
+        (None, _) => "live",
+    };
+    let fps = timing.frame_ends.len() as f64;
+    metrics::gauge!("stream_fps").set(fps);
+    metrics::gauge!("stream_frames_rendered").set(pushed as f64);
+    metrics::gauge!("stream_encoder_queue").set(stats.queued.load(Ordering::Relaxed) as f64);
+    let encoding = timing.encoding;
+    let status = api::Status {
+        state,
+        fps,
+        frame_time_ms: api::Percentiles { p50: percentile(&sorted, 0.5), p99: percentile(&sorted, 0.99) },
+        frames_rendered: pushed,
+        frames_dropped: dropped,
+        outputs: timing
+            .outputs
+            .iter()
+            .map(|url| api::OutputStatus {
+                url: url.clone(),
+                state: if failed.is_some() { "error" } else { state },
+                bitrate_kbps: encoding.bitrate_kbps,
+                reconnects: 0,
+            })
+            .collect(),
+        encoder: timing.encoder.clone(),
+        resolution: format!("{}x{}", encoding.width, encoding.height),
+        scene: on_air.scene.as_ref().map(|scene| scene.name.clone()).unwrap_or_default(),
+        uptime_secs: timing.started.elapsed().as_secs(),
+        following: timing.following,
+    };
+    let scenes = api::Scenes {
+        active: status.scene.clone(),
+        pinned: library.pinned().map(str::to_owned),
+        scenes: library
+            .list()
+            .into_iter()
+            .map(|(name, states, error)| api::SceneInfo {
+                name,
+                states,
+                error: error.map(|error| error.to_string()),
+            })
+            .collect(),
+    };
+    let layers = draw::layer_infos(&on_air, &overrides, &nodes);
+    if let Some(why) = &failed
+        && !timing.failed_reported
+    {
+        timing.failed_reported = true;
+        error!("output failed: {why}");
+    }
+    if let Ok(mut view) = sink.shared.view.lock() {
+        *view = api::View { status, layers, scenes };
+    }
+}
+
+/// Ends the app once the output thread has finished (frame limit reached or failed)
+/// or a signal asked to stop.
+fn stop_when_finished(sink: Res<FrameSink>, inbox: Res<Inbox>, mut exit: MessageWriter<AppExit>) {
+    if sink.stats.finished.load(Ordering::Relaxed) || inbox.stop.load(Ordering::Relaxed) {
         exit.write(AppExit::Success);
     }
 }

@@ -201,6 +201,19 @@ pub struct OutputStats {
     pub frames_pushed: AtomicU64,
     pub frames_dropped: AtomicU64,
     pub finished: AtomicBool,
+    /// Frames waiting in the encoder's input queue.
+    pub queued: AtomicU64,
+    /// Why the output stopped, when it failed.
+    pub failed: std::sync::Mutex<Option<String>>,
+}
+
+/// A frame shared with the stream manager's preview, handed to GStreamer without a copy.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
 }
 
 /// A running pipeline fed from a channel of RGBA frames (rows possibly padded to
@@ -237,7 +250,7 @@ impl Pipeline {
     /// the streams and waits until every output is finalised.
     pub fn run(
         self,
-        frames: Receiver<Vec<u8>>,
+        frames: Receiver<Arc<Vec<u8>>>,
         padded_row: usize,
         limit: Option<u64>,
         stats: Arc<OutputStats>,
@@ -248,12 +261,17 @@ impl Pipeline {
         let mut count = 0u64;
         while limit.is_none_or(|limit| count < limit) {
             let Ok(data) = frames.recv() else { break };
-            let pixels: Vec<u8> = if padded_row == row {
-                data
+            let mut buffer = if padded_row == row {
+                gst::Buffer::from_slice(Shared(data))
             } else {
-                data.chunks(padded_row).take(height as usize).flat_map(|line| &line[..row]).copied().collect()
+                let pixels: Vec<u8> = data
+                    .chunks(padded_row)
+                    .take(height as usize)
+                    .flat_map(|line| &line[..row])
+                    .copied()
+                    .collect();
+                gst::Buffer::from_mut_slice(pixels)
             };
-            let mut buffer = gst::Buffer::from_mut_slice(pixels);
             if let Some(buffer) = buffer.get_mut() {
                 buffer.set_pts(gst::ClockTime::from_nseconds(count * frame_ns));
                 buffer.set_duration(gst::ClockTime::from_nseconds(frame_ns));
@@ -261,6 +279,10 @@ impl Pipeline {
             self.source.push_buffer(buffer).map_err(|error| anyhow::anyhow!("pushing a frame: {error:?}"))?;
             count += 1;
             stats.frames_pushed.store(count, Ordering::Relaxed);
+            stats.queued.store(
+                self.source.current_level_bytes() / (row as u64 * u64::from(height)).max(1),
+                Ordering::Relaxed,
+            );
         }
         self.pipeline.send_event(gst::event::Eos::new());
         let bus = self.pipeline.bus().context("the pipeline has no bus")?;

@@ -1,0 +1,473 @@
+//! The stream manager API (`/api/stream/…` on `STREAM_MANAGER_PORT`), its WebSocket
+//! (`STREAM_MANAGER_WS_PORT`), `/metrics` and `/health`. It runs on the renderer's
+//! Tokio runtime; the Bevy app publishes a [`View`] of itself into [`Shared`] a few
+//! times a second and takes [`Command`]s from a channel, so a slow client never
+//! touches the render loop.
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use bevy::log::info;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use sothebais_shared::api::{ApiError, ApiResponse, codes};
+
+use crate::output::OutputStats;
+use crate::scene::draw::{LayerInfo, Patch};
+
+/// What the operator asks of the running renderer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Put a scene on air whatever the state (`None`: back to the rules).
+    Pin(Option<String>),
+    /// Change a layer until its scene file changes it.
+    Patch(String, Patch),
+}
+
+/// The latest rendered frame: RGBA rows, each `padded_row` bytes.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub data: Arc<Vec<u8>>,
+    pub width: u32,
+    pub height: u32,
+    pub padded_row: usize,
+    pub number: u64,
+}
+
+impl Frame {
+    /// The frame without row padding.
+    fn image(&self) -> Option<image::RgbaImage> {
+        let row = self.width as usize * 4;
+        let pixels: Vec<u8> = self
+            .data
+            .chunks(self.padded_row)
+            .take(self.height as usize)
+            .flat_map(|line| &line[..row.min(line.len())])
+            .copied()
+            .collect();
+        image::RgbaImage::from_raw(self.width, self.height, pixels)
+    }
+}
+
+/// `GET /api/stream/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub state: &'static str,
+    pub fps: f64,
+    pub frame_time_ms: Percentiles,
+    pub frames_rendered: u64,
+    pub frames_dropped: u64,
+    pub outputs: Vec<OutputStatus>,
+    pub encoder: String,
+    pub resolution: String,
+    pub scene: String,
+    pub uptime_secs: u64,
+    /// Whether the renderer follows the backend's events now.
+    pub following: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutputStatus {
+    pub url: String,
+    pub state: &'static str,
+    pub bitrate_kbps: u32,
+    pub reconnects: u64,
+}
+
+/// A scene as `GET /api/stream/scenes` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SceneInfo {
+    pub name: String,
+    pub states: Vec<&'static str>,
+    /// The file's current error (`file:line:column: message`); the last good
+    /// version stays on air meanwhile.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scenes {
+    pub active: String,
+    pub pinned: Option<String>,
+    pub scenes: Vec<SceneInfo>,
+}
+
+/// What the app publishes about itself.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub status: Status,
+    pub layers: Vec<LayerInfo>,
+    pub scenes: Scenes,
+}
+
+/// State shared by the app and the API.
+pub struct Shared {
+    pub view: Mutex<View>,
+    pub frame: Mutex<Option<Frame>>,
+    pub commands: Mutex<Sender<Command>>,
+    pub stats: Arc<OutputStats>,
+    pub token_key: Option<jsonwebtoken::DecodingKey>,
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+type AppState = Arc<Shared>;
+
+/// The ports the renderer listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub api: u16,
+    pub ws: u16,
+    pub metrics: u16,
+    pub health: u16,
+}
+
+/// Binds every listener (port 0 picks a free one) and logs where each listens.
+pub async fn serve(shared: AppState, host: &str, ports: Ports) -> anyhow::Result<()> {
+    let api = Router::new()
+        .route("/api/stream/status", get(status))
+        .route("/api/stream/layers", get(layers))
+        .route("/api/stream/layers/{id}", post(patch_layer))
+        .route("/api/stream/scenes", get(scenes))
+        .route("/api/stream/scenes/active", post(pin_scene))
+        .route("/api/stream/frame", get(frame))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(shared.clone());
+    let ws = Router::new().route("/", get(websocket)).fallback(not_found).with_state(shared.clone());
+    let metrics =
+        Router::new().route("/metrics", get(metrics)).fallback(not_found).with_state(shared.clone());
+    let health = Router::new().route("/health", get(health)).fallback(not_found).with_state(shared);
+    for (kind, port, router) in [
+        ("api", ports.api, api),
+        ("ws", ports.ws, ws),
+        ("metrics", ports.metrics, metrics),
+        ("health", ports.health, health),
+    ] {
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {host}:{port} ({kind}): {error}"))?;
+        let addr: SocketAddr = listener.local_addr()?;
+        info!("listening role=stream kind={kind} addr={addr}");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+    }
+    Ok(())
+}
+
+fn ok<T: Serialize>(data: T) -> Response {
+    axum::Json(ApiResponse::ok(data)).into_response()
+}
+
+fn fail(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let error = ApiError { code: code.to_owned(), message: message.into(), details: None };
+    (status, axum::Json(ApiResponse::<()>::err(error))).into_response()
+}
+
+async fn not_found() -> Response {
+    fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such path on the stream manager")
+}
+
+async fn health(State(shared): State<AppState>) -> Response {
+    let failed = shared.stats.failed.lock().ok().and_then(|failed| failed.clone());
+    match failed {
+        None => ok(serde_json::json!({ "status": "ok" })),
+        Some(why) => fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, why),
+    }
+}
+
+async fn metrics(State(shared): State<AppState>) -> Response {
+    let body = shared.prometheus.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+fn view(shared: &Shared) -> View {
+    shared.view.lock().map(|view| view.clone()).unwrap_or_default()
+}
+
+async fn status(State(shared): State<AppState>) -> Response {
+    ok(view(&shared).status)
+}
+
+async fn layers(State(shared): State<AppState>) -> Response {
+    ok(serde_json::json!({ "layers": view(&shared).layers }))
+}
+
+async fn scenes(State(shared): State<AppState>) -> Response {
+    ok(view(&shared).scenes)
+}
+
+/// Checks for an operator's (or admin's) bearer token signed with the backend's secret.
+fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(key) = &shared.token_key else {
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "the renderer has no token secret (JWT_SECRET or the data dir's jwt_secret)",
+        ));
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            fail(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHENTICATED,
+                "this needs a bearer token with role operator",
+            )
+        })?;
+    #[derive(Deserialize)]
+    struct Claims {
+        role: String,
+    }
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp"]);
+    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| {
+        fail(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, format!("authentication required: {error}"))
+    })?;
+    if matches!(claims.claims.role.as_str(), "operator" | "admin") {
+        Ok(())
+    } else {
+        Err(fail(
+            StatusCode::FORBIDDEN,
+            codes::FORBIDDEN,
+            format!("this needs role operator; the token has role {}", claims.claims.role),
+        ))
+    }
+}
+
+fn send(shared: &Shared, command: Command) -> Result<(), Response> {
+    shared
+        .commands
+        .lock()
+        .ok()
+        .and_then(|sender| sender.send(command).ok())
+        .ok_or_else(|| fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the renderer is stopping"))
+}
+
+/// Reads a JSON body into `T`, or the envelope's error naming what is wrong.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("invalid body: {error}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinBody {
+    name: Option<String>,
+}
+
+async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let result = (|| {
+        operator(&shared, &headers)?;
+        let PinBody { name } = body(&bytes)?;
+        let known = view(&shared).scenes.scenes;
+        if let Some(name) = &name
+            && !known.iter().any(|scene| &scene.name == name)
+        {
+            let names: Vec<&str> = known.iter().map(|scene| scene.name.as_str()).collect();
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("scene {name:?} not found; scenes: {}", names.join(", ")),
+            ));
+        }
+        send(&shared, Command::Pin(name.clone()))?;
+        Ok(serde_json::json!({ "pinned": name }))
+    })();
+    result.map_or_else(|response| response, ok)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    visible: Option<bool>,
+    text: Option<String>,
+    position: Option<[f32; 2]>,
+    opacity: Option<f32>,
+    z: Option<f32>,
+}
+
+async fn patch_layer(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let result = (|| {
+        operator(&shared, &headers)?;
+        let patch: PatchBody = body(&bytes)?;
+        if patch.opacity.is_some_and(|opacity| !(0.0..=1.0).contains(&opacity)) {
+            return Err(fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "opacity is between 0 and 1"));
+        }
+        if !view(&shared).layers.iter().any(|layer| layer.id == id) {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                codes::NOT_FOUND,
+                format!("layer {id:?} not found in the scene on air"),
+            ));
+        }
+        let patch = Patch {
+            visible: patch.visible,
+            text: patch.text,
+            position: patch.position,
+            opacity: patch.opacity,
+            z: patch.z,
+        };
+        send(&shared, Command::Patch(id.clone(), patch))?;
+        Ok(serde_json::json!({ "id": id }))
+    })();
+    result.map_or_else(|response| response, ok)
+}
+
+#[derive(Debug, Deserialize)]
+struct FrameQuery {
+    format: Option<String>,
+    width: Option<u32>,
+}
+
+/// Encodes the latest frame as PNG, or JPEG scaled to `width`.
+fn encode(frame: &Frame, jpeg: bool, width: Option<u32>) -> Option<Vec<u8>> {
+    let mut image = frame.image()?;
+    if let Some(width) = width.filter(|width| *width < frame.width) {
+        let height = (u64::from(frame.height) * u64::from(width) / u64::from(frame.width)).max(1) as u32;
+        image = image::imageops::thumbnail(&image, width, height);
+    }
+    let mut bytes = Cursor::new(Vec::new());
+    if jpeg {
+        let rgb = image::DynamicImage::ImageRgba8(image).to_rgb8();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80).encode_image(&rgb).ok()?;
+    } else {
+        image.write_to(&mut bytes, image::ImageFormat::Png).ok()?;
+    }
+    Some(bytes.into_inner())
+}
+
+async fn frame(
+    State(shared): State<AppState>,
+    query: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "format is png or jpeg; width is a number");
+    };
+    let jpeg = match query.format.as_deref() {
+        None | Some("png") => false,
+        Some("jpeg" | "jpg") => true,
+        Some(other) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                format!("format {other:?}: png or jpeg"),
+            );
+        }
+    };
+    if query.width == Some(0) {
+        return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "width must be positive");
+    }
+    let Some(latest) = shared.frame.lock().ok().and_then(|frame| frame.clone()) else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "no frame rendered yet");
+    };
+    let number = latest.number;
+    let encoded =
+        tokio::task::spawn_blocking(move || encode(&latest, jpeg, query.width)).await.ok().flatten();
+    match encoded {
+        Some(bytes) => (
+            [
+                (header::CONTENT_TYPE, if jpeg { "image/jpeg" } else { "image/png" }.to_owned()),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::HeaderName::from_static("x-frame-number"), number.to_string()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the frame could not be encoded"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    /// Preview frames per second (0 for none, at most 5).
+    preview_fps: Option<u32>,
+}
+
+async fn websocket(
+    State(shared): State<AppState>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let fps = query.preview_fps.unwrap_or(2).min(5);
+    upgrade.on_upgrade(move |socket| feed_socket(socket, shared, fps))
+}
+
+/// `stream:state` every second and `stream:frame` JPEG previews; a client that
+/// cannot keep up is dropped (each send has a deadline).
+async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) {
+    let tick_ms = if preview_fps == 0 { 1000 } else { 1000 / u64::from(preview_fps) };
+    let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
+    let mut ticks = 0u64;
+    let mut last_frame = u64::MAX;
+    loop {
+        ticker.tick().await;
+        let mut messages = Vec::new();
+        if ticks % (1000 / tick_ms).max(1) == 0 {
+            messages.push(serde_json::json!({ "type": "stream:state", "data": view(&shared).status }));
+        }
+        ticks += 1;
+        if preview_fps > 0 {
+            let latest = shared.frame.lock().ok().and_then(|frame| frame.clone());
+            if let Some(latest) = latest.filter(|frame| frame.number != last_frame) {
+                last_frame = latest.number;
+                let width = latest.width.min(480);
+                let height =
+                    (u64::from(latest.height) * u64::from(width) / u64::from(latest.width.max(1))) as u32;
+                if let Ok(Some(jpeg)) =
+                    tokio::task::spawn_blocking(move || encode(&latest, true, Some(width))).await
+                {
+                    messages.push(serde_json::json!({
+                        "type": "stream:frame",
+                        "data": {
+                            "format": "jpeg",
+                            "width": width,
+                            "height": height,
+                            "frame": last_frame,
+                            "image": base64::engine::general_purpose::STANDARD.encode(jpeg),
+                        }
+                    }));
+                }
+            }
+        }
+        for message in messages {
+            let send = socket.send(Message::Text(message.to_string().into()));
+            match tokio::time::timeout(Duration::from_secs(2), send).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        if shared.stats.finished.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}

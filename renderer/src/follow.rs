@@ -1,0 +1,334 @@
+//! Following the backend: a snapshot from the HTTP API, then the events, from Redis
+//! Streams when `REDIS_URL` is set, else from the event stream WebSocket. Runs on
+//! the renderer's Tokio runtime and hands what it learns to the Bevy app through a
+//! channel; [`Show`](crate::show::Show) applies it so that nothing is applied twice.
+//!
+//! After a disconnect it reconnects with backoff (1 s doubling to 30 s), takes a new
+//! snapshot and resumes the events where it stopped (`since=<last event id>` on the
+//! WebSocket, the last entry ids on Redis), so a reconnect leaves no gap.
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use bevy::log::{info, warn};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use sothebais_shared::api::ApiResponse;
+use sothebais_shared::auction::{Auction, Bid};
+use sothebais_shared::events::{Envelope, Mood};
+use uuid::Uuid;
+
+use crate::show::Snapshot;
+
+/// What the follower hands to the app.
+#[derive(Debug)]
+pub enum Feed {
+    /// A snapshot taken at the given renderer time.
+    Snapshot(Snapshot, DateTime<Utc>),
+    /// An event and when it reached the renderer.
+    Event(Box<Envelope>, Instant),
+    /// Whether the follower is connected now.
+    Connected(bool),
+}
+
+/// Where the events come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    WebSocket,
+    Redis { url: String, prefix: String },
+}
+
+/// The event types the show draws.
+const TYPES: &str = "auction:*,agent:message,agent:mood";
+const STREAMS: [&str; 2] = ["events:auction", "events:agent"];
+
+/// Follows the backend at `backend` until the receiver is gone.
+pub async fn run(backend: String, source: Source, feed: Sender<Feed>) {
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(http) => http,
+        Err(error) => {
+            warn!("follow: no HTTP client: {error}");
+            return;
+        }
+    };
+    let backend = backend.trim_end_matches('/').to_owned();
+    let mut backoff = Duration::from_secs(1);
+    let mut resume = Resume::default();
+    loop {
+        let started = Instant::now();
+        let result = match &source {
+            Source::WebSocket => follow_websocket(&http, &backend, &feed, &mut resume).await,
+            Source::Redis { url, prefix } => {
+                follow_redis(&http, &backend, url, prefix, &feed, &mut resume).await
+            }
+        };
+        if feed.send(Feed::Connected(false)).is_err() {
+            return;
+        }
+        if let Err(error) = result {
+            warn!("follow: {error}; retrying in {} s", backoff.as_secs());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Where to pick the events up again after a reconnect.
+#[derive(Debug, Default)]
+struct Resume {
+    last_event: Option<Uuid>,
+    stream_ids: HashMap<String, String>,
+}
+
+async fn follow_websocket(
+    http: &reqwest::Client,
+    backend: &str,
+    feed: &Sender<Feed>,
+    resume: &mut Resume,
+) -> anyhow::Result<()> {
+    let base = backend.replacen("http", "ws", 1);
+    let mut url = format!("{base}/api/events/stream?types={TYPES}");
+    if let Some(since) = resume.last_event {
+        url.push_str(&format!("&since={since}"));
+    }
+    // Connect first, then take the snapshot: events decided in between arrive on
+    // the socket and are recognised as already known by their sequence number.
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|error| anyhow::anyhow!("event stream {base}/api/events/stream: {error}"))?;
+    send_snapshot(http, backend, feed).await?;
+    info!("follow: following {base}/api/events/stream");
+    let _ = feed.send(Feed::Connected(true));
+    while let Some(message) = socket.next().await {
+        let message = message?;
+        let Ok(text) = message.to_text() else { continue };
+        if text.is_empty() {
+            continue;
+        }
+        match Envelope::parse_checked(text) {
+            Ok(event) => {
+                resume.last_event = Some(event.id);
+                if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(error) => warn!("follow: skipping an invalid event: {error}"),
+        }
+    }
+    anyhow::bail!("the event stream closed")
+}
+
+async fn follow_redis(
+    http: &reqwest::Client,
+    backend: &str,
+    url: &str,
+    prefix: &str,
+    feed: &Sender<Feed>,
+    resume: &mut Resume,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = STREAMS.iter().map(|stream| format!("{prefix}{stream}")).collect();
+    if resume.stream_ids.is_empty() {
+        // Start at the newest entry of each stream; the snapshot covers the past.
+        for key in &keys {
+            let last: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut connection)
+                .await?;
+            let id = last.ids.first().map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+            resume.stream_ids.insert(key.clone(), id);
+        }
+    }
+    send_snapshot(http, backend, feed).await?;
+    info!("follow: following Redis streams {}", keys.join(", "));
+    let _ = feed.send(Feed::Connected(true));
+    loop {
+        let ids: Vec<String> =
+            keys.iter().map(|key| resume.stream_ids.get(key).cloned().unwrap_or_default()).collect();
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(500)
+            .arg("BLOCK")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(&keys)
+            .arg(&ids)
+            .query_async(&mut connection)
+            .await?;
+        let Some(reply) = reply else { continue };
+        for stream in reply.keys {
+            for entry in stream.ids {
+                resume.stream_ids.insert(stream.key.clone(), entry.id.clone());
+                let Some(payload) = entry.get::<String>("event") else { continue };
+                match Envelope::parse_checked(&payload) {
+                    Ok(event) => {
+                        resume.last_event = Some(event.id);
+                        if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(error) => warn!("follow: skipping an invalid event: {error}"),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    now: DateTime<Utc>,
+    auctions: Vec<Auction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct History {
+    bids: Vec<Bid>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AgentState {
+    mood: Option<Mood>,
+}
+
+async fn get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> anyhow::Result<Option<T>> {
+    let response = http.get(url).send().await.map_err(|error| anyhow::anyhow!("GET {url}: {error}"))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let body: ApiResponse<serde_json::Value> =
+        response.json().await.map_err(|error| anyhow::anyhow!("GET {url}: {error}"))?;
+    match (body.data, body.error) {
+        (Some(data), _) => {
+            Ok(Some(serde_json::from_value(data).map_err(|error| anyhow::anyhow!("GET {url}: {error}"))?))
+        }
+        (None, Some(error)) => anyhow::bail!("GET {url}: {} {}", error.code, error.message),
+        (None, None) => anyhow::bail!("GET {url}: no data"),
+    }
+}
+
+/// The auctions now, the recent bids of each (for the ticker) and the host's mood.
+async fn send_snapshot(http: &reqwest::Client, backend: &str, feed: &Sender<Feed>) -> anyhow::Result<()> {
+    let status: Status = get(http, &format!("{backend}/api/auction/status"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{backend} has no auction API (is the auction role running?)"))?;
+    let mut bids = HashMap::new();
+    for auction in &status.auctions {
+        let after = auction.seq.saturating_sub(200);
+        let url =
+            format!("{backend}/api/auction/history?auction_id={}&after_seq={after}&limit=200", auction.id);
+        if let Some(history) = get::<History>(http, &url).await? {
+            bids.insert(auction.id, history.bids);
+        }
+    }
+    // The agent's state, when the agent role runs.
+    let mood = get::<AgentState>(http, &format!("{backend}/api/agent/state"))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.mood);
+    let snapshot = Snapshot { now: Some(status.now), auctions: status.auctions, bids, mood };
+    feed.send(Feed::Snapshot(snapshot, Utc::now())).map_err(|_| anyhow::anyhow!("the renderer stopped"))?;
+    Ok(())
+}
+
+/// Publishes the renderer's own events (`stream:*`): `XADD` to `events:stream`
+/// with Redis, else `POST /api/events/{type}` with an operator token signed with
+/// the backend's secret. An event that cannot be delivered is logged and dropped:
+/// these events report, they decide nothing.
+pub async fn publish(
+    backend: String,
+    source: Source,
+    secret: Option<String>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok();
+    let backend = backend.trim_end_matches('/').to_owned();
+    let mut redis_connection = None;
+    let mut warned = false;
+    while let Some(event) = events.recv().await {
+        let Ok(payload) = serde_json::to_string(&event) else { continue };
+        let result: anyhow::Result<()> = async {
+            match &source {
+                Source::Redis { url, prefix } => {
+                    if redis_connection.is_none() {
+                        let client = redis::Client::open(url.as_str())?;
+                        redis_connection = Some(client.get_multiplexed_async_connection().await?);
+                    }
+                    let Some(connection) = redis_connection.as_mut() else { return Ok(()) };
+                    let sent: redis::RedisResult<String> = redis::cmd("XADD")
+                        .arg(format!("{prefix}{}", event.stream()))
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(100_000)
+                        .arg("*")
+                        .arg("event")
+                        .arg(&payload)
+                        .query_async(connection)
+                        .await;
+                    if let Err(error) = sent {
+                        redis_connection = None;
+                        return Err(error.into());
+                    }
+                    Ok(())
+                }
+                Source::WebSocket => {
+                    let (Some(http), Some(secret)) = (&http, &secret) else {
+                        anyhow::bail!(
+                            "no token secret to publish stream events with (JWT_SECRET or the data dir)"
+                        )
+                    };
+                    let token = operator_token(secret)?;
+                    let url = format!("{backend}/api/events/{}", event.event_type.as_str());
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(token)
+                        .header("content-type", "application/json")
+                        .body(payload.clone())
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        anyhow::bail!("POST {url}: {}", response.status());
+                    }
+                    Ok(())
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => warned = false,
+            Err(error) if !warned => {
+                warn!("publishing {}: {error:#}", event.event_type.as_str());
+                warned = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A short-lived operator token for the renderer's own requests.
+fn operator_token(secret: &str) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        role: &'a str,
+        iat: i64,
+        exp: i64,
+    }
+    let now = Utc::now().timestamp();
+    let claims = Claims { sub: "stream-manager", role: "operator", iat: now, exp: now + 300 };
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}

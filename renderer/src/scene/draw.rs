@@ -1,0 +1,782 @@
+//! The scene on air as Bevy entities: spawned from the active [`Scene`], kept in
+//! step with the [`Show`] every frame, animated on show events, and rebuilt when the
+//! scene changes (a saved file, a state change, an operator's pick) while the
+//! output keeps running.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
+use bevy::prelude::*;
+use bevy::sprite::Anchor as SpriteAnchor;
+use bevy::text::{FontSource, Justify as TextJustify, TextBounds};
+
+use super::format::{Anchor, Colour, Effect, Justify, Layer, LayerKind, Position, Scene, Trigger};
+use super::library::{Change, Library};
+use crate::character::{self, Character};
+use crate::show::Show;
+
+/// The output size the scene is scaled to.
+#[derive(Debug, Clone, Copy, Resource)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Maps a scene's logical canvas onto the output (uniform scale, centred).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    pub scale: f32,
+    origin: Vec2,
+    logical: Vec2,
+}
+
+impl Fit {
+    pub fn new(canvas: Canvas, logical: [f32; 2]) -> Fit {
+        let output = Vec2::new(canvas.width as f32, canvas.height as f32);
+        let logical = Vec2::from(logical);
+        let scale = (output.x / logical.x).min(output.y / logical.y);
+        // World space has its origin at the centre of the output, y up.
+        let origin = Vec2::new(-logical.x * scale / 2.0, logical.y * scale / 2.0);
+        Fit { scale, origin, logical }
+    }
+
+    /// A logical point (from the top-left, y down) in world space.
+    pub fn point(self, x: f32, y: f32) -> Vec2 {
+        Vec2::new(self.origin.x + x * self.scale, self.origin.y - y * self.scale)
+    }
+
+    /// Where a layer's `at` and `offset` put its anchor point, in world space.
+    pub fn place(self, at: Position, offset: [f32; 2]) -> Vec2 {
+        let (x, y) = match at {
+            Position::Point(x, y) => (x, y),
+            Position::Named(anchor) => {
+                let (fx, fy) = anchor.fraction();
+                (fx * self.logical.x, fy * self.logical.y)
+            }
+        };
+        self.point(x + offset[0], y + offset[1])
+    }
+}
+
+/// Bevy's anchor (centre-relative, y up) for one of ours (top-left-relative, y down).
+fn sprite_anchor(anchor: Anchor) -> SpriteAnchor {
+    let (fx, fy) = anchor.fraction();
+    SpriteAnchor(Vec2::new(fx - 0.5, 0.5 - fy))
+}
+
+pub fn colour(colour: Colour) -> Color {
+    let [r, g, b, a] = colour.0;
+    Color::srgba_u8(r, g, b, a)
+}
+
+const INK: Colour = Colour([0xee, 0xeb, 0xe6, 0xff]);
+
+/// An entity drawn for a layer of the scene on air.
+#[derive(Debug, Component)]
+pub struct Node {
+    /// Index of the layer in the scene.
+    pub layer: usize,
+    /// The ticker row this entity shows.
+    pub row: Option<usize>,
+    base: Vec3,
+    base_colour: Color,
+}
+
+/// An animation running on a node.
+#[derive(Debug, Component)]
+pub struct Playing {
+    pub effect: Effect,
+    pub easing: super::format::Easing,
+    pub secs: f32,
+    pub elapsed: f32,
+}
+
+/// The scene on air.
+#[derive(Debug, Resource, Default)]
+pub struct OnAir {
+    pub scene: Option<Arc<Scene>>,
+    pub version: u64,
+    pub fit: Option<Fit>,
+}
+
+/// Operator changes to layers (`POST /api/stream/layers/{id}`), kept until the
+/// scene's file changes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    pub visible: Option<bool>,
+    pub text: Option<String>,
+    pub position: Option<[f32; 2]>,
+    pub opacity: Option<f32>,
+    pub z: Option<f32>,
+}
+
+#[derive(Debug, Resource, Default)]
+pub struct Overrides(pub HashMap<String, Patch>);
+
+/// Fonts and images read from the assets folder, reloaded when their file changes.
+#[derive(Debug, Resource)]
+pub struct AssetFiles {
+    pub dir: PathBuf,
+    images: HashMap<String, (Option<Handle<Image>>, Option<SystemTime>)>,
+    fonts: HashMap<String, (Option<Handle<Font>>, Option<SystemTime>)>,
+}
+
+impl AssetFiles {
+    pub fn new(dir: PathBuf) -> AssetFiles {
+        AssetFiles { dir, images: HashMap::new(), fonts: HashMap::new() }
+    }
+
+    fn stamp(path: &Path) -> Option<SystemTime> {
+        std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
+    }
+
+    fn read_image(path: &Path) -> Option<Image> {
+        let bytes = std::fs::read(path).ok()?;
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        match Image::from_buffer(
+            &bytes,
+            ImageType::Extension(&extension),
+            CompressedImageFormats::NONE,
+            true,
+            ImageSampler::Default,
+            RenderAssetUsages::RENDER_WORLD,
+        ) {
+            Ok(image) => Some(image),
+            Err(error) => {
+                warn!("image {} cannot be read: {error}", path.display());
+                None
+            }
+        }
+    }
+
+    /// The image at `relative` under the assets folder, loaded once.
+    pub fn image(&mut self, relative: &str, images: &mut Assets<Image>) -> Option<Handle<Image>> {
+        super::format::safe_asset_path(relative).ok()?;
+        let path = self.dir.join(relative);
+        let entry = self.images.entry(relative.to_owned()).or_insert_with(|| {
+            let stamp = AssetFiles::stamp(&path);
+            (AssetFiles::read_image(&path).map(|image| images.add(image)), stamp)
+        });
+        entry.0.clone()
+    }
+
+    /// The font at `relative` under the assets folder, loaded once.
+    pub fn font(&mut self, relative: &str, fonts: &mut Assets<Font>) -> Option<Handle<Font>> {
+        super::format::safe_asset_path(relative).ok()?;
+        let path = self.dir.join(relative);
+        let entry = self.fonts.entry(relative.to_owned()).or_insert_with(|| {
+            let stamp = AssetFiles::stamp(&path);
+            (std::fs::read(&path).ok().map(|bytes| fonts.add(Font::from_bytes(bytes))), stamp)
+        });
+        entry.0.clone()
+    }
+
+    /// Reloads the assets whose files changed, in place (entities keep their handles).
+    /// Returns the paths reloaded.
+    pub fn refresh(&mut self, images: &mut Assets<Image>, fonts: &mut Assets<Font>) -> Vec<String> {
+        let mut reloaded = Vec::new();
+        for (relative, (handle, stamp)) in &mut self.images {
+            let path = self.dir.join(relative.as_str());
+            let now = AssetFiles::stamp(&path);
+            if now != *stamp {
+                *stamp = now;
+                if let Some(image) = AssetFiles::read_image(&path) {
+                    match handle {
+                        Some(handle) => {
+                            let _ = images.insert(handle.id(), image);
+                        }
+                        None => *handle = Some(images.add(image)),
+                    }
+                    reloaded.push(relative.clone());
+                }
+            }
+        }
+        for (relative, (handle, stamp)) in &mut self.fonts {
+            let path = self.dir.join(relative.as_str());
+            let now = AssetFiles::stamp(&path);
+            if now != *stamp {
+                *stamp = now;
+                if let Ok(bytes) = std::fs::read(&path) {
+                    match handle {
+                        Some(handle) => {
+                            let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
+                        }
+                        None => *handle = Some(fonts.add(Font::from_bytes(bytes))),
+                    }
+                    reloaded.push(relative.clone());
+                }
+            }
+        }
+        reloaded
+    }
+}
+
+/// What the scene systems report to the rest of the renderer (logs, API, events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SceneNews {
+    /// The scene on air changed (name).
+    OnAir(String),
+    Changed(Change),
+    AssetLoaded(String),
+}
+
+/// Scene news not yet handed on.
+#[derive(Debug, Resource, Default)]
+pub struct News(pub Vec<SceneNews>);
+
+/// How often the scene and asset files are checked.
+const POLL_SECS: f32 = 0.25;
+
+/// Re-reads changed scene and asset files four times a second.
+pub fn poll_files(
+    time: Res<Time>,
+    mut since: Local<f32>,
+    mut library: ResMut<Library>,
+    mut files: ResMut<AssetFiles>,
+    mut images: ResMut<Assets<Image>>,
+    mut fonts: ResMut<Assets<Font>>,
+    mut news: ResMut<News>,
+) {
+    *since += time.delta_secs();
+    if *since < POLL_SECS {
+        return;
+    }
+    *since = 0.0;
+    for change in library.poll() {
+        match &change {
+            Change::Loaded(name) => info!("scene {name} loaded"),
+            Change::Invalid(error) => warn!("scene error, the last good version stays on air: {error}"),
+            Change::Removed(name) => info!("scene {name} removed"),
+        }
+        news.0.push(SceneNews::Changed(change));
+    }
+    for path in files.refresh(&mut images, &mut fonts) {
+        info!("asset {path} reloaded");
+        news.0.push(SceneNews::AssetLoaded(path));
+    }
+}
+
+/// Puts the right scene on air: rebuilt when another scene is picked or the one on
+/// air was saved with changes.
+#[allow(clippy::too_many_arguments, reason = "a Bevy system takes what it touches")]
+pub fn switch_scene(
+    mut commands: Commands,
+    library: Res<Library>,
+    mut show: ResMut<Show>,
+    canvas: Res<Canvas>,
+    mut on_air: ResMut<OnAir>,
+    mut overrides: ResMut<Overrides>,
+    nodes: Query<Entity, With<Node>>,
+    mut files: ResMut<AssetFiles>,
+    mut fonts: ResMut<Assets<Font>>,
+    mut images: ResMut<Assets<Image>>,
+    mut news: ResMut<News>,
+) {
+    let state = show.state(chrono::Utc::now());
+    let Some((scene, version)) = library.pick(state) else { return };
+    let same =
+        on_air.scene.as_ref().is_some_and(|current| current.name == scene.name) && on_air.version == version;
+    if same {
+        return;
+    }
+    let renamed = on_air.scene.as_ref().is_none_or(|current| current.name != scene.name);
+    if !renamed {
+        // The file changed: its values win over the operator's patches.
+        overrides.0.clear();
+    }
+    for entity in &nodes {
+        commands.entity(entity).despawn();
+    }
+    let fit = Fit::new(*canvas, scene.canvas);
+    for (index, layer) in scene.layers.iter().enumerate() {
+        spawn_layer(&mut commands, index, layer, fit, &mut files, &mut fonts, &mut images);
+    }
+    info!("scene {} on air ({} layers)", scene.name, scene.layers.len());
+    news.0.push(SceneNews::OnAir(scene.name.clone()));
+    on_air.scene = Some(scene);
+    on_air.version = version;
+    on_air.fit = Some(fit);
+    show.triggers.push(Trigger::Enter);
+}
+
+fn text_font(layer: &Layer, fit: Fit, files: &mut AssetFiles, fonts: &mut Assets<Font>) -> TextFont {
+    let font = TextFont::from_font_size(layer.font_size * fit.scale);
+    match layer.font.as_deref().and_then(|path| files.font(path, fonts)) {
+        Some(handle) => TextFont { font: FontSource::Handle(handle), ..font },
+        None => font,
+    }
+}
+
+fn spawn_layer(
+    commands: &mut Commands,
+    index: usize,
+    layer: &Layer,
+    fit: Fit,
+    files: &mut AssetFiles,
+    fonts: &mut Assets<Font>,
+    images: &mut Assets<Image>,
+) {
+    let place = fit.place(layer.at, layer.offset);
+    let base = place.extend(layer.z);
+    let base_colour = colour(layer.color.unwrap_or(INK));
+    let size = layer.size.map(|[w, h]| Vec2::new(w, h) * fit.scale);
+    let node = |row: Option<usize>, base: Vec3| Node { layer: index, row, base, base_colour };
+    let anchor = sprite_anchor(layer.anchor);
+    match layer.kind {
+        LayerKind::Panel => {
+            commands.spawn((
+                Sprite::from_color(base_colour, size.unwrap_or(Vec2::ONE)),
+                anchor,
+                Transform::from_translation(base),
+                node(None, base),
+            ));
+        }
+        LayerKind::Image => {
+            let mut sprite = Sprite::from_color(Color::NONE, size.unwrap_or(Vec2::ONE));
+            let fixed = layer.image.as_ref().filter(|image| image.fields().next().is_none());
+            if let Some(handle) = fixed.and_then(|image| files.image(&image.source, images)) {
+                sprite.image = handle;
+                sprite.color = Color::WHITE;
+            }
+            commands.spawn((sprite, anchor, Transform::from_translation(base), node(None, base)));
+        }
+        LayerKind::Text | LayerKind::Countdown | LayerKind::Captions => {
+            let justify = match layer.justify {
+                Justify::Left => TextJustify::Left,
+                Justify::Center => TextJustify::Center,
+                Justify::Right => TextJustify::Right,
+            };
+            commands.spawn((
+                Text2d::default(),
+                text_font(layer, fit, files, fonts),
+                TextColor(base_colour),
+                TextLayout::justify(justify),
+                TextBounds { width: size.map(|size| size.x), height: None },
+                anchor,
+                Transform::from_translation(base),
+                node(None, base),
+            ));
+        }
+        LayerKind::Ticker => {
+            for row in 0..layer.rows {
+                let base = (place - Vec2::Y * layer.row_height * fit.scale * row as f32).extend(layer.z);
+                commands.spawn((
+                    Text2d::default(),
+                    text_font(layer, fit, files, fonts),
+                    TextColor(base_colour),
+                    anchor,
+                    Transform::from_translation(base),
+                    node(Some(row), base),
+                ));
+            }
+        }
+        LayerKind::Character => {
+            let size = size.unwrap_or(Vec2::splat(200.0));
+            // The character is drawn around its centre; move the anchor point there.
+            let (fx, fy) = layer.anchor.fraction();
+            let centre = place + Vec2::new((0.5 - fx) * size.x, (fy - 0.5) * size.y);
+            let base = centre.extend(layer.z);
+            let entity = commands
+                .spawn((
+                    Transform::from_translation(base),
+                    Visibility::default(),
+                    node(None, base),
+                    Character::default(),
+                ))
+                .id();
+            character::spawn_face(commands, entity, size, base_colour, images);
+        }
+    }
+}
+
+/// Writes the show into the layers: texts, visibility, colours, positions.
+#[allow(clippy::type_complexity, reason = "one query for every kind of node")]
+pub fn update_nodes(
+    show: Res<Show>,
+    on_air: Res<OnAir>,
+    overrides: Res<Overrides>,
+    mut files: ResMut<AssetFiles>,
+    mut images: ResMut<Assets<Image>>,
+    mut nodes: Query<(
+        &Node,
+        &mut Transform,
+        &mut Visibility,
+        Option<&mut Text2d>,
+        Option<&mut TextColor>,
+        Option<&mut Sprite>,
+    )>,
+) {
+    let Some(scene) = on_air.scene.as_ref() else { return };
+    let Some(fit) = on_air.fit else { return };
+    let now = chrono::Utc::now();
+    let lookup = |name: &str| show.field(name, now);
+    let rows: Vec<_> = show.ticker().collect();
+    for (node, mut transform, mut visibility, text, text_colour, sprite) in &mut nodes {
+        let Some(layer) = scene.layers.get(node.layer) else { continue };
+        let patch = overrides.0.get(&layer.id);
+        let mut shown = layer.show_when.as_ref().is_none_or(|condition| condition.holds(lookup));
+        let mut opacity = layer.opacity;
+        let mut colour = node.base_colour;
+        let mut content: Option<String> = None;
+        let mut image: Option<Option<Handle<Image>>> = None;
+        match layer.kind {
+            LayerKind::Text => {
+                content = Some(
+                    layer
+                        .text
+                        .as_ref()
+                        .and_then(|template| template.render(lookup))
+                        .or_else(|| layer.fallback.as_ref().and_then(|template| template.render(lookup)))
+                        .unwrap_or_default(),
+                );
+            }
+            LayerKind::Countdown => {
+                content = Some(show.countdown(now));
+                if show.final_seconds(now)
+                    && let Some(final_colour) = layer.final_color
+                {
+                    colour = self::colour(final_colour);
+                }
+            }
+            LayerKind::Ticker => {
+                let row = node.row.and_then(|row| rows.get(row));
+                content = Some(match (row, &layer.text) {
+                    (Some(bid), Some(template)) => {
+                        template.render(|name| bid.field(name).or_else(|| lookup(name))).unwrap_or_default()
+                    }
+                    (Some(bid), None) => format!("@{}  {} ETH", bid.handle, bid.amount),
+                    (None, _) => String::new(),
+                });
+            }
+            LayerKind::Captions => {
+                let (typed, alpha) = match &show.line {
+                    Some(line) => caption(&line.text, (now - line.started).as_seconds_f32(), layer),
+                    None => (String::new(), 0.0),
+                };
+                content = Some(typed);
+                opacity *= alpha;
+            }
+            LayerKind::Image => {
+                if let Some(template) = layer.image.as_ref().filter(|image| image.fields().next().is_some()) {
+                    let path = template.render(lookup).filter(|path| !path.contains("://"));
+                    image =
+                        Some(path.as_deref().and_then(|path| files.image(path, &mut images)).or_else(|| {
+                            let path =
+                                layer.fallback.as_ref().and_then(|template| template.render(lookup))?;
+                            files.image(&path, &mut images)
+                        }));
+                }
+            }
+            LayerKind::Panel | LayerKind::Character => {}
+        }
+        let mut base = node.base;
+        if let Some(patch) = patch {
+            shown = patch.visible.unwrap_or(shown);
+            opacity = patch.opacity.unwrap_or(opacity);
+            if let Some(text) = &patch.text {
+                content = Some(text.clone());
+            }
+            if let Some([x, y]) = patch.position {
+                let moved = fit.point(x, y);
+                let row_shift = node.base.truncate() - fit.place(layer.at, layer.offset);
+                base = (moved + row_shift).extend(base.z);
+            }
+            if let Some(z) = patch.z {
+                base.z = z;
+            }
+        }
+        transform.translation = base;
+        transform.scale = Vec3::ONE;
+        *visibility = if shown { Visibility::Inherited } else { Visibility::Hidden };
+        let colour = colour.with_alpha(colour.alpha() * opacity);
+        if let Some(mut text) = text
+            && let Some(content) = content
+            && text.0 != content
+        {
+            text.0 = content;
+        }
+        if let Some(mut text_colour) = text_colour {
+            text_colour.0 = colour;
+        }
+        if let Some(mut sprite) = sprite {
+            match layer.kind {
+                LayerKind::Panel => sprite.color = colour,
+                LayerKind::Image => {
+                    if let Some(handle) = image {
+                        match handle {
+                            Some(handle) if sprite.image != handle => sprite.image = handle,
+                            Some(_) => {}
+                            None => *visibility = Visibility::Hidden,
+                        }
+                    }
+                    // An image keeps its own colours; only the opacity applies.
+                    if sprite.image != Handle::default() {
+                        sprite.color = Color::WHITE.with_alpha(opacity);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A caption `secs` after its line started: the characters typed so far and the
+/// opacity (fading after the hold).
+pub fn caption(text: &str, secs: f32, layer: &Layer) -> (String, f32) {
+    let secs = secs.max(0.0);
+    let count = text.chars().count();
+    let typed = ((secs * layer.chars_per_sec) as usize).min(count);
+    let typing_secs = count as f32 / layer.chars_per_sec;
+    let fading = secs - typing_secs - layer.hold_secs;
+    let alpha = if fading <= 0.0 { 1.0 } else { (1.0 - fading / layer.fade_secs.max(0.001)).max(0.0) };
+    (text.chars().take(typed).collect(), alpha)
+}
+
+/// Starts the animations the scene binds to the show events of this frame.
+pub fn start_animations(
+    mut commands: Commands,
+    mut show: ResMut<Show>,
+    on_air: Res<OnAir>,
+    nodes: Query<(Entity, &Node)>,
+) {
+    if show.triggers.is_empty() {
+        return;
+    }
+    let triggers = std::mem::take(&mut show.triggers);
+    let Some(scene) = on_air.scene.as_ref() else { return };
+    for (entity, node) in &nodes {
+        let Some(layer) = scene.layers.get(node.layer) else { continue };
+        // A ticker animates its newest row only.
+        if node.row.is_some_and(|row| row > 0) {
+            continue;
+        }
+        for trigger in &triggers {
+            if let Some(animation) = layer.on.get(trigger) {
+                commands.entity(entity).insert(Playing {
+                    effect: animation.effect,
+                    easing: animation.easing,
+                    secs: animation.secs,
+                    elapsed: 0.0,
+                });
+            }
+        }
+    }
+}
+
+/// Moves the animations on, over what `update_nodes` set this frame.
+pub fn animate(
+    mut commands: Commands,
+    time: Res<Time>,
+    on_air: Res<OnAir>,
+    mut playing: Query<(Entity, &mut Playing, &mut Transform, Option<&mut TextColor>, Option<&mut Sprite>)>,
+) {
+    let scale = on_air.fit.map_or(1.0, |fit| fit.scale);
+    for (entity, mut play, mut transform, text_colour, sprite) in &mut playing {
+        play.elapsed += time.delta_secs();
+        let progress = play.easing.apply(play.elapsed / play.secs);
+        let left = 1.0 - progress;
+        match play.effect {
+            Effect::Pulse => transform.scale *= 1.0 + 0.25 * left,
+            Effect::SlideIn => transform.translation.x -= 240.0 * scale * left,
+            Effect::Shake => transform.translation.x += (play.elapsed * 60.0).sin() * 12.0 * scale * left,
+            Effect::Flash | Effect::FadeIn => {
+                let change = |colour: Color| match play.effect {
+                    Effect::Flash => colour.mix(&Color::WHITE, left),
+                    _ => colour.with_alpha(colour.alpha() * progress),
+                };
+                if let Some(mut text_colour) = text_colour {
+                    text_colour.0 = change(text_colour.0);
+                }
+                if let Some(mut sprite) = sprite {
+                    sprite.color = change(sprite.color);
+                }
+            }
+        }
+        if play.elapsed >= play.secs {
+            commands.entity(entity).remove::<Playing>();
+        }
+    }
+}
+
+/// A layer as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerInfo {
+    pub id: String,
+    pub kind: &'static str,
+    pub visible: bool,
+    pub z: f32,
+    /// `[x, y, width, height]` in the scene's canvas units.
+    pub rect: [f32; 4],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The layers of the scene on air, as drawn now.
+pub fn layer_infos(
+    on_air: &OnAir,
+    overrides: &Overrides,
+    nodes: &Query<(&Node, &Visibility, Option<&Text2d>)>,
+) -> Vec<LayerInfo> {
+    let Some(scene) = on_air.scene.as_ref() else { return Vec::new() };
+    let mut infos: Vec<LayerInfo> = scene
+        .layers
+        .iter()
+        .map(|layer| {
+            let (x, y) = match layer.at {
+                Position::Point(x, y) => (x, y),
+                Position::Named(anchor) => {
+                    let (fx, fy) = anchor.fraction();
+                    (fx * scene.canvas[0], fy * scene.canvas[1])
+                }
+            };
+            let [w, h] = layer.size.unwrap_or([0.0, 0.0]);
+            let (fx, fy) = layer.anchor.fraction();
+            let patch = overrides.0.get(&layer.id);
+            let (x, y) = patch.and_then(|patch| patch.position).map_or((x, y), |[x, y]| (x, y));
+            LayerInfo {
+                id: layer.id.clone(),
+                kind: layer.kind.as_str(),
+                visible: false,
+                z: patch.and_then(|patch| patch.z).unwrap_or(layer.z),
+                rect: [x + layer.offset[0] - fx * w, y + layer.offset[1] - fy * h, w, h],
+                text: None,
+            }
+        })
+        .collect();
+    for (node, visibility, text) in nodes.iter() {
+        let Some(info) = infos.get_mut(node.layer) else { continue };
+        info.visible |= *visibility != Visibility::Hidden;
+        if let Some(text) = text.filter(|text| !text.0.is_empty()) {
+            match &mut info.text {
+                Some(joined) => {
+                    joined.push('\n');
+                    joined.push_str(&text.0);
+                }
+                None => info.text = Some(text.0.clone()),
+            }
+        }
+    }
+    infos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::show::Snapshot;
+    use crate::show::tests::{accepted, at, auction};
+
+    fn scene(text: &str) -> Scene {
+        super::super::format::parse(Path::new("t.toml"), text).expect("scene")
+    }
+
+    #[test]
+    fn the_canvas_is_scaled_and_centred() {
+        let fit = Fit::new(Canvas { width: 1280, height: 720 }, [1920.0, 1080.0]);
+        assert!((fit.scale - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(fit.point(0.0, 0.0), Vec2::new(-640.0, 360.0));
+        assert_eq!(fit.point(1920.0, 1080.0), Vec2::new(640.0, -360.0));
+        assert_eq!(fit.place(Position::Named(Anchor::Center), [0.0, 0.0]), Vec2::ZERO);
+        assert_eq!(fit.place(Position::Named(Anchor::BottomRight), [-30.0, 0.0]), Vec2::new(620.0, -360.0));
+    }
+
+    #[test]
+    fn captions_type_out_then_fade() {
+        let layer = &scene("[[layer]]\nid = \"c\"\nkind = \"captions\"\nchars_per_sec = 10\nhold_secs = 2\n")
+            .layers[0];
+        assert_eq!(caption("hello world", 0.5, layer), ("hello".to_owned(), 1.0));
+        assert_eq!(caption("hello world", 3.0, layer).0, "hello world");
+        let (_, fading) = caption("hello world", 1.1 + 2.0 + 0.5, layer);
+        assert!((fading - 0.5).abs() < 0.01, "{fading}");
+        assert_eq!(caption("hello world", 10.0, layer).1, 0.0);
+    }
+
+    /// A bare app with the scene systems and no renderer.
+    fn app(scene_text: &str) -> App {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("default.toml"), scene_text).expect("write");
+        let (library, _) = Library::open(dir.path());
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, AssetPlugin::default()))
+            .init_asset::<Image>()
+            .init_asset::<Font>()
+            .insert_resource(library)
+            .insert_resource(Canvas { width: 960, height: 540 })
+            .insert_resource(Show::default())
+            .insert_resource(AssetFiles::new(dir.path().to_path_buf()))
+            .init_resource::<OnAir>()
+            .init_resource::<Overrides>()
+            .init_resource::<News>()
+            .add_systems(Update, (switch_scene, update_nodes, start_animations, animate).chain());
+        // Keep the folder alive as long as the app.
+        std::mem::forget(dir);
+        app
+    }
+
+    fn texts(app: &mut App) -> Vec<String> {
+        let mut query = app.world_mut().query::<(&Node, &Text2d)>();
+        let mut found: Vec<_> =
+            query.iter(app.world()).map(|(node, text)| (node.layer, node.row, text.0.clone())).collect();
+        found.sort();
+        found.into_iter().map(|(_, _, text)| text).collect()
+    }
+
+    const BID_SCENE: &str = r#"
+[[layer]]
+id = "bid"
+kind = "text"
+text = "{auction.high_bid.amount} ETH"
+else = "No bids yet"
+on = { bid_accepted = "pulse 300ms" }
+
+[[layer]]
+id = "ticker"
+kind = "ticker"
+rows = 2
+text = "@{bid.handle} {bid.amount}"
+
+[[layer]]
+id = "closing"
+kind = "text"
+text = "Going, going..."
+show_when = "auction.state == closing"
+"#;
+
+    #[test]
+    fn an_accepted_bid_reaches_the_text_the_ticker_and_pulses() {
+        let mut app = app(BID_SCENE);
+        app.world_mut().resource_mut::<Show>().apply_snapshot(
+            Snapshot {
+                now: Some(chrono::Utc::now()),
+                auctions: vec![auction(0, 4_000_000_000)],
+                ..Snapshot::default()
+            },
+            chrono::Utc::now(),
+        );
+        app.update();
+        assert_eq!(texts(&mut app), ["No bids yet", "", "", "Going, going..."]);
+        app.world_mut().resource_mut::<Show>().apply(&accepted(1, "alice", "1.5"), at(1));
+        app.update();
+        assert_eq!(texts(&mut app)[..3], ["1.5 ETH", "@alice 1.5", ""]);
+        let mut playing = app.world_mut().query::<(&Node, &Playing)>();
+        assert_eq!(playing.iter(app.world()).map(|(node, _)| node.layer).collect::<Vec<_>>(), [0]);
+        let mut visible = app.world_mut().query::<(&Node, &Visibility)>();
+        let closing = visible.iter(app.world()).find(|(node, _)| node.layer == 2).map(|(_, v)| *v);
+        assert_eq!(closing, Some(Visibility::Hidden), "shown only while closing");
+    }
+
+    #[test]
+    fn a_patch_changes_a_layer_until_the_file_changes() {
+        let mut app = app(BID_SCENE);
+        app.update();
+        app.world_mut()
+            .resource_mut::<Overrides>()
+            .0
+            .insert("bid".into(), Patch { text: Some("Hold on".into()), ..Patch::default() });
+        app.update();
+        assert_eq!(texts(&mut app)[0], "Hold on");
+    }
+}

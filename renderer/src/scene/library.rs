@@ -1,0 +1,265 @@
+//! The scenes on disk: loaded from the scenes folder, re-read when a file changes,
+//! the last good version kept when a file turns invalid, and the scene for the
+//! moment picked (pinned by the operator, else by the auction's state).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bevy::prelude::Resource;
+
+use super::format::{self, Scene, SceneError};
+
+/// The scene compiled into the binary, used when the folder has no `default.toml`.
+pub const BUILT_IN: &str = include_str!("../../../scenes/default.toml");
+
+/// One scene file and what is known of it.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The last version that read without error (none if it never did).
+    good: Option<Arc<Scene>>,
+    /// Bumped whenever `good` changes.
+    version: u64,
+    stamp: Option<(SystemTime, u64)>,
+    error: Option<SceneError>,
+}
+
+/// What a poll found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Loaded(String),
+    Invalid(SceneError),
+    Removed(String),
+}
+
+/// All scenes, by name.
+#[derive(Debug, Resource)]
+pub struct Library {
+    dir: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    /// The scene the operator put on air (`--scene`, `POST /api/stream/scenes/active`).
+    pinned: Option<String>,
+}
+
+impl Library {
+    /// Reads every `*.toml` under `dir` (a missing folder means only the built-in scene).
+    pub fn open(dir: &Path) -> (Library, Vec<Change>) {
+        let mut library = Library { dir: dir.to_path_buf(), entries: BTreeMap::new(), pinned: None };
+        if let Ok(scene) = format::parse(Path::new("<built-in>/default.toml"), BUILT_IN) {
+            library.entries.insert(
+                "default".to_owned(),
+                Entry { good: Some(Arc::new(scene)), version: 0, stamp: None, error: None },
+            );
+        }
+        let changes = library.poll();
+        (library, changes)
+    }
+
+    /// Re-reads the files that changed since the last poll.
+    pub fn poll(&mut self) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let mut present = Vec::new();
+        let files = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().map(|entry| entry.path());
+        for path in files.filter(|path| path.extension().is_some_and(|extension| extension == "toml")) {
+            let Some(name) = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            present.push(name.clone());
+            let stamp = std::fs::metadata(&path)
+                .ok()
+                .map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            let entry = self.entries.entry(name.clone()).or_insert(Entry {
+                good: None,
+                version: 0,
+                stamp: None,
+                error: None,
+            });
+            if stamp.is_some() && entry.stamp == stamp {
+                continue;
+            }
+            entry.stamp = stamp;
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(error) => {
+                    let error = SceneError {
+                        file: path.display().to_string(),
+                        line: 1,
+                        column: 1,
+                        message: format!("cannot read: {error}"),
+                    };
+                    entry.error = Some(error.clone());
+                    changes.push(Change::Invalid(error));
+                    continue;
+                }
+            };
+            match format::parse(&path, &text) {
+                Ok(scene) => {
+                    if entry.good.as_deref() != Some(&scene) {
+                        entry.good = Some(Arc::new(scene));
+                        entry.version += 1;
+                        changes.push(Change::Loaded(name));
+                    }
+                    entry.error = None;
+                }
+                Err(error) => {
+                    entry.error = Some(error.clone());
+                    changes.push(Change::Invalid(error));
+                }
+            }
+        }
+        let removed: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(name, entry)| entry.stamp.is_some() && !present.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in removed {
+            if name == "default" {
+                // Back to the built-in default.
+                if let Some(entry) = self.entries.get_mut(&name) {
+                    entry.stamp = None;
+                    entry.error = None;
+                    entry.good =
+                        format::parse(Path::new("<built-in>/default.toml"), BUILT_IN).ok().map(Arc::new);
+                    entry.version += 1;
+                }
+            } else {
+                self.entries.remove(&name);
+            }
+            changes.push(Change::Removed(name));
+        }
+        changes
+    }
+
+    /// Puts a scene on air whatever the auction's state; `None` goes back to rules.
+    pub fn pin(&mut self, name: Option<String>) -> Result<(), String> {
+        if let Some(name) = &name
+            && !self.entries.get(name).is_some_and(|entry| entry.good.is_some())
+        {
+            return Err(format!("no usable scene {name:?}; scenes: {}", self.names().join(", ")));
+        }
+        self.pinned = name;
+        Ok(())
+    }
+
+    pub fn pinned(&self) -> Option<&str> {
+        self.pinned.as_deref()
+    }
+
+    /// The scene for an auction state, with its version: the pinned one; else the
+    /// first (by name) listing the state; else `default`.
+    pub fn pick(&self, state: &str) -> Option<(Arc<Scene>, u64)> {
+        let usable = |name: &str| {
+            self.entries.get(name).and_then(|entry| entry.good.clone().map(|scene| (scene, entry.version)))
+        };
+        if let Some(found) = self.pinned.as_deref().and_then(usable) {
+            return Some(found);
+        }
+        self.entries
+            .values()
+            .filter_map(|entry| entry.good.clone().map(|scene| (scene, entry.version)))
+            .find(|(scene, _)| scene.states.iter().any(|listed| listed.as_str() == state))
+            .or_else(|| usable("default"))
+    }
+
+    /// Names of the scenes that can go on air.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.iter().filter(|(_, entry)| entry.good.is_some()).map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Every scene with its states and current error.
+    pub fn list(&self) -> Vec<(String, Vec<&'static str>, Option<SceneError>)> {
+        self.entries
+            .iter()
+            .map(|(name, entry)| {
+                let states = entry
+                    .good
+                    .as_ref()
+                    .map(|scene| scene.states.iter().map(|state| state.as_str()).collect())
+                    .unwrap_or_default();
+                (name.clone(), states, entry.error.clone())
+            })
+            .collect()
+    }
+
+    /// Errors of the files that are invalid now.
+    #[cfg(test)]
+    pub fn errors(&self) -> Vec<SceneError> {
+        self.entries.values().filter_map(|entry| entry.error.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        // Make the change visible even on file systems with coarse timestamps.
+        let later = SystemTime::now() + Duration::from_secs(2);
+        let file = std::fs::File::options().write(true).open(&path).expect("open");
+        file.set_modified(later).expect("mtime");
+    }
+
+    const SOLD: &str = "states = [\"closed\"]\n[[layer]]\nid = \"r\"\nkind = \"countdown\"\n";
+
+    #[test]
+    fn the_built_in_default_is_there_without_a_folder() {
+        let (library, changes) = Library::open(Path::new("/nonexistent/scenes"));
+        assert!(changes.is_empty());
+        let (scene, _) = library.pick("open").expect("default");
+        assert_eq!(scene.name, "default");
+        assert!(!scene.layers.is_empty());
+    }
+
+    #[test]
+    fn scenes_are_picked_by_state_or_pinned() {
+        let dir = tempfile::tempdir().expect("dir");
+        write(dir.path(), "sold.toml", SOLD);
+        let (mut library, changes) = Library::open(dir.path());
+        assert_eq!(changes, vec![Change::Loaded("sold".into())]);
+        assert_eq!(library.pick("closed").expect("sold").0.name, "sold");
+        assert_eq!(library.pick("open").expect("default").0.name, "default");
+        library.pin(Some("sold".into())).expect("pin");
+        assert_eq!(library.pick("open").expect("pinned").0.name, "sold");
+        assert!(library.pin(Some("nope".into())).is_err());
+        library.pin(None).expect("unpin");
+        assert_eq!(library.pick("open").expect("rules").0.name, "default");
+    }
+
+    #[test]
+    fn an_invalid_edit_keeps_the_last_good_scene_and_says_where() {
+        let dir = tempfile::tempdir().expect("dir");
+        write(dir.path(), "sold.toml", SOLD);
+        let (mut library, _) = Library::open(dir.path());
+        let (_, version) = library.pick("closed").expect("sold");
+        write(dir.path(), "sold.toml", "states = [\"closed\"]\n[[layer]]\nid = \"r\"\nkind = \"countdwn\"\n");
+        let changes = library.poll();
+        let [Change::Invalid(error)] = changes.as_slice() else { panic!("{changes:?}") };
+        assert_eq!(error.line, 4);
+        assert!(error.file.ends_with("sold.toml"));
+        let (scene, same) = library.pick("closed").expect("still on air");
+        assert_eq!((scene.layers[0].id.as_str(), same), ("r", version));
+        assert_eq!(library.errors().len(), 1);
+        write(dir.path(), "sold.toml", SOLD.replace("\"r\"", "\"result\"").as_str());
+        assert_eq!(library.poll(), vec![Change::Loaded("sold".into())]);
+        assert!(library.errors().is_empty());
+        assert!(library.pick("closed").expect("new").1 > version);
+        assert!(library.poll().is_empty(), "nothing changed since");
+    }
+
+    #[test]
+    fn a_removed_default_falls_back_to_the_built_in_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        write(dir.path(), "default.toml", SOLD);
+        let (mut library, _) = Library::open(dir.path());
+        assert_eq!(library.pick("open").expect("file").0.layers.len(), 1);
+        std::fs::remove_file(dir.path().join("default.toml")).expect("rm");
+        assert_eq!(library.poll(), vec![Change::Removed("default".into())]);
+        assert!(library.pick("open").expect("built in").0.layers.len() > 1);
+    }
+}
