@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sothebais_shared::api::{ApiError, ApiResponse, codes};
@@ -143,8 +142,12 @@ pub struct Ports {
     pub health: u16,
 }
 
-/// Binds every listener (port 0 picks a free one) and logs where each listens.
-pub async fn serve(shared: AppState, host: &str, ports: Ports) -> anyhow::Result<()> {
+/// Binds every listener (port 0 picks a free one); returns `(kind, address)` of each.
+pub async fn serve(
+    shared: AppState,
+    host: &str,
+    ports: Ports,
+) -> anyhow::Result<Vec<(&'static str, SocketAddr)>> {
     let api = Router::new()
         .route("/api/stream/status", get(status))
         .route("/api/stream/layers", get(layers))
@@ -159,6 +162,7 @@ pub async fn serve(shared: AppState, host: &str, ports: Ports) -> anyhow::Result
     let metrics =
         Router::new().route("/metrics", get(metrics)).fallback(not_found).with_state(shared.clone());
     let health = Router::new().route("/health", get(health)).fallback(not_found).with_state(shared);
+    let mut bound = Vec::new();
     for (kind, port, router) in [
         ("api", ports.api, api),
         ("ws", ports.ws, ws),
@@ -169,12 +173,12 @@ pub async fn serve(shared: AppState, host: &str, ports: Ports) -> anyhow::Result
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {host}:{port} ({kind}): {error}"))?;
         let addr: SocketAddr = listener.local_addr()?;
-        info!("listening role=stream kind={kind} addr={addr}");
+        bound.push((kind, addr));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
     }
-    Ok(())
+    Ok(bound)
 }
 
 fn ok<T: Serialize>(data: T) -> Response {

@@ -218,9 +218,12 @@ async fn get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) 
 
 /// The auctions now, the recent bids of each (for the ticker) and the host's mood.
 async fn send_snapshot(http: &reqwest::Client, backend: &str, feed: &Sender<Feed>) -> anyhow::Result<()> {
+    let sent = Utc::now();
     let status: Status = get(http, &format!("{backend}/api/auction/status"))
         .await?
         .ok_or_else(|| anyhow::anyhow!("{backend} has no auction API (is the auction role running?)"))?;
+    // The backend read its clock about halfway through the request.
+    let local = sent + (Utc::now() - sent) / 2;
     let mut bids = HashMap::new();
     for auction in &status.auctions {
         let after = auction.seq.saturating_sub(200);
@@ -236,8 +239,13 @@ async fn send_snapshot(http: &reqwest::Client, backend: &str, feed: &Sender<Feed
         .ok()
         .flatten()
         .and_then(|s| s.mood);
+    info!(
+        "follow: snapshot of {} auctions; the backend's clock is {} ms ahead",
+        status.auctions.len(),
+        (status.now - local).num_milliseconds()
+    );
     let snapshot = Snapshot { now: Some(status.now), auctions: status.auctions, bids, mood };
-    feed.send(Feed::Snapshot(snapshot, Utc::now())).map_err(|_| anyhow::anyhow!("the renderer stopped"))?;
+    feed.send(Feed::Snapshot(snapshot, local)).map_err(|_| anyhow::anyhow!("the renderer stopped"))?;
     Ok(())
 }
 

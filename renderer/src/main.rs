@@ -222,7 +222,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         prometheus,
     });
     let ports = Ports { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
-    runtime.block_on(api::serve(shared.clone(), &cli.host, ports))?;
+    // Printed, not logged: Bevy's logger starts with the app, after this.
+    for (kind, addr) in runtime.block_on(api::serve(shared.clone(), &cli.host, ports))? {
+        eprintln_line(&format!("listening role=stream kind={kind} addr={addr}"));
+    }
 
     let (feed_sender, feed) = std::sync::mpsc::channel();
     let outbox = if cli.no_follow {
@@ -336,11 +339,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         send_event(outbox, EventType::StreamStart, &started);
     }
     app.run();
-    let frames_rendered = stats.frames_pushed.load(Ordering::Relaxed);
-    // Dropping the app closes the frame channel: the output thread then ends the
-    // streams and finalises the files (also after SIGINT or SIGTERM).
-    drop(app);
+    // Closing the frame channel ends the output thread, which then ends the streams
+    // and finalises the files (also after SIGINT or SIGTERM).
+    app.world_mut().remove_resource::<FrameSink>();
     let result = writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    let frames_rendered = stats.frames_pushed.load(Ordering::Relaxed);
     if let Some(outbox) = &outbox {
         let reason = match &result {
             Ok(()) => "stopped".to_owned(),
@@ -348,6 +351,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         send_event(outbox, EventType::StreamEnd, &StreamEnded { reason, frames_rendered });
     }
+    // The process ends here: the app is not torn down piece by piece (its render
+    // thread may still be waiting on the main world), it goes with the process.
+    std::mem::forget(app);
     // Give the publisher a moment to hand over the last events.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use gstreamer as gst;
@@ -93,19 +94,13 @@ fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Audio samples per buffer of the silent track.
-const AUDIO_BUFFER_SAMPLES: u64 = 1024;
-const AUDIO_RATE: u64 = 44_100;
+/// Audio sample rate of the AAC track (X's recommended 44.1 kHz, stereo).
+pub const AUDIO_RATE: u64 = 44_100;
 
-/// The launch description: one encode, teed to every output's muxer and sink. With a
-/// frame limit (a recording), the audio track is cut to the video's length; without
-/// one, the audio runs live on the clock.
-pub fn launch_description(
-    encoding: &Encoding,
-    encoder: &str,
-    outputs: &[Output],
-    frames: Option<u64>,
-) -> String {
+/// The launch description: video and audio pushed by the renderer (`appsrc` named
+/// `frames` and `sound`, stamped from the frame counter so they stay in step), one
+/// encode of each, teed to every output's muxer and sink.
+pub fn launch_description(encoding: &Encoding, encoder: &str, outputs: &[Output]) -> String {
     let Encoding { width, height, fps, bitrate_kbps, keyframe_secs, audio_kbps } = *encoding;
     let encode = match encoder {
         "nvh264enc" => {
@@ -116,18 +111,12 @@ pub fn launch_description(
             fps * keyframe_secs
         ),
     };
-    let audio_length = match frames {
-        Some(frames) => {
-            format!("num-buffers={}", (frames * AUDIO_RATE).div_ceil(u64::from(fps) * AUDIO_BUFFER_SAMPLES))
-        }
-        None => "is-live=true".to_owned(),
-    };
     let mut description = format!(
         "appsrc name=frames format=time caps=video/x-raw,format=RGBA,width={width},height={height},framerate={fps}/1 \
          ! queue max-size-buffers=8 leaky=no ! videoconvert ! video/x-raw,format=I420 ! {encode} \
          ! video/x-h264,profile=main ! h264parse config-interval=-1 ! tee name=video \
-         audiotestsrc wave=silence samplesperbuffer={AUDIO_BUFFER_SAMPLES} {audio_length} \
-         ! audio/x-raw,rate={AUDIO_RATE},channels=2 ! audioconvert ! voaacenc bitrate={} ! aacparse ! tee name=audio ",
+         appsrc name=sound format=time caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels=2 \
+         ! audioconvert ! voaacenc bitrate={} ! aacparse ! tee name=audio ",
         audio_kbps * 1000
     );
     for (index, output) in outputs.iter().enumerate() {
@@ -170,7 +159,6 @@ pub fn pick_encoder(wanted: &str) -> anyhow::Result<&'static str> {
 const ELEMENTS: &[(&str, &str)] = &[
     ("appsrc", "gstreamer1.0-plugins-base"),
     ("videoconvert", "gstreamer1.0-plugins-base"),
-    ("audiotestsrc", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("voaacenc", "gstreamer1.0-plugins-bad"),
@@ -195,11 +183,63 @@ pub fn check_system() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The audio samples `[first, end)` that go with video frame `slot` at `fps`:
+/// consecutive, so the track never drifts from the video.
+pub fn audio_span(slot: u64, fps: u32) -> (u64, u64) {
+    let fps = u64::from(fps.max(1));
+    (slot * AUDIO_RATE / fps, (slot + 1) * AUDIO_RATE / fps)
+}
+
+/// Feeds a live output at a constant `fps`: at each slot (1/fps on the wall clock)
+/// the newest rendered frame goes out; when none came since the last slot the last
+/// one is repeated, and when several came all but the newest are skipped. Both count
+/// as dropped frames. Returns when the channel closes.
+pub fn pace<T>(
+    frames: &Receiver<T>,
+    fps: u32,
+    stats: &OutputStats,
+    mut emit: impl FnMut(&T, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let interval = Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1)));
+    // Wait for the first frame before the clock starts.
+    let Ok(mut latest) = frames.recv() else { return Ok(()) };
+    let start = Instant::now();
+    let mut fresh = true;
+    for slot in 0u64.. {
+        let due = start + interval * u32::try_from(slot).unwrap_or(u32::MAX);
+        loop {
+            match frames.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(frame) => {
+                    if fresh && slot > 0 {
+                        // The previous new frame never went out.
+                        stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("stream_frames_dropped_total").increment(1);
+                    }
+                    latest = frame;
+                    fresh = true;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        if !fresh {
+            stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
+            stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("stream_frames_dropped_total").increment(1);
+        }
+        emit(&latest, slot)?;
+        fresh = false;
+    }
+    Ok(())
+}
+
 /// Counters shared with the rest of the renderer.
 #[derive(Debug, Default)]
 pub struct OutputStats {
     pub frames_pushed: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Slots that repeated the last frame because no new one was rendered in time.
+    pub frames_repeated: AtomicU64,
     pub finished: AtomicBool,
     /// Frames waiting in the encoder's input queue.
     pub queued: AtomicU64,
@@ -221,6 +261,7 @@ impl AsRef<[u8]> for Shared {
 pub struct Pipeline {
     pipeline: gst::Pipeline,
     source: gst_app::AppSrc,
+    sound: gst_app::AppSrc,
     encoding: Encoding,
 }
 
@@ -231,19 +272,32 @@ impl Pipeline {
         outputs: &[Output],
         frames: Option<u64>,
     ) -> anyhow::Result<Pipeline> {
-        let description = launch_description(&encoding, encoder, outputs, frames);
+        let description = launch_description(&encoding, encoder, outputs);
         let pipeline = gst::parse::launch(&description)
             .context("building the GStreamer pipeline")?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow::anyhow!("the launch description is not a pipeline"))?;
-        let source = pipeline
-            .by_name("frames")
-            .and_then(|element| element.dynamic_cast::<gst_app::AppSrc>().ok())
-            .context("the pipeline has no appsrc")?;
-        source.set_block(true);
+        let appsrc = |name: &str| {
+            pipeline
+                .by_name(name)
+                .and_then(|element| element.dynamic_cast::<gst_app::AppSrc>().ok())
+                .with_context(|| format!("the pipeline has no appsrc {name}"))
+        };
+        let (source, sound) = (appsrc("frames")?, appsrc("sound")?);
         source.set_max_bytes(u64::from(encoding.width * encoding.height * 4) * 4);
+        for source in [&source, &sound] {
+            if frames.is_some() {
+                // A recording waits for the encoder: every frame is kept.
+                source.set_block(true);
+            } else {
+                // Live: a stalled output drops the oldest queued buffers and never
+                // blocks the pacing thread, so stopping always finishes.
+                source.set_block(false);
+                source.set_leaky_type(gst_app::AppLeakyType::Downstream);
+            }
+        }
         pipeline.set_state(gst::State::Playing).context("starting the GStreamer pipeline")?;
-        Ok(Pipeline { pipeline, source, encoding })
+        Ok(Pipeline { pipeline, source, sound, encoding })
     }
 
     /// Pushes frames until the channel closes or `limit` frames went out, then ends
@@ -258,11 +312,9 @@ impl Pipeline {
         let Encoding { width, height, fps, .. } = self.encoding;
         let row = width as usize * 4;
         let frame_ns = 1_000_000_000 / u64::from(fps);
-        let mut count = 0u64;
-        while limit.is_none_or(|limit| count < limit) {
-            let Ok(data) = frames.recv() else { break };
+        let push = |data: &Arc<Vec<u8>>, slot: u64| -> anyhow::Result<()> {
             let mut buffer = if padded_row == row {
-                gst::Buffer::from_slice(Shared(data))
+                gst::Buffer::from_slice(Shared(data.clone()))
             } else {
                 let pixels: Vec<u8> = data
                     .chunks(padded_row)
@@ -273,18 +325,38 @@ impl Pipeline {
                 gst::Buffer::from_mut_slice(pixels)
             };
             if let Some(buffer) = buffer.get_mut() {
-                buffer.set_pts(gst::ClockTime::from_nseconds(count * frame_ns));
+                buffer.set_pts(gst::ClockTime::from_nseconds(slot * frame_ns));
                 buffer.set_duration(gst::ClockTime::from_nseconds(frame_ns));
             }
             self.source.push_buffer(buffer).map_err(|error| anyhow::anyhow!("pushing a frame: {error:?}"))?;
-            count += 1;
-            stats.frames_pushed.store(count, Ordering::Relaxed);
-            stats.queued.store(
-                self.source.current_level_bytes() / (row as u64 * u64::from(height)).max(1),
-                Ordering::Relaxed,
-            );
+            // The frame's share of the audio track, sample-exact over time.
+            let (first, end) = audio_span(slot, fps);
+            let mut audio = gst::Buffer::from_mut_slice(vec![0u8; ((end - first) * 4) as usize]);
+            if let Some(audio) = audio.get_mut() {
+                audio.set_pts(gst::ClockTime::from_nseconds(first * 1_000_000_000 / AUDIO_RATE));
+                audio.set_duration(gst::ClockTime::from_nseconds((end - first) * 1_000_000_000 / AUDIO_RATE));
+            }
+            self.sound.push_buffer(audio).map_err(|error| anyhow::anyhow!("pushing audio: {error:?}"))?;
+            stats.frames_pushed.store(slot + 1, Ordering::Relaxed);
+            let queued = self.source.current_level_bytes() / (row as u64 * u64::from(height)).max(1);
+            stats.queued.store(queued, Ordering::Relaxed);
+            Ok(())
+        };
+        match limit {
+            // A recording of a fixed length: every rendered frame, however long it took.
+            Some(limit) => {
+                for slot in 0..limit {
+                    let Ok(data) = frames.recv() else { break };
+                    push(&data, slot)?;
+                }
+            }
+            // Live: one frame per slot on the wall clock, whatever the renderer manages.
+            None => pace(&frames, fps, &stats, |data, slot| push(data, slot))?,
         }
-        self.pipeline.send_event(gst::event::Eos::new());
+        // End of stream through the sources' own queues: it never waits on a lock a
+        // blocked streaming thread holds.
+        let _ = self.source.end_of_stream();
+        let _ = self.sound.end_of_stream();
         let bus = self.pipeline.bus().context("the pipeline has no bus")?;
         let result = match bus.timed_pop_filtered(
             gst::ClockTime::from_seconds(30),
@@ -311,6 +383,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_live_output_repeats_the_last_frame_when_rendering_falls_behind() {
+        let (sender, frames) = std::sync::mpsc::sync_channel(4);
+        let stats = OutputStats::default();
+        let producer = std::thread::spawn(move || {
+            sender.send(1u32).expect("send");
+            // Nothing new for ten slots at 100 fps, then two frames at once.
+            std::thread::sleep(Duration::from_millis(100));
+            sender.send(2).expect("send");
+            sender.send(3).expect("send");
+            std::thread::sleep(Duration::from_millis(30));
+        });
+        let mut sent = Vec::new();
+        pace(&frames, 100, &stats, |frame, slot| {
+            sent.push((slot, *frame));
+            Ok(())
+        })
+        .expect("pace");
+        producer.join().expect("producer");
+        let slots: Vec<u64> = sent.iter().map(|(slot, _)| *slot).collect();
+        assert_eq!(slots, (0..sent.len() as u64).collect::<Vec<_>>(), "one frame per slot, none skipped");
+        assert!(sent.iter().filter(|(_, frame)| *frame == 1).count() >= 5, "frame 1 repeated: {sent:?}");
+        assert!(sent.iter().any(|(_, frame)| *frame == 3), "the newest frame goes out: {sent:?}");
+        let repeated = stats.frames_repeated.load(Ordering::Relaxed);
+        assert!(repeated >= 5, "{repeated}");
+        // Frame 2 is skipped when 3 arrives within the same slot (the usual case).
+        let skipped =
+            [1, 2, 3].iter().filter(|frame| !sent.iter().any(|(_, sent)| sent == *frame)).count() as u64;
+        assert_eq!(
+            stats.frames_dropped.load(Ordering::Relaxed),
+            repeated + skipped,
+            "repeats and skipped frames"
+        );
+    }
+
+    #[test]
     fn presets_match_the_spec() {
         let x = Encoding::preset("x").expect("x");
         assert_eq!((x.width, x.height, x.fps, x.bitrate_kbps, x.keyframe_secs), (1280, 720, 30, 4000, 3));
@@ -332,14 +439,21 @@ mod tests {
     fn the_pipeline_encodes_once_and_feeds_every_output() {
         let outputs =
             [Output::parse("a.mp4").expect("mp4"), Output::parse("rtmp://127.0.0.1/live/k").expect("rtmp")];
-        let description =
-            launch_description(&Encoding::preset("x").expect("x"), "x264enc", &outputs, Some(60));
+        let description = launch_description(&Encoding::preset("x").expect("x"), "x264enc", &outputs);
         assert_eq!(description.matches("x264enc").count(), 1, "{description}");
         assert!(description.contains("key-int-max=90"));
         assert!(description.contains("mp4mux name=mux0 ! filesink location=\"a.mp4\""));
         assert!(description.contains("flvmux streamable=true name=mux1 ! rtmp2sink"));
         assert!(description.contains("voaacenc bitrate=128000"));
-        // Two seconds of silence: 88 200 samples in buffers of 1024.
-        assert!(description.contains("num-buffers=87"), "{description}");
+        assert_eq!(description.matches("voaacenc").count(), 1, "one audio encode");
+    }
+
+    #[test]
+    fn the_audio_track_follows_the_frames_sample_exactly() {
+        assert_eq!(audio_span(0, 30), (0, 1470));
+        // 24 fps does not divide 44 100: spans differ by a sample but never drift.
+        let spans: Vec<(u64, u64)> = (0..48).map(|slot| audio_span(slot, 24)).collect();
+        assert!(spans.windows(2).all(|pair| pair[0].1 == pair[1].0));
+        assert_eq!(spans[47].1, 2 * AUDIO_RATE);
     }
 }

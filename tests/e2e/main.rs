@@ -3,4 +3,5 @@
 mod backend;
 mod crash;
 mod outbox;
+mod show;
 mod writers;

@@ -1,0 +1,307 @@
+//! The show on air, end to end: a real `sothebais serve` runs an auction, a real
+//! `sothebais-renderer` follows it (the WebSocket in embedded mode, Redis Streams in
+//! production mode) and records it, and the frames it serves at
+//! `/api/stream/frame` are read back with OCR (`tesseract-ocr`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sothebais_e2e::{Backend, Process, addr, binary, gateway, token};
+
+const START: Duration = Duration::from_secs(60);
+
+/// The repository's folder `name` (scenes, assets).
+fn repo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        }
+    }
+}
+
+/// The text tesseract reads in a PNG (sparse text: a broadcast frame is not a page).
+fn ocr(png: &[u8], dir: &Path) -> String {
+    let file = dir.join("frame.png");
+    std::fs::write(&file, png).expect("write frame");
+    let output = Command::new("tesseract")
+        .arg(&file)
+        .args(["stdout", "--psm", "11"])
+        .output()
+        .expect("tesseract runs (package tesseract-ocr)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+struct Show {
+    client: reqwest::Client,
+    stream: String,
+    dir: PathBuf,
+}
+
+impl Show {
+    async fn json(&self, path: &str) -> Value {
+        let response = self.client.get(format!("{}{path}", self.stream)).send().await.expect("request");
+        response.json().await.expect("json")
+    }
+
+    async fn frame_text(&self) -> String {
+        let response =
+            self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        let png = response.bytes().await.expect("bytes");
+        ocr(&png, &self.dir)
+    }
+
+    /// Reads frames until one shows `wanted`; the time it took, or the last text read.
+    async fn until_frame_shows(&self, wanted: &str, timeout: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut text = String::new();
+        while started.elapsed() < timeout {
+            text = self.frame_text().await;
+            if shows(&text, wanted) {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(text)
+    }
+
+    async fn frames_rendered(&self) -> u64 {
+        self.json("/api/stream/status").await["data"]["frames_rendered"].as_u64().unwrap_or_default()
+    }
+}
+
+/// Whether OCR text holds `wanted`, ignoring spaces (OCR often drops or adds them).
+fn shows(text: &str, wanted: &str) -> bool {
+    let squeeze = |text: &str| text.split_whitespace().collect::<String>();
+    squeeze(text).contains(&squeeze(wanted))
+}
+
+/// `M:SS` lines of an OCR text (the countdown), as seconds.
+fn countdowns(text: &str) -> Vec<i64> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (minutes, seconds) = line.split_once(':')?;
+            if seconds.len() != 2 || seconds.contains(':') {
+                return None;
+            }
+            Some(minutes.parse::<i64>().ok()? * 60 + seconds.parse::<i64>().ok()?)
+        })
+        .collect()
+}
+
+async fn the_show_follows_the_auction(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = backend.settings().expect("backend settings");
+    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
+    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
+    let operator = token(dir.path(), &env, "operator").expect("token");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+
+    let created: Value = client
+        .post(format!("{base}/api/auction/auctions"))
+        .bearer_auth(&operator)
+        .json(&json!({
+            "title": "Genesis #42",
+            "starting_price": "1",
+            "starts_at": chrono::Utc::now().to_rfc3339(),
+            "duration_secs": 600,
+            "increment_percent": 5,
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let auction_id = created["data"]["id"].as_str().expect("auction id").to_owned();
+
+    let scenes = dir.path().join("scenes");
+    copy_dir(&repo("scenes"), &scenes);
+    let recording = dir.path().join("show.mkv");
+    let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
+    renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.path().join("data").display().to_string());
+    for key in ["REDIS_URL", "REDIS_KEY_PREFIX"] {
+        if let Some(value) = env.get(key) {
+            renderer_env.insert(key.into(), value.clone());
+        }
+    }
+    let assets = repo("assets");
+    let args = [
+        "--output",
+        recording.to_str().expect("path"),
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--fps",
+        "15",
+        "--backend",
+        &base,
+        "--scenes",
+        scenes.to_str().expect("path"),
+        "--assets",
+        assets.to_str().expect("path"),
+        "--port",
+        "0",
+        "--ws-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--health-port",
+        "0",
+    ];
+    let mut renderer =
+        Process::start(&binary("sothebais-renderer"), &args, dir.path(), &renderer_env).expect("renderer");
+    let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
+    let show = Show {
+        client: client.clone(),
+        stream: format!("http://{}", addr(&listeners, "stream", "api")),
+        dir: dir.path().to_path_buf(),
+    };
+
+    // The lot is open: the bidding scene goes on air once the renderer follows.
+    let deadline = Instant::now() + START;
+    loop {
+        let status = show.json("/api/stream/status").await;
+        if status["data"]["following"] == true
+            && status["data"]["scene"] == "default"
+            && status["data"]["frames_rendered"].as_u64() > Some(0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renderer never followed the backend: {status}\n{}",
+            renderer.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An accepted bid of 1.5 ETH reaches the frame.
+    let bid: Value = client
+        .post(format!("{base}/api/auction/bid"))
+        .bearer_auth(&operator)
+        .json(&json!({ "auction_id": auction_id, "amount": "1.5", "bidder": { "id": "x:alice", "handle": "alice" } }))
+        .send()
+        .await
+        .expect("bid")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bid["data"]["bid"]["status"], "accepted", "{bid}");
+    let ends_at: chrono::DateTime<chrono::Utc> =
+        bid["data"]["auction"]["ends_at"].as_str().expect("ends_at").parse().expect("time");
+    let took = show.until_frame_shows("1.5 ETH", Duration::from_secs(20)).await.unwrap_or_else(|text| {
+        panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
+    });
+    println!("bid to a frame showing it, OCR included: {took:?}");
+    // The countdown on the frame matches ends_at: a frame fetched when `left`
+    // seconds remain shows that, rounded up, give or take the frame's age.
+    let left = (ends_at - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
+    let text = show.frame_text().await;
+    assert!(shows(&text, "@alice"), "the high bidder is shown: {text}");
+    let shown = countdowns(&text);
+    assert!(
+        shown.iter().any(|secs| (*secs as f64 - left).abs() <= 2.0),
+        "countdown {shown:?} vs {left} s left:\n{text}\n{}",
+        renderer.log().join("\n")
+    );
+
+    // A designer saves the scene: the frame changes, the output never stops.
+    let frames_before = show.frames_rendered().await;
+    let file = scenes.join("default.toml");
+    let original = std::fs::read_to_string(&file).expect("scene");
+    let edited = original.replace("Reply \\\"@SothebAIs bid 1.5\\\" on X to bid", "Designers were here");
+    assert_ne!(edited, original, "the banner text is in the default scene");
+    std::fs::write(&file, &edited).expect("save scene");
+    let took = show
+        .until_frame_shows("Designers were here", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|text| panic!("the edit never reached the frame; the last read:\n{text}"));
+    println!("scene saved to a frame showing it, OCR included: {took:?}");
+
+    // An invalid save keeps the last good scene on air and names the line.
+    let broken = edited.replacen("color = \"#7a1418\"", "color = \"#7a14\"", 1);
+    let broken_line = broken.lines().position(|line| line.contains("#7a14\"")).expect("broken line") + 1;
+    std::fs::write(&file, &broken).expect("save broken scene");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let scenes = show.json("/api/stream/scenes").await;
+        let found = scenes["data"]["scenes"]
+            .as_array()
+            .and_then(|list| list.iter().find(|scene| scene["name"] == "default"))
+            .and_then(|scene| scene["error"].as_str().map(str::to_owned));
+        if let Some(error) = found {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "no scene error reported: {scenes}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.contains(&format!("default.toml:{broken_line}:")), "the error names the line: {error}");
+    let layers = show.json("/api/stream/layers").await;
+    let banner = layers["data"]["layers"]
+        .as_array()
+        .and_then(|layers| layers.iter().find(|layer| layer["id"] == "how-to-bid"))
+        .map(|layer| layer["text"].clone());
+    assert_eq!(banner, Some(json!("Designers were here")), "the last good scene stays: {layers}");
+    show.until_frame_shows("Designers were here", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|text| panic!("the last good scene left the frame:\n{text}"));
+    let frames_after = show.frames_rendered().await;
+    assert!(frames_after > frames_before, "the output kept going: {frames_before} -> {frames_after}");
+    let status = show.json("/api/stream/status").await;
+    assert_eq!(status["data"]["state"], "live", "{status}");
+
+    // Stopping with SIGTERM finalises the recording.
+    let exit = renderer.terminate(Duration::from_secs(30)).expect("renderer stops");
+    assert!(exit.success(), "{exit:?}\n{}", renderer.log().join("\n"));
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&recording)
+        .output()
+        .expect("ffprobe");
+    let probed: Value = serde_json::from_slice(&probe.stdout).unwrap_or(Value::Null);
+    assert_eq!(probed["streams"][0]["codec_name"], "h264", "{probed}");
+    let frames: u64 =
+        probed["streams"][0]["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(
+        frames >= frames_after.saturating_sub(30),
+        "the recording holds the frames: {frames} of {frames_after}"
+    );
+    let _ = server.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_show_follows_the_auction_embedded() {
+    if Backend::all().contains(&Backend::Embedded) {
+        the_show_follows_the_auction(Backend::Embedded).await;
+    }
+}
+
+#[tokio::test]
+async fn the_show_follows_the_auction_production() {
+    if Backend::all().contains(&Backend::Production) {
+        the_show_follows_the_auction(Backend::Production).await;
+    }
+}
