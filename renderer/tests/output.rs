@@ -14,7 +14,11 @@ const HEIGHT: u32 = 360;
 
 fn renderer(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sothebais-renderer"));
-    command.args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()]).args(args);
+    command
+        .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
+        // No backend to follow here, and free ports for the stream manager.
+        .args(["--no-follow", "--port", "0", "--ws-port", "0", "--metrics-port", "0", "--health-port", "0"])
+        .args(args);
     command
 }
 
