@@ -6,6 +6,7 @@
 #![allow(elided_lifetimes_in_paths, reason = "Bevy system parameters read better without their lifetimes")]
 
 mod api;
+mod branch;
 mod character;
 mod follow;
 mod output;
@@ -151,8 +152,10 @@ struct Timing {
     readbacks: u64,
     encoder: String,
     encoding: Encoding,
-    outputs: Vec<String>,
     failed_reported: bool,
+    /// Bytes each output had taken at `bytes_at`, for its bitrate.
+    bytes: Vec<u64>,
+    bytes_at: Option<Instant>,
 }
 
 fn main() -> ExitCode {
@@ -244,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(wait_for_signal(stop.clone()));
 
-    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames)?;
+    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames, stats.clone())?;
     let masked: Vec<String> = outputs.iter().map(Output::masked).collect();
     for url in &masked {
         eprintln_line(&format!(
@@ -309,8 +312,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         readbacks: 0,
         encoder: encoder.to_owned(),
         encoding,
-        outputs: masked.clone(),
         failed_reported: false,
+        bytes: Vec::new(),
+        bytes_at: None,
     })
     .add_systems(Startup, setup_target)
     .add_systems(
@@ -561,10 +565,39 @@ fn publish_view(
     let pushed = stats.frames_pushed.load(Ordering::Relaxed);
     let dropped = stats.frames_dropped.load(Ordering::Relaxed);
     let failed = stats.failed.lock().ok().and_then(|failed| failed.clone());
-    let state = match (&failed, pushed) {
-        (Some(_), _) => "error",
-        (None, 0) => "idle",
-        (None, _) => "live",
+    let reports = stats.outputs.lock().map(|reports| reports.clone()).unwrap_or_default();
+    // Bitrate of each output over the last quarter second or more.
+    let elapsed = timing.bytes_at.map_or(0.0, |at| now.duration_since(at).as_secs_f64());
+    let outputs: Vec<api::OutputStatus> = reports
+        .iter()
+        .enumerate()
+        .map(|(index, report)| {
+            let before = timing.bytes.get(index).copied().unwrap_or(report.bytes);
+            let kbps = if elapsed > 0.0 {
+                report.bytes.saturating_sub(before) as f64 * 8.0 / 1000.0 / elapsed
+            } else {
+                0.0
+            };
+            api::OutputStatus {
+                url: report.url.clone(),
+                state: report.state,
+                bitrate_kbps: kbps.round() as u32,
+                reconnects: report.reconnects,
+            }
+        })
+        .collect();
+    timing.bytes = reports.iter().map(|report| report.bytes).collect();
+    timing.bytes_at = Some(now);
+    let state = if failed.is_some() {
+        "error"
+    } else if pushed == 0 {
+        "idle"
+    } else if outputs.iter().any(|output| output.state == "live") {
+        "live"
+    } else if outputs.iter().any(|output| output.state == "reconnecting") {
+        "reconnecting"
+    } else {
+        "error"
     };
     let fps = timing.frame_ends.len() as f64;
     metrics::gauge!("stream_fps").set(fps);
@@ -577,16 +610,7 @@ fn publish_view(
         frame_time_ms: api::Percentiles { p50: percentile(&sorted, 0.5), p99: percentile(&sorted, 0.99) },
         frames_rendered: pushed,
         frames_dropped: dropped,
-        outputs: timing
-            .outputs
-            .iter()
-            .map(|url| api::OutputStatus {
-                url: url.clone(),
-                state: if failed.is_some() { "error" } else { state },
-                bitrate_kbps: encoding.bitrate_kbps,
-                reconnects: 0,
-            })
-            .collect(),
+        outputs,
         encoder: timing.encoder.clone(),
         resolution: format!("{}x{}", encoding.width, encoding.height),
         scene: on_air.scene.as_ref().map(|scene| scene.name.clone()).unwrap_or_default(),

@@ -1,15 +1,17 @@
 //! The output pipeline: rendered frames into a GStreamer `appsrc`, encoded once
 //! (H.264 + an AAC track) and written to the outputs.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+use crate::branch::{Branch, Track};
 
 /// Encoding settings of a preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,18 +91,14 @@ impl Output {
     }
 }
 
-/// Quotes a value for a launch string.
-fn quoted(value: &str) -> String {
-    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// Audio sample rate of the AAC track (X's recommended 44.1 kHz, stereo).
 pub const AUDIO_RATE: u64 = 44_100;
 
-/// The launch description: video and audio pushed by the renderer (`appsrc` named
-/// `frames` and `sound`, stamped from the frame counter so they stay in step), one
-/// encode of each, teed to every output's muxer and sink.
-pub fn launch_description(encoding: &Encoding, encoder: &str, outputs: &[Output]) -> String {
+/// The launch description of the encode: video and audio pushed by the renderer
+/// (`appsrc` named `frames` and `sound`, stamped from the frame counter so they stay
+/// in step), encoded once each and taken out at the `appsink`s `video` and `audio`,
+/// from where every output (`branch.rs`) gets the same buffers.
+pub fn launch_description(encoding: &Encoding, encoder: &str) -> String {
     let Encoding { width, height, fps, bitrate_kbps, keyframe_secs, audio_kbps } = *encoding;
     let encode = match encoder {
         "nvh264enc" => {
@@ -111,33 +109,15 @@ pub fn launch_description(encoding: &Encoding, encoder: &str, outputs: &[Output]
             fps * keyframe_secs
         ),
     };
-    let mut description = format!(
+    format!(
         "appsrc name=frames format=time caps=video/x-raw,format=RGBA,width={width},height={height},framerate={fps}/1 \
          ! queue max-size-buffers=8 leaky=no ! videoconvert ! video/x-raw,format=I420 ! {encode} \
-         ! video/x-h264,profile=main ! h264parse config-interval=-1 ! tee name=video \
+         ! video/x-h264,profile=main ! h264parse config-interval=-1 ! video/x-h264,stream-format=avc,alignment=au \
+         ! appsink name=video sync=false \
          appsrc name=sound format=time caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels=2 \
-         ! audioconvert ! voaacenc bitrate={} ! aacparse ! tee name=audio ",
+         ! audioconvert ! voaacenc bitrate={} ! aacparse ! appsink name=audio sync=false",
         audio_kbps * 1000
-    );
-    for (index, output) in outputs.iter().enumerate() {
-        let (mux, sink) = match output {
-            Output::Rtmp(url) => {
-                ("flvmux streamable=true".to_owned(), format!("rtmp2sink location={}", quoted(url)))
-            }
-            Output::File { path, container } => {
-                let mux = match container {
-                    Container::Mp4 => "mp4mux",
-                    Container::Mkv => "matroskamux",
-                    Container::Flv => "flvmux",
-                };
-                (mux.to_owned(), format!("filesink location={}", quoted(path)))
-            }
-        };
-        description.push_str(&format!(
-            " {mux} name=mux{index} ! {sink} video. ! queue ! mux{index}. audio. ! queue ! mux{index}."
-        ));
-    }
-    description
+    )
 }
 
 /// The H.264 encoder to use: `nvh264enc` when asked for or (for `auto`) when its
@@ -166,6 +146,7 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("matroskamux", "gstreamer1.0-plugins-good"),
     ("flvmux", "gstreamer1.0-plugins-good"),
+    ("appsink", "gstreamer1.0-plugins-base"),
     ("rtmp2sink", "gstreamer1.0-plugins-bad"),
 ];
 
@@ -243,8 +224,10 @@ pub struct OutputStats {
     pub finished: AtomicBool,
     /// Frames waiting in the encoder's input queue.
     pub queued: AtomicU64,
+    /// Each output's state, in `--output` order.
+    pub outputs: Mutex<Vec<crate::branch::Report>>,
     /// Why the output stopped, when it failed.
-    pub failed: std::sync::Mutex<Option<String>>,
+    pub failed: Mutex<Option<String>>,
 }
 
 /// A frame shared with the stream manager's preview, handed to GStreamer without a copy.
@@ -263,6 +246,7 @@ pub struct Pipeline {
     source: gst_app::AppSrc,
     sound: gst_app::AppSrc,
     encoding: Encoding,
+    branches: Arc<Mutex<Vec<Branch>>>,
 }
 
 impl Pipeline {
@@ -271,8 +255,9 @@ impl Pipeline {
         encoder: &str,
         outputs: &[Output],
         frames: Option<u64>,
+        stats: Arc<OutputStats>,
     ) -> anyhow::Result<Pipeline> {
-        let description = launch_description(&encoding, encoder, outputs);
+        let description = launch_description(&encoding, encoder);
         let pipeline = gst::parse::launch(&description)
             .context("building the GStreamer pipeline")?
             .downcast::<gst::Pipeline>()
@@ -296,8 +281,49 @@ impl Pipeline {
                 source.set_leaky_type(gst_app::AppLeakyType::Downstream);
             }
         }
+        let branches: Vec<Branch> = outputs.iter().cloned().map(Branch::new).collect();
+        if let Ok(mut reports) = stats.outputs.lock() {
+            *reports = branches.iter().map(|branch| branch.report().clone()).collect();
+        }
+        let branches = Arc::new(Mutex::new(branches));
+        for (name, track) in [("video", Track::Video), ("audio", Track::Audio)] {
+            let sink = pipeline
+                .by_name(name)
+                .and_then(|element| element.dynamic_cast::<gst_app::AppSink>().ok())
+                .with_context(|| format!("the pipeline has no appsink {name}"))?;
+            let (branches, stats) = (branches.clone(), stats.clone());
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let Some(mut buffer) = sample.buffer_owned() else { return Ok(gst::FlowSuccess::Ok) };
+                        // Outputs are pipelines of their own: stamp the buffers with the
+                        // encode's running time (x264enc, for one, shifts its segment).
+                        if let Some(segment) =
+                            sample.segment().and_then(|segment| segment.downcast_ref::<gst::ClockTime>())
+                        {
+                            let buffer = buffer.make_mut();
+                            let pts = buffer.pts().and_then(|pts| segment.to_running_time(pts));
+                            let dts = buffer.dts().and_then(|dts| segment.to_running_time(dts));
+                            buffer.set_pts(pts);
+                            buffer.set_dts(dts);
+                        }
+                        if let Ok(mut branches) = branches.lock() {
+                            for branch in branches.iter_mut() {
+                                branch.push(track, &buffer, sample.caps_owned().as_ref());
+                            }
+                            if let Ok(mut reports) = stats.outputs.lock() {
+                                reports.clear();
+                                reports.extend(branches.iter().map(|branch| branch.report().clone()));
+                            }
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
         pipeline.set_state(gst::State::Playing).context("starting the GStreamer pipeline")?;
-        Ok(Pipeline { pipeline, source, sound, encoding })
+        Ok(Pipeline { pipeline, source, sound, encoding, branches })
     }
 
     /// Pushes frames until the channel closes or `limit` frames went out, then ends
@@ -358,7 +384,7 @@ impl Pipeline {
         let _ = self.source.end_of_stream();
         let _ = self.sound.end_of_stream();
         let bus = self.pipeline.bus().context("the pipeline has no bus")?;
-        let result = match bus.timed_pop_filtered(
+        let encoded = match bus.timed_pop_filtered(
             gst::ClockTime::from_seconds(30),
             &[gst::MessageType::Eos, gst::MessageType::Error],
         ) {
@@ -370,8 +396,18 @@ impl Pipeline {
                 )),
                 _ => Ok(()),
             },
-            None => Err(anyhow::anyhow!("the outputs did not finish within 30 s")),
+            None => Err(anyhow::anyhow!("the encoder did not finish within 30 s")),
         };
+        // Every output ends its streams and finalises its file or connection.
+        let mut result = encoded;
+        if let Ok(mut branches) = self.branches.lock() {
+            for branch in branches.iter_mut() {
+                let finished = branch.finish(Duration::from_secs(15));
+                if result.is_ok() {
+                    result = finished;
+                }
+            }
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
         stats.finished.store(true, Ordering::Relaxed);
         result
@@ -436,16 +472,13 @@ mod tests {
     }
 
     #[test]
-    fn the_pipeline_encodes_once_and_feeds_every_output() {
-        let outputs =
-            [Output::parse("a.mp4").expect("mp4"), Output::parse("rtmp://127.0.0.1/live/k").expect("rtmp")];
-        let description = launch_description(&Encoding::preset("x").expect("x"), "x264enc", &outputs);
+    fn the_pipeline_encodes_once_for_every_output() {
+        let description = launch_description(&Encoding::preset("x").expect("x"), "x264enc");
         assert_eq!(description.matches("x264enc").count(), 1, "{description}");
         assert!(description.contains("key-int-max=90"));
-        assert!(description.contains("mp4mux name=mux0 ! filesink location=\"a.mp4\""));
-        assert!(description.contains("flvmux streamable=true name=mux1 ! rtmp2sink"));
         assert!(description.contains("voaacenc bitrate=128000"));
         assert_eq!(description.matches("voaacenc").count(), 1, "one audio encode");
+        assert!(description.contains("appsink name=video") && description.contains("appsink name=audio"));
     }
 
     #[test]

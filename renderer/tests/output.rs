@@ -44,13 +44,17 @@ fn stream<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
 }
 
 fn assert_show_streams(streams: &[Value]) {
+    assert_show_streams_sized(streams, WIDTH, HEIGHT, "30/1");
+}
+
+fn assert_show_streams_sized(streams: &[Value], width: u32, height: u32, rate: &str) {
     let video = stream(streams, "video");
     assert_eq!(video["codec_name"], "h264", "{video}");
     assert_eq!(
         (video["width"].as_u64(), video["height"].as_u64()),
-        (Some(u64::from(WIDTH)), Some(u64::from(HEIGHT)))
+        (Some(u64::from(width)), Some(u64::from(height)))
     );
-    assert_eq!(video["r_frame_rate"], "30/1");
+    assert_eq!(video["r_frame_rate"], rate);
     assert_eq!(stream(streams, "audio")["codec_name"], "aac");
 }
 
@@ -139,4 +143,141 @@ fn an_rtmp_server_receives_the_show_while_a_recording_is_written() {
     assert!(!log.contains("show-key"), "the stream key is masked in the log: {log}");
     assert_show_streams(&live);
     assert_show_streams(&probe(recording.to_str().expect("path")));
+}
+
+/// A running renderer whose log is collected, killed on drop.
+struct Running {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = renderer(args).stderr(Stdio::piped()).spawn().expect("start the renderer");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                    if let Ok(mut lines) = log.lock() {
+                        lines.push(line);
+                    }
+                }
+            });
+        }
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|lines| lines.join("\n")).unwrap_or_default()
+    }
+
+    /// The stream manager API's address, from the `listening` line.
+    fn api(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = self.log.lock().ok().and_then(|lines| {
+                lines.iter().find_map(|line| {
+                    line.split("listening role=stream kind=api addr=")
+                        .nth(1)
+                        .map(|addr| addr.trim().to_owned())
+                })
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(Instant::now() < deadline, "no API address:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on `addr`, the JSON body.
+fn get(addr: &str, path: &str) -> Value {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = TcpStream::connect(addr) else { return Value::Null };
+    let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until the status satisfies `check`; the last status otherwise.
+fn wait_for_status(addr: &str, what: &str, timeout: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = get(addr, "/api/stream/status");
+        if check(&status["data"]) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn output_state(status: &Value, index: usize) -> (String, u64) {
+    let output = &status["outputs"][index];
+    (
+        output["state"].as_str().unwrap_or_default().to_owned(),
+        output["reconnects"].as_u64().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn an_rtmp_server_that_restarts_gets_the_stream_again_while_the_recording_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("port")
+        .port();
+    let server = RtmpServer::start(dir.path(), port);
+    let url = format!("rtmp://127.0.0.1:{port}/live/show-key");
+    let recording = dir.path().join("show.mkv");
+    let mut show =
+        Running::start(&["--fps", "15", "--output", &url, "--output", recording.to_str().expect("path")]);
+    let api = show.api();
+    wait_for_status(&api, "the stream never went live", Duration::from_secs(60), |status| {
+        output_state(status, 0).0 == "live" && status["frames_rendered"].as_u64() > Some(15)
+    });
+
+    // The ingest goes away: the stream is retried, the recording carries on.
+    drop(server);
+    let down = wait_for_status(&api, "the lost ingest was not noticed", Duration::from_secs(60), |status| {
+        output_state(status, 0).0 == "reconnecting"
+    });
+    let frames_down = down["data"]["frames_rendered"].as_u64().unwrap_or_default();
+    assert_eq!(output_state(&down["data"], 1).0, "live", "the recording is not affected: {down}");
+
+    // It comes back on the same port: the renderer reconnects by itself.
+    let _server = RtmpServer::start(dir.path(), port);
+    let back = wait_for_status(&api, "no reconnect", Duration::from_secs(90), |status| {
+        let (state, reconnects) = output_state(status, 0);
+        state == "live" && reconnects >= 1
+    });
+    assert!(back["data"]["frames_rendered"].as_u64() > Some(frames_down), "rendering went on: {back}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_show_streams_sized(&probe(&url), 640, 360, "15/1");
+
+    // Stopped with SIGTERM, the recording holds the whole show.
+    let status = Command::new("kill").args(["-TERM", &show.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = show.child.wait().expect("exit");
+    assert!(exit.success(), "{exit:?}\n{}", show.log());
+    let log = show.log();
+    assert!(!log.contains("show-key"), "the stream key is masked in the log: {log}");
+    let streams = probe(recording.to_str().expect("path"));
+    assert_show_streams_sized(&streams, 640, 360, "15/1");
+    let frames: u64 =
+        stream(&streams, "video")["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(frames > frames_down, "the recording kept going through the outage: {frames} frames");
 }
