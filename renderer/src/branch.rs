@@ -63,6 +63,9 @@ pub struct Branch {
     report: Report,
     /// A recording keeps every buffer; a stream drops when its connection stalls.
     keep_everything: bool,
+    /// Buffers that came before the output could start (the other track's caps not
+    /// known yet), so the first keyframe is not lost.
+    pending: Vec<(Track, gst::Buffer)>,
 }
 
 impl std::fmt::Debug for Branch {
@@ -90,6 +93,7 @@ impl Branch {
             failures: 0,
             retry_at: None,
             keep_everything,
+            pending: Vec::new(),
         }
     }
 
@@ -199,9 +203,15 @@ impl Branch {
         }
         self.check();
         if self.running.is_none() && self.report.state != "error" {
+            let first = self.retry_at.is_none();
+            if first && !self.caps.iter().all(Option::is_some) {
+                if self.pending.len() < 1000 {
+                    self.pending.push((track, buffer.clone()));
+                }
+                return;
+            }
             let due = self.retry_at.is_none_or(|at| Instant::now() >= at);
             if due && self.caps.iter().all(Option::is_some) {
-                let first = self.retry_at.is_none();
                 if let Err(error) = self.start() {
                     self.fail(format!("{error:#}"));
                     return;
@@ -211,8 +221,16 @@ impl Branch {
                     metrics::counter!("stream_output_reconnects_total", "output" => self.masked.clone())
                         .increment(1);
                 }
+                for (track, buffer) in std::mem::take(&mut self.pending) {
+                    self.forward(track, &buffer);
+                }
             }
         }
+        self.forward(track, buffer);
+    }
+
+    /// Hands a buffer to the running pipeline.
+    fn forward(&mut self, track: Track, buffer: &gst::Buffer) {
         let Some(running) = &mut self.running else { return };
         // A (re)started output begins with a keyframe, the audio with it.
         if !running.keyframe_seen {

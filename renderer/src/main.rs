@@ -12,6 +12,7 @@ mod follow;
 mod output;
 mod scene;
 mod show;
+mod sound;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -139,6 +140,22 @@ struct Inbox {
     stop: Arc<AtomicBool>,
 }
 
+/// The sound effects and the way to the output thread's mixer.
+#[derive(Resource)]
+struct Sounds {
+    bank: sound::Bank,
+    sender: std::sync::mpsc::Sender<sound::Clip>,
+}
+
+/// Plays the sound of each show event of this frame.
+fn play_sounds(show: Res<Show>, sounds: Res<Sounds>) {
+    for trigger in &show.triggers {
+        if let Some(clip) = sounds.bank.get(*trigger) {
+            let _ = sounds.sender.send(clip);
+        }
+    }
+}
+
 /// Figures the status and metrics report.
 #[derive(Resource)]
 struct Timing {
@@ -259,10 +276,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Two frames of slack: the render loop never waits for the encoder.
     let (sender, frames) = sync_channel(2);
     let padded_row = (encoding.width as usize * 4).div_ceil(256) * 256;
+    let (sound_sender, sounds) = std::sync::mpsc::channel();
     let writer = {
         let stats = stats.clone();
         std::thread::spawn(move || {
-            let result = pipeline.run(frames, padded_row, cli.frames, stats.clone());
+            let result = pipeline.run(frames, sounds, padded_row, cli.frames, stats.clone());
             if let Err(error) = &result
                 && let Ok(mut failed) = stats.failed.lock()
             {
@@ -296,6 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         height: encoding.height,
         padded_row,
     })
+    .insert_resource(Sounds { bank: sound::Bank::load(&cli.assets), sender: sound_sender })
     .insert_resource(Inbox {
         feed: Mutex::new(feed),
         commands: Mutex::new(commands),
@@ -321,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Update,
         (
             take_inbox,
+            play_sounds,
             draw::poll_files,
             draw::switch_scene,
             draw::update_nodes,

@@ -331,14 +331,16 @@ impl Pipeline {
     pub fn run(
         self,
         frames: Receiver<Arc<Vec<u8>>>,
+        sounds: Receiver<crate::sound::Clip>,
         padded_row: usize,
         limit: Option<u64>,
         stats: Arc<OutputStats>,
     ) -> anyhow::Result<()> {
+        let mut mixer = crate::sound::Mixer::default();
         let Encoding { width, height, fps, .. } = self.encoding;
         let row = width as usize * 4;
         let frame_ns = 1_000_000_000 / u64::from(fps);
-        let push = |data: &Arc<Vec<u8>>, slot: u64| -> anyhow::Result<()> {
+        let mut push = |data: &Arc<Vec<u8>>, slot: u64| -> anyhow::Result<()> {
             let mut buffer = if padded_row == row {
                 gst::Buffer::from_slice(Shared(data.clone()))
             } else {
@@ -357,7 +359,12 @@ impl Pipeline {
             self.source.push_buffer(buffer).map_err(|error| anyhow::anyhow!("pushing a frame: {error:?}"))?;
             // The frame's share of the audio track, sample-exact over time.
             let (first, end) = audio_span(slot, fps);
-            let mut audio = gst::Buffer::from_mut_slice(vec![0u8; ((end - first) * 4) as usize]);
+            let mut samples = vec![0u8; ((end - first) * 4) as usize];
+            while let Ok(clip) = sounds.try_recv() {
+                mixer.play(clip);
+            }
+            mixer.mix_into(&mut samples);
+            let mut audio = gst::Buffer::from_mut_slice(samples);
             if let Some(audio) = audio.get_mut() {
                 audio.set_pts(gst::ClockTime::from_nseconds(first * 1_000_000_000 / AUDIO_RATE));
                 audio.set_duration(gst::ClockTime::from_nseconds((end - first) * 1_000_000_000 / AUDIO_RATE));
@@ -377,7 +384,7 @@ impl Pipeline {
                 }
             }
             // Live: one frame per slot on the wall clock, whatever the renderer manages.
-            None => pace(&frames, fps, &stats, |data, slot| push(data, slot))?,
+            None => pace(&frames, fps, &stats, &mut push)?,
         }
         // End of stream through the sources' own queues: it never waits on a lock a
         // blocked streaming thread holds.

@@ -289,6 +289,20 @@ async fn the_show_follows_the_auction(backend: Backend) {
         frames >= frames_after.saturating_sub(30),
         "the recording holds the frames: {frames} of {frames_after}"
     );
+    // The accepted bid rang its chime on the audio track.
+    let volume = Command::new("ffmpeg")
+        .args(["-hide_banner", "-i"])
+        .arg(&recording)
+        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let report = String::from_utf8_lossy(&volume.stderr);
+    let max_db: f64 = report
+        .lines()
+        .find_map(|line| line.split("max_volume:").nth(1))
+        .and_then(|rest| rest.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or(f64::NEG_INFINITY);
+    assert!(max_db > -30.0, "the track is silent (max {max_db} dB):\n{report}");
     let _ = server.terminate(Duration::from_secs(10));
 }
 

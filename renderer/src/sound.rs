@@ -1,0 +1,172 @@
+//! Sound effects on the audio track: WAV files under `assets/sounds/` played on show
+//! events (a bid accepted, the end extended, the lot closed), mixed into each
+//! frame's share of the track by the output thread.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bevy::log::warn;
+
+use crate::output::AUDIO_RATE;
+use crate::scene::format::Trigger;
+
+/// The file played for each event, under `assets/`.
+pub const SOUNDS: [(Trigger, &str); 3] = [
+    (Trigger::BidAccepted, "sounds/bid_accepted.wav"),
+    (Trigger::Extended, "sounds/extended.wav"),
+    (Trigger::Closed, "sounds/closed.wav"),
+];
+
+/// Interleaved stereo samples.
+pub type Clip = Arc<Vec<i16>>;
+
+/// Reads a 16-bit PCM WAV at 44.1 kHz (mono or stereo) into interleaved stereo.
+pub fn read_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
+    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let half = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+        return Err("not a RIFF/WAVE file".to_owned());
+    }
+    let (mut at, mut channels, mut data) = (12usize, None, None);
+    while let Some(size) = word(at + 4) {
+        let body = at + 8;
+        let end = body.saturating_add(size as usize).min(bytes.len());
+        match bytes.get(at..at + 4) {
+            Some(b"fmt ") => {
+                let format = half(body).ok_or("short fmt chunk")?;
+                let count = half(body + 2).ok_or("short fmt chunk")?;
+                let rate = word(body + 4).ok_or("short fmt chunk")?;
+                let bits = half(body + 14).ok_or("short fmt chunk")?;
+                if format != 1 || bits != 16 || u64::from(rate) != AUDIO_RATE || !(1..=2).contains(&count) {
+                    return Err(format!(
+                        "{count} channels of {bits}-bit format {format} at {rate} Hz: needs 16-bit PCM at 44100 Hz, mono or stereo"
+                    ));
+                }
+                channels = Some(count);
+            }
+            Some(b"data") => data = Some(&bytes[body..end]),
+            _ => {}
+        }
+        at = end + (size as usize & 1);
+    }
+    let (Some(channels), Some(data)) = (channels, data) else {
+        return Err("no fmt or data chunk".to_owned());
+    };
+    let samples = data.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]]));
+    Ok(if channels == 1 { samples.flat_map(|sample| [sample, sample]).collect() } else { samples.collect() })
+}
+
+/// The sound effects, by event.
+#[derive(Debug, Clone, Default)]
+pub struct Bank(HashMap<Trigger, Clip>);
+
+impl Bank {
+    /// Loads the files that exist under `assets`; a missing or unreadable one is
+    /// skipped with a warning (its event is then silent).
+    pub fn load(assets: &Path) -> Bank {
+        let mut bank = HashMap::new();
+        for (trigger, file) in SOUNDS {
+            let path = assets.join(file);
+            match std::fs::read(&path).map_err(|error| error.to_string()).and_then(|bytes| read_wav(&bytes)) {
+                Ok(samples) => {
+                    bank.insert(trigger, Arc::new(samples));
+                }
+                Err(error) => warn!("sound {} not used: {error}", path.display()),
+            }
+        }
+        Bank(bank)
+    }
+
+    pub fn get(&self, trigger: Trigger) -> Option<Clip> {
+        self.0.get(&trigger).cloned()
+    }
+}
+
+/// Sounds being played, mixed into the track one frame's share at a time.
+#[derive(Debug, Default)]
+pub struct Mixer {
+    playing: Vec<(Clip, usize)>,
+}
+
+impl Mixer {
+    pub fn play(&mut self, clip: Clip) {
+        // A handful at once is plenty; the oldest makes way.
+        if self.playing.len() >= 8 {
+            self.playing.remove(0);
+        }
+        self.playing.push((clip, 0));
+    }
+
+    /// Mixes the next `frames` stereo frames into `out` (little-endian i16 pairs),
+    /// saturating instead of wrapping.
+    pub fn mix_into(&mut self, out: &mut [u8]) {
+        let samples = out.len() / 2;
+        for (clip, position) in &mut self.playing {
+            let take = samples.min(clip.len().saturating_sub(*position));
+            for (index, value) in clip[*position..*position + take].iter().enumerate() {
+                let at = index * 2;
+                let current = i16::from_le_bytes([out[at], out[at + 1]]);
+                out[at..at + 2].copy_from_slice(&current.saturating_add(*value).to_le_bytes());
+            }
+            *position += take;
+        }
+        self.playing.retain(|(clip, position)| *position < clip.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(channels: u16, samples: &[i16]) -> Vec<u8> {
+        let data: Vec<u8> = samples.iter().flat_map(|sample| sample.to_le_bytes()).collect();
+        let mut bytes = b"RIFF".to_vec();
+        bytes.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes());
+        bytes.extend_from_slice(&channels.to_le_bytes());
+        bytes.extend_from_slice(&44_100u32.to_le_bytes());
+        bytes.extend_from_slice(&(44_100u32 * 2 * u32::from(channels)).to_le_bytes());
+        bytes.extend_from_slice(&(2 * channels).to_le_bytes());
+        bytes.extend_from_slice(&16u16.to_le_bytes());
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&data);
+        bytes
+    }
+
+    #[test]
+    fn wav_files_are_read_as_interleaved_stereo() {
+        assert_eq!(read_wav(&wav(2, &[1, -1, 2, -2])), Ok(vec![1, -1, 2, -2]));
+        assert_eq!(read_wav(&wav(1, &[5, 6])), Ok(vec![5, 5, 6, 6]));
+        assert!(read_wav(b"RIFF....WAVE").is_err());
+        assert!(read_wav(b"not a wav").is_err());
+    }
+
+    #[test]
+    fn the_sounds_that_come_with_the_project_are_readable() {
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        for (_, file) in SOUNDS {
+            let bytes = std::fs::read(assets.join(file)).expect("sound file");
+            assert!(read_wav(&bytes).is_ok_and(|samples| samples.len() > 1000), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_sound_is_mixed_across_frames_and_saturates() {
+        let mut mixer = Mixer::default();
+        mixer.play(Arc::new(vec![1000; 6]));
+        mixer.play(Arc::new(vec![i16::MAX; 2]));
+        let mut first = vec![0u8; 8];
+        mixer.mix_into(&mut first);
+        let values: Vec<i16> = first.chunks(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect();
+        assert_eq!(values, [i16::MAX, i16::MAX, 1000, 1000]);
+        let mut second = vec![0u8; 8];
+        mixer.mix_into(&mut second);
+        let values: Vec<i16> = second.chunks(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect();
+        assert_eq!(values, [1000, 1000, 0, 0], "the rest of the first sound, then silence");
+        assert!(mixer.playing.is_empty());
+    }
+}
