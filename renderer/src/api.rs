@@ -185,9 +185,29 @@ fn ok<T: Serialize>(data: T) -> Response {
     axum::Json(ApiResponse::ok(data)).into_response()
 }
 
-fn fail(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let error = ApiError { code: code.to_owned(), message: message.into(), details: None };
-    (status, axum::Json(ApiResponse::<()>::err(error))).into_response()
+fn fail(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    Fail::new(status, code, message).into_response()
+}
+
+/// A failed request: the status and the envelope's error.
+#[derive(Debug)]
+struct Fail {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Fail {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Fail {
+        Fail { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        let error = ApiError { code: self.code.to_owned(), message: self.message, details: None };
+        (self.status, axum::Json(ApiResponse::<()>::err(error))).into_response()
+    }
 }
 
 async fn not_found() -> Response {
@@ -224,9 +244,9 @@ async fn scenes(State(shared): State<AppState>) -> Response {
 }
 
 /// Checks for an operator's (or admin's) bearer token signed with the backend's secret.
-fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Fail> {
     let Some(key) = &shared.token_key else {
-        return Err(fail(
+        return Err(Fail::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
             "the renderer has no token secret (JWT_SECRET or the data dir's jwt_secret)",
@@ -237,7 +257,7 @@ fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            fail(
+            Fail::new(
                 StatusCode::UNAUTHORIZED,
                 codes::UNAUTHENTICATED,
                 "this needs a bearer token with role operator",
@@ -250,12 +270,16 @@ fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_required_spec_claims(&["exp"]);
     let claims = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| {
-        fail(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, format!("authentication required: {error}"))
+        Fail::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHENTICATED,
+            format!("authentication required: {error}"),
+        )
     })?;
     if matches!(claims.claims.role.as_str(), "operator" | "admin") {
         Ok(())
     } else {
-        Err(fail(
+        Err(Fail::new(
             StatusCode::FORBIDDEN,
             codes::FORBIDDEN,
             format!("this needs role operator; the token has role {}", claims.claims.role),
@@ -263,19 +287,17 @@ fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn send(shared: &Shared, command: Command) -> Result<(), Response> {
-    shared
-        .commands
-        .lock()
-        .ok()
-        .and_then(|sender| sender.send(command).ok())
-        .ok_or_else(|| fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the renderer is stopping"))
+fn send(shared: &Shared, command: Command) -> Result<(), Fail> {
+    shared.commands.lock().ok().and_then(|sender| sender.send(command).ok()).ok_or_else(|| {
+        Fail::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the renderer is stopping")
+    })
 }
 
 /// Reads a JSON body into `T`, or the envelope's error naming what is wrong.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("invalid body: {error}")))
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Fail> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("invalid body: {error}"))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,7 +315,7 @@ async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: ax
             && !known.iter().any(|scene| &scene.name == name)
         {
             let names: Vec<&str> = known.iter().map(|scene| scene.name.as_str()).collect();
-            return Err(fail(
+            return Err(Fail::new(
                 StatusCode::NOT_FOUND,
                 codes::NOT_FOUND,
                 format!("scene {name:?} not found; scenes: {}", names.join(", ")),
@@ -302,7 +324,7 @@ async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: ax
         send(&shared, Command::Pin(name.clone()))?;
         Ok(serde_json::json!({ "pinned": name }))
     })();
-    result.map_or_else(|response| response, ok)
+    result.map_or_else(IntoResponse::into_response, ok)
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,10 +347,10 @@ async fn patch_layer(
         operator(&shared, &headers)?;
         let patch: PatchBody = body(&bytes)?;
         if patch.opacity.is_some_and(|opacity| !(0.0..=1.0).contains(&opacity)) {
-            return Err(fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "opacity is between 0 and 1"));
+            return Err(Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "opacity is between 0 and 1"));
         }
         if !view(&shared).layers.iter().any(|layer| layer.id == id) {
-            return Err(fail(
+            return Err(Fail::new(
                 StatusCode::NOT_FOUND,
                 codes::NOT_FOUND,
                 format!("layer {id:?} not found in the scene on air"),
@@ -344,7 +366,7 @@ async fn patch_layer(
         send(&shared, Command::Patch(id.clone(), patch))?;
         Ok(serde_json::json!({ "id": id }))
     })();
-    result.map_or_else(|response| response, ok)
+    result.map_or_else(IntoResponse::into_response, ok)
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,7 +458,7 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
     loop {
         ticker.tick().await;
         let mut messages = Vec::new();
-        if ticks % (1000 / tick_ms).max(1) == 0 {
+        if ticks.is_multiple_of((1000 / tick_ms).max(1)) {
             messages.push(serde_json::json!({ "type": "stream:state", "data": view(&shared).status }));
         }
         ticks += 1;

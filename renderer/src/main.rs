@@ -75,6 +75,10 @@ struct Cli {
     /// Stop after this many frames (recordings, tests); default: run until stopped
     #[arg(long)]
     frames: Option<u64>,
+    /// Render as fast as the machine allows instead of at --fps (benchmarks and
+    /// offline recordings; clocks and animations still follow the wall clock)
+    #[arg(long, requires = "frames")]
+    unpaced: bool,
     /// The backend (the gateway) to take snapshots from and follow events of
     #[arg(long, env = "SOTHEBAIS_BACKEND_URL", default_value = "http://127.0.0.1:3000")]
     backend: String,
@@ -170,6 +174,8 @@ struct Timing {
     encoder: String,
     encoding: Encoding,
     failed_reported: bool,
+    /// When the first frame was read back, and the CPU seconds used by then.
+    first_frame: Option<(Instant, f64)>,
     /// Bytes each output had taken at `bytes_at`, for its bitrate.
     bytes: Vec<u64>,
     bytes_at: Option<Instant>,
@@ -297,7 +303,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>(),
-        ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / f64::from(encoding.fps))),
+        ScheduleRunnerPlugin::run_loop(if cli.unpaced {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(1.0 / f64::from(encoding.fps))
+        }),
     ))
     .insert_resource(Canvas { width: encoding.width, height: encoding.height })
     .insert_resource(Show::default())
@@ -332,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         encoder: encoder.to_owned(),
         encoding,
         failed_reported: false,
+        first_frame: None,
         bytes: Vec::new(),
         bytes_at: None,
     })
@@ -368,6 +379,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     app.world_mut().remove_resource::<FrameSink>();
     let result = writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
     let frames_rendered = stats.frames_pushed.load(Ordering::Relaxed);
+    if let Some((first, cpu)) = app.world().get_resource::<Timing>().and_then(|timing| timing.first_frame) {
+        let secs = first.elapsed().as_secs_f64();
+        eprintln_line(&format!(
+            "rendered {frames_rendered} frames in {secs:.2} s ({:.1} fps), {} dropped, {:.2} CPU s",
+            frames_rendered as f64 / secs.max(0.001),
+            stats.frames_dropped.load(Ordering::Relaxed),
+            process_cpu_secs() - cpu,
+        ));
+    }
     if let Some(outbox) = &outbox {
         let reason = match &result {
             Ok(()) => "stopped".to_owned(),
@@ -386,6 +406,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 #[expect(clippy::print_stderr, reason = "start-up lines for the operator")]
 fn eprintln_line(line: &str) {
     eprintln!("sothebais-renderer: {line}");
+}
+
+/// CPU seconds (user + system) this process has used, from `/proc` (0 elsewhere).
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let fields: Vec<&str> =
+        stat.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, in clock ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The backend's HS256 secret: `JWT_SECRET`, else the data folder's `jwt_secret`.
@@ -441,6 +471,9 @@ fn setup_target(mut commands: Commands, mut images: ResMut<Assets<Image>>, canva
          mut timing: ResMut<Timing>| {
             let data = Arc::new(frame.data.clone());
             timing.readbacks += 1;
+            if timing.first_frame.is_none() {
+                timing.first_frame = Some((Instant::now(), process_cpu_secs()));
+            }
             if let Ok(mut latest) = sink.shared.frame.lock() {
                 *latest = Some(Frame {
                     data: data.clone(),

@@ -100,6 +100,7 @@ fn countdowns(text: &str) -> Vec<i64> {
         .collect()
 }
 
+#[expect(clippy::print_stderr, reason = "the measured times are said in the test output")]
 async fn the_show_follows_the_auction(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let env = backend.settings().expect("backend settings");
@@ -205,7 +206,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
     let took = show.until_frame_shows("1.5 ETH", Duration::from_secs(20)).await.unwrap_or_else(|text| {
         panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
     });
-    println!("bid to a frame showing it, OCR included: {took:?}");
+    eprintln!("bid to a frame showing it, OCR included: {took:?}");
     // The countdown on the frame matches ends_at: a frame fetched when `left`
     // seconds remain shows that, rounded up, give or take the frame's age.
     let left = (ends_at - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
@@ -229,7 +230,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
         .until_frame_shows("Designers were here", Duration::from_secs(20))
         .await
         .unwrap_or_else(|text| panic!("the edit never reached the frame; the last read:\n{text}"));
-    println!("scene saved to a frame showing it, OCR included: {took:?}");
+    eprintln!("scene saved to a frame showing it, OCR included: {took:?}");
 
     // An invalid save keeps the last good scene on air and names the line.
     let broken = edited.replacen("color = \"#7a1418\"", "color = \"#7a14\"", 1);

@@ -568,6 +568,7 @@ pub fn start_animations(
 }
 
 /// Moves the animations on, over what `update_nodes` set this frame.
+#[allow(clippy::type_complexity, reason = "one query for every kind of animated node")]
 pub fn animate(
     mut commands: Commands,
     time: Res<Time>,

@@ -135,7 +135,7 @@ impl Library {
     /// Puts a scene on air whatever the auction's state; `None` goes back to rules.
     pub fn pin(&mut self, name: Option<String>) -> Result<(), String> {
         if let Some(name) = &name
-            && !self.entries.get(name).is_some_and(|entry| entry.good.is_some())
+            && self.entries.get(name).is_none_or(|entry| entry.good.is_none())
         {
             return Err(format!("no usable scene {name:?}; scenes: {}", self.names().join(", ")));
         }

@@ -25,6 +25,8 @@ use sqlx::Connection as _;
 
 #[path = "bench/events.rs"]
 mod events;
+#[path = "bench/renderer.rs"]
+mod renderer;
 
 /// Which benchmarks to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +35,9 @@ enum Suite {
     Auction,
     /// The event handler: Redis Streams to stored and delivered events, beside XADD.
     Events,
+    /// The renderer: fps, frame times and CPU at 720p and 1080p, beside ffmpeg alone.
+    Renderer,
+    /// Auction and events (the renderer has its own suite: it needs a release renderer).
     All,
 }
 
@@ -102,11 +107,15 @@ impl Run {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.suite != Suite::Events {
+    if matches!(args.suite, Suite::Auction | Suite::All) {
         auction(&args).await?;
     }
-    if args.suite != Suite::Auction {
+    if matches!(args.suite, Suite::Events | Suite::All) {
         events::run(&args.postgres, &args.redis, args.seconds).await?;
+    }
+    if args.suite == Suite::Renderer {
+        let seconds = args.seconds;
+        tokio::task::spawn_blocking(move || renderer::run(seconds)).await??;
     }
     Ok(())
 }
