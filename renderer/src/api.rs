@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sothebais_shared::api::{ApiError, ApiResponse, codes};
@@ -123,6 +124,10 @@ pub struct Shared {
     pub stats: Arc<OutputStats>,
     pub token_key: Option<jsonwebtoken::DecodingKey>,
     pub prometheus: Option<PrometheusHandle>,
+    /// The outputs, once the pipeline runs.
+    pub outputs: std::sync::OnceLock<crate::output::Outputs>,
+    /// Where uploaded assets go.
+    pub assets: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Shared {
@@ -155,6 +160,11 @@ pub async fn serve(
         .route("/api/stream/scenes", get(scenes))
         .route("/api/stream/scenes/active", post(pin_scene))
         .route("/api/stream/frame", get(frame))
+        .route("/api/stream/playback", post(playback))
+        .route(
+            "/api/stream/assets/upload",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
+        )
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(shared.clone());
@@ -370,6 +380,197 @@ async fn patch_layer(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaybackBody {
+    action: String,
+    outputs: Option<Vec<String>>,
+}
+
+/// `POST /api/stream/playback`: stop, start or restart outputs while rendering goes
+/// on. `outputs` picks outputs by URL (as given or masked); for `start`, a URL that is
+/// not an output yet is added. Without it, every output.
+async fn playback(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    let checked = (|| {
+        operator(&shared, &headers)?;
+        let PlaybackBody { action, outputs } = body(&bytes)?;
+        if !matches!(action.as_str(), "start" | "stop" | "restart") {
+            return Err(Fail::new(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "action is start, stop or restart",
+            ));
+        }
+        let parsed = outputs
+            .iter()
+            .flatten()
+            .map(|url| crate::output::Output::parse(url).map(|output| (url.clone(), output)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message))?;
+        let handle = shared.outputs.get().cloned().ok_or_else(|| {
+            Fail::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the pipeline is not running")
+        })?;
+        Ok((action, outputs.is_some(), parsed, handle))
+    })();
+    let (action, picked, parsed, handle) = match checked {
+        Ok(checked) => checked,
+        Err(fail) => return fail.into_response(),
+    };
+    let done = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Fail> {
+        let mut branches = handle
+            .lock()
+            .map_err(|_| Fail::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the outputs are unavailable"))?;
+        let chosen = |branch: &crate::branch::Branch| !picked || parsed.iter().any(|(url, _)| branch.is(url));
+        if action != "start" {
+            for branch in branches.iter_mut().filter(|branch| chosen(branch)) {
+                if branch.report().state != "stopped" {
+                    let _ = branch.stop();
+                }
+            }
+        }
+        if action != "stop" {
+            for branch in branches.iter_mut().filter(|branch| chosen(branch)) {
+                branch.resume();
+            }
+            for (url, output) in &parsed {
+                if !branches.iter().any(|branch| branch.is(url)) {
+                    info!("output {} added by the operator", output.masked());
+                    branches.push(crate::branch::Branch::new(output.clone()));
+                }
+            }
+        }
+        Ok(branches
+            .iter()
+            .map(|branch| {
+                let report = branch.report();
+                serde_json::json!({ "url": report.url, "state": report.state, "reconnects": report.reconnects })
+            })
+            .collect())
+    })
+    .await;
+    match done {
+        Ok(Ok(outputs)) => ok(serde_json::json!({ "outputs": outputs })),
+        Ok(Err(fail)) => fail.into_response(),
+        Err(_) => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the playback change failed"),
+    }
+}
+
+/// Largest asset an upload may carry.
+const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// What an uploaded file may be, told by its extension and checked by its first bytes.
+fn asset_kind(extension: &str, head: &[u8]) -> Option<(&'static str, &'static str)> {
+    let (kind, folder, ok) = match extension {
+        "png" => ("image", "uploads", head.starts_with(b"\x89PNG\r\n\x1a\n")),
+        "jpg" | "jpeg" => ("image", "uploads", head.starts_with(&[0xFF, 0xD8, 0xFF])),
+        "ttf" | "otf" => (
+            "font",
+            "fonts",
+            head.starts_with(&[0, 1, 0, 0]) || head.starts_with(b"OTTO") || head.starts_with(b"true"),
+        ),
+        "wav" => ("sound", "sounds", head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE")),
+        _ => return None,
+    };
+    ok.then_some((kind, folder))
+}
+
+/// A file name that is safe anywhere: lower case letters, digits, `-`, `_`, one `.`.
+fn safe_name(name: &str) -> Option<(String, String)> {
+    let base = name.rsplit(['/', '\\']).next()?.to_ascii_lowercase();
+    let (stem, extension) = base.rsplit_once('.')?;
+    let clean: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    let clean = clean.trim_matches('-').to_owned();
+    if clean.is_empty() || clean.len() > 100 || extension.is_empty() {
+        return None;
+    }
+    Some((clean, extension.to_owned()))
+}
+
+/// `POST /api/stream/assets/upload`: one multipart file field; images (PNG, JPEG) go
+/// to `assets/uploads/`, fonts (TTF, OTF) to `assets/fonts/`, sounds (WAV) to
+/// `assets/sounds/`, under a cleaned name. Anything else, or a file whose content is
+/// not what its name says, is refused.
+async fn upload(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Err(fail) = operator(&shared, &headers) {
+        return fail.into_response();
+    }
+    let Ok(mut multipart) = multipart else {
+        return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "the body is not multipart/form-data");
+    };
+    let field = match multipart.next_field().await {
+        Ok(Some(field)) => field,
+        Ok(None) => return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "no file in the upload"),
+        Err(error) => {
+            let status = if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return fail(status, codes::BAD_REQUEST, format!("unreadable upload: {error}"));
+        }
+    };
+    let Some((stem, extension)) = field.file_name().and_then(safe_name) else {
+        return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "the file needs a name such as lot-7.png");
+    };
+    let bytes = match field.bytes().await {
+        Ok(bytes) if bytes.len() <= MAX_UPLOAD => bytes,
+        Ok(_) => {
+            return fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                "assets are at most 10 MiB",
+            );
+        }
+        Err(error) => {
+            let too_large = error.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            return if too_large {
+                fail(StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE, "assets are at most 10 MiB")
+            } else {
+                fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("unreadable upload: {error}"))
+            };
+        }
+    };
+    let Some((kind, folder)) = asset_kind(&extension, &bytes) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_REQUEST,
+            format!(
+                "{stem}.{extension}: only PNG or JPEG images, TTF or OTF fonts and WAV sounds, with matching content"
+            ),
+        );
+    };
+    let relative = format!("{folder}/{stem}.{extension}");
+    let target = shared.assets.join(&relative);
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // Written beside, then renamed: a reader never sees half a file.
+        let partial = target.with_extension(format!("{extension}.part"));
+        std::fs::write(&partial, &bytes)?;
+        std::fs::rename(&partial, &target)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {
+            info!("asset {relative} uploaded");
+            (
+                StatusCode::CREATED,
+                axum::Json(ApiResponse::ok(serde_json::json!({ "path": relative, "kind": kind }))),
+            )
+                .into_response()
+        }
+        _ => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the asset could not be stored"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct FrameQuery {
     format: Option<String>,
     width: Option<u32>,
@@ -448,18 +649,35 @@ async fn websocket(
     upgrade.on_upgrade(move |socket| feed_socket(socket, shared, fps))
 }
 
-/// `stream:state` every second and `stream:frame` JPEG previews; a client that
-/// cannot keep up is dropped (each send has a deadline).
+/// `stream:state` and `stream:quality` every second, `stream:layer` when the layers
+/// changed, and `stream:frame` JPEG previews; a client that cannot keep up is dropped
+/// (each send has a deadline).
 async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) {
     let tick_ms = if preview_fps == 0 { 1000 } else { 1000 / u64::from(preview_fps) };
     let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
     let mut ticks = 0u64;
     let mut last_frame = u64::MAX;
+    let mut last_layers: Option<serde_json::Value> = None;
     loop {
         ticker.tick().await;
         let mut messages = Vec::new();
         if ticks.is_multiple_of((1000 / tick_ms).max(1)) {
-            messages.push(serde_json::json!({ "type": "stream:state", "data": view(&shared).status }));
+            let status = view(&shared).status;
+            let quality = serde_json::json!({
+                "fps": status.fps,
+                "frame_time_ms_p50": status.frame_time_ms.p50,
+                "frame_time_ms_p99": status.frame_time_ms.p99,
+                "frames_dropped": status.frames_dropped,
+                "bitrate_kbps": status.outputs.iter().map(|output| f64::from(output.bitrate_kbps)).sum::<f64>(),
+            });
+            messages.push(serde_json::json!({ "type": "stream:state", "data": status }));
+            messages.push(serde_json::json!({ "type": "stream:quality", "data": quality }));
+            // The layers, whenever a text, visibility or position changed.
+            let layers = serde_json::json!({ "layers": view(&shared).layers });
+            if last_layers.as_ref() != Some(&layers) {
+                messages.push(serde_json::json!({ "type": "stream:layer", "data": layers }));
+                last_layers = Some(layers);
+            }
         }
         ticks += 1;
         if preview_fps > 0 {
@@ -495,5 +713,29 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
         if shared.stats.finished.load(Ordering::Relaxed) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_names_are_cleaned_and_cannot_leave_the_folder() {
+        assert_eq!(safe_name("Lot 7 (final).PNG"), Some(("lot-7--final".into(), "png".into())));
+        assert_eq!(safe_name("../../etc/passwd.png"), Some(("passwd".into(), "png".into())));
+        assert_eq!(safe_name("..\\..\\x.ttf"), Some(("x".into(), "ttf".into())));
+        assert_eq!(safe_name(".png"), None);
+        assert_eq!(safe_name("noextension"), None);
+    }
+
+    #[test]
+    fn uploads_must_be_what_their_name_says() {
+        assert_eq!(asset_kind("png", b"\x89PNG\r\n\x1a\n...."), Some(("image", "uploads")));
+        assert_eq!(asset_kind("png", b"GIF89a"), None, "a GIF named .png");
+        assert_eq!(asset_kind("wav", b"RIFF\0\0\0\0WAVEfmt "), Some(("sound", "sounds")));
+        assert_eq!(asset_kind("ttf", &[0, 1, 0, 0, 0]), Some(("font", "fonts")));
+        assert_eq!(asset_kind("exe", b"MZ"), None);
+        assert_eq!(asset_kind("svg", b"<svg"), None);
     }
 }

@@ -66,6 +66,10 @@ pub struct Branch {
     /// Buffers that came before the output could start (the other track's caps not
     /// known yet), so the first keyframe is not lost.
     pending: Vec<(Track, gst::Buffer)>,
+    /// Stopped by the operator (`POST /api/stream/playback`).
+    stopped: bool,
+    /// How many times a stopped file output was started again (each time a new file).
+    restarts: u32,
 }
 
 impl std::fmt::Debug for Branch {
@@ -94,11 +98,55 @@ impl Branch {
             retry_at: None,
             keep_everything,
             pending: Vec::new(),
+            stopped: false,
+            restarts: 0,
         }
     }
 
     pub fn report(&self) -> &Report {
         &self.report
+    }
+
+    /// Whether `url` names this output (as given, or masked as reported).
+    pub fn is(&self, url: &str) -> bool {
+        self.masked == url
+            || matches!(&self.output, Output::Rtmp(own) | Output::File { path: own, .. } if own == url)
+    }
+
+    /// Stops the output for good (until [`Branch::resume`]), finalising it.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let result = self.finish(Duration::from_secs(15));
+        self.stopped = true;
+        self.pending.clear();
+        self.report.state = "stopped";
+        info!("output {} stopped by the operator", self.masked);
+        result
+    }
+
+    /// Starts a stopped output again at the next keyframe; a file output starts a
+    /// new file (`show-1.mkv`, `show-2.mkv`, …) rather than overwrite the last one.
+    pub fn resume(&mut self) {
+        if !self.stopped && self.report.state != "error" {
+            return;
+        }
+        if let Output::File { path, .. } = &mut self.output {
+            self.restarts += 1;
+            let (stem, extension) =
+                path.rsplit_once('.').map_or((path.as_str(), ""), |(stem, ext)| (stem, ext));
+            let base = stem
+                .rsplit_once('-')
+                .filter(|(_, n)| n.parse::<u32>().is_ok())
+                .map_or(stem, |(base, _)| base);
+            *path = format!("{base}-{}.{extension}", self.restarts);
+            self.masked = self.output.masked();
+            self.report.url = self.masked.clone();
+        }
+        self.stopped = false;
+        self.retry_at = None;
+        self.failures = 0;
+        self.report.state = "reconnecting";
+        self.report.error = None;
+        info!("output {} started by the operator", self.masked);
     }
 
     fn description(&self) -> String {
@@ -200,6 +248,9 @@ impl Branch {
             && self.caps[index].as_ref() != Some(caps)
         {
             self.caps[index] = Some(caps.clone());
+        }
+        if self.stopped {
+            return;
         }
         self.check();
         if self.running.is_none() && self.report.state != "error" {

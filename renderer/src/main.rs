@@ -33,7 +33,7 @@ use bevy::window::ExitCondition;
 use clap::Parser;
 use sothebais_shared::events::{
     Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamEnded, StreamErrorData,
-    StreamSceneUpdate, StreamStarted,
+    StreamQuality, StreamSceneUpdate, StreamStarted,
 };
 
 use crate::api::{Command, Frame, Ports, Shared};
@@ -160,6 +160,9 @@ fn play_sounds(show: Res<Show>, sounds: Res<Sounds>) {
     }
 }
 
+/// How often the renderer publishes `stream:quality`.
+const QUALITY_EVERY: Duration = Duration::from_secs(10);
+
 /// Figures the status and metrics report.
 #[derive(Resource)]
 struct Timing {
@@ -246,6 +249,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         stats: stats.clone(),
         token_key,
         prometheus,
+        outputs: std::sync::OnceLock::new(),
+        assets: cli.assets.clone(),
     });
     let ports = Ports { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
     // Printed, not logged: Bevy's logger starts with the app, after this.
@@ -271,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.spawn(wait_for_signal(stop.clone()));
 
     let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames, stats.clone())?;
+    let _ = shared.outputs.set(pipeline.outputs());
     let masked: Vec<String> = outputs.iter().map(Output::masked).collect();
     for url in &masked {
         eprintln_line(&format!(
@@ -592,7 +598,9 @@ fn publish_view(
     on_air: Res<OnAir>,
     overrides: Res<Overrides>,
     nodes: Query<(&draw::Node, &Visibility, Option<&Text2d>)>,
+    inbox: Res<Inbox>,
     mut since: Local<Option<Instant>>,
+    mut quality_at: Local<Option<Instant>>,
 ) {
     let now = Instant::now();
     if let Some(last) = timing.last {
@@ -649,6 +657,8 @@ fn publish_view(
         "live"
     } else if outputs.iter().any(|output| output.state == "reconnecting") {
         "reconnecting"
+    } else if outputs.iter().all(|output| output.state == "stopped") {
+        "idle"
     } else {
         "error"
     };
@@ -689,6 +699,20 @@ fn publish_view(
     {
         timing.failed_reported = true;
         error!("output failed: {why}");
+    }
+    // Every ten seconds, the figures as a `stream:quality` event.
+    if let Some(outbox) = &inbox.outbox
+        && quality_at.is_none_or(|at| now.duration_since(at) >= QUALITY_EVERY)
+    {
+        *quality_at = Some(now);
+        let quality = StreamQuality {
+            fps: status.fps,
+            frame_time_ms_p50: status.frame_time_ms.p50,
+            frame_time_ms_p99: status.frame_time_ms.p99,
+            frames_dropped: status.frames_dropped,
+            bitrate_kbps: status.outputs.iter().map(|output| f64::from(output.bitrate_kbps)).sum(),
+        };
+        send_event(outbox, EventType::StreamQuality, &quality);
     }
     if let Ok(mut view) = sink.shared.view.lock() {
         *view = api::View { status, layers, scenes };

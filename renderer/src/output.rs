@@ -246,8 +246,11 @@ pub struct Pipeline {
     source: gst_app::AppSrc,
     sound: gst_app::AppSrc,
     encoding: Encoding,
-    branches: Arc<Mutex<Vec<Branch>>>,
+    branches: Outputs,
 }
+
+/// The outputs of a running pipeline, for the operator's playback commands.
+pub type Outputs = Arc<Mutex<Vec<Branch>>>;
 
 impl Pipeline {
     pub fn start(
@@ -324,6 +327,11 @@ impl Pipeline {
         }
         pipeline.set_state(gst::State::Playing).context("starting the GStreamer pipeline")?;
         Ok(Pipeline { pipeline, source, sound, encoding, branches })
+    }
+
+    /// The outputs, shared with the stream manager API.
+    pub fn outputs(&self) -> Outputs {
+        self.branches.clone()
     }
 
     /// Pushes frames until the channel closes or `limit` frames went out, then ends
@@ -408,7 +416,7 @@ impl Pipeline {
         // Every output ends its streams and finalises its file or connection.
         let mut result = encoded;
         if let Ok(mut branches) = self.branches.lock() {
-            for branch in branches.iter_mut() {
+            for branch in branches.iter_mut().filter(|branch| branch.report().state != "stopped") {
                 let finished = branch.finish(Duration::from_secs(15));
                 if result.is_ok() {
                     result = finished;

@@ -281,3 +281,142 @@ fn an_rtmp_server_that_restarts_gets_the_stream_again_while_the_recording_goes_o
         stream(&streams, "video")["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(frames > frames_down, "the recording kept going through the outage: {frames} frames");
 }
+
+/// A request with a body on `addr`: the status code and the JSON body.
+fn send(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    let code = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let json = response
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (code, json)
+}
+
+const SECRET: &str = "renderer-test-secret-of-enough-length";
+
+fn token(role: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        role: &'a str,
+        exp: u64,
+    }
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &Claims { sub: "test", role, exp },
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+fn multipart(name: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "sothebais-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn an_operator_stops_and_starts_outputs_and_uploads_assets_while_rendering_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let assets = dir.path().join("assets");
+    std::fs::create_dir_all(&assets).expect("assets");
+    let first = dir.path().join("first.mkv");
+    let second = dir.path().join("second.mkv");
+    let mut show = Running::start(&[
+        "--fps",
+        "15",
+        "--jwt-secret",
+        SECRET,
+        "--assets",
+        assets.to_str().expect("path"),
+        "--output",
+        first.to_str().expect("path"),
+    ]);
+    let api = show.api();
+    wait_for_status(&api, "never live", Duration::from_secs(60), |status| {
+        output_state(status, 0).0 == "live" && status["frames_rendered"].as_u64() > Some(15)
+    });
+    let operator = [
+        ("Authorization", format!("Bearer {}", token("operator"))),
+        ("Content-Type", "application/json".into()),
+    ];
+
+    // Auth and bad bodies first.
+    let (code, body) = send(&api, "POST", "/api/stream/playback", &[], br#"{"action":"stop"}"#);
+    assert_eq!((code, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")), "{body}");
+    let viewer = [("Authorization", format!("Bearer {}", token("viewer")))];
+    assert_eq!(send(&api, "POST", "/api/stream/playback", &viewer, br#"{"action":"stop"}"#).0, 403);
+    let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, br#"{"action":"pause"}"#);
+    assert_eq!((code, body["success"].as_bool()), (400, Some(false)), "{body}");
+
+    // Stop: the recording is finalised while rendering goes on.
+    let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, br#"{"action":"stop"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["outputs"][0]["state"], "stopped", "{body}");
+    let streams = probe(first.to_str().expect("path"));
+    assert_show_streams_sized(&streams, 640, 360, "15/1");
+    let stopped = wait_for_status(&api, "idle", Duration::from_secs(10), |status| status["state"] == "idle");
+    let frames_then = stopped["data"]["frames_rendered"].as_u64().unwrap_or_default();
+
+    // Start a new recording by naming it.
+    let start = format!(r#"{{"action":"start","outputs":["{}"]}}"#, second.display());
+    let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, start.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    wait_for_status(&api, "the new output never went live", Duration::from_secs(30), |status| {
+        output_state(status, 1).0 == "live" && status["frames_rendered"].as_u64() > Some(frames_then + 30)
+    });
+
+    // Uploads: an image lands under a clean name; a file that lies about its type
+    // and a request without a token are refused.
+    let png = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/lots/placeholder.png"))
+        .expect("png");
+    let (content_type, body) = multipart("../Lot 7.PNG", &png);
+    let auth = ("Authorization", format!("Bearer {}", token("operator")));
+    let (code, reply) = send(
+        &api,
+        "POST",
+        "/api/stream/assets/upload",
+        &[auth.clone(), ("Content-Type", content_type.clone())],
+        &body,
+    );
+    assert_eq!((code, reply["data"]["path"].as_str()), (201, Some("uploads/lot-7.png")), "{reply}");
+    assert_eq!(std::fs::read(assets.join("uploads/lot-7.png")).expect("stored"), png);
+    let (content_type, body) = multipart("fake.png", b"GIF89a not a png");
+    let (code, _) = send(
+        &api,
+        "POST",
+        "/api/stream/assets/upload",
+        &[auth, ("Content-Type", content_type.clone())],
+        &body,
+    );
+    assert_eq!(code, 400);
+    let (code, _) = send(&api, "POST", "/api/stream/assets/upload", &[("Content-Type", content_type)], &body);
+    assert_eq!(code, 401);
+
+    let status = Command::new("kill").args(["-TERM", &show.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(show.child.wait().expect("exit").success(), "{}", show.log());
+    assert_show_streams_sized(&probe(second.to_str().expect("path")), 640, 360, "15/1");
+}
