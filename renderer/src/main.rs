@@ -177,8 +177,6 @@ struct Timing {
     encoder: String,
     encoding: Encoding,
     failed_reported: bool,
-    /// When the first frame was read back, and the CPU seconds used by then.
-    first_frame: Option<(Instant, f64)>,
     /// Bytes each output had taken at `bytes_at`, for its bitrate.
     bytes: Vec<u64>,
     bytes_at: Option<Instant>,
@@ -348,7 +346,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         encoder: encoder.to_owned(),
         encoding,
         failed_reported: false,
-        first_frame: None,
         bytes: Vec::new(),
         bytes_at: None,
     })
@@ -380,12 +377,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         send_event(outbox, EventType::StreamStart, &started);
     }
     app.run();
-    // Closing the frame channel ends the output thread, which then ends the streams
-    // and finalises the files (also after SIGINT or SIGTERM).
-    app.world_mut().remove_resource::<FrameSink>();
+    // The runner has dropped the app (and with it the frame channel): the output
+    // thread ends the streams and finalises the files (also after SIGINT or SIGTERM).
     let result = writer.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
     let frames_rendered = stats.frames_pushed.load(Ordering::Relaxed);
-    if let Some((first, cpu)) = app.world().get_resource::<Timing>().and_then(|timing| timing.first_frame) {
+    // (`app.run()` hands the app to the runner: what is left here is empty.)
+    if let Some((first, cpu)) = stats.first_frame.lock().ok().and_then(|first| *first) {
         let secs = first.elapsed().as_secs_f64();
         eprintln_line(&format!(
             "rendered {frames_rendered} frames in {secs:.2} s ({:.1} fps), {} dropped, {:.2} CPU s",
@@ -401,9 +398,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         send_event(outbox, EventType::StreamEnd, &StreamEnded { reason, frames_rendered });
     }
-    // The process ends here: the app is not torn down piece by piece (its render
-    // thread may still be waiting on the main world), it goes with the process.
-    std::mem::forget(app);
     // Give the publisher a moment to hand over the last events.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
@@ -477,8 +471,10 @@ fn setup_target(mut commands: Commands, mut images: ResMut<Assets<Image>>, canva
          mut timing: ResMut<Timing>| {
             let data = Arc::new(frame.data.clone());
             timing.readbacks += 1;
-            if timing.first_frame.is_none() {
-                timing.first_frame = Some((Instant::now(), process_cpu_secs()));
+            if let Ok(mut first) = sink.stats.first_frame.lock()
+                && first.is_none()
+            {
+                *first = Some((Instant::now(), process_cpu_secs()));
             }
             if let Ok(mut latest) = sink.shared.frame.lock() {
                 *latest = Some(Frame {

@@ -224,6 +224,8 @@ pub struct OutputStats {
     pub finished: AtomicBool,
     /// Frames waiting in the encoder's input queue.
     pub queued: AtomicU64,
+    /// When the first frame was read back, and the CPU seconds used by then.
+    pub first_frame: Mutex<Option<(Instant, f64)>>,
     /// Each output's state, in `--output` order.
     pub outputs: Mutex<Vec<crate::branch::Report>>,
     /// Why the output stopped, when it failed.
