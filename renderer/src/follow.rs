@@ -8,7 +8,9 @@
 //! WebSocket, the last entry ids on Redis), so a reconnect leaves no gap.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::log::{info, warn};
@@ -31,6 +33,8 @@ pub enum Feed {
     Event(Box<Envelope>, Instant),
     /// Whether the follower is connected now.
     Connected(bool),
+    /// A lot's remote image, downloaded under the assets folder (relative path).
+    Image { url: String, path: String },
 }
 
 /// Where the events come from.
@@ -45,7 +49,7 @@ const TYPES: &str = "auction:*,agent:message,agent:mood";
 const STREAMS: [&str; 2] = ["events:auction", "events:agent"];
 
 /// Follows the backend at `backend` until the receiver is gone.
-pub async fn run(backend: String, source: Source, feed: Sender<Feed>) {
+pub async fn run(backend: String, source: Source, assets: PathBuf, feed: Sender<Feed>) {
     let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
         Err(error) => {
@@ -56,12 +60,13 @@ pub async fn run(backend: String, source: Source, feed: Sender<Feed>) {
     let backend = backend.trim_end_matches('/').to_owned();
     let mut backoff = Duration::from_secs(1);
     let mut resume = Resume::default();
+    let images = Images::new(http.clone(), assets, feed.clone());
     loop {
         let started = Instant::now();
         let result = match &source {
-            Source::WebSocket => follow_websocket(&http, &backend, &feed, &mut resume).await,
+            Source::WebSocket => follow_websocket(&http, &backend, &feed, &mut resume, &images).await,
             Source::Redis { url, prefix } => {
-                follow_redis(&http, &backend, url, prefix, &feed, &mut resume).await
+                follow_redis(&http, &backend, url, prefix, &feed, &mut resume, &images).await
             }
         };
         if feed.send(Feed::Connected(false)).is_err() {
@@ -90,6 +95,7 @@ async fn follow_websocket(
     backend: &str,
     feed: &Sender<Feed>,
     resume: &mut Resume,
+    images: &Images,
 ) -> anyhow::Result<()> {
     let base = backend.replacen("http", "ws", 1);
     let mut url = format!("{base}/api/events/stream?types={TYPES}");
@@ -101,7 +107,7 @@ async fn follow_websocket(
     let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .map_err(|error| anyhow::anyhow!("event stream {base}/api/events/stream: {error}"))?;
-    send_snapshot(http, backend, feed).await?;
+    send_snapshot(http, backend, feed, images).await?;
     info!("follow: following {base}/api/events/stream");
     let _ = feed.send(Feed::Connected(true));
     while let Some(message) = socket.next().await {
@@ -113,6 +119,7 @@ async fn follow_websocket(
         match Envelope::parse_checked(text) {
             Ok(event) => {
                 resume.last_event = Some(event.id);
+                images.look_at(&event.data);
                 if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
                     return Ok(());
                 }
@@ -130,6 +137,7 @@ async fn follow_redis(
     prefix: &str,
     feed: &Sender<Feed>,
     resume: &mut Resume,
+    images: &Images,
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -149,7 +157,7 @@ async fn follow_redis(
             resume.stream_ids.insert(key.clone(), id);
         }
     }
-    send_snapshot(http, backend, feed).await?;
+    send_snapshot(http, backend, feed, images).await?;
     info!("follow: following Redis streams {}", keys.join(", "));
     let _ = feed.send(Feed::Connected(true));
     loop {
@@ -173,6 +181,7 @@ async fn follow_redis(
                 match Envelope::parse_checked(&payload) {
                     Ok(event) => {
                         resume.last_event = Some(event.id);
+                        images.look_at(&event.data);
                         if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
                             return Ok(());
                         }
@@ -217,7 +226,12 @@ async fn get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) 
 }
 
 /// The auctions now, the recent bids of each (for the ticker) and the host's mood.
-async fn send_snapshot(http: &reqwest::Client, backend: &str, feed: &Sender<Feed>) -> anyhow::Result<()> {
+async fn send_snapshot(
+    http: &reqwest::Client,
+    backend: &str,
+    feed: &Sender<Feed>,
+    images: &Images,
+) -> anyhow::Result<()> {
     let sent = Utc::now();
     let status: Status = get(http, &format!("{backend}/api/auction/status"))
         .await?
@@ -226,6 +240,9 @@ async fn send_snapshot(http: &reqwest::Client, backend: &str, feed: &Sender<Feed
     let local = sent + (Utc::now() - sent) / 2;
     let mut bids = HashMap::new();
     for auction in &status.auctions {
+        if let Some(url) = auction.lot.as_ref().and_then(|lot| lot.image_url.as_deref()) {
+            images.want(url);
+        }
         let after = auction.seq.saturating_sub(200);
         let url =
             format!("{backend}/api/auction/history?auction_id={}&after_seq={after}&limit=200", auction.id);
@@ -339,4 +356,98 @@ fn operator_token(secret: &str) -> anyhow::Result<String> {
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )?)
+}
+
+/// Largest lot image downloaded.
+const MAX_IMAGE: usize = 10 * 1024 * 1024;
+
+/// Downloads lots' remote images (`http(s)://`) into `assets/cache/lots/`, once
+/// each, and tells the app where they are. A failed download is tried again when
+/// the URL comes up after a minute.
+#[derive(Debug, Clone)]
+struct Images {
+    http: reqwest::Client,
+    assets: PathBuf,
+    feed: Sender<Feed>,
+    seen: Arc<Mutex<HashMap<String, Option<Instant>>>>,
+}
+
+impl Images {
+    fn new(http: reqwest::Client, assets: PathBuf, feed: Sender<Feed>) -> Images {
+        Images { http, assets, feed, seen: Arc::default() }
+    }
+
+    /// Looks for `auction.lot.image_url` in an event's data.
+    fn look_at(&self, data: &serde_json::Value) {
+        if let Some(url) = data.pointer("/auction/lot/image_url").and_then(serde_json::Value::as_str) {
+            self.want(url);
+        }
+    }
+
+    fn want(&self, url: &str) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return;
+        }
+        {
+            let Ok(mut seen) = self.seen.lock() else { return };
+            match seen.get(url) {
+                // Downloaded, or being downloaded.
+                Some(None) => return,
+                Some(Some(failed)) if failed.elapsed() < Duration::from_secs(60) => return,
+                _ => {}
+            }
+            seen.insert(url.to_owned(), None);
+        }
+        let (images, url) = (self.clone(), url.to_owned());
+        tokio::spawn(async move {
+            match images.download(&url).await {
+                Ok(path) => {
+                    info!("follow: lot image {url} saved as {path}");
+                    let _ = images.feed.send(Feed::Image { url, path });
+                }
+                Err(error) => {
+                    warn!("follow: lot image {url}: {error:#}");
+                    if let Ok(mut seen) = images.seen.lock() {
+                        seen.insert(url, Some(Instant::now()));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn download(&self, url: &str) -> anyhow::Result<String> {
+        let response = self.http.get(url).send().await?.error_for_status()?;
+        if response.content_length().is_some_and(|length| length > MAX_IMAGE as u64) {
+            anyhow::bail!("larger than {MAX_IMAGE} bytes");
+        }
+        let bytes = response.bytes().await?;
+        if bytes.len() > MAX_IMAGE {
+            anyhow::bail!("larger than {MAX_IMAGE} bytes");
+        }
+        let extension = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            "png"
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            "jpg"
+        } else {
+            anyhow::bail!("not a PNG or JPEG image");
+        };
+        let relative = format!("cache/lots/{:016x}.{extension}", fnv1a(url));
+        let target = self.assets.join(&relative);
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let partial = target.with_extension("part");
+            std::fs::write(&partial, &bytes)?;
+            std::fs::rename(&partial, &target)
+        })
+        .await??;
+        Ok(relative)
+    }
+}
+
+/// A stable 64-bit hash of a URL, for its cache file name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }

@@ -264,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(url) => follow::Source::Redis { url: url.clone(), prefix: cli.redis_key_prefix.clone() },
             None => follow::Source::WebSocket,
         };
-        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), feed_sender));
+        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), cli.assets.clone(), feed_sender));
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let secret = token_secret(&cli);
         runtime.spawn(follow::publish(cli.backend.clone(), source, secret, receiver));
@@ -525,6 +525,7 @@ fn take_inbox(
                     }
                 }
                 Feed::Connected(connected) => timing.following = connected,
+                Feed::Image { url, path } => show.image_ready(url, path),
             }
         }
     }
@@ -595,6 +596,8 @@ fn publish_view(
     overrides: Res<Overrides>,
     nodes: Query<(&draw::Node, &Visibility, Option<&Text2d>)>,
     inbox: Res<Inbox>,
+    show: Res<Show>,
+    files: Res<AssetFiles>,
     mut since: Local<Option<Instant>>,
     mut quality_at: Local<Option<Instant>>,
 ) {
@@ -689,7 +692,7 @@ fn publish_view(
             })
             .collect(),
     };
-    let layers = draw::layer_infos(&on_air, &overrides, &nodes);
+    let layers = draw::layer_infos(&on_air, &overrides, &show, &files, &nodes);
     if let Some(why) = &failed
         && !timing.failed_reported
     {

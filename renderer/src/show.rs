@@ -116,6 +116,8 @@ pub struct Show {
     pub last_event: Option<Uuid>,
     /// Show events since the scene last looked, for animations.
     pub triggers: Vec<Trigger>,
+    /// Remote lot images downloaded under the assets folder: URL → relative path.
+    images: HashMap<String, String>,
 }
 
 impl Show {
@@ -196,6 +198,11 @@ impl Show {
             self.triggers.push(Trigger::Enter);
         }
         applied
+    }
+
+    /// A lot image downloaded to `path` (under the assets folder).
+    pub fn image_ready(&mut self, url: String, path: String) {
+        self.images.insert(url, path);
     }
 
     fn set_mood(&mut self, mood: Mood) {
@@ -357,7 +364,15 @@ impl Show {
             "auction.lot" => {
                 auction.and_then(|auction| auction.lot.as_ref()).map(|lot| format!("#{}", lot.token_id))
             }
-            "auction.image" => auction.and_then(|auction| auction.lot.as_ref()?.image_url.clone()),
+            "auction.image" => {
+                let url = auction.and_then(|auction| auction.lot.as_ref()?.image_url.as_ref())?;
+                match self.images.get(url) {
+                    Some(path) => Some(path.clone()),
+                    // A remote image not downloaded (yet) has no value here.
+                    None if url.contains("://") => None,
+                    None => Some(url.clone()),
+                }
+            }
             "auction.high_bid.amount" => high.map(|bid| bid.amount.to_string()),
             "auction.high_bid.handle" => high.map(|bid| handle(&bid.bidder)),
             "auction.min_next_bid" => auction.map(|auction| auction.min_next_bid.to_string()),

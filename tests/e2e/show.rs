@@ -24,8 +24,33 @@ fn copy_dir(from: &Path, to: &Path) {
         let path = entry.path();
         if path.is_file() {
             std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        } else if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
         }
     }
+}
+
+/// Serves `body` as a PNG to every request on a free port (the NFT's image host).
+async fn image_server(body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}/nft/42.png")
 }
 
 /// The text tesseract reads in a PNG (sparse text: a broadcast frame is not a page).
@@ -109,11 +134,19 @@ async fn the_show_follows_the_auction(backend: Backend) {
     let operator = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
+    let nft = std::fs::read(repo("assets/lots/placeholder.png")).expect("an image to serve");
+    let image_url = image_server(nft.clone()).await;
     let created: Value = client
         .post(format!("{base}/api/auction/auctions"))
         .bearer_auth(&operator)
         .json(&json!({
             "title": "Genesis #42",
+            "lot": {
+                "chain_id": 1,
+                "contract": "0x5af0d9827e0c53e4799bb226655a1de152a425a5",
+                "token_id": "42",
+                "image_url": image_url,
+            },
             "starting_price": "1",
             "starts_at": chrono::Utc::now().to_rfc3339(),
             "duration_secs": 600,
@@ -137,7 +170,9 @@ async fn the_show_follows_the_auction(backend: Backend) {
             renderer_env.insert(key.into(), value.clone());
         }
     }
-    let assets = repo("assets");
+    // The renderer's own assets folder: downloads and uploads land there.
+    let assets = dir.path().join("assets");
+    copy_dir(&repo("assets"), &assets);
     let args = [
         "--output",
         recording.to_str().expect("path"),
@@ -188,6 +223,26 @@ async fn the_show_follows_the_auction(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The lot's image was fetched from its host and is on the lot card.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let layers = show.json("/api/stream/layers").await;
+        let image = layers["data"]["layers"]
+            .as_array()
+            .and_then(|layers| layers.iter().find(|layer| layer["id"] == "lot-image"))
+            .and_then(|layer| layer["image"].as_str().map(str::to_owned));
+        if let Some(image) = image.filter(|image| image.starts_with("cache/lots/")) {
+            break image;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lot image was never shown: {layers}\n{}",
+            renderer.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(std::fs::read(assets.join(&shown)).expect("cached image"), nft);
 
     // An accepted bid of 1.5 ETH reaches the frame.
     let bid: Value = client

@@ -164,6 +164,11 @@ impl AssetFiles {
         entry.0.clone()
     }
 
+    /// Whether the image at `relative` is loaded.
+    pub fn has_image(&self, relative: &str) -> bool {
+        self.images.get(relative).is_some_and(|(handle, _)| handle.is_some())
+    }
+
     /// The font at `relative` under the assets folder, loaded once.
     pub fn font(&mut self, relative: &str, fonts: &mut Assets<Font>) -> Option<Handle<Font>> {
         super::format::safe_asset_path(relative).ok()?;
@@ -461,14 +466,13 @@ pub fn update_nodes(
                 opacity *= alpha;
             }
             LayerKind::Image => {
-                if let Some(template) = layer.image.as_ref().filter(|image| image.fields().next().is_some()) {
-                    let path = template.render(lookup).filter(|path| !path.contains("://"));
-                    image =
-                        Some(path.as_deref().and_then(|path| files.image(path, &mut images)).or_else(|| {
-                            let path =
-                                layer.fallback.as_ref().and_then(|template| template.render(lookup))?;
-                            files.image(&path, &mut images)
-                        }));
+                if layer.image.as_ref().is_some_and(|image| image.fields().next().is_some()) {
+                    let (first, fallback) = image_sources(layer, lookup);
+                    image = Some(
+                        first
+                            .and_then(|path| files.image(&path, &mut images))
+                            .or_else(|| files.image(&fallback?, &mut images)),
+                    );
                 }
             }
             LayerKind::Panel | LayerKind::Character => {}
@@ -522,6 +526,18 @@ pub fn update_nodes(
             }
         }
     }
+}
+
+/// The picture an image layer asks for now, and its `else` picture (paths under
+/// the assets folder; a remote URL is never a path).
+pub fn image_sources(
+    layer: &Layer,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (Option<String>, Option<String>) {
+    let render = |template: Option<&super::format::Template>| {
+        template.and_then(|template| template.render(&lookup)).filter(|path| !path.contains("://"))
+    };
+    (render(layer.image.as_ref()), render(layer.fallback.as_ref()))
 }
 
 /// A caption `secs` after its line started: the characters typed so far and the
@@ -614,12 +630,17 @@ pub struct LayerInfo {
     pub rect: [f32; 4],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The picture an image layer shows (a path under the assets folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// The layers of the scene on air, as drawn now.
 pub fn layer_infos(
     on_air: &OnAir,
     overrides: &Overrides,
+    show: &Show,
+    files: &AssetFiles,
     nodes: &Query<(&Node, &Visibility, Option<&Text2d>)>,
 ) -> Vec<LayerInfo> {
     let Some(scene) = on_air.scene.as_ref() else { return Vec::new() };
@@ -638,6 +659,13 @@ pub fn layer_infos(
             let (fx, fy) = layer.anchor.fraction();
             let patch = overrides.0.get(&layer.id);
             let (x, y) = patch.and_then(|patch| patch.position).map_or((x, y), |[x, y]| (x, y));
+            let image = (layer.kind == LayerKind::Image)
+                .then(|| {
+                    let now = chrono::Utc::now();
+                    let (first, fallback) = image_sources(layer, |name| show.field(name, now));
+                    first.filter(|path| files.has_image(path)).or(fallback)
+                })
+                .flatten();
             LayerInfo {
                 id: layer.id.clone(),
                 kind: layer.kind.as_str(),
@@ -645,6 +673,7 @@ pub fn layer_infos(
                 z: patch.and_then(|patch| patch.z).unwrap_or(layer.z),
                 rect: [x + layer.offset[0] - fx * w, y + layer.offset[1] - fy * h, w, h],
                 text: None,
+                image,
             }
         })
         .collect();
