@@ -1,6 +1,7 @@
-//! The dashboard page served at `/` on the gateway: health, auctions and event
-//! consumers at a glance, refreshed every two seconds from `/api/admin/status`, the
-//! auction status and the public event history.
+//! The dashboard page served at `/` on the gateway: what is on air (the renderer's
+//! latest frame and outputs, through the `/api/stream` proxy), health, auctions and
+//! event consumers at a glance, refreshed every two seconds from `/api/admin/status`,
+//! the auction status and the public event history.
 
 pub const PAGE: &str = r##"<!doctype html>
 <html lang="en">
@@ -25,11 +26,16 @@ pub const PAGE: &str = r##"<!doctype html>
   ol { margin:0; padding-left:1.2rem; } li { margin:.2rem 0; }
   code { color:var(--gold); }
   #error { color:var(--bad); }
+  #air { grid-column: 1 / -1; }
+  #air .frame { display:flex; gap:1rem; flex-wrap:wrap; align-items:flex-start; }
+  #preview { width:480px; max-width:100%; aspect-ratio:16/9; border-radius:6px; background:#000; }
 </style>
 </head>
 <body>
 <header><h1>SothebAIs</h1><span class="meta" id="meta">connecting…</span><span id="error"></span></header>
 <main>
+  <section id="air"><h2>On air</h2><div class="frame"><img id="preview" alt="the stream's latest frame">
+    <div><div class="tiles" id="outputs"><span class="meta">renderer not running</span></div><p class="meta" id="stream"></p></div></div></section>
   <section><h2>Roles</h2><div class="tiles" id="roles"></div></section>
   <section><h2>Dependencies</h2><div class="tiles" id="checks"></div></section>
   <section><h2>Auctions</h2><div class="tiles" id="auctions"><span class="meta">none open or scheduled</span></div></section>
@@ -47,7 +53,24 @@ function tile(name, ok, detail) {
   div.appendChild(small);
   return div;
 }
+async function refreshStream() {
+  try {
+    const response = await fetch('/api/stream/status');
+    if (!response.ok) throw new Error(response.status);
+    const stream = (await response.json()).data;
+    el('preview').src = `/api/stream/frame?format=jpeg&width=480&t=${Date.now()}`;
+    el('stream').textContent = `${stream.state} · scene ${stream.scene} · ${stream.resolution} · ${stream.fps} fps · ` +
+      `${stream.frames_dropped} dropped · ${stream.encoder}${stream.following ? '' : ' · not following the backend'}`;
+    el('outputs').replaceChildren(...stream.outputs.map((output) =>
+      tile(output.url, output.state === 'live', `${output.state} · ${output.bitrate_kbps} kbps · ${output.reconnects} reconnects`)));
+  } catch (error) {
+    el('preview').removeAttribute('src');
+    el('stream').textContent = '';
+    el('outputs').replaceChildren(Object.assign(document.createElement('span'), { className: 'meta', textContent: 'renderer not running' }));
+  }
+}
 async function refresh() {
+  refreshStream();
   try {
     const status = (await (await fetch('/api/admin/status')).json()).data;
     el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;

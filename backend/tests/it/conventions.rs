@@ -187,5 +187,7 @@ async fn dashboard_is_served_at_the_gateway_root() {
         page.contains("SothebAIs")
             && page.contains("/api/admin/status")
             && page.contains("/api/auction/status")
+            && page.contains("/api/stream/frame"),
+        "the page shows the status, the auctions and what is on air"
     );
 }
