@@ -300,6 +300,7 @@ pub fn switch_scene(
     for (index, layer) in scene.layers.iter().enumerate() {
         spawn_layer(&mut commands, index, layer, fit, &mut files, &mut fonts, &mut images);
     }
+    commands.insert_resource(ClearColor(colour(scene.background)));
     info!("scene {} on air ({} layers)", scene.name, scene.layers.len());
     news.0.push(SceneNews::OnAir(scene.name.clone()));
     on_air.scene = Some(scene);

@@ -24,6 +24,10 @@ pub struct Scene {
     /// The logical canvas the layers are laid out on, scaled to the output.
     #[serde(default = "default_canvas")]
     pub canvas: [f32; 2],
+    /// The colour behind every layer. Much cheaper than a full-canvas panel: the
+    /// frame is cleared to it instead of drawn over.
+    #[serde(default = "default_background")]
+    pub background: Colour,
     /// Auction states in which this scene goes on air by itself.
     #[serde(default)]
     pub states: Vec<StateName>,
@@ -34,6 +38,10 @@ pub struct Scene {
 
 fn default_canvas() -> [f32; 2] {
     [1920.0, 1080.0]
+}
+
+fn default_background() -> Colour {
+    Colour([0, 0, 0, 255])
 }
 
 /// The auction states a scene can be bound to (`waiting` means no lot is on air).
@@ -568,6 +576,8 @@ struct RawScene {
     title: String,
     #[serde(default = "default_canvas")]
     canvas: [f32; 2],
+    #[serde(default = "default_background")]
+    background: Colour,
     #[serde(default)]
     states: Vec<StateName>,
     #[serde(default)]
@@ -601,7 +611,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scene, SceneError> {
         layers.push(layer);
     }
     let name = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(Scene { name, title: raw.title, canvas: raw.canvas, states: raw.states, layers })
+    Ok(Scene {
+        name,
+        title: raw.title,
+        canvas: raw.canvas,
+        background: raw.background,
+        states: raw.states,
+        layers,
+    })
 }
 
 /// Checks that concern several fields of a layer.
