@@ -172,9 +172,10 @@ pub fn audio_span(slot: u64, fps: u32) -> (u64, u64) {
 }
 
 /// Feeds a live output at a constant `fps`: at each slot (1/fps on the wall clock)
-/// the newest rendered frame goes out; when none came since the last slot the last
-/// one is repeated, and when several came all but the newest are skipped. Both count
-/// as dropped frames. Returns when the channel closes.
+/// the newest rendered frame goes out; a frame up to half a slot late still takes
+/// its slot; when none came the last one is repeated, and when several came all but
+/// the newest are skipped. Both count as dropped frames. Returns when the channel
+/// closes.
 pub fn pace<T>(
     frames: &Receiver<T>,
     fps: u32,
@@ -200,6 +201,18 @@ pub fn pace<T>(
                     fresh = true;
                 }
                 Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        if !fresh {
+            // A frame a little late (the render loop's jitter) still makes its slot:
+            // better than a repeat now and a skip next time.
+            match frames.recv_timeout(interval / 2) {
+                Ok(frame) => {
+                    latest = frame;
+                    fresh = true;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
@@ -441,8 +454,8 @@ mod tests {
         let stats = OutputStats::default();
         let producer = std::thread::spawn(move || {
             sender.send(1u32).expect("send");
-            // Nothing new for ten slots at 100 fps, then two frames at once.
-            std::thread::sleep(Duration::from_millis(100));
+            // Nothing new for twenty slots at 100 fps, then two frames at once.
+            std::thread::sleep(Duration::from_millis(200));
             sender.send(2).expect("send");
             sender.send(3).expect("send");
             std::thread::sleep(Duration::from_millis(30));
