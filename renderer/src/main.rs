@@ -97,7 +97,7 @@ struct Cli {
     /// Put this scene on air whatever the auction's state (a name or scenes/NAME.toml)
     #[arg(long)]
     scene: Option<String>,
-    /// The folder of images and fonts scenes refer to
+    /// The folder of images, fonts and sounds (uploads and downloaded lot images land here)
     #[arg(long, env = "STREAM_ASSETS_DIR", default_value = "assets")]
     assets: PathBuf,
     /// Address the stream manager listens on
