@@ -662,7 +662,7 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
         ticker.tick().await;
         let mut messages = Vec::new();
         if ticks.is_multiple_of((1000 / tick_ms).max(1)) {
-            let status = view(&shared).status;
+            let View { status, layers, .. } = view(&shared);
             let quality = serde_json::json!({
                 "fps": status.fps,
                 "frame_time_ms_p50": status.frame_time_ms.p50,
@@ -673,7 +673,7 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
             messages.push(serde_json::json!({ "type": "stream:state", "data": status }));
             messages.push(serde_json::json!({ "type": "stream:quality", "data": quality }));
             // The layers, whenever a text, visibility or position changed.
-            let layers = serde_json::json!({ "layers": view(&shared).layers });
+            let layers = serde_json::json!({ "layers": layers });
             if last_layers.as_ref() != Some(&layers) {
                 messages.push(serde_json::json!({ "type": "stream:layer", "data": layers }));
                 last_layers = Some(layers);

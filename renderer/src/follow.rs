@@ -116,15 +116,8 @@ async fn follow_websocket(
         if text.is_empty() {
             continue;
         }
-        match Envelope::parse_checked(text) {
-            Ok(event) => {
-                resume.last_event = Some(event.id);
-                images.look_at(&event.data);
-                if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
-                    return Ok(());
-                }
-            }
-            Err(error) => warn!("follow: skipping an invalid event: {error}"),
+        if !deliver(text, resume, images, feed) {
+            return Ok(());
         }
     }
     anyhow::bail!("the event stream closed")
@@ -178,17 +171,26 @@ async fn follow_redis(
             for entry in stream.ids {
                 resume.stream_ids.insert(stream.key.clone(), entry.id.clone());
                 let Some(payload) = entry.get::<String>("event") else { continue };
-                match Envelope::parse_checked(&payload) {
-                    Ok(event) => {
-                        resume.last_event = Some(event.id);
-                        images.look_at(&event.data);
-                        if feed.send(Feed::Event(Box::new(event), Instant::now())).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Err(error) => warn!("follow: skipping an invalid event: {error}"),
+                if !deliver(&payload, resume, images, feed) {
+                    return Ok(());
                 }
             }
+        }
+    }
+}
+
+/// Checks a received envelope and hands it to the app, remembering where to resume;
+/// false once the app has stopped listening. An invalid one is logged and skipped.
+fn deliver(payload: &str, resume: &mut Resume, images: &Images, feed: &Sender<Feed>) -> bool {
+    match Envelope::parse_checked(payload) {
+        Ok(event) => {
+            resume.last_event = Some(event.id);
+            images.look_at(&event.data);
+            feed.send(Feed::Event(Box::new(event), Instant::now())).is_ok()
+        }
+        Err(error) => {
+            warn!("follow: skipping an invalid event: {error}");
+            true
         }
     }
 }

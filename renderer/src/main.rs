@@ -273,7 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(wait_for_signal(stop.clone()));
 
-    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames, stats.clone())?;
+    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames)?;
     let _ = shared.outputs.set(pipeline.outputs());
     let masked: Vec<String> = outputs.iter().map(Output::masked).collect();
     for url in &masked {
@@ -625,7 +625,14 @@ fn publish_view(
     let pushed = stats.frames_pushed.load(Ordering::Relaxed);
     let dropped = stats.frames_dropped.load(Ordering::Relaxed);
     let failed = stats.failed.lock().ok().and_then(|failed| failed.clone());
-    let reports = stats.outputs.lock().map(|reports| reports.clone()).unwrap_or_default();
+    let reports: Vec<branch::Report> = sink
+        .shared
+        .outputs
+        .get()
+        .and_then(|outputs| {
+            outputs.lock().ok().map(|branches| branches.iter().map(|b| b.report().clone()).collect())
+        })
+        .unwrap_or_default();
     // Bitrate of each output over the last quarter second or more.
     let elapsed = timing.bytes_at.map_or(0.0, |at| now.duration_since(at).as_secs_f64());
     let outputs: Vec<api::OutputStatus> = reports

@@ -239,8 +239,6 @@ pub struct OutputStats {
     pub queued: AtomicU64,
     /// When the first frame was read back, and the CPU seconds used by then.
     pub first_frame: Mutex<Option<(Instant, f64)>>,
-    /// Each output's state, in `--output` order.
-    pub outputs: Mutex<Vec<crate::branch::Report>>,
     /// Why the output stopped, when it failed.
     pub failed: Mutex<Option<String>>,
 }
@@ -273,7 +271,6 @@ impl Pipeline {
         encoder: &str,
         outputs: &[Output],
         frames: Option<u64>,
-        stats: Arc<OutputStats>,
     ) -> anyhow::Result<Pipeline> {
         let description = launch_description(&encoding, encoder);
         let pipeline = gst::parse::launch(&description)
@@ -299,17 +296,13 @@ impl Pipeline {
                 source.set_leaky_type(gst_app::AppLeakyType::Downstream);
             }
         }
-        let branches: Vec<Branch> = outputs.iter().cloned().map(Branch::new).collect();
-        if let Ok(mut reports) = stats.outputs.lock() {
-            *reports = branches.iter().map(|branch| branch.report().clone()).collect();
-        }
-        let branches = Arc::new(Mutex::new(branches));
+        let branches: Outputs = Arc::new(Mutex::new(outputs.iter().cloned().map(Branch::new).collect()));
         for (name, track) in [("video", Track::Video), ("audio", Track::Audio)] {
             let sink = pipeline
                 .by_name(name)
                 .and_then(|element| element.dynamic_cast::<gst_app::AppSink>().ok())
                 .with_context(|| format!("the pipeline has no appsink {name}"))?;
-            let (branches, stats) = (branches.clone(), stats.clone());
+            let branches = branches.clone();
             sink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
@@ -327,12 +320,9 @@ impl Pipeline {
                             buffer.set_dts(dts);
                         }
                         if let Ok(mut branches) = branches.lock() {
+                            let caps = sample.caps_owned();
                             for branch in branches.iter_mut() {
-                                branch.push(track, &buffer, sample.caps_owned().as_ref());
-                            }
-                            if let Ok(mut reports) = stats.outputs.lock() {
-                                reports.clear();
-                                reports.extend(branches.iter().map(|branch| branch.report().clone()));
+                                branch.push(track, &buffer, caps.as_ref());
                             }
                         }
                         Ok(gst::FlowSuccess::Ok)
@@ -439,7 +429,6 @@ impl Pipeline {
             }
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        stats.finished.store(true, Ordering::Relaxed);
         result
     }
 }

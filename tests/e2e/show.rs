@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, addr, binary, gateway, token};
+use sothebais_e2e::{Backend, Process, RENDERER_FREE_PORTS, addr, binary, gateway, token};
 
 const START: Duration = Duration::from_secs(60);
 
@@ -188,15 +188,8 @@ async fn the_show_follows_the_auction(backend: Backend) {
         scenes.to_str().expect("path"),
         "--assets",
         assets.to_str().expect("path"),
-        "--port",
-        "0",
-        "--ws-port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--health-port",
-        "0",
     ];
+    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
     let mut renderer =
         Process::start(&binary("sothebais-renderer"), &args, dir.path(), &renderer_env).expect("renderer");
     let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");

@@ -246,6 +246,10 @@ impl Backend {
     }
 }
 
+/// `sothebais-renderer` arguments that put every stream manager listener on a free port.
+pub const RENDERER_FREE_PORTS: [&str; 8] =
+    ["--port", "0", "--ws-port", "0", "--metrics-port", "0", "--health-port", "0"];
+
 /// Settings that give every backend role a free port.
 pub fn free_ports() -> BTreeMap<String, String> {
     ["ADMIN", "EVENT_HANDLER", "AUCTION_ENGINE", "AGENT_SERVICE", "SOCIAL"]

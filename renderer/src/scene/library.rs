@@ -14,6 +14,11 @@ use super::format::{self, Scene, SceneError};
 /// The scene compiled into the binary, used when the folder has no `default.toml`.
 pub const BUILT_IN: &str = include_str!("../../../scenes/default.toml");
 
+/// The built-in default scene.
+fn built_in() -> Option<Arc<Scene>> {
+    format::parse(Path::new("<built-in>/default.toml"), BUILT_IN).ok().map(Arc::new)
+}
+
 /// One scene file and what is known of it.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -46,10 +51,10 @@ impl Library {
     /// Reads every `*.toml` under `dir` (a missing folder means only the built-in scene).
     pub fn open(dir: &Path) -> (Library, Vec<Change>) {
         let mut library = Library { dir: dir.to_path_buf(), entries: BTreeMap::new(), pinned: None };
-        if let Ok(scene) = format::parse(Path::new("<built-in>/default.toml"), BUILT_IN) {
+        if let Some(scene) = built_in() {
             library.entries.insert(
                 "default".to_owned(),
-                Entry { good: Some(Arc::new(scene)), version: 0, stamp: None, error: None },
+                Entry { good: Some(scene), version: 0, stamp: None, error: None },
             );
         }
         let changes = library.poll();
@@ -120,8 +125,7 @@ impl Library {
                 if let Some(entry) = self.entries.get_mut(&name) {
                     entry.stamp = None;
                     entry.error = None;
-                    entry.good =
-                        format::parse(Path::new("<built-in>/default.toml"), BUILT_IN).ok().map(Arc::new);
+                    entry.good = built_in();
                     entry.version += 1;
                 }
             } else {

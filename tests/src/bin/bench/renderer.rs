@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
-use sothebais_e2e::{Process, addr, binary};
+use sothebais_e2e::{Process, RENDERER_FREE_PORTS, addr, binary};
 
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
@@ -32,25 +32,12 @@ fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// The stream manager's status (blocking: the benchmark runs on a blocking thread).
 fn status(api: &str) -> anyhow::Result<Value> {
-    let body: Value = reqwest::blocking_get(&format!("http://{api}/api/stream/status"))?;
+    let url = format!("http://{api}/api/stream/status");
+    let body: Value =
+        tokio::runtime::Handle::current().block_on(async { reqwest::get(&url).await?.json().await })?;
     Ok(body["data"].clone())
-}
-
-mod reqwest {
-    //! A tiny blocking GET (the benchmark is synchronous here).
-    use std::io::{Read as _, Write as _};
-
-    pub fn blocking_get(url: &str) -> anyhow::Result<serde_json::Value> {
-        let rest = url.strip_prefix("http://").unwrap_or(url);
-        let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-        let mut stream = std::net::TcpStream::connect(host)?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let body = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
-        Ok(serde_json::from_str(body)?)
-    }
 }
 
 /// One row of the report.
@@ -66,27 +53,8 @@ struct Row {
 }
 
 fn renderer_args<'a>(width: &'a str, height: &'a str, output: &'a str) -> Vec<&'a str> {
-    vec![
-        "--no-follow",
-        "--scene",
-        "default",
-        "--width",
-        width,
-        "--height",
-        height,
-        "--fps",
-        "30",
-        "--output",
-        output,
-        "--port",
-        "0",
-        "--ws-port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--health-port",
-        "0",
-    ]
+    let scene = ["--no-follow", "--scene", "default", "--width", width, "--height", height, "--fps", "30"];
+    [&scene[..], &["--output", output], &RENDERER_FREE_PORTS[..]].concat()
 }
 
 fn paced(dir: &Path, width: u32, height: u32, seconds: u64) -> anyhow::Result<Row> {
@@ -133,7 +101,6 @@ fn unpaced(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<R
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    let pid = child.id();
     let out = child.wait_with_output()?;
     let log = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -152,7 +119,6 @@ fn unpaced(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<R
             .parse()
             .ok()
     };
-    let _ = pid;
     let fps = number_after("s (").unwrap_or(0.0);
     let secs = number_after(" frames in ").unwrap_or(1.0);
     let cpu = number_after("dropped, ").unwrap_or(0.0);
