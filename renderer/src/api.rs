@@ -35,27 +35,19 @@ pub enum Command {
     Patch(String, Patch),
 }
 
-/// The latest rendered frame: RGBA rows, each `padded_row` bytes.
+/// The latest rendered frame: I420 planes, as the encoder gets them.
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub data: Arc<Vec<u8>>,
     pub width: u32,
     pub height: u32,
-    pub padded_row: usize,
     pub number: u64,
 }
 
 impl Frame {
-    /// The frame without row padding.
+    /// The frame as RGBA.
     fn image(&self) -> Option<image::RgbaImage> {
-        let row = self.width as usize * 4;
-        let pixels: Vec<u8> = self
-            .data
-            .chunks(self.padded_row)
-            .take(self.height as usize)
-            .flat_map(|line| &line[..row.min(line.len())])
-            .copied()
-            .collect();
+        let pixels = crate::convert::i420_to_rgba(&self.data, self.width, self.height)?;
         image::RgbaImage::from_raw(self.width, self.height, pixels)
     }
 }

@@ -8,6 +8,7 @@
 mod api;
 mod branch;
 mod character;
+mod convert;
 mod follow;
 mod output;
 mod scene;
@@ -23,12 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
-use bevy::camera::RenderTarget;
+use bevy::asset::RenderAssetUsages;
+use bevy::camera::{CameraOutputMode, RenderTarget};
 use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use bevy::render::render_resource::{TextureFormat, TextureUsages};
+use bevy::render::render_resource::TextureFormat;
+use bevy::render::storage::ShaderBuffer;
 use bevy::window::ExitCondition;
 use clap::Parser;
 use sothebais_shared::events::{
@@ -60,10 +63,10 @@ struct Cli {
     /// x (1280×720@30), youtube, twitch, 1080p60
     #[arg(long, env = "STREAM_PRESET", default_value = "x")]
     preset: String,
-    /// Override the preset's width (a multiple of 64 avoids row padding)
+    /// Override the preset's width (a multiple of 8; frames are encoded 4:2:0)
     #[arg(long)]
     width: Option<u32>,
-    /// Override the preset's height
+    /// Override the preset's height (even)
     #[arg(long)]
     height: Option<u32>,
     /// Override the preset's frame rate
@@ -131,7 +134,6 @@ struct FrameSink {
     shared: Arc<Shared>,
     width: u32,
     height: u32,
-    padded_row: usize,
 }
 
 /// The channels from the Tokio side: the follower's feed and the API's commands.
@@ -208,6 +210,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     encoding.width = cli.width.unwrap_or(encoding.width);
     encoding.height = cli.height.unwrap_or(encoding.height);
     encoding.fps = cli.fps.unwrap_or(encoding.fps).max(1);
+    if !convert::size_is_supported(encoding.width, encoding.height) {
+        anyhow::bail!(
+            "{}x{}: the width must be a multiple of 8 and the height even (frames are encoded as 4:2:0)",
+            encoding.width,
+            encoding.height
+        );
+    }
     let outputs = cli
         .output
         .iter()
@@ -285,12 +294,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     // Two frames of slack: the render loop never waits for the encoder.
     let (sender, frames) = sync_channel(2);
-    let padded_row = (encoding.width as usize * 4).div_ceil(256) * 256;
     let (sound_sender, sounds) = std::sync::mpsc::channel();
     let writer = {
         let stats = stats.clone();
         std::thread::spawn(move || {
-            let result = pipeline.run(frames, sounds, padded_row, cli.frames, stats.clone());
+            let result = pipeline.run(frames, sounds, cli.frames, stats.clone());
             if let Err(error) = &result
                 && let Ok(mut failed) = stats.failed.lock()
             {
@@ -307,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>(),
+        convert::ConvertPlugin,
         ScheduleRunnerPlugin::run_loop(if cli.unpaced {
             Duration::ZERO
         } else {
@@ -326,7 +335,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         shared: shared.clone(),
         width: encoding.width,
         height: encoding.height,
-        padded_row,
     })
     .insert_resource(Sounds { bank: sound::Bank::load(&cli.assets), sender: sound_sender })
     .insert_resource(Inbox {
@@ -457,19 +465,37 @@ fn send_event<T: serde::Serialize>(
     }
 }
 
-/// The camera renders into an image that is read back every frame.
-fn setup_target(mut commands: Commands, mut images: ResMut<Assets<Image>>, canvas: Res<Canvas>) {
-    let mut image =
-        Image::new_target_texture(canvas.width, canvas.height, TextureFormat::Rgba8UnormSrgb, None);
-    image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+/// The camera draws the frame; the conversion pass (`convert.rs`) turns it into I420
+/// planes in a storage buffer, and that buffer is read back every frame.
+fn setup_target(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    mut buffers: ResMut<Assets<ShaderBuffer>>,
+    canvas: Res<Canvas>,
+) {
+    // The camera's own target only sizes the view: its output is never written.
+    let image = Image::new_target_texture(canvas.width, canvas.height, TextureFormat::Rgba8UnormSrgb, None);
     let handle = images.add(image);
-    commands.spawn((Camera2d, Msaa::Off, RenderTarget::Image(handle.clone().into()), IsDefaultUiCamera));
-    commands.spawn(Readback::texture(handle)).observe(
-        |frame: On<ReadbackComplete>,
+    let planes = buffers.add(ShaderBuffer::with_size(
+        convert::i420_len(canvas.width, canvas.height),
+        RenderAssetUsages::RENDER_WORLD,
+    ));
+    commands.insert_resource(convert::Planes(planes.clone()));
+    commands.spawn((
+        Camera2d,
+        // The conversion pass clears the frame (see convert.rs) and reads it.
+        Camera { output_mode: CameraOutputMode::Skip, clear_color: ClearColorConfig::None, ..default() },
+        Msaa::Off,
+        RenderTarget::Image(handle.into()),
+        IsDefaultUiCamera,
+        convert::FrameCamera,
+    ));
+    commands.spawn(Readback::buffer(planes)).observe(
+        |mut frame: On<ReadbackComplete>,
          sink: Res<FrameSink>,
          count: Res<FrameCount>,
          mut timing: ResMut<Timing>| {
-            let data = Arc::new(frame.data.clone());
+            let data = Arc::new(std::mem::take(&mut frame.event_mut().data));
             timing.readbacks += 1;
             if let Ok(mut first) = sink.stats.first_frame.lock()
                 && first.is_none()
@@ -481,7 +507,6 @@ fn setup_target(mut commands: Commands, mut images: ResMut<Assets<Image>>, canva
                     data: data.clone(),
                     width: sink.width,
                     height: sink.height,
-                    padded_row: sink.padded_row,
                     number: timing.readbacks,
                 });
             }

@@ -110,8 +110,8 @@ pub fn launch_description(encoding: &Encoding, encoder: &str) -> String {
         ),
     };
     format!(
-        "appsrc name=frames format=time caps=video/x-raw,format=RGBA,width={width},height={height},framerate={fps}/1 \
-         ! queue max-size-buffers=8 leaky=no ! videoconvert ! video/x-raw,format=I420 ! {encode} \
+        "appsrc name=frames format=time caps=video/x-raw,format=I420,colorimetry=bt709,width={width},height={height},framerate={fps}/1 \
+         ! queue max-size-buffers=8 leaky=no ! {encode} \
          ! video/x-h264,profile=main ! h264parse config-interval=-1 ! video/x-h264,stream-format=avc,alignment=au \
          ! appsink name=video sync=false \
          appsrc name=sound format=time caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels=2 \
@@ -138,7 +138,6 @@ pub fn pick_encoder(wanted: &str) -> anyhow::Result<&'static str> {
 /// The GStreamer elements the pipeline needs, with the Debian package of each.
 const ELEMENTS: &[(&str, &str)] = &[
     ("appsrc", "gstreamer1.0-plugins-base"),
-    ("videoconvert", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("voaacenc", "gstreamer1.0-plugins-bad"),
@@ -252,8 +251,7 @@ impl AsRef<[u8]> for Shared {
     }
 }
 
-/// A running pipeline fed from a channel of RGBA frames (rows possibly padded to
-/// `padded_row` bytes).
+/// A running pipeline fed from a channel of I420 frames (`convert.rs`).
 pub struct Pipeline {
     pipeline: gst::Pipeline,
     source: gst_app::AppSrc,
@@ -284,7 +282,7 @@ impl Pipeline {
                 .with_context(|| format!("the pipeline has no appsrc {name}"))
         };
         let (source, sound) = (appsrc("frames")?, appsrc("sound")?);
-        source.set_max_bytes(u64::from(encoding.width * encoding.height * 4) * 4);
+        source.set_max_bytes(crate::convert::i420_len(encoding.width, encoding.height) as u64 * 4);
         for source in [&source, &sound] {
             if frames.is_some() {
                 // A recording waits for the encoder: every frame is kept.
@@ -345,26 +343,18 @@ impl Pipeline {
         self,
         frames: Receiver<Arc<Vec<u8>>>,
         sounds: Receiver<crate::sound::Clip>,
-        padded_row: usize,
         limit: Option<u64>,
         stats: Arc<OutputStats>,
     ) -> anyhow::Result<()> {
         let mut mixer = crate::sound::Mixer::default();
         let Encoding { width, height, fps, .. } = self.encoding;
-        let row = width as usize * 4;
+        let frame_len = crate::convert::i420_len(width, height);
         let frame_ns = 1_000_000_000 / u64::from(fps);
         let mut push = |data: &Arc<Vec<u8>>, slot: u64| -> anyhow::Result<()> {
-            let mut buffer = if padded_row == row {
-                gst::Buffer::from_slice(Shared(data.clone()))
-            } else {
-                let pixels: Vec<u8> = data
-                    .chunks(padded_row)
-                    .take(height as usize)
-                    .flat_map(|line| &line[..row])
-                    .copied()
-                    .collect();
-                gst::Buffer::from_mut_slice(pixels)
-            };
+            if data.len() < frame_len {
+                anyhow::bail!("a frame of {} bytes, not {frame_len}", data.len());
+            }
+            let mut buffer = gst::Buffer::from_slice(Shared(data.clone()));
             if let Some(buffer) = buffer.get_mut() {
                 buffer.set_pts(gst::ClockTime::from_nseconds(slot * frame_ns));
                 buffer.set_duration(gst::ClockTime::from_nseconds(frame_ns));
@@ -384,7 +374,7 @@ impl Pipeline {
             }
             self.sound.push_buffer(audio).map_err(|error| anyhow::anyhow!("pushing audio: {error:?}"))?;
             stats.frames_pushed.store(slot + 1, Ordering::Relaxed);
-            let queued = self.source.current_level_bytes() / (row as u64 * u64::from(height)).max(1);
+            let queued = self.source.current_level_bytes() / (frame_len as u64).max(1);
             stats.queued.store(queued, Ordering::Relaxed);
             Ok(())
         };

@@ -70,6 +70,67 @@ fn a_recording_holds_every_frame_as_h264_with_an_aac_track() {
     assert_eq!(stream(&streams, "video")["nb_read_frames"], "45");
 }
 
+/// Frame `number` (from 0) of a video file as RGB bytes, decoded by ffmpeg.
+fn frame_rgb(file: &Path, number: u32) -> Vec<u8> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", file.to_str().expect("path")])
+        .args(["-vf", &format!("select=eq(n\\,{number})"), "-frames:v", "1"])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+#[test]
+fn colours_reach_the_recording_as_the_scene_gives_them() {
+    // The frame is converted to I420 on the GPU before it is read back: a mistake in
+    // the transfer function, the matrix or the plane layout shows up as wrong colours.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenes = dir.path().join("scenes");
+    std::fs::create_dir(&scenes).expect("scenes dir");
+    std::fs::write(
+        scenes.join("swatch.toml"),
+        "title = \"Swatch\"\ncanvas = [640, 360]\nbackground = \"#1e64c8\"\n\n\
+         [[layer]]\nid = \"left\"\nkind = \"panel\"\nat = [0, 0]\nsize = [320, 360]\ncolor = \"#d4b038\"\n\n\
+         [[layer]]\nid = \"corner\"\nkind = \"panel\"\nat = [480, 0]\nsize = [160, 120]\ncolor = \"#f0f0f0\"\n",
+    )
+    .expect("write scene");
+    let file = dir.path().join("swatch.mkv");
+    let status = renderer(&["--frames", "10", "--output", file.to_str().expect("path")])
+        .args(["--scenes", scenes.to_str().expect("path"), "--scene", "swatch"])
+        .status()
+        .expect("run");
+    assert!(status.success());
+    // The layers are spawned by the first update and drawn from the second frame on.
+    let rgb = frame_rgb(&file, 9);
+    assert_eq!(rgb.len(), (WIDTH * HEIGHT * 3) as usize);
+    let pixel = |x: u32, y: u32| {
+        let at = ((y * WIDTH + x) * 3) as usize;
+        [rgb[at], rgb[at + 1], rgb[at + 2]]
+    };
+    for (what, (x, y), want) in [
+        ("panel", (160, 180), [0xd4, 0xb0, 0x38]),
+        ("background", (400, 300), [0x1e, 0x64, 0xc8]),
+        ("light corner", (560, 60), [0xf0, 0xf0, 0xf0]),
+    ] {
+        let got = pixel(x, y);
+        let off = got.iter().zip(want).map(|(got, want)| got.abs_diff(want)).max().unwrap_or(0);
+        assert!(off <= 8, "{what} at ({x}, {y}): got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn a_size_the_encoder_cannot_take_is_refused_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sothebais-renderer"))
+        .args(["--width", "641", "--height", "360", "--no-follow", "--frames", "1", "--output", "x.mkv"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("641x360: the width must be a multiple of 8"), "{text}");
+}
+
 #[test]
 fn a_bad_output_is_refused_with_a_clear_message() {
     let output = renderer(&["--frames", "1", "--output", "show.avi"]).output().expect("run");
