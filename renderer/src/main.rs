@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
 use bevy::asset::RenderAssetUsages;
-use bevy::camera::{CameraOutputMode, RenderTarget};
+use bevy::camera::{CameraOutputMode, CompositingSpace, RenderTarget};
 use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
@@ -486,6 +486,10 @@ fn setup_target(
         // The conversion pass clears the frame (see convert.rs) and reads it.
         Camera { output_mode: CameraOutputMode::Skip, clear_color: ClearColorConfig::None, ..default() },
         Msaa::Off,
+        // Blending in gamma space, as image editors and browsers do: the main texture
+        // then holds the encoded colours the conversion pass reads as they are (no
+        // sRGB decode and encode per pixel, which a CPU rasterizer pays dearly for).
+        CompositingSpace::Srgb,
         RenderTarget::Image(handle.into()),
         IsDefaultUiCamera,
         convert::FrameCamera,

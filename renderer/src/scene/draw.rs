@@ -494,9 +494,13 @@ pub fn update_nodes(
                 base.z = z;
             }
         }
-        transform.translation = base;
-        transform.scale = Vec3::ONE;
-        *visibility = if shown { Visibility::Inherited } else { Visibility::Hidden };
+        // Only what changed is written: an unchanged component is not re-extracted,
+        // re-laid out or propagated on the next frame.
+        if transform.translation != base || transform.scale != Vec3::ONE {
+            transform.translation = base;
+            transform.scale = Vec3::ONE;
+        }
+        visibility.set_if_neq(if shown { Visibility::Inherited } else { Visibility::Hidden });
         let colour = colour.with_alpha(colour.alpha() * opacity);
         if let Some(mut text) = text
             && let Some(content) = content
@@ -505,11 +509,15 @@ pub fn update_nodes(
             text.0 = content;
         }
         if let Some(mut text_colour) = text_colour {
-            text_colour.0 = colour;
+            text_colour.set_if_neq(TextColor(colour));
         }
         if let Some(mut sprite) = sprite {
             match layer.kind {
-                LayerKind::Panel => sprite.color = colour,
+                LayerKind::Panel => {
+                    if sprite.color != colour {
+                        sprite.color = colour;
+                    }
+                }
                 LayerKind::Image => {
                     if let Some(handle) = image {
                         match handle {
@@ -519,7 +527,7 @@ pub fn update_nodes(
                         }
                     }
                     // An image keeps its own colours; only the opacity applies.
-                    if sprite.image != Handle::default() {
+                    if sprite.image != Handle::default() && sprite.color != Color::WHITE.with_alpha(opacity) {
                         sprite.color = Color::WHITE.with_alpha(opacity);
                     }
                 }
