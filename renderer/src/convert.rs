@@ -5,12 +5,14 @@
 //!
 //! The camera renders with `CameraOutputMode::Skip`: its image target only gives the
 //! view its size. Bevy keeps the view's main texture for such a camera only when
-//! the camera does not clear, so the camera's clear is made here, in a pass just
-//! before the camera's schedule (`camera_driver`), with the scene's background
-//! colour; the conversion reads the main texture right after it, in the same frame.
+//! the camera does not clear, so the frame is started here, at the head of the
+//! camera's own schedule: a copy of the backdrop (`scene/backdrop.rs`, drawn by a
+//! camera ordered before it) when the scene has one, else a clear to the scene's
+//! background colour. The conversion reads the main texture right after the
+//! cameras ran (`camera_driver`), in the same frame.
 
 use bevy::camera::{ClearColor, CompositingSpace};
-use bevy::core_pipeline::schedule::camera_driver;
+use bevy::core_pipeline::schedule::{Core2d, Core2dSystems, camera_driver};
 use bevy::prelude::*;
 use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
 use bevy::render::extract_resource::{ExtractResource, ExtractResourcePlugin};
@@ -21,9 +23,12 @@ use bevy::render::render_resource::{
     ComputePassDescriptor, ComputePipelineDescriptor, LoadOp, Operations, PipelineCache,
     RenderPassColorAttachment, RenderPassDescriptor, ShaderStages, StoreOp, TextureSampleType, TextureViewId,
 };
-use bevy::render::renderer::{RenderContext, RenderGraph, RenderGraphSystems};
+use bevy::render::renderer::{RenderContext, RenderGraph, RenderGraphSystems, ViewQuery};
 use bevy::render::storage::{GpuShaderBuffer, ShaderBuffer};
+use bevy::render::texture::GpuImage;
 use bevy::render::view::ViewTarget;
+
+use crate::scene::backdrop::Backdrop;
 use bevy::render::{RenderApp, RenderStartup};
 use bevy::shader::{Shader, ShaderDefVal};
 
@@ -71,18 +76,14 @@ impl Plugin for ConvertPlugin {
         app.add_plugins((
             ExtractComponentPlugin::<FrameCamera>::default(),
             ExtractResourcePlugin::<Planes>::default(),
+            ExtractResourcePlugin::<Backdrop>::default(),
         ));
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else { return };
         render_app
             .insert_resource(ConvertShader(shader))
             .add_systems(RenderStartup, init_pipeline)
-            .add_systems(
-                RenderGraph,
-                (
-                    clear.in_set(RenderGraphSystems::Render).before(camera_driver),
-                    convert.in_set(RenderGraphSystems::Render).after(camera_driver),
-                ),
-            );
+            .add_systems(Core2d, start_frame.before(Core2dSystems::MainPass))
+            .add_systems(RenderGraph, convert.in_set(RenderGraphSystems::Render).after(camera_driver));
     }
 }
 
@@ -163,28 +164,45 @@ fn holds_srgb(target: &ViewTarget) -> bool {
         && !target.main_texture_format().is_srgb()
 }
 
-/// Clears the main texture to the scene's background before the camera draws.
-fn clear(views: Query<&ViewTarget, With<FrameCamera>>, background: Res<ClearColor>, mut ctx: RenderContext) {
-    for target in &views {
-        let load = if holds_srgb(target) {
-            LoadOp::Clear(Srgba::from(background.0).into())
-        } else {
-            LoadOp::Clear(LinearRgba::from(background.0).into())
-        };
-        ctx.command_encoder().begin_render_pass(&RenderPassDescriptor {
-            label: Some("sothebais_clear"),
-            color_attachments: &[Some(RenderPassColorAttachment {
-                view: target.main_texture_view(),
-                depth_slice: None,
-                resolve_target: None,
-                ops: Operations { load, store: StoreOp::Store },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+/// Starts the frame before the camera draws: a copy of the backdrop, or a clear to
+/// the scene's background.
+fn start_frame(
+    view: ViewQuery<&ViewTarget, With<FrameCamera>>,
+    background: Res<ClearColor>,
+    backdrop: Option<Res<Backdrop>>,
+    images: Res<RenderAssets<GpuImage>>,
+    mut ctx: RenderContext,
+) {
+    let target = view.into_inner();
+    let source = backdrop.filter(|backdrop| backdrop.used).and_then(|backdrop| images.get(&backdrop.image));
+    if let Some(source) = source
+        && source.texture.size() == target.main_texture().size()
+    {
+        ctx.command_encoder().copy_texture_to_texture(
+            source.texture.as_image_copy(),
+            target.main_texture().as_image_copy(),
+            source.texture.size(),
+        );
+        return;
     }
+    let load = if holds_srgb(target) {
+        LoadOp::Clear(Srgba::from(background.0).into())
+    } else {
+        LoadOp::Clear(LinearRgba::from(background.0).into())
+    };
+    ctx.command_encoder().begin_render_pass(&RenderPassDescriptor {
+        label: Some("sothebais_clear"),
+        color_attachments: &[Some(RenderPassColorAttachment {
+            view: target.main_texture_view(),
+            depth_slice: None,
+            resolve_target: None,
+            ops: Operations { load, store: StoreOp::Store },
+        })],
+        depth_stencil_attachment: None,
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    });
 }
 
 /// I420 (BT.709, limited range) back to RGBA, for the frame the API serves.

@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
 use bevy::asset::RenderAssetUsages;
-use bevy::camera::{CameraOutputMode, CompositingSpace, RenderTarget};
+use bevy::camera::{CameraMainTextureUsages, CameraOutputMode, CompositingSpace, RenderTarget};
 use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use bevy::render::render_resource::TextureFormat;
+use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::storage::ShaderBuffer;
 use bevy::window::ExitCondition;
 use clap::Parser;
@@ -42,6 +42,7 @@ use sothebais_shared::events::{
 use crate::api::{Command, Frame, Ports, Shared};
 use crate::follow::Feed;
 use crate::output::{Encoding, Output, OutputStats, Pipeline};
+use crate::scene::backdrop;
 use crate::scene::draw::{self as draw, AssetFiles, Canvas, News, OnAir, Overrides, SceneNews};
 use crate::scene::library::{Change, Library};
 use crate::show::Show;
@@ -357,7 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bytes: Vec::new(),
         bytes_at: None,
     })
-    .add_systems(Startup, setup_target)
+    .add_systems(Startup, (setup_target, backdrop::setup))
     .add_systems(
         Update,
         (
@@ -369,6 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             draw::start_animations,
             draw::animate,
             character::animate,
+            backdrop::bake,
             report_news,
             publish_view,
             stop_when_finished,
@@ -490,6 +492,8 @@ fn setup_target(
         // then holds the encoded colours the conversion pass reads as they are (no
         // sRGB decode and encode per pixel, which a CPU rasterizer pays dearly for).
         CompositingSpace::Srgb,
+        // Each frame starts as a copy of the backdrop (scene/backdrop.rs).
+        CameraMainTextureUsages::default().with(TextureUsages::COPY_DST),
         RenderTarget::Image(handle.into()),
         IsDefaultUiCamera,
         convert::FrameCamera,
