@@ -23,7 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
+use bevy::app::{PluginsState, TerminalCtrlCHandlerPlugin};
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::{CameraMainTextureUsages, CameraOutputMode, CompositingSpace, RenderTarget};
 use bevy::diagnostic::FrameCount;
@@ -317,12 +317,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>(),
         convert::ConvertPlugin,
-        ScheduleRunnerPlugin::run_loop(if cli.unpaced {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(1.0 / f64::from(encoding.fps))
-        }),
     ))
+    .set_runner(grid_runner(if cli.unpaced { None } else { Some(output::slot(encoding.fps)) }))
     .insert_resource(Canvas { width: encoding.width, height: encoding.height })
     .insert_resource(Show::default())
     .insert_resource(library)
@@ -411,6 +407,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Give the publisher a moment to hand over the last events.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// Runs the app's updates on the grid of output slots: update k starts at
+/// `start + k × slot` (or at once, unpaced). Sleeping "one slot after the last
+/// update" overshoots a little every time, so such a loop runs slightly slower than
+/// the output's clock and now and then a slot has no new frame.
+fn grid_runner(slot: Option<Duration>) -> impl FnOnce(App) -> AppExit {
+    move |mut app: App| {
+        if app.plugins_state() != PluginsState::Cleaned {
+            while app.plugins_state() == PluginsState::Adding {
+                bevy::tasks::tick_global_task_pools_on_main_thread();
+            }
+            app.finish();
+            app.cleanup();
+        }
+        let mut grid = slot.map(|slot| Grid::new(slot, Instant::now()));
+        loop {
+            app.update();
+            if let Some(exit) = app.should_exit() {
+                return exit;
+            }
+            if let Some(grid) = grid.as_mut()
+                && let Some(pause) = grid.after_update(Instant::now())
+            {
+                std::thread::sleep(pause);
+            }
+        }
+    }
+}
+
+/// The deadlines of a paced loop: one every `slot` from the start, whatever each
+/// update took.
+struct Grid {
+    slot: Duration,
+    next: Instant,
+}
+
+impl Grid {
+    fn new(slot: Duration, start: Instant) -> Grid {
+        Grid { slot, next: start }
+    }
+
+    /// How long to wait before the next update, given the time an update ended. An
+    /// update that overran its slot is followed at once; one that fell more than a
+    /// slot behind starts the grid again from now rather than rushing to catch up.
+    fn after_update(&mut self, now: Instant) -> Option<Duration> {
+        self.next += self.slot;
+        if self.next > now {
+            return Some(self.next - now);
+        }
+        if now - self.next > self.slot {
+            self.next = now;
+        }
+        None
+    }
 }
 
 #[expect(clippy::print_stderr, reason = "start-up lines for the operator")]
@@ -763,5 +814,39 @@ fn publish_view(
 fn stop_when_finished(sink: Res<FrameSink>, inbox: Res<Inbox>, mut exit: MessageWriter<AppExit>) {
     if sink.stats.finished.load(Ordering::Relaxed) || inbox.stop.load(Ordering::Relaxed) {
         exit.write(AppExit::Success);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_loop_keeps_to_its_grid_whatever_each_update_takes() {
+        let slot = Duration::from_nanos(33_333_333);
+        let start = Instant::now();
+        let mut grid = Grid::new(slot, start);
+        let mut now = start;
+        for frame in 1..=300u32 {
+            // Updates of 10 to 30 ms, each followed by the pause the grid asks for
+            // plus a sleep that overshoots by 0.2 ms.
+            now += Duration::from_millis(10 + u64::from(frame % 21));
+            let pause = grid.after_update(now).expect("the update fits in its slot");
+            now += pause + Duration::from_micros(200);
+            assert_eq!(grid.next, start + slot * frame, "no drift at frame {frame}");
+        }
+    }
+
+    #[test]
+    fn an_overrun_is_followed_at_once_and_a_long_stall_restarts_the_grid() {
+        let slot = Duration::from_millis(33);
+        let start = Instant::now();
+        let mut grid = Grid::new(slot, start);
+        assert_eq!(grid.after_update(start + Duration::from_millis(40)), None, "7 ms late: go at once");
+        assert_eq!(grid.next, start + slot);
+        let stalled = start + Duration::from_millis(500);
+        assert_eq!(grid.after_update(stalled), None);
+        assert_eq!(grid.next, stalled, "no burst of catch-up frames after a stall");
+        assert_eq!(grid.after_update(stalled + Duration::from_millis(3)), Some(Duration::from_millis(30)));
     }
 }

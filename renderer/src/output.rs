@@ -170,6 +170,11 @@ pub fn audio_span(slot: u64, fps: u32) -> (u64, u64) {
     (slot * AUDIO_RATE / fps, (slot + 1) * AUDIO_RATE / fps)
 }
 
+/// One frame's slot at `fps`: the render loop and the live output share this grid.
+pub fn slot(fps: u32) -> Duration {
+    Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1)))
+}
+
 /// Feeds a live output at a constant `fps`: at each slot (1/fps on the wall clock)
 /// the newest rendered frame goes out; a frame up to half a slot late still takes
 /// its slot; when none came the last one is repeated, and when several came all but
@@ -181,7 +186,7 @@ pub fn pace<T>(
     stats: &OutputStats,
     mut emit: impl FnMut(&T, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let interval = Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1)));
+    let interval = slot(fps);
     // Wait for the first frame before the clock starts.
     let Ok(mut latest) = frames.recv() else { return Ok(()) };
     let start = Instant::now();
