@@ -474,3 +474,80 @@ fn an_operator_stops_and_starts_outputs_and_uploads_assets_while_rendering_goes_
     assert!(show.child.wait().expect("exit").success(), "{}", show.log());
     assert_show_streams_sized(&probe(second.to_str().expect("path")), 640, 360, "15/1");
 }
+
+/// `GET path` on `addr`: the raw body.
+fn get_bytes(addr: &str, path: &str) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = TcpStream::connect(addr) else { return Vec::new() };
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let body = response.windows(4).position(|window| window == b"\r\n\r\n").map_or(0, |at| at + 4);
+    response.split_off(body)
+}
+
+/// Waits until the pixel at (x, y) of `/api/stream/frame` is within 10 of `want`.
+fn wait_for_pixel(api: &str, (x, y): (u32, u32), want: [u8; 3], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let frame =
+            image::load_from_memory(&get_bytes(api, "/api/stream/frame")).map(|image| image.to_rgb8());
+        let got = frame.ok().map(|frame| frame.get_pixel(x, y).0);
+        if got.is_some_and(|got| got.iter().zip(want).all(|(got, want)| got.abs_diff(want) <= 10)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: the pixel is {got:?}, not {want:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_baked_panel_follows_patches_and_edits_on_air() {
+    // The swatch's panels are still and at the back: they are drawn into the
+    // backdrop once, and only a change of theirs redraws it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenes = dir.path().join("scenes");
+    std::fs::create_dir(&scenes).expect("scenes dir");
+    let swatch = |colour: &str| {
+        format!(
+            "title = \"Swatch\"\ncanvas = [640, 360]\nbackground = \"#1e64c8\"\n\n\
+             [[layer]]\nid = \"left\"\nkind = \"panel\"\nat = [0, 0]\nsize = [320, 360]\nz = 1\ncolor = \"{colour}\"\n\n\
+             [[layer]]\nid = \"corner\"\nkind = \"panel\"\nat = [480, 0]\nsize = [160, 120]\ncolor = \"#f0f0f0\"\n"
+        )
+    };
+    std::fs::write(scenes.join("swatch.toml"), swatch("#d4b038")).expect("write scene");
+    let recording = dir.path().join("show.mkv");
+    let show = Running::start(&[
+        "--fps",
+        "15",
+        "--output",
+        recording.to_str().expect("path"),
+        "--scenes",
+        scenes.to_str().expect("path"),
+        "--scene",
+        "swatch",
+        "--jwt-secret",
+        SECRET,
+    ]);
+    let api = show.api();
+    let (panel, background) = ((160, 180), (480, 180));
+    wait_for_pixel(&api, panel, [0xd4, 0xb0, 0x38], "the panel never showed");
+    wait_for_pixel(&api, background, [0x1e, 0x64, 0xc8], "the background never showed");
+    let corner = (560, 60);
+    wait_for_pixel(&api, corner, [0xf0, 0xf0, 0xf0], "the corner never showed");
+
+    // An operator hides the panel: it leaves the backdrop, which is redrawn without it
+    // (the corner, below it, stays baked, so frames still start from the backdrop).
+    let auth = ("Authorization", format!("Bearer {}", token("operator")));
+    let (code, body) = send(&api, "POST", "/api/stream/layers/left", &[auth], br#"{"visible": false}"#);
+    assert_eq!(code, 200, "{body}");
+    wait_for_pixel(&api, panel, [0x1e, 0x64, 0xc8], "the hidden panel is still drawn");
+    wait_for_pixel(&api, corner, [0xf0, 0xf0, 0xf0], "the corner went");
+
+    // The designer saves a new colour: the file's values win over the patch, and the
+    // panel is baked again in its new colour.
+    std::fs::write(scenes.join("swatch.toml"), swatch("#c81e28")).expect("edit scene");
+    wait_for_pixel(&api, panel, [0xc8, 0x1e, 0x28], "the edited panel never showed");
+    wait_for_pixel(&api, background, [0x1e, 0x64, 0xc8], "the background changed");
+}
