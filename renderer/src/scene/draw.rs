@@ -513,11 +513,7 @@ pub fn update_nodes(
         }
         if let Some(mut sprite) = sprite {
             match layer.kind {
-                LayerKind::Panel => {
-                    if sprite.color != colour {
-                        sprite.color = colour;
-                    }
-                }
+                LayerKind::Panel if sprite.color != colour => sprite.color = colour,
                 LayerKind::Image => {
                     if let Some(handle) = image {
                         match handle {
