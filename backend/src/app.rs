@@ -262,7 +262,11 @@ impl Application {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .context("building the HTTP client")?;
-        let auth = Arc::new(Authenticator::new(&secret, config.auth_jwks_url.clone(), http.clone()));
+        let auth = Arc::new(Authenticator::new(
+            Some(secrecy::ExposeSecret::expose_secret(&secret).as_bytes()),
+            config.auth_jwks_url.clone(),
+            http.clone(),
+        ));
         let outbox = Arc::new(Notify::new());
         let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone());
         let state = AppState {

@@ -1,87 +1,19 @@
-//! Access tokens: JWTs signed with HS256 (`JWT_SECRET`) or RS256 from an OIDC
-//! provider's JWKS (`AUTH_JWKS_URL`), carrying a role.
-//!
-//! Roles nest `admin ⊃ operator ⊃ viewer`; `bidder` may bid as its own `sub` and read
-//! what a viewer reads. Operators and admins may bid for anyone.
+//! Access tokens in the backend: the HS256 secret, issuing tokens, and the axum
+//! extractors that check a request's token and role. Checking a token
+//! (`Authenticator`, `Role`, `Claims`) lives in `sothebais_shared::auth`, shared
+//! with the renderer.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
 
 use crate::error::Error;
-
-/// What a token allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Bidder,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    /// Whether a holder of `self` may do what needs `required`.
-    pub fn satisfies(self, required: Role) -> bool {
-        use Role::*;
-        match required {
-            Viewer => true,
-            Bidder => matches!(self, Bidder | Operator | Admin),
-            Operator => matches!(self, Operator | Admin),
-            Admin => self == Admin,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Bidder => "bidder",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "viewer" => Ok(Role::Viewer),
-            "bidder" => Ok(Role::Bidder),
-            "operator" => Ok(Role::Operator),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}: use admin, operator, viewer or bidder")),
-        }
-    }
-}
-
-/// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub role: Role,
-    pub exp: u64,
-    #[serde(default)]
-    pub iat: Option<u64>,
-}
+pub use sothebais_shared::auth::{Authenticator, Claims, Role};
 
 /// Reads the HS256 secret: `JWT_SECRET` when set, else the file `jwt_secret` in the
 /// data dir, created with a fresh random secret (mode 0600) on first start.
@@ -152,126 +84,6 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
         return Err("a token must live longer than 0 s".into());
     }
     Ok(Duration::from_secs(number * seconds))
-}
-
-/// Checks tokens.
-pub struct Authenticator {
-    hs256: DecodingKey,
-    jwks: Option<Jwks>,
-}
-
-impl fmt::Debug for Authenticator {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("Authenticator")
-            .field("jwks", &self.jwks.as_ref().map(|jwks| &jwks.url))
-            .finish()
-    }
-}
-
-/// RS256 keys of an OIDC provider, fetched on demand and refreshed when a token names
-/// an unknown key id (at most every 30 s).
-struct Jwks {
-    url: String,
-    client: reqwest::Client,
-    cache: RwLock<KeyCache>,
-}
-
-/// The keys fetched so far and when they were last fetched.
-#[derive(Default)]
-struct KeyCache {
-    keys: HashMap<String, Arc<DecodingKey>>,
-    fetched_at: Option<Instant>,
-}
-
-#[derive(Deserialize)]
-struct JwkSet {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Deserialize)]
-struct Jwk {
-    kid: Option<String>,
-    kty: String,
-    n: Option<String>,
-    e: Option<String>,
-}
-
-impl Jwks {
-    async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, String> {
-        if let Some(key) = self.cache.read().await.keys.get(kid) {
-            return Ok(key.clone());
-        }
-        let mut cache = self.cache.write().await;
-        let recently = cache.fetched_at.is_some_and(|at| at.elapsed() < Duration::from_secs(30));
-        if !recently {
-            cache.fetched_at = Some(Instant::now());
-            match self.fetch().await {
-                Ok(keys) => cache.keys = keys,
-                Err(error) => tracing::warn!(url = %self.url, %error, "could not fetch the JWKS"),
-            }
-        }
-        cache.keys.get(kid).cloned().ok_or_else(|| format!("unknown signing key {kid:?}"))
-    }
-
-    async fn fetch(&self) -> Result<HashMap<String, Arc<DecodingKey>>, String> {
-        let set: JwkSet = self
-            .client
-            .get(&self.url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|error| error.to_string())?
-            .json()
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut keys = HashMap::new();
-        for jwk in set.keys {
-            if let (Some(kid), "RSA", Some(n), Some(e)) = (jwk.kid, jwk.kty.as_str(), jwk.n, jwk.e) {
-                match DecodingKey::from_rsa_components(&n, &e) {
-                    Ok(key) => {
-                        keys.insert(kid, Arc::new(key));
-                    }
-                    Err(error) => tracing::warn!(%kid, %error, "skipping an unusable JWKS key"),
-                }
-            }
-        }
-        Ok(keys)
-    }
-}
-
-impl Authenticator {
-    pub fn new(secret: &SecretString, jwks_url: Option<String>, client: reqwest::Client) -> Authenticator {
-        Authenticator {
-            hs256: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-            jwks: jwks_url.map(|url| Jwks { url, client, cache: RwLock::new(KeyCache::default()) }),
-        }
-    }
-
-    /// Verifies a bearer token and returns its claims.
-    pub async fn verify(&self, token: &str) -> Result<Claims, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
-        let claims = match header.alg {
-            Algorithm::HS256 => jsonwebtoken::decode::<Claims>(token, &self.hs256, &validation),
-            Algorithm::RS256 => {
-                let jwks =
-                    self.jwks.as_ref().ok_or("RS256 tokens are not accepted: AUTH_JWKS_URL is not set")?;
-                let kid = header.kid.ok_or("RS256 token without a key id")?;
-                let key = jwks.key(&kid).await?;
-                jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            }
-            other => return Err(format!("unsupported token algorithm {other:?}")),
-        };
-        claims.map(|data| data.claims).map_err(|error| match error.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired".to_owned(),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad token signature".to_owned(),
-            _ => format!("invalid token: {error}"),
-        })
-    }
 }
 
 /// Who is calling: anonymous, or the verified claims of the bearer token.
@@ -381,7 +193,8 @@ mod tests {
     #[tokio::test]
     async fn issued_token_verifies_with_its_claims() {
         let token = issue_token(&secret(), "alice", Role::Operator, Duration::from_secs(60)).expect("sign");
-        let auth = Authenticator::new(&secret(), None, reqwest::Client::new());
+        let auth =
+            Authenticator::new(Some(secret().expose_secret().as_bytes()), None, reqwest::Client::new());
         let claims = auth.verify(&token).await.expect("valid");
         assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Operator));
     }
@@ -390,7 +203,8 @@ mod tests {
     async fn token_signed_with_another_secret_is_refused() {
         let other = SecretString::from("another-secret-entirely".to_owned());
         let token = issue_token(&other, "mallory", Role::Admin, Duration::from_secs(60)).expect("sign");
-        let auth = Authenticator::new(&secret(), None, reqwest::Client::new());
+        let auth =
+            Authenticator::new(Some(secret().expose_secret().as_bytes()), None, reqwest::Client::new());
         assert_eq!(auth.verify(&token).await, Err("bad token signature".to_owned()));
     }
 

@@ -22,6 +22,7 @@ use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sothebais_shared::api::{ApiError, ApiResponse, codes};
+use sothebais_shared::auth::Role;
 
 use crate::output::OutputStats;
 use crate::scene::draw::{LayerInfo, Patch};
@@ -114,7 +115,8 @@ pub struct Shared {
     pub frame: Mutex<Option<Frame>>,
     pub commands: Mutex<Sender<Command>>,
     pub stats: Arc<OutputStats>,
-    pub token_key: Option<jsonwebtoken::DecodingKey>,
+    /// Checks operator tokens: HS256 with the backend's secret, RS256 from `AUTH_JWKS_URL`.
+    pub auth: Option<sothebais_shared::auth::Authenticator>,
     pub prometheus: Option<PrometheusHandle>,
     /// The outputs, once the pipeline runs.
     pub outputs: std::sync::OnceLock<crate::output::Outputs>,
@@ -245,13 +247,15 @@ async fn scenes(State(shared): State<AppState>) -> Response {
     ok(view(&shared).scenes)
 }
 
-/// Checks for an operator's (or admin's) bearer token signed with the backend's secret.
-fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Fail> {
-    let Some(key) = &shared.token_key else {
+/// Checks for an operator's (or admin's) bearer token: HS256 signed with the
+/// backend's secret, or RS256 from the OIDC provider's JWKS (`AUTH_JWKS_URL`), as the
+/// backend accepts them.
+async fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Fail> {
+    let Some(auth) = &shared.auth else {
         return Err(Fail::new(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::UNAVAILABLE,
-            "the renderer has no token secret (JWT_SECRET or the data dir's jwt_secret)",
+            "the renderer cannot check tokens: give it JWT_SECRET (or the data dir's jwt_secret) or AUTH_JWKS_URL",
         ));
     };
     let token = headers
@@ -265,26 +269,20 @@ fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Fail> {
                 "this needs a bearer token with role operator",
             )
         })?;
-    #[derive(Deserialize)]
-    struct Claims {
-        role: String,
-    }
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp"]);
-    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| {
+    let claims = auth.verify(token).await.map_err(|error| {
         Fail::new(
             StatusCode::UNAUTHORIZED,
             codes::UNAUTHENTICATED,
             format!("authentication required: {error}"),
         )
     })?;
-    if matches!(claims.claims.role.as_str(), "operator" | "admin") {
+    if claims.role.satisfies(Role::Operator) {
         Ok(())
     } else {
         Err(Fail::new(
             StatusCode::FORBIDDEN,
             codes::FORBIDDEN,
-            format!("this needs role operator; the token has role {}", claims.claims.role),
+            format!("this needs role operator; the token has role {}", claims.role),
         ))
     }
 }
@@ -309,8 +307,10 @@ struct PinBody {
 }
 
 async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    if let Err(fail) = operator(&shared, &headers).await {
+        return fail.into_response();
+    }
     let result = (|| {
-        operator(&shared, &headers)?;
         let PinBody { name } = body(&bytes)?;
         let known = view(&shared).scenes.scenes;
         if let Some(name) = &name
@@ -345,8 +345,10 @@ async fn patch_layer(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Response {
+    if let Err(fail) = operator(&shared, &headers).await {
+        return fail.into_response();
+    }
     let result = (|| {
-        operator(&shared, &headers)?;
         let patch: PatchBody = body(&bytes)?;
         if patch.opacity.is_some_and(|opacity| !(0.0..=1.0).contains(&opacity)) {
             return Err(Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "opacity is between 0 and 1"));
@@ -382,8 +384,10 @@ struct PlaybackBody {
 /// on. `outputs` picks outputs by URL (as given or masked); for `start`, a URL that is
 /// not an output yet is added. Without it, every output.
 async fn playback(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    if let Err(fail) = operator(&shared, &headers).await {
+        return fail.into_response();
+    }
     let checked = (|| {
-        operator(&shared, &headers)?;
         let PlaybackBody { action, outputs } = body(&bytes)?;
         if !matches!(action.as_str(), "start" | "stop" | "restart") {
             return Err(Fail::new(
@@ -489,7 +493,7 @@ async fn upload(
     headers: HeaderMap,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(fail) = operator(&shared, &headers) {
+    if let Err(fail) = operator(&shared, &headers).await {
         return fail.into_response();
     }
     let Ok(mut multipart) = multipart else {

@@ -125,6 +125,9 @@ struct Cli {
     /// The backend's token secret (instead of the data folder's file)
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Also accept RS256 operator tokens from this OIDC provider's JWKS
+    #[arg(long, env = "AUTH_JWKS_URL")]
+    auth_jwks_url: Option<String>,
 }
 
 /// Where rendered frames go: to the output thread, dropped when it falls behind.
@@ -155,7 +158,23 @@ struct Sounds {
 }
 
 /// Plays the sound of each show event of this frame.
-fn play_sounds(show: Res<Show>, sounds: Res<Sounds>) {
+fn play_sounds(
+    show: Res<Show>,
+    mut sounds: ResMut<Sounds>,
+    mut news: ResMut<News>,
+    time: Res<Time>,
+    mut since: Local<f32>,
+) {
+    // Sound files are looked at once a second: an uploaded or edited one is used
+    // from then on.
+    *since += time.delta_secs();
+    if *since >= 1.0 {
+        *since = 0.0;
+        for file in sounds.bank.refresh() {
+            info!("sound {file} reloaded");
+            news.0.push(SceneNews::AssetLoaded(file.to_owned()));
+        }
+    }
     for trigger in &show.triggers {
         if let Some(clip) = sounds.bank.get(*trigger) {
             let _ = sounds.sender.send(clip);
@@ -246,8 +265,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .set_buckets(&[0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.067, 0.1, 0.2, 0.5, 1.0, 2.0])
         .ok()
         .and_then(|builder| builder.install_recorder().ok());
-    let token_key =
-        token_secret(&cli).map(|secret| jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()));
+    let secret = token_secret(&cli);
+    let auth = (secret.is_some() || cli.auth_jwks_url.is_some()).then(|| {
+        sothebais_shared::auth::Authenticator::new(
+            secret.as_deref().map(str::as_bytes),
+            cli.auth_jwks_url.clone(),
+            reqwest::Client::new(),
+        )
+    });
     let stats = Arc::new(OutputStats::default());
     let (command_sender, commands) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
@@ -255,7 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         frame: Mutex::new(None),
         commands: Mutex::new(command_sender),
         stats: stats.clone(),
-        token_key,
+        auth,
         prometheus,
         outputs: std::sync::OnceLock::new(),
         assets: cli.assets.clone(),

@@ -3,8 +3,9 @@
 //! frame's share of the track by the output thread.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bevy::log::warn;
 
@@ -57,29 +58,56 @@ pub fn read_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
     Ok(if channels == 1 { samples.flat_map(|sample| [sample, sample]).collect() } else { samples.collect() })
 }
 
-/// The sound effects, by event.
+/// The sound effects, by event, read from the assets folder and read again when a
+/// file changes (an upload, an edit).
 #[derive(Debug, Clone, Default)]
-pub struct Bank(HashMap<Trigger, Clip>);
+pub struct Bank {
+    dir: PathBuf,
+    clips: HashMap<Trigger, Clip>,
+    /// Each file's modification time when it was last read (`None`: missing).
+    stamps: HashMap<Trigger, Option<SystemTime>>,
+}
 
 impl Bank {
     /// Loads the files that exist under `assets`; a missing or unreadable one is
-    /// skipped with a warning (its event is then silent).
+    /// skipped with a warning (its event is then silent until the file is there).
     pub fn load(assets: &Path) -> Bank {
-        let mut bank = HashMap::new();
+        let mut bank = Bank { dir: assets.to_owned(), ..Bank::default() };
+        bank.refresh();
+        bank
+    }
+
+    /// Reads again the files whose modification time changed since the last look;
+    /// returns the ones now in use.
+    pub fn refresh(&mut self) -> Vec<&'static str> {
+        let mut reloaded = Vec::new();
         for (trigger, file) in SOUNDS {
-            let path = assets.join(file);
+            let path = self.dir.join(file);
+            let stamp = std::fs::metadata(&path).and_then(|meta| meta.modified()).ok();
+            if self.stamps.get(&trigger) == Some(&stamp) {
+                continue;
+            }
+            let first = !self.stamps.contains_key(&trigger);
+            self.stamps.insert(trigger, stamp);
             match std::fs::read(&path).map_err(|error| error.to_string()).and_then(|bytes| read_wav(&bytes)) {
                 Ok(samples) => {
-                    bank.insert(trigger, Arc::new(samples));
+                    self.clips.insert(trigger, Arc::new(samples));
+                    if !first {
+                        reloaded.push(file);
+                    }
                 }
-                Err(error) => warn!("sound {} not used: {error}", path.display()),
+                Err(error) => {
+                    // A bad file silences its event rather than playing what was there.
+                    self.clips.remove(&trigger);
+                    warn!("sound {} not used: {error}", path.display());
+                }
             }
         }
-        Bank(bank)
+        reloaded
     }
 
     pub fn get(&self, trigger: Trigger) -> Option<Clip> {
-        self.0.get(&trigger).cloned()
+        self.clips.get(&trigger).cloned()
     }
 }
 
@@ -143,6 +171,38 @@ mod tests {
         assert_eq!(read_wav(&wav(1, &[5, 6])), Ok(vec![5, 5, 6, 6]));
         assert!(read_wav(b"RIFF....WAVE").is_err());
         assert!(read_wav(b"not a wav").is_err());
+    }
+
+    #[test]
+    fn a_sound_file_written_or_changed_later_is_used_after_a_refresh() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("sounds")).expect("sounds dir");
+        let path = dir.path().join("sounds/bid_accepted.wav");
+        let mut bank = Bank::load(dir.path());
+        assert!(bank.get(Trigger::BidAccepted).is_none(), "no file yet");
+
+        let write = |samples: &[i16], age_secs: u64| {
+            std::fs::write(&path, wav(2, samples)).expect("write");
+            // Distinct modification times, however coarse the file system's clock.
+            let when = SystemTime::now() - std::time::Duration::from_secs(age_secs);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(when))
+                .expect("touch");
+        };
+        write(&[1, 1, 2, 2], 20);
+        assert_eq!(bank.refresh(), ["sounds/bid_accepted.wav"]);
+        assert_eq!(bank.get(Trigger::BidAccepted).map(|clip| clip.len()), Some(4));
+        assert!(bank.refresh().is_empty(), "unchanged: not read again");
+
+        write(&[3, 3, 4, 4, 5, 5], 10);
+        assert_eq!(bank.refresh(), ["sounds/bid_accepted.wav"]);
+        assert_eq!(bank.get(Trigger::BidAccepted).map(|clip| clip.len()), Some(6));
+
+        std::fs::write(&path, b"not a wav").expect("break it");
+        bank.refresh();
+        assert!(bank.get(Trigger::BidAccepted).is_none(), "a broken file silences its event");
     }
 
     #[test]

@@ -551,3 +551,63 @@ fn a_baked_panel_follows_patches_and_edits_on_air() {
     wait_for_pixel(&api, panel, [0xc8, 0x1e, 0x28], "the edited panel never showed");
     wait_for_pixel(&api, background, [0x1e, 0x64, 0xc8], "the background changed");
 }
+
+/// Serves `body` (JSON) at every path of a local port, on a thread, until the test ends.
+fn serve_json(body: String) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut socket in listener.incoming().map_while(Result::ok) {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes());
+            let _ = socket.write_all(body.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn an_operator_token_from_the_oidc_provider_is_accepted() {
+    // RS256 tokens from AUTH_JWKS_URL, as the backend accepts them; without a JWT
+    // secret HS256 tokens are refused.
+    let (pem, jwks) = sothebais_shared::auth::test_keys::rsa_key("provider-key");
+    let url = serve_json(jwks);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recording = dir.path().join("show.mkv");
+    let show = Running::start(&[
+        "--fps",
+        "15",
+        "--auth-jwks-url",
+        &url,
+        "--output",
+        recording.to_str().expect("path"),
+    ]);
+    let api = show.api();
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("provider-key".into());
+    let rs256 = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({ "sub": "user_2abc", "role": "operator", "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("pem"),
+    )
+    .expect("sign");
+    // Back to the rules: valid whatever scenes are loaded yet.
+    let pin = br#"{"name": null}"#;
+    let bearer = |token: String| [("Authorization", format!("Bearer {token}"))];
+    let (code, body) = send(&api, "POST", "/api/stream/scenes/active", &bearer(rs256), pin);
+    assert_eq!(code, 200, "{body}\n{}", show.log());
+    let (code, body) = send(&api, "POST", "/api/stream/scenes/active", &bearer(token("operator")), pin);
+    assert_eq!((code, body["error"]["code"].as_str()), (401, Some("UNAUTHENTICATED")), "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|message| message.contains("no JWT secret")),
+        "{body}"
+    );
+}

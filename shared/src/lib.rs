@@ -7,6 +7,7 @@
 pub mod amount;
 pub mod api;
 pub mod auction;
+pub mod auth;
 pub mod events;
 pub mod ports;
 pub mod time;
