@@ -1,6 +1,6 @@
 //! Access tokens in the backend: the HS256 secret, issuing tokens, and the axum
 //! extractors that check a request's token and role. Checking a token
-//! (`Authenticator`, `Role`, `Claims`) lives in `sothebais_shared::auth`, shared
+//! (`Authenticator`, `Role`, `Claims`) lives in the `sothebais-auth` crate, shared
 //! with the renderer.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
-pub use sothebais_shared::auth::{Authenticator, Claims, Role};
+pub use sothebais_auth::{Authenticator, Claims, Role};
 
 /// Reads the HS256 secret: `JWT_SECRET` when set, else the file `jwt_secret` in the
 /// data dir, created with a fresh random secret (mode 0600) on first start.

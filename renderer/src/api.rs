@@ -21,8 +21,8 @@ use base64::Engine as _;
 use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
+use sothebais_auth::Role;
 use sothebais_shared::api::{ApiError, ApiResponse, codes};
-use sothebais_shared::auth::Role;
 
 use crate::output::OutputStats;
 use crate::scene::draw::{LayerInfo, Patch};
@@ -116,7 +116,7 @@ pub struct Shared {
     pub commands: Mutex<Sender<Command>>,
     pub stats: Arc<OutputStats>,
     /// Checks operator tokens: HS256 with the backend's secret, RS256 from `AUTH_JWKS_URL`.
-    pub auth: Option<sothebais_shared::auth::Authenticator>,
+    pub auth: Option<sothebais_auth::Authenticator>,
     pub prometheus: Option<PrometheusHandle>,
     /// The outputs, once the pipeline runs.
     pub outputs: std::sync::OnceLock<crate::output::Outputs>,

@@ -267,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .and_then(|builder| builder.install_recorder().ok());
     let secret = token_secret(&cli);
     let auth = (secret.is_some() || cli.auth_jwks_url.is_some()).then(|| {
-        sothebais_shared::auth::Authenticator::new(
+        sothebais_auth::Authenticator::new(
             secret.as_deref().map(str::as_bytes),
             cli.auth_jwks_url.clone(),
             reqwest::Client::new(),

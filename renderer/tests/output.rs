@@ -576,7 +576,7 @@ fn serve_json(body: String) -> String {
 fn an_operator_token_from_the_oidc_provider_is_accepted() {
     // RS256 tokens from AUTH_JWKS_URL, as the backend accepts them; without a JWT
     // secret HS256 tokens are refused.
-    let (pem, jwks) = sothebais_shared::auth::test_keys::rsa_key("provider-key");
+    let (pem, jwks) = sothebais_auth::test_keys::rsa_key("provider-key");
     let url = serve_json(jwks);
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = dir.path().join("show.mkv");

@@ -7,7 +7,6 @@
 pub mod amount;
 pub mod api;
 pub mod auction;
-pub mod auth;
 pub mod events;
 pub mod ports;
 pub mod time;

@@ -1,6 +1,7 @@
 //! Access tokens: JWTs signed with HS256 (`JWT_SECRET`) or RS256 from an OIDC
-//! provider's JWKS (`AUTH_JWKS_URL`), carrying a role. Shared by the backend and the
-//! renderer's stream manager API, so both accept the same tokens.
+//! provider's JWKS (`AUTH_JWKS_URL`), carrying a role. Used by the backend and the
+//! renderer's stream manager API, so both accept the same tokens. (A crate of its
+//! own: `sothebais-shared` holds wire types and stays free of I/O.)
 //!
 //! Roles nest `admin ⊃ operator ⊃ viewer`; `bidder` may bid as its own `sub` and read
 //! what a viewer reads. Operators and admins may bid for anyone.
