@@ -175,11 +175,58 @@ pub fn slot(fps: u32) -> Duration {
     Duration::from_nanos(1_000_000_000 / u64::from(fps.max(1)))
 }
 
+/// Keeps the output's slots in step with when frames arrive. A frame is taken in the
+/// slot it arrives before (or up to half a slot after): the best place for the
+/// frames is a quarter slot before their slot is due, where they may come three
+/// quarters of a slot later or earlier than usual before a repeat or a skip. The
+/// two grids tick at the same rate but start apart (the first frame is slower), so
+/// the output's grid is moved towards that place by at most a millisecond a second,
+/// and never more than one slot from where it started: the output clock stays true.
+#[derive(Debug)]
+struct Phase {
+    slot: f64,
+    sum: f64,
+    count: u32,
+    /// How far the grid has moved in all (seconds, later when positive).
+    moved: f64,
+}
+
+impl Phase {
+    /// The most the grid moves per adjustment.
+    const STEP: f64 = 0.001;
+
+    fn new(slot: Duration) -> Phase {
+        Phase { slot: slot.as_secs_f64(), sum: 0.0, count: 0, moved: 0.0 }
+    }
+
+    /// A new frame went out in a slot: when it arrived against the slot's due time
+    /// (seconds, positive when late).
+    fn record(&mut self, arrival_minus_due: f64) {
+        self.sum += arrival_minus_due;
+        self.count += 1;
+    }
+
+    /// How far to move the grid now (seconds, later when positive), from the frames
+    /// recorded since the last call.
+    fn shift(&mut self) -> f64 {
+        let (sum, count) = (self.sum, self.count);
+        (self.sum, self.count) = (0.0, 0);
+        if count < 10 {
+            return 0.0;
+        }
+        let wanted = (sum / f64::from(count) + self.slot / 4.0).clamp(-Self::STEP, Self::STEP);
+        let moved = (self.moved + wanted).clamp(-self.slot, self.slot);
+        let shift = moved - self.moved;
+        self.moved = moved;
+        shift
+    }
+}
+
 /// Feeds a live output at a constant `fps`: at each slot (1/fps on the wall clock)
 /// the newest rendered frame goes out; a frame up to half a slot late still takes
 /// its slot; when none came the last one is repeated, and when several came all but
-/// the newest are skipped. Both count as dropped frames. Returns when the channel
-/// closes.
+/// the newest are skipped. Both count as dropped frames. The slots keep in step with
+/// the frames' arrival (`Phase`). Returns when the channel closes.
 pub fn pace<T>(
     frames: &Receiver<T>,
     fps: u32,
@@ -189,8 +236,10 @@ pub fn pace<T>(
     let interval = slot(fps);
     // Wait for the first frame before the clock starts.
     let Ok(mut latest) = frames.recv() else { return Ok(()) };
-    let start = Instant::now();
+    let mut start = Instant::now();
+    let mut arrived = start;
     let mut fresh = true;
+    let mut phase = Phase::new(interval);
     for slot in 0u64.. {
         let due = start + interval * u32::try_from(slot).unwrap_or(u32::MAX);
         loop {
@@ -202,6 +251,7 @@ pub fn pace<T>(
                         metrics::counter!("stream_frames_dropped_total").increment(1);
                     }
                     latest = frame;
+                    arrived = Instant::now();
                     fresh = true;
                 }
                 Err(RecvTimeoutError::Timeout) => break,
@@ -214,19 +264,32 @@ pub fn pace<T>(
             match frames.recv_timeout(interval / 2) {
                 Ok(frame) => {
                     latest = frame;
+                    arrived = Instant::now();
                     fresh = true;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
-        if !fresh {
+        if fresh {
+            let late = arrived.saturating_duration_since(due).as_secs_f64();
+            let early = due.saturating_duration_since(arrived).as_secs_f64();
+            phase.record(late - early);
+        } else {
             stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
             stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("stream_frames_dropped_total").increment(1);
         }
         emit(&latest, slot)?;
         fresh = false;
+        if (slot + 1) % u64::from(fps.max(1)) == 0 {
+            let shift = phase.shift();
+            if shift > 0.0 {
+                start += Duration::from_secs_f64(shift);
+            } else if shift < 0.0 {
+                start = start.checked_sub(Duration::from_secs_f64(-shift)).unwrap_or(start);
+            }
+        }
     }
     Ok(())
 }
@@ -465,6 +528,36 @@ mod tests {
             repeated + skipped,
             "repeats and skipped frames"
         );
+    }
+
+    #[test]
+    fn the_output_grid_moves_to_a_quarter_slot_after_the_frames_arrive_and_no_further() {
+        let slot = Duration::from_millis(40);
+        let mut phase = Phase::new(slot);
+        // Frames come 5 ms before their slot is due: the grid moves 5 ms later, a
+        // millisecond at a time, so they come a quarter slot (10 ms) before.
+        let mut moved = 0.0;
+        for _ in 0..10 {
+            for _ in 0..30 {
+                phase.record(-0.005 - moved);
+            }
+            let shift = phase.shift();
+            assert!(shift.abs() <= Phase::STEP + 1e-12, "{shift}");
+            moved += shift;
+        }
+        assert!((moved - 0.005).abs() < 1e-9, "settles 5 ms later: {moved}");
+        // Too few frames say nothing.
+        phase.record(0.02);
+        assert_eq!(phase.shift(), 0.0);
+        // Frames ever later (rendering too slow) never drag the grid past one slot.
+        let mut phase = Phase::new(slot);
+        for _ in 0..200 {
+            for _ in 0..30 {
+                phase.record(0.5);
+            }
+            phase.shift();
+        }
+        assert!((phase.moved - 0.040).abs() < 1e-9, "{}", phase.moved);
     }
 
     #[test]
