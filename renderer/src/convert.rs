@@ -11,8 +11,11 @@
 //! background colour. The conversion reads the main texture right after the
 //! cameras ran (`camera_driver`), in the same frame.
 
+use std::sync::atomic::Ordering;
+
 use bevy::camera::{ClearColor, CompositingSpace};
 use bevy::core_pipeline::schedule::{Core2d, Core2dSystems, camera_driver};
+use bevy::core_pipeline::upscaling::upscaling;
 use bevy::prelude::*;
 use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
 use bevy::render::extract_resource::{ExtractResource, ExtractResourcePlugin};
@@ -28,7 +31,7 @@ use bevy::render::storage::{GpuShaderBuffer, ShaderBuffer};
 use bevy::render::texture::GpuImage;
 use bevy::render::view::ViewTarget;
 
-use crate::scene::backdrop::Backdrop;
+use crate::scene::backdrop::{Backdrop, BackdropCamera};
 use bevy::render::{RenderApp, RenderStartup};
 use bevy::shader::{Shader, ShaderDefVal};
 
@@ -77,12 +80,17 @@ impl Plugin for ConvertPlugin {
             ExtractComponentPlugin::<FrameCamera>::default(),
             ExtractResourcePlugin::<Planes>::default(),
             ExtractResourcePlugin::<Backdrop>::default(),
+            ExtractComponentPlugin::<BackdropCamera>::default(),
         ));
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else { return };
         render_app
             .insert_resource(ConvertShader(shader))
             .add_systems(RenderStartup, init_pipeline)
-            .add_systems(Core2d, start_frame.before(Core2dSystems::MainPass))
+            .init_resource::<FrameStarted>()
+            .add_systems(
+                Core2d,
+                (start_frame.before(Core2dSystems::MainPass), count_backdrop_draws.after(upscaling)),
+            )
             .add_systems(RenderGraph, convert.in_set(RenderGraphSystems::Render).after(camera_driver));
     }
 }
@@ -115,8 +123,10 @@ fn init_pipeline(mut commands: Commands, shader: Res<ConvertShader>, pipeline_ca
 #[derive(Default)]
 struct Cached(Option<(TextureViewId, bevy::render::render_resource::BufferId, BindGroup)>);
 
+#[allow(clippy::too_many_arguments, reason = "a Bevy system takes what it touches")]
 fn convert(
     views: Query<&ViewTarget, With<FrameCamera>>,
+    mut started: ResMut<FrameStarted>,
     planes: Option<Res<Planes>>,
     buffers: Res<RenderAssets<GpuShaderBuffer>>,
     pipeline: Option<Res<ConvertPipeline>>,
@@ -124,6 +134,9 @@ fn convert(
     mut cached: Local<Cached>,
     mut ctx: RenderContext,
 ) {
+    if !std::mem::take(&mut started.0) {
+        return;
+    }
     let (Some(planes), Some(pipeline)) = (planes, pipeline) else { return };
     let Some(buffer) = buffers.get(&planes.0) else { return };
     for target in &views {
@@ -164,17 +177,39 @@ fn holds_srgb(target: &ViewTarget) -> bool {
         && !target.main_texture_format().is_srgb()
 }
 
+/// Counts the backdrop camera's draws (it runs before the frame's camera).
+fn count_backdrop_draws(
+    _view: ViewQuery<&ViewTarget, With<BackdropCamera>>,
+    backdrop: Option<Res<Backdrop>>,
+) {
+    if let Some(backdrop) = backdrop {
+        backdrop.drawn.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether this frame's main texture was started: until then it holds nothing worth
+/// converting, and the planes keep what they held (zeros before the first frame,
+/// which the read-back side skips).
+#[derive(Resource, Default)]
+struct FrameStarted(bool);
+
 /// Starts the frame before the camera draws: a copy of the backdrop, or a clear to
 /// the scene's background.
 fn start_frame(
     view: ViewQuery<&ViewTarget, With<FrameCamera>>,
+    mut started: ResMut<FrameStarted>,
     background: Res<ClearColor>,
     backdrop: Option<Res<Backdrop>>,
     images: Res<RenderAssets<GpuImage>>,
     mut ctx: RenderContext,
 ) {
     let target = view.into_inner();
-    let source = backdrop.filter(|backdrop| backdrop.used).and_then(|backdrop| images.get(&backdrop.image));
+    started.0 = true;
+    // The backdrop, once its camera has drawn it twice (the first draw after start-up
+    // may not reach the image).
+    let source = backdrop
+        .filter(|backdrop| backdrop.used && backdrop.drawn.load(Ordering::Acquire) >= 2)
+        .and_then(|backdrop| images.get(&backdrop.image));
     if let Some(source) = source
         && source.texture.size() == target.main_texture().size()
     {

@@ -102,7 +102,14 @@ fn colours_reach_the_recording_as_the_scene_gives_them() {
         .status()
         .expect("run");
     assert!(status.success());
-    // The layers are spawned by the first update and drawn from the second frame on.
+    // The file's first frame is a drawn one (the background at least), never the
+    // empty planes of a frame read back before anything was drawn.
+    let first = frame_rgb(&file, 0);
+    let at = ((300 * WIDTH + 400) * 3) as usize;
+    let background = [first[at], first[at + 1], first[at + 2]];
+    let off = background.iter().zip([0x1e, 0x64, 0xc8]).map(|(got, want)| got.abs_diff(want)).max();
+    assert!(off <= Some(8), "the first frame's background is {background:?}");
+    // The layers are spawned by the first update and drawn from the next frames on.
     let rgb = frame_rgb(&file, 9);
     assert_eq!(rgb.len(), (WIDTH * HEIGHT * 3) as usize);
     let pixel = |x: u32, y: u32| {

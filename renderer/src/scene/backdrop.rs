@@ -6,13 +6,18 @@
 //! A panel is still when nothing moves or hides it: no `show_when`, no animation, no
 //! operator patch. Only still panels below every other layer are baked, so the
 //! order of what is drawn never changes. The backdrop camera draws them (render
-//! layer 1) on the frames where something about them changed (a scene went on air,
-//! a patch, a background colour) and is idle otherwise; the main camera draws
+//! layer 1) when something about them changed (a scene went on air, a patch, a
+//! background colour), twice over as counted by the render world, and is idle
+//! otherwise; the main camera draws
 //! everything else (render layer 0) over the copy (`convert.rs`).
 
 use bevy::camera::visibility::RenderLayers;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bevy::camera::{CompositingSpace, RenderTarget};
 use bevy::prelude::*;
+use bevy::render::extract_component::ExtractComponent;
 use bevy::render::extract_resource::ExtractResource;
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
 
@@ -27,17 +32,18 @@ const BAKED: usize = 1;
 pub struct Backdrop {
     pub image: Handle<Image>,
     pub used: bool,
-    /// Frames the backdrop camera still draws: a change is drawn on a few frames in a
-    /// row, since the first frames after start-up may go by before the GPU has what
-    /// it needs (pipelines, the image).
-    redraws: u8,
+    /// How many times the backdrop camera has drawn, counted by the render world.
+    pub drawn: Arc<AtomicU64>,
+    /// The count `drawn` must reach before the backdrop camera rests again.
+    until: u64,
 }
 
-/// How many frames in a row the backdrop is redrawn after a change.
-const REDRAWS: u8 = 3;
+/// How many draws a change gets: the first draw after start-up may go by before the
+/// GPU has all it needs (the pipeline that writes the image is made on first use).
+const DRAWS_PER_CHANGE: u64 = 2;
 
 /// Marks the camera that draws the backdrop.
-#[derive(Component)]
+#[derive(Component, ExtractComponent, Clone, Copy, Default)]
 pub struct BackdropCamera;
 
 /// Which layers of a scene are baked into the backdrop: still panels below the lowest
@@ -60,7 +66,7 @@ pub fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>, canvas: 
         Image::new_target_texture(canvas.width, canvas.height, TextureFormat::Rgba8UnormSrgb, None);
     image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
     let image = images.add(image);
-    commands.insert_resource(Backdrop { image: image.clone(), used: false, redraws: 0 });
+    commands.insert_resource(Backdrop { image: image.clone(), used: false, drawn: Arc::default(), until: 0 });
     commands.spawn((
         Camera2d,
         Camera { order: -1, is_active: false, ..default() },
@@ -109,13 +115,12 @@ pub fn bake(
     if backdrop.used != used {
         backdrop.used = used;
     }
-    if redraw {
-        backdrop.redraws = REDRAWS;
-    } else if backdrop.redraws > 0 {
-        backdrop.redraws -= 1;
+    let drawn = backdrop.drawn.load(Ordering::Acquire);
+    if redraw && used {
+        backdrop.until = drawn + DRAWS_PER_CHANGE;
     }
     for mut camera in &mut cameras {
-        let active = used && backdrop.redraws > 0;
+        let active = used && drawn < backdrop.until;
         if camera.is_active != active {
             camera.is_active = active;
         }
