@@ -91,5 +91,5 @@ ensure_renderer_packages() {
 
 ensure_renderer_test_packages() {
     ensure_renderer_packages
-    ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr openssl
+    ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr
 }

@@ -204,40 +204,6 @@ impl Authenticator {
     }
 }
 
-/// An RSA key pair made with the `openssl` command, and its JWKS entry: for tests of
-/// RS256 tokens here and in the renderer's tests.
-#[doc(hidden)]
-pub mod test_keys {
-    use base64::Engine as _;
-
-    /// A fresh 2048-bit key: (private key PEM, JWKS JSON with it under `kid`).
-    pub fn rsa_key(kid: &str) -> (Vec<u8>, String) {
-        let pem = std::process::Command::new("openssl")
-            .args(["genrsa", "2048"])
-            .output()
-            .expect("openssl (package openssl) runs")
-            .stdout;
-        let mut modulus = std::process::Command::new("openssl")
-            .args(["rsa", "-noout", "-modulus"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("openssl runs");
-        if let Some(mut stdin) = modulus.stdin.take() {
-            std::io::Write::write_all(&mut stdin, &pem).expect("write the key");
-        }
-        let text = String::from_utf8(modulus.wait_with_output().expect("modulus").stdout).expect("text");
-        let hex = text.trim().trim_start_matches("Modulus=");
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex"))
-            .collect();
-        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let jwks = serde_json::json!({ "keys": [{ "kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig", "n": n, "e": "AQAB" }] });
-        (pem, jwks.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +231,9 @@ mod tests {
         (url, hits)
     }
 
+    const JWKS: &str = include_str!("../fixtures/rs256_jwks.json");
+    const PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/rs256_private.pem");
+
     fn rs256(pem: &[u8], kid: &str, role: &str) -> String {
         let exp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
@@ -277,24 +246,26 @@ mod tests {
 
     #[tokio::test]
     async fn rs256_tokens_verify_against_the_providers_jwks() {
-        let (pem, jwks) = test_keys::rsa_key("key-1");
-        let (url, hits) = serve_jwks(jwks).await;
+        let (url, hits) = serve_jwks(JWKS.to_owned()).await;
         let auth = Authenticator::new(None, Some(url), reqwest::Client::new());
-        let claims = auth.verify(&rs256(&pem, "key-1", "operator")).await.expect("valid");
+        let claims = auth.verify(&rs256(PRIVATE_KEY, "test-key-1", "operator")).await.expect("valid");
         assert_eq!((claims.sub.as_str(), claims.role), ("user_2abc", Role::Operator));
         // The keys are cached: a second token needs no second fetch.
-        auth.verify(&rs256(&pem, "key-1", "admin")).await.expect("valid");
+        auth.verify(&rs256(PRIVATE_KEY, "test-key-1", "admin")).await.expect("valid");
         assert_eq!(hits.load(std::sync::atomic::Ordering::Relaxed), 1);
 
-        // A key the provider does not list, and a listed key id with another key's
-        // signature, are refused.
+        // A key the provider does not list, and a listed key id with a signature that
+        // is not its own, are refused.
         assert_eq!(
-            auth.verify(&rs256(&pem, "key-2", "admin")).await,
+            auth.verify(&rs256(PRIVATE_KEY, "key-2", "admin")).await,
             Err("unknown signing key \"key-2\"".to_owned())
         );
-        let (other, _) = test_keys::rsa_key("key-1");
+        let admin = rs256(PRIVATE_KEY, "test-key-1", "admin");
+        let operator = rs256(PRIVATE_KEY, "test-key-1", "operator");
+        let (claims, _) = admin.rsplit_once('.').expect("a JWT");
+        let (_, signature) = operator.rsplit_once('.').expect("a JWT");
         assert_eq!(
-            auth.verify(&rs256(&other, "key-1", "admin")).await,
+            auth.verify(&format!("{claims}.{signature}")).await,
             Err("bad token signature".to_owned())
         );
     }
@@ -313,12 +284,11 @@ mod tests {
             only_jwks.verify(&hs256).await,
             Err("HS256 tokens are not accepted: there is no JWT secret".to_owned())
         );
-        let (pem, _) = test_keys::rsa_key("key-1");
         let only_secret =
             Authenticator::new(Some(b"a-secret-of-enough-length"), None, reqwest::Client::new());
         assert!(only_secret.verify(&hs256).await.is_ok());
         assert_eq!(
-            only_secret.verify(&rs256(&pem, "key-1", "operator")).await,
+            only_secret.verify(&rs256(PRIVATE_KEY, "test-key-1", "operator")).await,
             Err("RS256 tokens are not accepted: AUTH_JWKS_URL is not set".to_owned())
         );
     }

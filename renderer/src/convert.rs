@@ -3,6 +3,9 @@
 //! and handed to the encoder. The frame leaves the GPU at 1.5 bytes a pixel instead
 //! of 4, there is no full-frame blit to the camera's target, and no CPU conversion.
 //!
+//! The cameras composite in sRGB space (`CompositingSpace::Srgb`), so the main
+//! texture holds the encoded colours the pass reads as they are.
+//!
 //! The camera renders with `CameraOutputMode::Skip`: its image target only gives the
 //! view its size. Bevy keeps the view's main texture for such a camera only when
 //! the camera does not clear, so the frame is started here, at the head of the
@@ -13,7 +16,7 @@
 
 use std::sync::atomic::Ordering;
 
-use bevy::camera::{ClearColor, CompositingSpace};
+use bevy::camera::ClearColor;
 use bevy::core_pipeline::schedule::{Core2d, Core2dSystems, camera_driver};
 use bevy::core_pipeline::upscaling::upscaling;
 use bevy::prelude::*;
@@ -33,7 +36,7 @@ use bevy::render::view::ViewTarget;
 
 use crate::scene::backdrop::{Backdrop, BackdropCamera};
 use bevy::render::{RenderApp, RenderStartup};
-use bevy::shader::{Shader, ShaderDefVal};
+use bevy::shader::Shader;
 
 /// Marks the camera whose frames are converted and read back.
 #[derive(Component, ExtractComponent, Clone, Copy, Default)]
@@ -61,10 +64,7 @@ pub struct ConvertPlugin;
 #[derive(Resource)]
 struct ConvertPipeline {
     layout: BindGroupLayoutDescriptor,
-    /// For main textures that hold linear values (encoded to sRGB in the shader),
-    /// and for those that hold sRGB values already.
-    linear: CachedComputePipelineId,
-    srgb: CachedComputePipelineId,
+    id: CachedComputePipelineId,
 }
 
 #[derive(Resource)]
@@ -103,20 +103,16 @@ fn init_pipeline(mut commands: Commands, shader: Res<ConvertShader>, pipeline_ca
             (texture_2d(TextureSampleType::Float { filterable: false }), storage_buffer_sized(false, None)),
         ),
     );
-    let queue = |defs: Vec<ShaderDefVal>| {
-        pipeline_cache.queue_compute_pipeline(ComputePipelineDescriptor {
-            label: Some("sothebais_i420".into()),
-            layout: vec![layout.clone()],
-            immediate_size: 0,
-            shader: shader.0.clone(),
-            shader_defs: defs,
-            entry_point: Some("convert".into()),
-            zero_initialize_workgroup_memory: false,
-        })
-    };
-    let linear = queue(vec!["LINEAR_VALUES".into()]);
-    let srgb = queue(Vec::new());
-    commands.insert_resource(ConvertPipeline { layout, linear, srgb });
+    let id = pipeline_cache.queue_compute_pipeline(ComputePipelineDescriptor {
+        label: Some("sothebais_i420".into()),
+        layout: vec![layout.clone()],
+        immediate_size: 0,
+        shader: shader.0.clone(),
+        shader_defs: Vec::new(),
+        entry_point: Some("convert".into()),
+        zero_initialize_workgroup_memory: false,
+    });
+    commands.insert_resource(ConvertPipeline { layout, id });
 }
 
 /// The bind group of the last frame, kept while the texture and buffer stay the same.
@@ -140,8 +136,7 @@ fn convert(
     let (Some(planes), Some(pipeline)) = (planes, pipeline) else { return };
     let Some(buffer) = buffers.get(&planes.0) else { return };
     for target in &views {
-        let id = if holds_srgb(target) { pipeline.srgb } else { pipeline.linear };
-        let Some(compute) = pipeline_cache.get_compute_pipeline(id) else { continue };
+        let Some(compute) = pipeline_cache.get_compute_pipeline(pipeline.id) else { continue };
         let view = target.main_texture_view();
         let bind_group = match &cached.0 {
             Some((texture, buffer_id, group))
@@ -168,13 +163,6 @@ fn convert(
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups((size.width / 8).div_ceil(8), (size.height / 2).div_ceil(8), 1);
     }
-}
-
-/// Whether the main texture holds sRGB-encoded values (an LDR texture composited in
-/// sRGB space) rather than linear ones (an `…Srgb` format decodes on load).
-fn holds_srgb(target: &ViewTarget) -> bool {
-    matches!(target.compositing_space, Some(CompositingSpace::Srgb))
-        && !target.main_texture_format().is_srgb()
 }
 
 /// Counts the backdrop camera's draws (it runs before the frame's camera).
@@ -220,11 +208,8 @@ fn start_frame(
         );
         return;
     }
-    let load = if holds_srgb(target) {
-        LoadOp::Clear(Srgba::from(background.0).into())
-    } else {
-        LoadOp::Clear(LinearRgba::from(background.0).into())
-    };
+    // The main texture holds sRGB-encoded values (the camera composites in sRGB space).
+    let load = LoadOp::Clear(Srgba::from(background.0).into());
     ctx.command_encoder().begin_render_pass(&RenderPassDescriptor {
         label: Some("sothebais_clear"),
         color_attachments: &[Some(RenderPassColorAttachment {

@@ -17,17 +17,10 @@ const LUMA: vec3<f32> = vec3<f32>(0.2126, 0.7152, 0.0722);
 const CB_SCALE: f32 = 0.473394; // 224 / 255 / 1.8556
 const CR_SCALE: f32 = 0.557805; // 224 / 255 / 1.5748
 
-// The colour as the encoder wants it: gamma-encoded (sRGB transfer) components.
+// The colour as the encoder wants it: gamma-encoded (sRGB transfer) components, as
+// the main texture holds them (the camera composites in sRGB space).
 fn encoded(x: i32, y: i32) -> vec3<f32> {
-    let colour = textureLoad(frame, vec2<i32>(x, y), 0).rgb;
-#ifdef LINEAR_VALUES
-    // Linear values (an sRGB texture decodes on load): encode them.
-    let low = colour * 12.92;
-    let high = 1.055 * pow(colour, vec3<f32>(1.0 / 2.4)) - 0.055;
-    return select(high, low, colour <= vec3<f32>(0.0031308));
-#else
-    return colour;
-#endif
+    return textureLoad(frame, vec2<i32>(x, y), 0).rgb;
 }
 
 // Four luma bytes (16..235) in one word.

@@ -344,9 +344,15 @@ fn an_rtmp_server_that_restarts_gets_the_stream_again_while_the_recording_goes_o
 
 /// A request with a body on `addr`: the status code and the JSON body.
 fn send(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
+    let (code, body) = request(addr, method, path, headers, body);
+    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A request on `addr`: the status code and the raw body (status 0 when nothing
+/// listens, yet or any more).
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Vec<u8>) {
     use std::io::{Read as _, Write as _};
-    // Not listening (yet, or any more): status 0.
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Value::Null) };
+    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Vec::new()) };
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -359,13 +365,14 @@ fn send(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: 
     stream.write_all(body).expect("write body");
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response);
-    let code = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let json = response
-        .split_once("\r\n\r\n")
-        .and_then(|(_, body)| serde_json::from_str(body).ok())
-        .unwrap_or(Value::Null);
-    (code, json)
+    let code = String::from_utf8_lossy(&response[..response.len().min(16)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let start =
+        response.windows(4).position(|window| window == b"\r\n\r\n").map_or(response.len(), |at| at + 4);
+    (code, response.split_off(start))
 }
 
 const SECRET: &str = "renderer-test-secret-of-enough-length";
@@ -482,24 +489,12 @@ fn an_operator_stops_and_starts_outputs_and_uploads_assets_while_rendering_goes_
     assert_show_streams_sized(&probe(second.to_str().expect("path")), 640, 360, "15/1");
 }
 
-/// `GET path` on `addr`: the raw body.
-fn get_bytes(addr: &str, path: &str) -> Vec<u8> {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = TcpStream::connect(addr) else { return Vec::new() };
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let body = response.windows(4).position(|window| window == b"\r\n\r\n").map_or(0, |at| at + 4);
-    response.split_off(body)
-}
-
 /// Waits until the pixel at (x, y) of `/api/stream/frame` is within 10 of `want`.
 fn wait_for_pixel(api: &str, (x, y): (u32, u32), want: [u8; 3], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let frame =
-            image::load_from_memory(&get_bytes(api, "/api/stream/frame")).map(|image| image.to_rgb8());
+        let frame = image::load_from_memory(&request(api, "GET", "/api/stream/frame", &[], b"").1)
+            .map(|image| image.to_rgb8());
         let got = frame.ok().map(|frame| frame.get_pixel(x, y).0);
         if got.is_some_and(|got| got.iter().zip(want).all(|(got, want)| got.abs_diff(want) <= 10)) {
             return;
@@ -583,8 +578,9 @@ fn serve_json(body: String) -> String {
 fn an_operator_token_from_the_oidc_provider_is_accepted() {
     // RS256 tokens from AUTH_JWKS_URL, as the backend accepts them; without a JWT
     // secret HS256 tokens are refused.
-    let (pem, jwks) = sothebais_auth::test_keys::rsa_key("provider-key");
-    let url = serve_json(jwks);
+    let jwks = include_str!("../../auth/fixtures/rs256_jwks.json");
+    let pem = include_bytes!("../../auth/fixtures/rs256_private.pem");
+    let url = serve_json(jwks.to_owned());
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = dir.path().join("show.mkv");
     let show = Running::start(&[
@@ -599,11 +595,11 @@ fn an_operator_token_from_the_oidc_provider_is_accepted() {
     let exp =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("provider-key".into());
+    header.kid = Some("test-key-1".into());
     let rs256 = jsonwebtoken::encode(
         &header,
         &serde_json::json!({ "sub": "user_2abc", "role": "operator", "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("pem"),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(pem).expect("pem"),
     )
     .expect("sign");
     // Back to the rules: valid whatever scenes are loaded yet.

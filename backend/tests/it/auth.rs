@@ -140,7 +140,9 @@ async fn jwks_server() -> String {
     let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
     let routes = axum::Router::new().route(
         "/.well-known/jwks.json",
-        get(|| async { ([("content-type", "application/json")], include_str!("fixtures/rs256_jwks.json")) }),
+        get(|| async {
+            ([("content-type", "application/json")], include_str!("../../../auth/fixtures/rs256_jwks.json"))
+        }),
     );
     tokio::spawn(async move { axum::serve(listener, routes).await });
     url
@@ -155,7 +157,8 @@ fn rs256_token(kid: &str, role: Role) -> String {
         exp: jsonwebtoken::get_current_timestamp() + 600,
         iat: Some(jsonwebtoken::get_current_timestamp()),
     };
-    let key = EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256_private.pem")).expect("fixture key");
+    let key = EncodingKey::from_rsa_pem(include_bytes!("../../../auth/fixtures/rs256_private.pem"))
+        .expect("fixture key");
     jsonwebtoken::encode(&header, &claims, &key).expect("sign")
 }
 
