@@ -83,6 +83,12 @@ fn parse_entry_id(text: &str) -> Option<u64> {
 
 #[async_trait]
 impl EventBus for MemoryBus {
+    /// None: this bus is gone after a restart, while the outbox publishes again what
+    /// a crash left unconfirmed, so handled ids must outlive it (in the database).
+    fn handled_ids(&self) -> Option<Arc<dyn super::HandledIds>> {
+        None
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }

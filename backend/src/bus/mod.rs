@@ -6,7 +6,9 @@
 //! - consumer groups: each entry goes to one consumer of each group, stays pending
 //!   until acknowledged, and can be claimed by another consumer of the group once it
 //!   has been pending longer than a given idle time (a consumer that died);
-//! - so delivery is at least once, and consumers must be idempotent.
+//! - so delivery is at least once, and consumers must be idempotent: the Redis bus
+//!   also remembers which events each group has handled ([`HandledIds`]), beside
+//!   the streams whose redeliveries they guard.
 
 mod memory;
 mod redis;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use sothebais_shared::events::{Category, Envelope};
+use uuid::Uuid;
 
 pub use self::memory::MemoryBus;
 pub use self::redis::RedisBus;
@@ -133,7 +136,28 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     /// new entry, nothing is pending, nothing needs acknowledging (fan-out to
     /// WebSocket clients).
     async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError>;
+
+    /// Where consumer groups' handled event ids are kept, when the bus keeps them
+    /// itself; `None`: the caller keeps them (in the database).
+    fn handled_ids(&self) -> Option<Arc<dyn HandledIds>>;
 }
+
+/// Remembers the ids of the events each consumer group has handled, so an event
+/// delivered again (an entry claimed after a crash, an event published twice) is
+/// not applied twice. Ids are remembered for at least [`HANDLED_IDS_KEPT`].
+#[async_trait]
+pub trait HandledIds: Send + Sync + fmt::Debug {
+    /// Those of `ids` that `group` has handled.
+    async fn among(&self, group: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, BusError>;
+
+    /// Records `ids` as handled by `group`.
+    async fn remember(&self, group: &str, ids: &[Uuid]) -> Result<(), BusError>;
+}
+
+/// How long handled ids are remembered at least: far longer than a redelivery takes
+/// to arrive (a stalled entry is claimed within `EVENT_CLAIM_IDLE_MS`; an event the
+/// outbox publishes again after a crash comes when its process is back).
+pub const HANDLED_IDS_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// A reader of new entries; see [`EventBus::tail`].
 #[async_trait]

@@ -2,15 +2,20 @@
 //! `XAUTOCLAIM`), streams capped with `MAXLEN ~`.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError};
 use sothebais_shared::events::Envelope;
+use uuid::Uuid;
 
-use super::{BusError, Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, Tail};
+use super::{
+    BusError, Delivery, EventBus, GroupStart, HANDLED_IDS_KEPT, HandledIds, SubscribeOptions, Subscription,
+    Tail,
+};
 
 /// The field of each stream entry that holds the JSON envelope.
 const FIELD: &str = "event";
@@ -203,6 +208,75 @@ impl EventBus for RedisBus {
             positions.push((stream, last));
         }
         Ok(Box::new(RedisTail { bus: self.clone(), positions, connection: None }))
+    }
+
+    fn handled_ids(&self) -> Option<Arc<dyn HandledIds>> {
+        Some(Arc::new(RedisHandledIds { bus: self.clone() }))
+    }
+}
+
+/// Handled ids in Redis: one set per group and period of [`HANDLED_IDS_KEPT`]
+/// (`<prefix>handled:<group>:<period>`, the ids' 16 bytes as members), each expiring
+/// once the period after it has passed. A lookup asks the current and the previous
+/// period's sets, so an id is remembered for one to two periods. One round trip per
+/// batch each way; Redis keeps them as durably as the stream entries they guard.
+#[derive(Debug)]
+struct RedisHandledIds {
+    bus: RedisBus,
+}
+
+impl RedisHandledIds {
+    fn period_now() -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+        now / HANDLED_IDS_KEPT.as_secs()
+    }
+
+    fn key(&self, group: &str, period: u64) -> String {
+        self.bus.key(&format!("handled:{group}:{period}"))
+    }
+}
+
+#[async_trait]
+impl HandledIds for RedisHandledIds {
+    async fn among(&self, group: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, BusError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let period = RedisHandledIds::period_now();
+        let mut pipeline = redis::pipe();
+        for key in [self.key(group, period), self.key(group, period.saturating_sub(1))] {
+            let command = pipeline.cmd("SMISMEMBER").arg(key);
+            for id in ids {
+                command.arg(id.as_bytes().as_slice());
+            }
+        }
+        let mut connection = self.bus.commands.clone();
+        let (current, previous): (Vec<bool>, Vec<bool>) = pipeline.query_async(&mut connection).await?;
+        Ok(ids
+            .iter()
+            .zip(current.iter().zip(&previous))
+            .filter(|(_, (now, before))| **now || **before)
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    async fn remember(&self, group: &str, ids: &[Uuid]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let period = RedisHandledIds::period_now();
+        let key = self.key(group, period);
+        let mut pipeline = redis::pipe();
+        let add = pipeline.cmd("SADD").arg(&key);
+        for id in ids {
+            add.arg(id.as_bytes().as_slice());
+        }
+        add.ignore();
+        // Gone once the next period is over too.
+        pipeline.cmd("EXPIREAT").arg(&key).arg((period + 2) * HANDLED_IDS_KEPT.as_secs()).ignore();
+        let mut connection = self.bus.commands.clone();
+        pipeline.query_async::<()>(&mut connection).await?;
+        Ok(())
     }
 }
 

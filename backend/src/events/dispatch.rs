@@ -7,8 +7,9 @@
 //! 1. validates the envelope ([`Envelope::parse_checked`]); an invalid one becomes a
 //!    dead letter with the reason, never an error of the consumer;
 //! 2. skips types the consumer's patterns do not match, and events the consumer has
-//!    already handled (their ids are remembered in the database, so a redelivery
-//!    after a crash or a claim is not applied twice);
+//!    already handled (their ids are remembered by the Redis bus, or in the database
+//!    beside the in-process bus, so a redelivery after a crash or a claim is not
+//!    applied twice);
 //! 3. hands the event to the consumer, retrying a failure with exponential backoff
 //!    and jitter, and dead-letters it with the last error after the last try;
 //! 4. remembers the handled ids, then acknowledges.
@@ -29,7 +30,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::bus::{Delivery, EventBus, GroupStart, SubscribeOptions, Subscription, direct_stream};
+use crate::bus::{
+    BusError, Delivery, EventBus, GroupStart, HandledIds, SubscribeOptions, Subscription, direct_stream,
+};
 use crate::storage::{ConsumerRecord, DeadLetter, Storage};
 
 /// How a failing delivery is retried.
@@ -141,13 +144,36 @@ pub fn spawn(
     settings: DispatchSettings,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let runner = Runner { storage, bus, consumer, settings, shutdown };
+    let handled = handled_ids(storage.clone(), bus.as_ref());
+    let runner = Runner { storage, bus, handled, consumer, settings, shutdown };
     tokio::spawn(runner.run())
+}
+
+/// Where consumers' handled ids are kept: by the bus when it keeps them (Redis,
+/// beside the streams), else in the database.
+pub fn handled_ids(storage: Arc<dyn Storage>, bus: &dyn EventBus) -> Arc<dyn HandledIds> {
+    bus.handled_ids().unwrap_or_else(|| Arc::new(StoredHandledIds(storage)))
+}
+
+/// Handled ids in the database (`consumer_handled`), for a bus that keeps none.
+#[derive(Debug)]
+struct StoredHandledIds(Arc<dyn Storage>);
+
+#[async_trait]
+impl HandledIds for StoredHandledIds {
+    async fn among(&self, group: &str, ids: &[Uuid]) -> Result<Vec<Uuid>, BusError> {
+        self.0.handled_among(group, ids).await.map_err(|error| BusError::Unavailable(error.to_string()))
+    }
+
+    async fn remember(&self, group: &str, ids: &[Uuid]) -> Result<(), BusError> {
+        self.0.mark_handled(group, ids).await.map_err(|error| BusError::Unavailable(error.to_string()))
+    }
 }
 
 struct Runner {
     storage: Arc<dyn Storage>,
     bus: Arc<dyn EventBus>,
+    handled: Arc<dyn HandledIds>,
     consumer: Arc<dyn Consumer>,
     settings: DispatchSettings,
     shutdown: CancellationToken,
@@ -289,7 +315,7 @@ impl Runner {
             .map(|(_, event)| event.id)
             .collect();
         let handled_before =
-            if ids.is_empty() { Ok(Vec::new()) } else { self.storage.handled_among(name, &ids).await };
+            if ids.is_empty() { Ok(Vec::new()) } else { self.handled.among(name, &ids).await };
         let mut seen: HashSet<Uuid> = match handled_before {
             Ok(handled) => handled.into_iter().collect(),
             Err(error) => {
@@ -349,7 +375,7 @@ impl Runner {
             }
         }
         let remembered = if remembers && !handled.is_empty() {
-            self.storage.mark_handled(name, &handled).await
+            self.handled.remember(name, &handled).await
         } else {
             Ok(())
         };
@@ -470,12 +496,9 @@ pub async fn pending_by_stream(bus: &dyn EventBus, consumer: &ConsumerRecord) ->
     pending
 }
 
-/// How long handled ids are remembered: far longer than any redelivery can arrive
-/// (streams are capped, and pending entries are claimed within `claim_idle`).
-pub const HANDLED_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
-
 /// Every few seconds, records stream lengths and pending counts per consumer as
-/// gauges; every hour, forgets handled ids older than [`HANDLED_RETENTION`].
+/// gauges; every hour, forgets handled ids in the database older than
+/// [`HANDLED_IDS_KEPT`](crate::bus::HANDLED_IDS_KEPT).
 pub async fn upkeep(storage: Arc<dyn Storage>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut last_prune: Option<Instant> = None;
@@ -500,7 +523,9 @@ pub async fn upkeep(storage: Arc<dyn Storage>, bus: Arc<dyn EventBus>, shutdown:
         }
         if last_prune.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
             last_prune = Some(Instant::now());
-            match storage.prune_handled(chrono::Utc::now() - HANDLED_RETENTION).await {
+            let kept = chrono::TimeDelta::from_std(crate::bus::HANDLED_IDS_KEPT)
+                .unwrap_or(chrono::TimeDelta::days(1));
+            match storage.prune_handled(chrono::Utc::now() - kept).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "forgot old handled event ids"),
                 Err(error) => tracing::warn!(%error, "cannot prune handled event ids"),

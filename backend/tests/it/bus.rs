@@ -139,4 +139,20 @@ both_backends! {
             assert_eq!(seen, expected, "only events added after the tail started, in order");
         }
     }
+
+    async fn handled_ids_are_remembered_per_group(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        let (storage, _dir) = backend.storage().await;
+        let handled = sothebais_backend::events::dispatch::handled_ids(storage, bus.as_ref());
+        let [first, second, third] = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+        assert!(handled.among("agent", &[first, second]).await.expect("among").is_empty());
+        handled.remember("agent", &[first, second]).await.expect("remember");
+        handled.remember("agent", &[second]).await.expect("remembering twice is harmless");
+        let mut known = handled.among("agent", &[third, second, first]).await.expect("among");
+        known.sort();
+        let mut expected = vec![first, second];
+        expected.sort();
+        assert_eq!(known, expected);
+        assert!(handled.among("renderer", &[first]).await.expect("among").is_empty(), "each group has its own");
+    }
 }
