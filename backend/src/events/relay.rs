@@ -2,9 +2,14 @@
 //! published. Events written with a decision are published from here, so a crash
 //! between commit and publish loses nothing: the next relay publishes them (a crash
 //! after publishing but before marking publishes again; consumers are idempotent).
+//!
+//! Each round starts after the last event it published, so it never walks over the
+//! outbox's taken rows; a sweep from the start every [`SWEEP`] picks up an event
+//! that committed after a later one was already published (another transaction
+//! that took its sequence number earlier and committed later).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +20,11 @@ use crate::storage::Storage;
 /// Events claimed per round.
 const BATCH: u32 = 500;
 
+/// How often, at most, a round starts from the beginning of the outbox: an event
+/// that committed out of order waits up to this long under load, up to a second
+/// when the relay is idle.
+const SWEEP: Duration = Duration::from_millis(250);
+
 /// Runs until `shutdown`, woken by `wake` after commits and every second regardless.
 pub async fn run(
     storage: Arc<dyn Storage>,
@@ -23,12 +33,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut after = 0;
+    let mut last_sweep = Instant::now();
     loop {
-        let pause = match storage.relay_outbox(BATCH, bus.as_ref()).await {
+        if last_sweep.elapsed() >= SWEEP {
+            after = 0;
+            last_sweep = Instant::now();
+        }
+        let pause = match storage.relay_outbox(after, BATCH, bus.as_ref()).await {
             Ok(Ok(published)) if published.is_empty() => None,
             Ok(Ok(published)) => {
                 let now = chrono::Utc::now().timestamp_millis();
-                for event in &published {
+                after = published.iter().map(|stored| stored.seq).max().unwrap_or(after);
+                for stored in &published {
+                    let event = &stored.event;
                     metrics::counter!("events_published_total", "type" => event.event_type.as_str())
                         .increment(1);
                     metrics::histogram!("events_outbox_lag_seconds")

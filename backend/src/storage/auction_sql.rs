@@ -338,22 +338,30 @@ macro_rules! auction_storage {
 
         async fn relay_outbox(
             &self,
+            after: i64,
             limit: u32,
             bus: &dyn crate::bus::EventBus,
-        ) -> Result<Result<Vec<sothebais_shared::events::Envelope>, crate::bus::BusError>, StorageError> {
+        ) -> Result<Result<Vec<crate::storage::StoredEvent>, crate::bus::BusError>, StorageError> {
             use sqlx::Row as _;
             // Taking the rows off the outbox is the transaction's first statement, so it
             // holds the write lock from the start (SQLite cannot upgrade a reading
             // transaction once others have written); PostgreSQL relays in other
             // processes skip the locked rows. If publishing fails, the transaction rolls
-            // back and the rows are queued again.
+            // back and the rows are queued again. Planned with its values each time: a
+            // generic plan made while the outbox was empty scans the whole table, dead
+            // rows included, every round.
             let mut transaction = self.pool.begin().await?;
             let mut sql = sqlx::QueryBuilder::<$database>::new(
-                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ",
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE seq > ",
             );
-            sql.push_bind(i64::from(limit)).push(Self::SKIP_LOCKED).push(") RETURNING seq");
+            sql.push_bind(after)
+                .push(" ORDER BY seq LIMIT ")
+                .push_bind(i64::from(limit))
+                .push(Self::SKIP_LOCKED)
+                .push(") RETURNING seq");
             let seqs: Vec<i64> = sql
                 .build()
+                .persistent(false)
                 .fetch_all(&mut *transaction)
                 .await?
                 .iter()
@@ -364,17 +372,18 @@ macro_rules! auction_storage {
                 return Ok(Ok(Vec::new()));
             }
             let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
-                "SELECT {} FROM events WHERE seq IN (",
+                "SELECT {} FROM events WHERE seq",
                 Self::EVENT_COLUMNS
             ));
-            let mut separated = sql.separated(", ");
-            for seq in &seqs {
-                separated.push_bind(*seq);
-            }
-            sql.push(") ORDER BY seq");
+            Self::push_any_seq(&mut sql, seqs);
+            sql.push(" ORDER BY seq");
             let rows = sql.build().fetch_all(&mut *transaction).await?;
-            let mut events: Vec<sothebais_shared::events::Envelope> =
-                rows.iter().map(|row| Self::decode(row).map(|stored| stored.event)).collect::<Result<_, _>>()?;
+            let (seqs, events): (Vec<i64>, Vec<sothebais_shared::events::Envelope>) = rows
+                .iter()
+                .map(|row| Self::decode(row).map(|stored| (stored.seq, stored.event)))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .unzip();
             let published = match bus.publish_many(&events).await {
                 Ok(count) => count,
                 Err(error) => {
@@ -383,8 +392,12 @@ macro_rules! auction_storage {
                 }
             };
             transaction.commit().await?;
-            events.truncate(published);
-            Ok(Ok(events))
+            Ok(Ok(seqs
+                .into_iter()
+                .zip(events)
+                .take(published)
+                .map(|(seq, event)| crate::storage::StoredEvent { seq, event })
+                .collect()))
         }
         }
     };

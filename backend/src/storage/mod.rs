@@ -242,15 +242,16 @@ pub trait Storage: SharedStorage + DeliveryStorage + fmt::Debug {
 /// bids, campaigns and the outbox. Every [`Storage`] has them.
 #[async_trait]
 pub trait SharedStorage: Send + Sync {
-    /// Publishes up to `limit` events of the outbox on `bus`, oldest first, and takes
-    /// them off the outbox, in one transaction: a crash or a bus failure leaves them
-    /// queued (published again later: at least once). Returns the events that went
-    /// out, or the bus's error.
+    /// Publishes up to `limit` events of the outbox with a store sequence number above
+    /// `after` on `bus`, oldest first, and takes them off the outbox, in one
+    /// transaction: a crash or a bus failure leaves them queued (published again
+    /// later: at least once). Returns the events that went out, or the bus's error.
     async fn relay_outbox(
         &self,
+        after: i64,
         limit: u32,
         bus: &dyn crate::bus::EventBus,
-    ) -> Result<Result<Vec<Envelope>, crate::bus::BusError>, StorageError>;
+    ) -> Result<Result<Vec<StoredEvent>, crate::bus::BusError>, StorageError>;
 
     /// Stores a new auction with its events.
     async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;

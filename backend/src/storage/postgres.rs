@@ -83,6 +83,11 @@ impl PostgresStorage {
         sql.push(" = ANY(").push_bind(values).push(")");
     }
 
+    /// ` = ANY($n)` over store sequence numbers, as one array bind.
+    fn push_any_seq(sql: &mut QueryBuilder<'_, Postgres>, seqs: Vec<i64>) {
+        sql.push(" = ANY(").push_bind(seqs).push(")");
+    }
+
     /// The rows of `consumer_handled`, as `SELECT … unnest(array)`: three binds.
     fn push_handled_rows(sql: &mut QueryBuilder<'_, Postgres>, consumer: &str, ids: Vec<String>, now: i64) {
         sql.push("SELECT ")

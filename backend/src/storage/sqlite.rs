@@ -100,6 +100,16 @@ impl SqliteStorage {
     }
 
     /// ` IN (?, ?, …)`, which SQLite answers with an index probe per value.
+    /// ` IN (?, …)` over store sequence numbers.
+    fn push_any_seq(sql: &mut QueryBuilder<'_, Sqlite>, seqs: Vec<i64>) {
+        sql.push(" IN (");
+        let mut separated = sql.separated(", ");
+        for seq in seqs {
+            separated.push_bind(seq);
+        }
+        sql.push(")");
+    }
+
     fn push_any_of(sql: &mut QueryBuilder<'_, Sqlite>, values: Vec<String>) {
         sql.push(" IN (");
         let mut separated = sql.separated(", ");
