@@ -34,6 +34,28 @@ fn query(patterns: &[&str]) -> EventQuery {
 }
 
 both_backends! {
+    async fn the_relay_publishes_after_its_cursor_and_a_sweep_from_the_start_finds_the_rest(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let bus = backend.bus(1000).await;
+        let first = storage.append_event(&mood_event()).await.expect("append");
+        let second = storage.append_event(&mood_event()).await.expect("append");
+        assert!(first.seq < second.seq);
+        // As if `second` had gone out first (it committed before `first`).
+        let after = storage.relay_outbox(first.seq, 10, bus.as_ref()).await.expect("storage").expect("bus");
+        assert_eq!(after.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![second.event.id]);
+        assert!(
+            storage.relay_outbox(second.seq, 10, bus.as_ref()).await.expect("storage").expect("bus").is_empty(),
+            "nothing after the cursor"
+        );
+        let swept = storage.relay_outbox(0, 10, bus.as_ref()).await.expect("storage").expect("bus");
+        assert_eq!(swept.iter().map(|stored| stored.event.id).collect::<Vec<_>>(), vec![first.event.id]);
+        assert!(
+            storage.relay_outbox(0, 10, bus.as_ref()).await.expect("storage").expect("bus").is_empty(),
+            "each event is taken off the outbox once published"
+        );
+        assert_eq!(bus.stream_len("events:agent").await.expect("length"), 2, "each published once");
+    }
+
     async fn stored_event_reads_back_identical(backend: Backend) {
         let (storage, _dir) = backend.storage().await;
         let event = mood_event().correlated("post-42");
