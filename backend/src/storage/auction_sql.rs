@@ -375,7 +375,7 @@ macro_rules! auction_storage {
                 "SELECT {} FROM events WHERE seq",
                 Self::EVENT_COLUMNS
             ));
-            Self::push_any_seq(&mut sql, seqs);
+            Self::push_any_of(&mut sql, seqs);
             sql.push(" ORDER BY seq");
             let rows = sql.build().fetch_all(&mut *transaction).await?;
             let (seqs, events): (Vec<i64>, Vec<sothebais_shared::events::Envelope>) = rows

@@ -79,13 +79,11 @@ impl PostgresStorage {
     /// ` = ANY($n)` with the values as one array: one bind whatever their number, and
     /// an index probe per value even without table statistics (a long `IN` list of
     /// binds is planned as a filter over every row of the consumer).
-    fn push_any_of(sql: &mut QueryBuilder<'_, Postgres>, values: Vec<String>) {
+    fn push_any_of<'args, T>(sql: &mut QueryBuilder<'args, Postgres>, values: Vec<T>)
+    where
+        Vec<T>: 'args + sqlx::Encode<'args, Postgres> + sqlx::Type<Postgres>,
+    {
         sql.push(" = ANY(").push_bind(values).push(")");
-    }
-
-    /// ` = ANY($n)` over store sequence numbers, as one array bind.
-    fn push_any_seq(sql: &mut QueryBuilder<'_, Postgres>, seqs: Vec<i64>) {
-        sql.push(" = ANY(").push_bind(seqs).push(")");
     }
 
     /// The rows of `consumer_handled`, as `SELECT … unnest(array)`: three binds.

@@ -100,17 +100,10 @@ impl SqliteStorage {
     }
 
     /// ` IN (?, ?, …)`, which SQLite answers with an index probe per value.
-    /// ` IN (?, …)` over store sequence numbers.
-    fn push_any_seq(sql: &mut QueryBuilder<'_, Sqlite>, seqs: Vec<i64>) {
-        sql.push(" IN (");
-        let mut separated = sql.separated(", ");
-        for seq in seqs {
-            separated.push_bind(seq);
-        }
-        sql.push(")");
-    }
-
-    fn push_any_of(sql: &mut QueryBuilder<'_, Sqlite>, values: Vec<String>) {
+    fn push_any_of<'args, T>(sql: &mut QueryBuilder<'args, Sqlite>, values: Vec<T>)
+    where
+        T: 'args + sqlx::Encode<'args, Sqlite> + sqlx::Type<Sqlite>,
+    {
         sql.push(" IN (");
         let mut separated = sql.separated(", ");
         for value in values {
