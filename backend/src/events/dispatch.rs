@@ -348,18 +348,17 @@ impl Runner {
                 }
                 None => false,
             };
+        // Metrics once per batch, not per event: a handle lookup builds its labels.
+        let lag = metrics::histogram!("events_delivery_lag_seconds", "consumer" => name.to_owned());
+        let mut delivered = Vec::with_capacity(events.len());
         for (delivery, event) in deliveries.into_iter().zip(events) {
             let outcome = if batch_handled { Outcome::Handled } else { self.deliver(&event).await };
             match outcome {
                 Outcome::Handled => {
-                    metrics::counter!("events_delivered_total", "type" => event.event_type.as_str(), "consumer" => name.to_owned())
-                        .increment(1);
+                    delivered.push(event.event_type);
                     if delivery.stream != direct {
-                        metrics::histogram!("events_delivery_lag_seconds", "consumer" => name.to_owned())
-                            .record(
-                                (chrono::Utc::now().timestamp_millis() - event.timestamp).max(0) as f64
-                                    / 1000.0,
-                            );
+                        let now = chrono::Utc::now().timestamp_millis();
+                        lag.record((now - event.timestamp).max(0) as f64 / 1000.0);
                     }
                     handled.push(event.id);
                     handled_deliveries.push(delivery);
@@ -373,6 +372,10 @@ impl Runner {
                 }
                 Outcome::Stopped => break,
             }
+        }
+        for (kind, count) in super::tally(delivered) {
+            metrics::counter!("events_delivered_total", "type" => kind.as_str(), "consumer" => name.to_owned())
+                .increment(count);
         }
         let remembered = if remembers && !handled.is_empty() {
             self.handled.remember(name, &handled).await

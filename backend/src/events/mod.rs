@@ -26,6 +26,19 @@ use crate::http::openapi::Operation;
 use crate::http::{Json, Path, Query, created, ok};
 use crate::storage::{ConsumerRecord, DeadLetter, EventQuery};
 
+/// How many of each type: per-type counters are incremented once per batch, since a
+/// labelled metric handle is looked up (its labels built and hashed) at each use.
+fn tally(types: impl IntoIterator<Item = EventType>) -> Vec<(EventType, u64)> {
+    let mut counts: Vec<(EventType, u64)> = Vec::new();
+    for kind in types {
+        match counts.iter_mut().find(|(counted, _)| *counted == kind) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    counts
+}
+
 /// Most events one history request returns.
 pub const MAX_HISTORY: u32 = 1000;
 

@@ -45,12 +45,13 @@ pub async fn run(
             Ok(Ok(published)) => {
                 let now = chrono::Utc::now().timestamp_millis();
                 after = published.iter().map(|stored| stored.seq).max().unwrap_or(after);
+                // Metric handles looked up once per round, not per event.
+                let lag = metrics::histogram!("events_outbox_lag_seconds");
                 for stored in &published {
-                    let event = &stored.event;
-                    metrics::counter!("events_published_total", "type" => event.event_type.as_str())
-                        .increment(1);
-                    metrics::histogram!("events_outbox_lag_seconds")
-                        .record((now - event.timestamp).max(0) as f64 / 1000.0);
+                    lag.record((now - stored.event.timestamp).max(0) as f64 / 1000.0);
+                }
+                for (kind, count) in super::tally(published.iter().map(|stored| stored.event.event_type)) {
+                    metrics::counter!("events_published_total", "type" => kind.as_str()).increment(count);
                 }
                 backoff = Duration::from_millis(100);
                 // More may be waiting: go again at once.

@@ -158,6 +158,21 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
         closed_loop(&client, &base, &token, &many, args.many_clients, Duration::from_secs(args.seconds))
             .await;
 
+    eprintln!(
+        "==> ceiling: the same bid requests refused before the engine, {} clients over {} auctions",
+        args.many_clients, args.auctions
+    );
+    let ceiling = requests_loop(
+        &client,
+        &base,
+        &token,
+        &many,
+        args.many_clients,
+        Duration::from_secs(args.seconds),
+        Request::Refused,
+    )
+    .await;
+
     let half = (hot_run.rate() / 2.0).max(1.0);
     eprintln!("==> (c) one hot auction paced at half its maximum: {half:.0} bids/s");
     let paced_auction = create_auctions(&client, &base, &token, 1).await?;
@@ -199,6 +214,10 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     row(&format!("baseline: raw durable inserts, {} clients", args.baseline_clients), &baseline);
     row(&format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run);
     row(&format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run);
+    row(
+        &format!("ceiling: bid requests refused before the engine (400), {} clients", args.many_clients),
+        &ceiling,
+    );
     row("(c) hot auction at half its max rate", &paced);
     row(&format!("(d) {} auctions at half their max rate", args.auctions), &paced_many);
     if let Some((run, samples)) = memory {
@@ -318,11 +337,34 @@ async fn send_bid(
     auction: &str,
     counter: &AtomicU64,
 ) -> (u16, u64) {
+    send(client, base, token, auction, counter, Request::Bid).await
+}
+
+/// What the load generator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// A bid: a durable decision.
+    Bid,
+    /// The same request with a blank bidder id: authenticated and read like a bid,
+    /// then refused (400) before the engine. Its rate is the ceiling the HTTP path,
+    /// the load generator and the box put on decisions, whatever the engine does.
+    Refused,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auction: &str,
+    counter: &AtomicU64,
+    request: Request,
+) -> (u16, u64) {
     let n = counter.fetch_add(1, Ordering::Relaxed);
+    let bidder = if request == Request::Refused { " ".to_owned() } else { format!("bidder-{n}") };
     let body = json!({
         "auction_id": auction,
         "amount": format!("0.{:018}", 1_000_000 + n),
-        "bidder": { "id": format!("bidder-{n}") },
+        "bidder": { "id": bidder },
     });
     let started = Instant::now();
     let status =
@@ -345,6 +387,18 @@ async fn closed_loop(
     clients: usize,
     duration: Duration,
 ) -> Run {
+    requests_loop(client, base, token, auctions, clients, duration, Request::Bid).await
+}
+
+async fn requests_loop(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auctions: &[String],
+    clients: usize,
+    duration: Duration,
+    request: Request,
+) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(1_000_000_000));
     let mut tasks = Vec::new();
@@ -355,7 +409,7 @@ async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                results.push(send_bid(&client, &base, &token, &auction, &counter).await);
+                results.push(send(&client, &base, &token, &auction, &counter, request).await);
             }
             results
         }));
@@ -368,15 +422,21 @@ async fn closed_loop(
     for task in tasks {
         results.extend(task.await.unwrap_or_default());
     }
-    summarize(results, elapsed)
+    // A refusal counts: it is the request a decision rides on, without the decision.
+    let counted: &[u16] = if request == Request::Refused { &[400] } else { DECISIONS };
+    summarize(results, elapsed, counted)
 }
 
-fn summarize(results: Vec<(u16, u64)>, elapsed: Duration) -> Run {
+/// The statuses of a decided bid: accepted (200) or rejected by the rules (422).
+const DECISIONS: &[u16] = &[200, 422];
+
+/// Counts the answers with a `counted` status and their latencies.
+fn summarize(results: Vec<(u16, u64)>, elapsed: Duration, counted: &[u16]) -> Run {
     let mut statuses = BTreeMap::new();
     let mut latencies_us = Vec::new();
     for (status, latency) in results {
         *statuses.entry(status).or_insert(0) += 1;
-        if status == 200 || status == 422 {
+        if counted.contains(&status) {
             latencies_us.push(latency);
         }
     }
@@ -415,7 +475,7 @@ async fn open_loop_many(
             results.push(result);
         }
     }
-    summarize(results, elapsed)
+    summarize(results, elapsed, DECISIONS)
 }
 
 async fn open_loop(
@@ -483,7 +543,7 @@ async fn memory_run(
     for task in tasks {
         results.extend(task.await.unwrap_or_default());
     }
-    let mut run = summarize(results, elapsed);
+    let mut run = summarize(results, elapsed, DECISIONS);
     run.decisions = bids;
     (run, samples)
 }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use sothebais_backend::bus::{EventBus, RedisBus};
+use sothebais_backend::bus::{EventBus, GroupStart, RedisBus, SubscribeOptions};
 use sothebais_backend::events::dispatch::{self, Consumer, DispatchSettings, EventStore, RetryPolicy};
 use sothebais_backend::storage::{PostgresStorage, Storage};
-use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, TypePattern};
+use sothebais_shared::events::{AgentMood, Category, Envelope, EventType, Mood, Source, TypePattern};
 use tokio_util::sync::CancellationToken;
 
 /// Publishing tasks (like the clients of redis-benchmark).
@@ -227,11 +227,53 @@ async fn scenario(database_url: &str, redis: &str, groups: usize, seconds: u64) 
     })
 }
 
+/// The ceiling the transport puts on the pipeline: the same publishers, and `groups`
+/// consumer groups that read and acknowledge each batch and do nothing else (no
+/// validation, no store, no handled ids). Returns events/s until every group has
+/// acknowledged everything published.
+async fn transport_ceiling(redis: &str, groups: usize, seconds: u64) -> anyhow::Result<f64> {
+    let prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
+    let bus: Arc<dyn EventBus> = Arc::new(RedisBus::connect(redis, &prefix, 1_000_000).await?);
+    let shutdown = CancellationToken::new();
+    let acknowledged: Vec<Arc<AtomicU64>> = (0..groups).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    for (n, count) in acknowledged.iter().enumerate() {
+        let options =
+            SubscribeOptions::new(&format!("ceiling-{n}"), "bench", &[Category::Agent], GroupStart::Latest);
+        let mut subscription = bus.subscribe(options).await?;
+        let (count, shutdown) = (count.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while !shutdown.is_cancelled() {
+                let Ok(batch) = subscription.read(512, Duration::from_millis(100)).await else { return };
+                if !batch.is_empty() && subscription.ack_many(&batch).await.is_ok() {
+                    count.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let started = Instant::now();
+    let published = publish(bus.clone(), Duration::from_secs(seconds), None).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acknowledged.iter().any(|count| count.load(Ordering::Relaxed) < published) {
+        anyhow::ensure!(Instant::now() < deadline, "the ceiling's groups did not catch up within 2 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = published as f64 / started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    Ok(rate)
+}
+
 /// Runs the event benchmark and prints its table.
 pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()> {
     let payload_len = serde_json::to_string(&event()?)?.len();
     eprintln!("==> baseline: redis-benchmark XADD, {PUBLISHERS} clients, {payload_len}-byte entries");
     let xadd = xadd_rate(redis, payload_len)?;
+    let mut ceilings = Vec::new();
+    for groups in [1, 4] {
+        eprintln!(
+            "==> ceiling: published on Redis, read and acknowledged by {groups} group(s), nothing else"
+        );
+        ceilings.push((groups, transport_ceiling(redis, groups, seconds).await?));
+    }
     let mut rows = Vec::new();
     for groups in [1, 4] {
         eprintln!("==> events: published on Redis, stored, delivered to {groups} consumer group(s)");
@@ -244,6 +286,12 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
     println!(
         "| baseline: redis-benchmark XADD, {PUBLISHERS} clients, {payload_len} B | {xadd:.0} | 100 % | | | | |"
     );
+    for (groups, rate) in ceilings {
+        println!(
+            "| ceiling: read and acknowledged by {groups} group(s), nothing else | {rate:.0} | {:.0} % | | | | |",
+            100.0 * rate / xadd
+        );
+    }
     for row in rows {
         println!(
             "| validated, stored, delivered to {} group(s) | {:.0} | {:.0} % | {:.0} | {:.2} | {:.2} | {} |",
