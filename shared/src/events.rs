@@ -198,6 +198,43 @@ impl Envelope {
     }
 }
 
+/// An event whose `data` is still the JSON text it was stored as. It serializes to
+/// the same JSON as the [`Envelope`] it was stored from, without building `data`'s
+/// tree: the outbox relay publishes stored events this way.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawEnvelope {
+    pub id: Uuid,
+    pub timestamp: i64,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub source: Source,
+    pub version: String,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<Uuid>,
+    pub data: Box<serde_json::value::RawValue>,
+}
+
+impl RawEnvelope {
+    /// The envelope with `data` read.
+    pub fn parse(self) -> Result<Envelope, serde_json::Error> {
+        Ok(Envelope {
+            data: serde_json::from_str(self.data.get())?,
+            id: self.id,
+            timestamp: self.timestamp,
+            event_type: self.event_type,
+            source: self.source,
+            version: self.version,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+        })
+    }
+
+    /// The stream it travels on, as [`Envelope::stream`].
+    pub fn stream(&self) -> String {
+        self.event_type.category().stream_name()
+    }
+}
+
 /// Who published an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -790,6 +827,34 @@ mod tests {
         let mut minor = mood_event();
         minor["version"] = "1.7".into();
         assert!(Envelope::parse_checked(&minor.to_string()).is_ok(), "a newer minor version is read");
+    }
+
+    #[test]
+    fn a_raw_envelope_serializes_as_the_envelope_it_was_stored_from() {
+        let event = Envelope::new(
+            EventType::AgentMood,
+            Source::AgentService,
+            &AgentMood { mood: Mood::Happy, intensity: 0.5, expression: "a \"quoted\" smile\n".into() },
+        )
+        .expect("valid")
+        .correlated("post-1");
+        let raw = RawEnvelope {
+            id: event.id,
+            timestamp: event.timestamp,
+            event_type: event.event_type,
+            source: event.source,
+            version: event.version.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: Some(Uuid::now_v7()),
+            data: serde_json::value::RawValue::from_string(event.data.to_string()).expect("json"),
+        };
+        let event = Envelope { causation_id: raw.causation_id, ..event };
+        assert_eq!(
+            serde_json::to_string(&raw).expect("raw"),
+            serde_json::to_string(&event).expect("envelope")
+        );
+        assert_eq!(raw.stream(), event.stream());
+        assert_eq!(raw.parse().expect("parse"), event);
     }
 
     #[test]

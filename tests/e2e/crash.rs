@@ -155,19 +155,29 @@ async fn storm_then_crash(backend: Backend) {
     assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
     assert_eq!(verified["data"]["outcome_from_log"], closed["outcome"], "{verified}");
     assert_eq!(closed["closes_at"].as_str(), Some(closes_at.as_str()), "the schedule did not move");
-    let ends: Value = client
-        .get(format!("{base}/api/events/auction:end/history?limit=10"))
-        .send()
-        .await
-        .expect("events")
-        .json()
-        .await
-        .expect("json");
-    let end = ends["data"]["events"]
-        .as_array()
-        .and_then(|events| events.iter().find(|event| event["data"]["auction"]["id"] == auction_id.as_str()))
-        .cloned()
-        .expect("an auction:end event");
+    // The view above is the auction as of now; the close itself is committed by the
+    // scheduler at closes_at, which on a loaded machine may be a moment later.
+    let end = loop {
+        let ends: Value = client
+            .get(format!("{base}/api/events/auction:end/history?limit=10"))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        let end = ends["data"]["events"]
+            .as_array()
+            .and_then(|events| {
+                events.iter().find(|event| event["data"]["auction"]["id"] == auction_id.as_str())
+            })
+            .cloned();
+        if let Some(end) = end {
+            break end;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no auction:end event was stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let closes_at_ms = chrono::DateTime::parse_from_rfc3339(&closes_at).expect("time").timestamp_millis();
     assert!(end["timestamp"].as_i64().unwrap_or(0) >= closes_at_ms, "not closed before its time: {end}");
 }

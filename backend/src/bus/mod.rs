@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use sothebais_shared::events::{Category, Envelope};
+use sothebais_shared::events::{Category, Envelope, RawEnvelope};
 use uuid::Uuid;
 
 pub use self::memory::MemoryBus;
@@ -187,6 +187,30 @@ pub trait Subscription: Send + fmt::Debug {
         }
         Ok(())
     }
+}
+
+/// Publishes events read back from the store, `data` as stored, in order: each run
+/// of events on one stream goes out as one [`EventBus::publish_raw_many`] (one round
+/// trip on Redis). On an error some may have been published; the caller publishes
+/// them all again later (consumers are idempotent).
+pub async fn publish_stored(bus: &dyn EventBus, events: &[&RawEnvelope]) -> Result<(), BusError> {
+    let mut run: Option<(String, Vec<String>)> = None;
+    for event in events {
+        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
+        let stream = event.stream();
+        match &mut run {
+            Some((current, payloads)) if *current == stream => payloads.push(payload),
+            _ => {
+                if let Some((current, payloads)) = run.replace((stream, vec![payload])) {
+                    bus.publish_raw_many(&current, &payloads).await?;
+                }
+            }
+        }
+    }
+    if let Some((stream, payloads)) = run {
+        bus.publish_raw_many(&stream, &payloads).await?;
+    }
+    Ok(())
 }
 
 /// The stream that carries events handed to one consumer alone (dead-letter retries

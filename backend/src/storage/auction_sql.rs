@@ -341,7 +341,7 @@ macro_rules! auction_storage {
             after: i64,
             limit: u32,
             bus: &dyn crate::bus::EventBus,
-        ) -> Result<Result<Vec<crate::storage::StoredEvent>, crate::bus::BusError>, StorageError> {
+        ) -> Result<Result<Vec<crate::storage::RelayedEvent>, crate::bus::BusError>, StorageError> {
             use sqlx::Row as _;
             // Taking the rows off the outbox is the transaction's first statement, so it
             // holds the write lock from the start (SQLite cannot upgrade a reading
@@ -378,26 +378,15 @@ macro_rules! auction_storage {
             Self::push_any_of(&mut sql, seqs);
             sql.push(" ORDER BY seq");
             let rows = sql.build().fetch_all(&mut *transaction).await?;
-            let (seqs, events): (Vec<i64>, Vec<sothebais_shared::events::Envelope>) = rows
-                .iter()
-                .map(|row| Self::decode(row).map(|stored| (stored.seq, stored.event)))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .unzip();
-            let published = match bus.publish_many(&events).await {
-                Ok(count) => count,
-                Err(error) => {
-                    transaction.rollback().await?;
-                    return Ok(Err(error));
-                }
-            };
+            let relayed = rows.iter().map(Self::decode_raw).collect::<Result<Vec<_>, _>>()?;
+            let events: Vec<&sothebais_shared::events::RawEnvelope> =
+                relayed.iter().map(|relayed| &relayed.event).collect();
+            if let Err(error) = crate::bus::publish_stored(bus, &events).await {
+                transaction.rollback().await?;
+                return Ok(Err(error));
+            }
             transaction.commit().await?;
-            Ok(Ok(seqs
-                .into_iter()
-                .zip(events)
-                .take(published)
-                .map(|(seq, event)| crate::storage::StoredEvent { seq, event })
-                .collect()))
+            Ok(Ok(relayed))
         }
         }
     };

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sothebais_shared::auction::{Bid, Campaign};
-use sothebais_shared::events::{Envelope, TypePattern};
+use sothebais_shared::events::{Envelope, RawEnvelope, TypePattern};
 use uuid::Uuid;
 
 use crate::auction::rules::{AuctionCore, Phase};
@@ -78,6 +78,19 @@ pub enum StorageKind {
 pub struct StoredEvent {
     pub seq: i64,
     pub event: Envelope,
+}
+
+/// An event the outbox relay published: its store sequence number and the envelope
+/// as stored, `data` left as text (published without being parsed again).
+#[derive(Debug, Clone)]
+pub struct RelayedEvent {
+    pub seq: i64,
+    pub event: RawEnvelope,
+}
+
+/// A stored envelope with its `data` read; stored data that is not JSON is corrupt.
+fn parse_stored(event: RawEnvelope) -> Result<Envelope, StorageError> {
+    event.parse().map_err(|error| StorageError::Corrupt(format!("data: {error}")))
 }
 
 /// A filter over the event store. History is returned newest first.
@@ -251,7 +264,7 @@ pub trait SharedStorage: Send + Sync {
         after: i64,
         limit: u32,
         bus: &dyn crate::bus::EventBus,
-    ) -> Result<Result<Vec<StoredEvent>, crate::bus::BusError>, StorageError>;
+    ) -> Result<Result<Vec<RelayedEvent>, crate::bus::BusError>, StorageError>;
 
     /// Stores a new auction with its events.
     async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;

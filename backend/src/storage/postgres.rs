@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sothebais_shared::events::Envelope;
+use serde_json::value::RawValue;
+use sothebais_shared::events::{Envelope, RawEnvelope};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{EventQuery, Storage, StorageError, StorageKind, StoredEvent, like_patterns};
+use super::{EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, like_patterns};
 
 /// PostgreSQL through a connection pool; several backend processes may share it.
 #[derive(Debug, Clone)]
@@ -97,13 +98,20 @@ impl PostgresStorage {
     }
 
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
+        let relayed = Self::decode_raw(row)?;
+        Ok(StoredEvent { seq: relayed.seq, event: super::parse_stored(relayed.event)? })
+    }
+
+    /// A stored event with its `data` left as the stored text.
+    fn decode_raw(row: &sqlx::postgres::PgRow) -> Result<RelayedEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
         let event_type: String = row.try_get("event_type")?;
         let source: String = row.try_get("source")?;
-        Ok(StoredEvent {
+        let data: String = row.try_get("data")?;
+        Ok(RelayedEvent {
             seq: row.try_get("seq")?,
-            event: Envelope {
+            event: RawEnvelope {
                 id: row.try_get("id")?,
                 timestamp: row.try_get("timestamp_ms")?,
                 event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
@@ -111,8 +119,7 @@ impl PostgresStorage {
                 version: row.try_get("version")?,
                 correlation_id: row.try_get("correlation_id")?,
                 causation_id: row.try_get("causation_id")?,
-                data: serde_json::from_str(&row.try_get::<String, _>("data")?)
-                    .map_err(|error| corrupt("data", &error))?,
+                data: RawValue::from_string(data).map_err(|error| corrupt("data", &error))?,
             },
         })
     }

@@ -5,14 +5,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sothebais_shared::events::Envelope;
+use serde_json::value::RawValue;
+use sothebais_shared::events::{Envelope, RawEnvelope};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::{EventQuery, Storage, StorageError, StorageKind, StoredEvent, ensure_parent, like_patterns};
+use super::{
+    EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, ensure_parent, like_patterns,
+};
 
 /// SQLite in WAL mode with full synchronous commits: a committed decision survives a
 /// crash of the process and of the machine.
@@ -120,6 +123,12 @@ impl SqliteStorage {
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
+        let relayed = Self::decode_raw(row)?;
+        Ok(StoredEvent { seq: relayed.seq, event: super::parse_stored(relayed.event)? })
+    }
+
+    /// A stored event with its `data` left as the stored text.
+    fn decode_raw(row: &sqlx::sqlite::SqliteRow) -> Result<RelayedEvent, StorageError> {
         let corrupt =
             |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
         let id: String = row.try_get("id")?;
@@ -127,9 +136,9 @@ impl SqliteStorage {
         let source: String = row.try_get("source")?;
         let causation: Option<String> = row.try_get("causation_id")?;
         let data: String = row.try_get("data")?;
-        Ok(StoredEvent {
+        Ok(RelayedEvent {
             seq: row.try_get("seq")?,
-            event: Envelope {
+            event: RawEnvelope {
                 id: Uuid::parse_str(&id).map_err(|error| corrupt("id", &error))?,
                 timestamp: row.try_get("timestamp_ms")?,
                 event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
@@ -140,7 +149,7 @@ impl SqliteStorage {
                     .map(|text| Uuid::parse_str(&text))
                     .transpose()
                     .map_err(|error| corrupt("causation_id", &error))?,
-                data: serde_json::from_str(&data).map_err(|error| corrupt("data", &error))?,
+                data: RawValue::from_string(data).map_err(|error| corrupt("data", &error))?,
             },
         })
     }
