@@ -125,7 +125,8 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
 
     let database = fresh_database(&args.postgres).await?;
     eprintln!("==> baseline: raw single-row durable inserts, {} clients", args.baseline_clients);
-    let baseline = baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
+    let baseline_before =
+        baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
 
     let mut settings = free_ports();
     settings.insert("DATABASE_URL".into(), database.clone());
@@ -184,6 +185,13 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     let paced_many =
         open_loop_many(&client, &base, &token, &many, half_many, Duration::from_secs(args.seconds)).await;
 
+    // The box's speed drifts within minutes: the baseline again, after the scenarios
+    // it is compared with, and the ratios against the mean of both.
+    eprintln!("==> baseline again, after the scenarios");
+    let baseline_after =
+        baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
+    let baseline_rate = (baseline_before.rate() + baseline_after.rate()) / 2.0;
+
     let memory = if args.memory_bids > 0 {
         eprintln!("==> (e) {} bids on one auction, sampling the server's memory", args.memory_bids);
         let auction = create_auctions(&client, &base, &token, 1).await?;
@@ -207,11 +215,15 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
             run.rate(),
             run.percentile_ms(0.5),
             run.percentile_ms(0.99),
-            100.0 * run.rate() / baseline.rate(),
+            100.0 * run.rate() / baseline_rate,
             run.statuses
         );
     };
-    row(&format!("baseline: raw durable inserts, {} clients", args.baseline_clients), &baseline);
+    row(
+        &format!("baseline: raw durable inserts, {} clients, before", args.baseline_clients),
+        &baseline_before,
+    );
+    row(&format!("baseline: raw durable inserts, {} clients, after", args.baseline_clients), &baseline_after);
     row(&format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run);
     row(&format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run);
     row(
@@ -234,7 +246,9 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
         percentile(&closing, 1.0)
     );
     println!("outbox: {lag}");
-    println!("goals: (a) >= 50 % and (b) >= 90 % of the baseline; p99 <= 25 ms at half the maximum rate");
+    println!(
+        "goals: (a) >= 50 % and (b) >= 90 % of the baseline (the mean of its two runs); p99 <= 25 ms at half the maximum rate"
+    );
     Ok(())
 }
 
@@ -248,9 +262,11 @@ async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
 
 async fn baseline(url: &str, clients: usize, duration: Duration) -> anyhow::Result<Run> {
     let mut setup = sqlx::PgConnection::connect(url).await?;
-    sqlx::query("CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
-        .execute(&mut setup)
-        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_baseline (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)",
+    )
+    .execute(&mut setup)
+    .await?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..clients {

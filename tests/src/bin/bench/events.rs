@@ -280,16 +280,24 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
         let database = super::fresh_database(postgres).await?;
         rows.push(scenario(&database, redis, groups, seconds).await?);
     }
+    // The box's speed drifts within minutes: XADD again after the scenarios, and the
+    // ratios against the mean of both.
+    eprintln!("==> baseline again, after the scenarios");
+    let xadd_after = xadd_rate(redis, payload_len)?;
+    let xadd_mean = (xadd + xadd_after) / 2.0;
     println!();
     println!("| scenario | events/s | vs XADD | paced events/s | p50 lag ms | p99 lag ms | stored |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    println!(
-        "| baseline: redis-benchmark XADD, {PUBLISHERS} clients, {payload_len} B | {xadd:.0} | 100 % | | | | |"
-    );
+    for (when, rate) in [("before", xadd), ("after", xadd_after)] {
+        println!(
+            "| baseline: redis-benchmark XADD, {PUBLISHERS} clients, {payload_len} B, {when} | {rate:.0} | {:.0} % | | | | |",
+            100.0 * rate / xadd_mean
+        );
+    }
     for (groups, rate) in ceilings {
         println!(
             "| ceiling: read and acknowledged by {groups} group(s), nothing else | {rate:.0} | {:.0} % | | | | |",
-            100.0 * rate / xadd
+            100.0 * rate / xadd_mean
         );
     }
     for row in rows {
@@ -297,13 +305,15 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
             "| validated, stored, delivered to {} group(s) | {:.0} | {:.0} % | {:.0} | {:.2} | {:.2} | {} |",
             row.groups,
             row.max_rate,
-            100.0 * row.max_rate / xadd,
+            100.0 * row.max_rate / xadd_mean,
             row.paced_rate,
             row.p50_ms,
             row.p99_ms,
             row.stored
         );
     }
-    println!("goal: >= 50 % of the XADD rate end to end; p99 lag <= 10 ms at half that rate");
+    println!(
+        "goal: >= 50 % of the XADD rate (the mean of its two runs) end to end; p99 lag <= 10 ms at half that rate"
+    );
     Ok(())
 }
