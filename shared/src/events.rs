@@ -198,9 +198,10 @@ impl Envelope {
     }
 }
 
-/// An event whose `data` is still the JSON text it was stored as. It serializes to
-/// the same JSON as the [`Envelope`] it was stored from, without building `data`'s
-/// tree: the outbox relay publishes stored events this way.
+/// An event whose `data` is still the JSON text it was stored as. Serializing it
+/// writes that text as it is, so it gives the same JSON as the [`Envelope`] it was
+/// stored from when the store holds `data` as `Value::to_string` writes it (as ours
+/// does), without building `data`'s tree: the outbox relay publishes this way.
 #[derive(Debug, Clone, Serialize)]
 pub struct RawEnvelope {
     pub id: Uuid,
@@ -854,7 +855,15 @@ mod tests {
             serde_json::to_string(&event).expect("envelope")
         );
         assert_eq!(raw.stream(), event.stream());
-        assert_eq!(raw.parse().expect("parse"), event);
+        assert_eq!(raw.clone().parse().expect("parse"), event);
+
+        let uncorrelated = RawEnvelope { correlation_id: None, causation_id: None, ..raw };
+        let event = Envelope { correlation_id: None, causation_id: None, ..event };
+        assert_eq!(
+            serde_json::to_string(&uncorrelated).expect("raw"),
+            serde_json::to_string(&event).expect("envelope"),
+            "absent ids are written as null by both"
+        );
     }
 
     #[test]

@@ -189,25 +189,21 @@ pub trait Subscription: Send + fmt::Debug {
     }
 }
 
-/// Publishes events read back from the store, `data` as stored, in order: each run
-/// of events on one stream goes out as one [`EventBus::publish_raw_many`] (one round
-/// trip on Redis). On an error some may have been published; the caller publishes
-/// them all again later (consumers are idempotent).
+/// Publishes events read back from the store, `data` as stored: the events of each
+/// stream in their order, each stream's as one [`EventBus::publish_raw_many`] (one
+/// round trip on Redis). On an error some may have been published; the caller
+/// publishes them all again later (consumers are idempotent).
 pub async fn publish_stored(bus: &dyn EventBus, events: &[&RawEnvelope]) -> Result<(), BusError> {
-    let mut run: Option<(String, Vec<String>)> = None;
+    let mut streams: Vec<(String, Vec<String>)> = Vec::new();
     for event in events {
         let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
         let stream = event.stream();
-        match &mut run {
-            Some((current, payloads)) if *current == stream => payloads.push(payload),
-            _ => {
-                if let Some((current, payloads)) = run.replace((stream, vec![payload])) {
-                    bus.publish_raw_many(&current, &payloads).await?;
-                }
-            }
+        match streams.iter_mut().find(|(name, _)| *name == stream) {
+            Some((_, payloads)) => payloads.push(payload),
+            None => streams.push((stream, vec![payload])),
         }
     }
-    if let Some((stream, payloads)) = run {
+    for (stream, payloads) in streams {
         bus.publish_raw_many(&stream, &payloads).await?;
     }
     Ok(())

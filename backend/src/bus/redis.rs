@@ -137,8 +137,8 @@ impl EventBus for RedisBus {
             pipeline.add_command(self.xadd(event)?);
         }
         let mut connection = self.commands.clone();
-        // A pipeline is all or nothing here: on error, none is counted as published and
-        // the relay sends them again (consumers are idempotent).
+        // On error none is counted as published, though some may have been: callers
+        // that publish again rely on consumers being idempotent.
         pipeline.query_async::<Vec<String>>(&mut connection).await?;
         Ok(events.len())
     }

@@ -88,9 +88,60 @@ pub struct RelayedEvent {
     pub event: RawEnvelope,
 }
 
-/// A stored envelope with its `data` read; stored data that is not JSON is corrupt.
-fn parse_stored(event: RawEnvelope) -> Result<Envelope, StorageError> {
-    event.parse().map_err(|error| StorageError::Corrupt(format!("data: {error}")))
+/// A stored event's columns as read, `data` still text. Each backend reads its rows
+/// into this; history and replay then parse `data`, the relay keeps it as text.
+struct StoredRow {
+    seq: i64,
+    id: Uuid,
+    timestamp: i64,
+    event_type: String,
+    source: String,
+    version: String,
+    correlation_id: Option<String>,
+    causation_id: Option<Uuid>,
+    data: String,
+}
+
+fn corrupt(what: &str, error: &dyn fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+impl StoredRow {
+    /// The event with `data` read into its tree.
+    fn into_stored(self) -> Result<StoredEvent, StorageError> {
+        let data = serde_json::from_str(&self.data).map_err(|error| corrupt("data", &error))?;
+        Ok(StoredEvent {
+            seq: self.seq,
+            event: Envelope {
+                id: self.id,
+                timestamp: self.timestamp,
+                event_type: self.event_type.parse().map_err(|error| corrupt("event_type", &error))?,
+                source: self.source.parse().map_err(|error: String| corrupt("source", &error))?,
+                version: self.version,
+                correlation_id: self.correlation_id,
+                causation_id: self.causation_id,
+                data,
+            },
+        })
+    }
+
+    /// The event with `data` kept as the stored text (checked to be JSON).
+    fn into_relayed(self) -> Result<RelayedEvent, StorageError> {
+        Ok(RelayedEvent {
+            seq: self.seq,
+            event: RawEnvelope {
+                id: self.id,
+                timestamp: self.timestamp,
+                event_type: self.event_type.parse().map_err(|error| corrupt("event_type", &error))?,
+                source: self.source.parse().map_err(|error: String| corrupt("source", &error))?,
+                version: self.version,
+                correlation_id: self.correlation_id,
+                causation_id: self.causation_id,
+                data: serde_json::value::RawValue::from_string(self.data)
+                    .map_err(|error| corrupt("data", &error))?,
+            },
+        })
+    }
 }
 
 /// A filter over the event store. History is returned newest first.

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use sothebais_shared::events::{Envelope, RawEnvelope};
+use sothebais_shared::events::Envelope;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, like_patterns};
+use super::{
+    EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, StoredRow, like_patterns,
+};
 
 /// PostgreSQL through a connection pool; several backend processes may share it.
 #[derive(Debug, Clone)]
@@ -98,29 +99,25 @@ impl PostgresStorage {
     }
 
     fn decode(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StorageError> {
-        let relayed = Self::decode_raw(row)?;
-        Ok(StoredEvent { seq: relayed.seq, event: super::parse_stored(relayed.event)? })
+        Self::read_row(row)?.into_stored()
     }
 
     /// A stored event with its `data` left as the stored text.
     fn decode_raw(row: &sqlx::postgres::PgRow) -> Result<RelayedEvent, StorageError> {
-        let corrupt =
-            |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
-        let event_type: String = row.try_get("event_type")?;
-        let source: String = row.try_get("source")?;
-        let data: String = row.try_get("data")?;
-        Ok(RelayedEvent {
+        Self::read_row(row)?.into_relayed()
+    }
+
+    fn read_row(row: &sqlx::postgres::PgRow) -> Result<StoredRow, StorageError> {
+        Ok(StoredRow {
             seq: row.try_get("seq")?,
-            event: RawEnvelope {
-                id: row.try_get("id")?,
-                timestamp: row.try_get("timestamp_ms")?,
-                event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
-                source: source.parse().map_err(|error: String| corrupt("source", &error))?,
-                version: row.try_get("version")?,
-                correlation_id: row.try_get("correlation_id")?,
-                causation_id: row.try_get("causation_id")?,
-                data: RawValue::from_string(data).map_err(|error| corrupt("data", &error))?,
-            },
+            id: row.try_get("id")?,
+            timestamp: row.try_get("timestamp_ms")?,
+            event_type: row.try_get("event_type")?,
+            source: row.try_get("source")?,
+            version: row.try_get("version")?,
+            correlation_id: row.try_get("correlation_id")?,
+            causation_id: row.try_get("causation_id")?,
+            data: row.try_get("data")?,
         })
     }
 }

@@ -5,8 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
-use sothebais_shared::events::{Envelope, RawEnvelope};
+use sothebais_shared::events::Envelope;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -14,7 +13,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::{
-    EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, ensure_parent, like_patterns,
+    EventQuery, RelayedEvent, Storage, StorageError, StorageKind, StoredEvent, StoredRow, ensure_parent,
+    like_patterns,
 };
 
 /// SQLite in WAL mode with full synchronous commits: a committed decision survives a
@@ -123,34 +123,30 @@ impl SqliteStorage {
     }
 
     fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StorageError> {
-        let relayed = Self::decode_raw(row)?;
-        Ok(StoredEvent { seq: relayed.seq, event: super::parse_stored(relayed.event)? })
+        Self::read_row(row)?.into_stored()
     }
 
     /// A stored event with its `data` left as the stored text.
     fn decode_raw(row: &sqlx::sqlite::SqliteRow) -> Result<RelayedEvent, StorageError> {
-        let corrupt =
-            |what: &str, error: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {error}"));
+        Self::read_row(row)?.into_relayed()
+    }
+
+    /// Ids are stored as text here.
+    fn read_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRow, StorageError> {
+        let uuid =
+            |what: &str, text: &str| Uuid::parse_str(text).map_err(|error| super::corrupt(what, &error));
         let id: String = row.try_get("id")?;
-        let event_type: String = row.try_get("event_type")?;
-        let source: String = row.try_get("source")?;
         let causation: Option<String> = row.try_get("causation_id")?;
-        let data: String = row.try_get("data")?;
-        Ok(RelayedEvent {
+        Ok(StoredRow {
             seq: row.try_get("seq")?,
-            event: RawEnvelope {
-                id: Uuid::parse_str(&id).map_err(|error| corrupt("id", &error))?,
-                timestamp: row.try_get("timestamp_ms")?,
-                event_type: event_type.parse().map_err(|error| corrupt("event_type", &error))?,
-                source: source.parse().map_err(|error: String| corrupt("source", &error))?,
-                version: row.try_get("version")?,
-                correlation_id: row.try_get("correlation_id")?,
-                causation_id: causation
-                    .map(|text| Uuid::parse_str(&text))
-                    .transpose()
-                    .map_err(|error| corrupt("causation_id", &error))?,
-                data: RawValue::from_string(data).map_err(|error| corrupt("data", &error))?,
-            },
+            id: uuid("id", &id)?,
+            timestamp: row.try_get("timestamp_ms")?,
+            event_type: row.try_get("event_type")?,
+            source: row.try_get("source")?,
+            version: row.try_get("version")?,
+            correlation_id: row.try_get("correlation_id")?,
+            causation_id: causation.map(|text| uuid("causation_id", &text)).transpose()?,
+            data: row.try_get("data")?,
         })
     }
 }

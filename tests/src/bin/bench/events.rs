@@ -235,6 +235,8 @@ async fn transport_ceiling(redis: &str, groups: usize, seconds: u64) -> anyhow::
     let prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
     let bus: Arc<dyn EventBus> = Arc::new(RedisBus::connect(redis, &prefix, 1_000_000).await?);
     let shutdown = CancellationToken::new();
+    // The readers stop when this function returns, whichever way.
+    let _stop_readers = shutdown.clone().drop_guard();
     let acknowledged: Vec<Arc<AtomicU64>> = (0..groups).map(|_| Arc::new(AtomicU64::new(0))).collect();
     for (n, count) in acknowledged.iter().enumerate() {
         let options =
@@ -243,10 +245,21 @@ async fn transport_ceiling(redis: &str, groups: usize, seconds: u64) -> anyhow::
         let (count, shutdown) = (count.clone(), shutdown.clone());
         tokio::spawn(async move {
             while !shutdown.is_cancelled() {
-                let Ok(batch) = subscription.read(512, Duration::from_millis(100)).await else { return };
-                if !batch.is_empty() && subscription.ack_many(&batch).await.is_ok() {
-                    count.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let batch = match subscription.read(512, Duration::from_millis(100)).await {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        eprintln!("ceiling reader {n}: {error}");
+                        return;
+                    }
+                };
+                if batch.is_empty() {
+                    continue;
                 }
+                if let Err(error) = subscription.ack_many(&batch).await {
+                    eprintln!("ceiling reader {n}: {error}");
+                    return;
+                }
+                count.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
         });
     }
@@ -257,9 +270,7 @@ async fn transport_ceiling(redis: &str, groups: usize, seconds: u64) -> anyhow::
         anyhow::ensure!(Instant::now() < deadline, "the ceiling's groups did not catch up within 2 minutes");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rate = published as f64 / started.elapsed().as_secs_f64();
-    shutdown.cancel();
-    Ok(rate)
+    Ok(published as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Runs the event benchmark and prints its table.
