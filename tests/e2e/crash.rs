@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, gateway, token};
+use sothebais_e2e::{Backend, Process, binary, eventually, gateway, get_json, token};
 use tokio::sync::Mutex;
 
 /// A decision a client was told about.
@@ -110,7 +110,7 @@ async fn storm_then_crash(backend: Backend) {
     loop {
         let after = history.last().and_then(|bid| bid["seq"].as_u64()).unwrap_or(0);
         let url = format!("{base}/api/auction/history?auction_id={auction_id}&limit=1000&after_seq={after}");
-        let page: Value = client.get(url).send().await.expect("history").json().await.expect("json");
+        let page = get_json(&client, &url).await.expect("history");
         let bids = page["data"]["bids"].as_array().cloned().unwrap_or_default();
         if bids.is_empty() {
             break;
@@ -128,56 +128,31 @@ async fn storm_then_crash(backend: Backend) {
     }
 
     // The auction still closes at its time, with the winner its log implies.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let closed = loop {
-        let current: Value = client
-            .get(format!("{base}/api/auction/auctions/{auction_id}"))
-            .send()
-            .await
-            .expect("auction")
-            .json()
-            .await
-            .expect("json");
-        if current["data"]["state"] == "closed" {
-            break current["data"].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never closed: {current}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let verified: Value = client
-        .get(format!("{base}/api/auction/auctions/{auction_id}/verify"))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
+    let auction_url = format!("{base}/api/auction/auctions/{auction_id}");
+    let closed = eventually(Duration::from_secs(30), "the auction is closed", async || {
+        let current = get_json(&client, &auction_url).await.expect("auction");
+        (current["data"]["state"] == "closed").then(|| current["data"].clone())
+    })
+    .await
+    .expect("closed");
+    let verified = get_json(&client, &format!("{auction_url}/verify")).await.expect("verify");
     assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
     assert_eq!(verified["data"]["outcome_from_log"], closed["outcome"], "{verified}");
     assert_eq!(closed["closes_at"].as_str(), Some(closes_at.as_str()), "the schedule did not move");
     // The view above is the auction as of now; the close itself is committed by the
     // scheduler at closes_at, which on a loaded machine may be a moment later.
-    let end = loop {
-        let ends: Value = client
-            .get(format!("{base}/api/events/auction:end/history?limit=10"))
-            .send()
-            .await
-            .expect("events")
-            .json()
-            .await
-            .expect("json");
-        let end = ends["data"]["events"]
+    let ends_url = format!("{base}/api/events/auction:end/history?limit=10");
+    let end = eventually(Duration::from_secs(30), "its auction:end is stored", async || {
+        let ends = get_json(&client, &ends_url).await.expect("events");
+        ends["data"]["events"]
             .as_array()
             .and_then(|events| {
                 events.iter().find(|event| event["data"]["auction"]["id"] == auction_id.as_str())
             })
-            .cloned();
-        if let Some(end) = end {
-            break end;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no auction:end event was stored");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            .cloned()
+    })
+    .await
+    .expect("an auction:end event");
     let closes_at_ms = chrono::DateTime::parse_from_rfc3339(&closes_at).expect("time").timestamp_millis();
     assert!(end["timestamp"].as_i64().unwrap_or(0) >= closes_at_ms, "not closed before its time: {end}");
 }

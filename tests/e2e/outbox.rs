@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, gateway, token};
+use sothebais_e2e::{Backend, Process, binary, eventually, gateway, get_json, token};
 
 /// A private `redis-server` on `port`, keeping nothing on disk; killed on drop.
 struct RedisServer(std::process::Child);
@@ -91,14 +91,7 @@ async fn an_event_committed_but_not_published_before_a_kill_is_published_once_af
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.expect("json");
     let id = body["data"]["id"].as_str().expect("id").to_owned();
-    let history: Value = client
-        .get(format!("{base}/api/events/agent:mood/history"))
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+    let history = get_json(&client, &format!("{base}/api/events/agent:mood/history")).await.expect("history");
     assert_eq!(history["data"]["events"][0]["id"], id.as_str(), "committed before the kill");
 
     // Killed between commit and publish; the bus comes back empty.
@@ -108,11 +101,11 @@ async fn an_event_committed_but_not_published_before_a_kill_is_published_once_af
 
     let mut restarted = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("restart");
     restarted.wait_for_listeners(20, Duration::from_secs(30)).expect("listening again");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while copies(&redis_url, &stream, &id).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the event was never published after the restart");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "the event is published after the restart", async || {
+        (copies(&redis_url, &stream, &id).await > 0).then_some(())
+    })
+    .await
+    .expect("published");
     // Several relay rounds later, still one copy.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(copies(&redis_url, &stream, &id).await, 1, "published exactly once");

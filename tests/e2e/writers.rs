@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, gateway, token};
+use sothebais_e2e::{Backend, Process, binary, gateway, get_json, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
@@ -55,14 +55,9 @@ async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
         let status = task.await.expect("task");
         assert!(status == 200 || status == 422, "status {status}");
     }
-    let history: Value = client
-        .get(format!("{second}/api/auction/history?auction_id={id}&limit=1000"))
-        .send()
+    let history = get_json(&client, &format!("{second}/api/auction/history?auction_id={id}&limit=1000"))
         .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+        .expect("history");
     let bids = history["data"]["bids"].as_array().cloned().unwrap_or_default();
     let seqs: Vec<u64> = bids.iter().filter_map(|bid| bid["seq"].as_u64()).collect();
     assert_eq!(seqs, (1..=120).collect::<Vec<_>>(), "every bid decided once, gapless");
@@ -72,13 +67,7 @@ async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
         .filter_map(|bid| bid["amount"].as_str().and_then(|amount| amount.parse().ok()))
         .collect();
     assert!(accepted.windows(2).all(|pair| pair[1] > pair[0]), "no double acceptance: {accepted:?}");
-    let verified: Value = client
-        .get(format!("{first}/api/auction/auctions/{id}/verify"))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
+    let verified =
+        get_json(&client, &format!("{first}/api/auction/auctions/{id}/verify")).await.expect("verify");
     assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
 }

@@ -258,6 +258,31 @@ pub fn free_ports() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `GET url`, its body read as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(client.get(url).send().await?.json().await?)
+}
+
+/// Asks `probe` every 100 ms until it gives a value; an error naming `what` once
+/// `timeout` has passed without one.
+pub async fn eventually<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

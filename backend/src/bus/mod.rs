@@ -105,21 +105,14 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     /// and how events are handed to one consumer's [`direct_stream`].
     async fn publish_raw(&self, stream: &str, payload: &str) -> Result<String, BusError>;
 
-    /// Appends payloads in order to one stream; Redis sends them in one round trip.
-    async fn publish_raw_many(&self, stream: &str, payloads: &[String]) -> Result<(), BusError> {
-        for payload in payloads {
+    /// Appends each `(stream, payload)` in order; Redis sends them in one round trip.
+    /// On an error some may have been appended: a caller that publishes them again
+    /// relies on consumers being idempotent.
+    async fn publish_raw_many(&self, entries: &[(String, String)]) -> Result<(), BusError> {
+        for (stream, payload) in entries {
             self.publish_raw(stream, payload).await?;
         }
         Ok(())
-    }
-
-    /// Appends events in order; on failure, the first `Ok(n)` were published. Redis
-    /// sends them in one round trip.
-    async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
-        for event in events {
-            self.publish(event).await?;
-        }
-        Ok(events.len())
     }
 
     /// Joins (creating if needed) a consumer group on the given streams.
@@ -189,24 +182,18 @@ pub trait Subscription: Send + fmt::Debug {
     }
 }
 
-/// Publishes events read back from the store, `data` as stored: the events of each
-/// stream in their order, each stream's as one [`EventBus::publish_raw_many`] (one
-/// round trip on Redis). On an error some may have been published; the caller
-/// publishes them all again later (consumers are idempotent).
-pub async fn publish_stored(bus: &dyn EventBus, events: &[&RawEnvelope]) -> Result<(), BusError> {
-    let mut streams: Vec<(String, Vec<String>)> = Vec::new();
-    for event in events {
-        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
-        let stream = event.stream();
-        match streams.iter_mut().find(|(name, _)| *name == stream) {
-            Some((_, payloads)) => payloads.push(payload),
-            None => streams.push((stream, vec![payload])),
-        }
-    }
-    for (stream, payloads) in streams {
-        bus.publish_raw_many(&stream, &payloads).await?;
-    }
-    Ok(())
+/// Publishes events read back from the store, `data` as stored, in order, in one
+/// [`EventBus::publish_raw_many`].
+pub async fn publish_stored<'a>(
+    bus: &dyn EventBus,
+    events: impl IntoIterator<Item = &'a RawEnvelope>,
+) -> Result<(), BusError> {
+    let entries = events
+        .into_iter()
+        .map(|event| Ok((event.stream(), serde_json::to_string(event)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()
+        .map_err(|error| BusError::Other(error.to_string()))?;
+    bus.publish_raw_many(&entries).await
 }
 
 /// The stream that carries events handed to one consumer alone (dead-letter retries

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError};
-use sothebais_shared::events::Envelope;
 use uuid::Uuid;
 
 use super::{
@@ -81,12 +80,7 @@ impl RedisBus {
         Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
     }
 
-    /// `XADD <stream> MAXLEN ~ <max> * event <json>` for one event.
-    fn xadd(&self, event: &Envelope) -> Result<redis::Cmd, BusError> {
-        let payload = serde_json::to_string(event).map_err(|error| BusError::Other(error.to_string()))?;
-        Ok(self.xadd_raw(&event.stream(), payload))
-    }
-
+    /// `XADD <stream> MAXLEN ~ <max> * event <payload>`.
     fn xadd_raw(&self, stream: &str, payload: String) -> redis::Cmd {
         let mut command = redis::cmd("XADD");
         command
@@ -118,29 +112,17 @@ impl EventBus for RedisBus {
         Ok(self.xadd_raw(stream, payload.to_owned()).query_async::<String>(&mut connection).await?)
     }
 
-    async fn publish_raw_many(&self, stream: &str, payloads: &[String]) -> Result<(), BusError> {
-        if payloads.is_empty() {
+    async fn publish_raw_many(&self, entries: &[(String, String)]) -> Result<(), BusError> {
+        if entries.is_empty() {
             return Ok(());
         }
         let mut pipeline = redis::pipe();
-        for payload in payloads {
+        for (stream, payload) in entries {
             pipeline.add_command(self.xadd_raw(stream, payload.clone()));
         }
         let mut connection = self.commands.clone();
         pipeline.query_async::<Vec<String>>(&mut connection).await?;
         Ok(())
-    }
-
-    async fn publish_many(&self, events: &[Envelope]) -> Result<usize, BusError> {
-        let mut pipeline = redis::pipe();
-        for event in events {
-            pipeline.add_command(self.xadd(event)?);
-        }
-        let mut connection = self.commands.clone();
-        // On error none is counted as published, though some may have been: callers
-        // that publish again rely on consumers being idempotent.
-        pipeline.query_async::<Vec<String>>(&mut connection).await?;
-        Ok(events.len())
     }
 
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>, BusError> {

@@ -379,12 +379,12 @@ async fn replay(
         let cut = in_range.len() > room;
         let batch = &in_range[..in_range.len().min(room)];
         // One bus round trip per page.
-        let payloads = batch
+        let entries = batch
             .iter()
-            .map(|stored| serde_json::to_string(&stored.event))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|stored| Ok((stream.clone(), serde_json::to_string(&stored.event)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(anyhow::Error::from)?;
-        state.bus.publish_raw_many(&stream, &payloads).await?;
+        state.bus.publish_raw_many(&entries).await?;
         if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
             first_seq.get_or_insert(first.seq);
             last_seq = Some(last.seq);

@@ -379,9 +379,7 @@ macro_rules! auction_storage {
             sql.push(" ORDER BY seq");
             let rows = sql.build().fetch_all(&mut *transaction).await?;
             let relayed = rows.iter().map(Self::decode_raw).collect::<Result<Vec<_>, _>>()?;
-            let events: Vec<&sothebais_shared::events::RawEnvelope> =
-                relayed.iter().map(|relayed| &relayed.event).collect();
-            if let Err(error) = crate::bus::publish_stored(bus, &events).await {
+            if let Err(error) = crate::bus::publish_stored(bus, relayed.iter().map(|relayed| &relayed.event)).await {
                 transaction.rollback().await?;
                 return Ok(Err(error));
             }

@@ -107,24 +107,6 @@ fn corrupt(what: &str, error: &dyn fmt::Display) -> StorageError {
 }
 
 impl StoredRow {
-    /// The event with `data` read into its tree.
-    fn into_stored(self) -> Result<StoredEvent, StorageError> {
-        let data = serde_json::from_str(&self.data).map_err(|error| corrupt("data", &error))?;
-        Ok(StoredEvent {
-            seq: self.seq,
-            event: Envelope {
-                id: self.id,
-                timestamp: self.timestamp,
-                event_type: self.event_type.parse().map_err(|error| corrupt("event_type", &error))?,
-                source: self.source.parse().map_err(|error: String| corrupt("source", &error))?,
-                version: self.version,
-                correlation_id: self.correlation_id,
-                causation_id: self.causation_id,
-                data,
-            },
-        })
-    }
-
     /// The event with `data` kept as the stored text (checked to be JSON).
     fn into_relayed(self) -> Result<RelayedEvent, StorageError> {
         Ok(RelayedEvent {
@@ -141,6 +123,12 @@ impl StoredRow {
                     .map_err(|error| corrupt("data", &error))?,
             },
         })
+    }
+
+    /// The event with `data` read.
+    fn into_stored(self) -> Result<StoredEvent, StorageError> {
+        let RelayedEvent { seq, event } = self.into_relayed()?;
+        Ok(StoredEvent { seq, event: event.parse().map_err(|error| corrupt("data", &error))? })
     }
 }
 

@@ -340,7 +340,10 @@ both_backends! {
         start(&app, probe.clone(), 2).await;
         let events: Vec<Envelope> =
             [Mood::Happy, Mood::Excited, Mood::Disappointed, Mood::Neutral].into_iter().map(mood).collect();
-        app.state.bus.publish_many(&events).await.expect("publish");
+        // In one round trip, so the consumer reads them as one batch.
+        let entries: Vec<(String, String)> =
+            events.iter().map(|event| (event.stream(), serde_json::to_string(event).expect("json"))).collect();
+        app.state.bus.publish_raw_many(&entries).await.expect("publish");
         eventually("the bad event is dead-lettered", async || !dead_letters(&app, "batcher").await.is_empty()).await;
         eventually("the good ones are applied", async || probe.applied().len() == 3).await;
         let mut applied = probe.applied();

@@ -149,21 +149,36 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     eprintln!("==> (a) one hot auction, {} concurrent bidders", args.hot_clients);
     let hot = create_auctions(&client, &base, &token, 1).await?;
     warm_up(&client, &base, &token, &hot).await?;
-    let hot_run =
-        closed_loop(&client, &base, &token, &hot, args.hot_clients, Duration::from_secs(args.seconds)).await;
+    let hot_run = closed_loop(
+        &client,
+        &base,
+        &token,
+        &hot,
+        args.hot_clients,
+        Duration::from_secs(args.seconds),
+        Request::Bid,
+    )
+    .await;
 
     eprintln!("==> (b) {} concurrent auctions, {} clients", args.auctions, args.many_clients);
     let many = create_auctions(&client, &base, &token, args.auctions).await?;
     warm_up(&client, &base, &token, &many).await?;
-    let many_run =
-        closed_loop(&client, &base, &token, &many, args.many_clients, Duration::from_secs(args.seconds))
-            .await;
+    let many_run = closed_loop(
+        &client,
+        &base,
+        &token,
+        &many,
+        args.many_clients,
+        Duration::from_secs(args.seconds),
+        Request::Bid,
+    )
+    .await;
 
     eprintln!(
         "==> ceiling: the same bid requests refused before the engine, {} clients over {} auctions",
         args.many_clients, args.auctions
     );
-    let ceiling = requests_loop(
+    let ceiling = closed_loop(
         &client,
         &base,
         &token,
@@ -339,21 +354,9 @@ async fn warm_up(
 ) -> anyhow::Result<()> {
     let counter = AtomicU64::new(0);
     for auction in auctions {
-        send_bid(client, base, token, auction, &counter).await;
+        send_bid(client, base, token, auction, &counter, Request::Bid).await;
     }
     Ok(())
-}
-
-/// Amounts rise with a shared counter: most bids are accepted, those overtaken are
-/// rejected; every one is a durable decision.
-async fn send_bid(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    auction: &str,
-    counter: &AtomicU64,
-) -> (u16, u64) {
-    send(client, base, token, auction, counter, Request::Bid).await
 }
 
 /// What the load generator sends.
@@ -367,7 +370,20 @@ enum Request {
     Refused,
 }
 
-async fn send(
+impl Request {
+    /// The statuses that count: a decided bid is accepted (200) or rejected by the
+    /// rules (422); a refusal is the request a decision rides on, without the decision.
+    fn counted(self) -> &'static [u16] {
+        match self {
+            Request::Bid => &[200, 422],
+            Request::Refused => &[400],
+        }
+    }
+}
+
+/// One bid request. Amounts rise with a shared counter: most bids are accepted,
+/// those overtaken are rejected; every one is a durable decision.
+async fn send_bid(
     client: &reqwest::Client,
     base: &str,
     token: &str,
@@ -402,17 +418,6 @@ async fn closed_loop(
     auctions: &[String],
     clients: usize,
     duration: Duration,
-) -> Run {
-    requests_loop(client, base, token, auctions, clients, duration, Request::Bid).await
-}
-
-async fn requests_loop(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    auctions: &[String],
-    clients: usize,
-    duration: Duration,
     request: Request,
 ) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
@@ -425,7 +430,7 @@ async fn requests_loop(
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                results.push(send(&client, &base, &token, &auction, &counter, request).await);
+                results.push(send_bid(&client, &base, &token, &auction, &counter, request).await);
             }
             results
         }));
@@ -438,16 +443,12 @@ async fn requests_loop(
     for task in tasks {
         results.extend(task.await.unwrap_or_default());
     }
-    // A refusal counts: it is the request a decision rides on, without the decision.
-    let counted: &[u16] = if request == Request::Refused { &[400] } else { DECISIONS };
-    summarize(results, elapsed, counted)
+    summarize(results, elapsed, request)
 }
 
-/// The statuses of a decided bid: accepted (200) or rejected by the rules (422).
-const DECISIONS: &[u16] = &[200, 422];
-
-/// Counts the answers with a `counted` status and their latencies.
-fn summarize(results: Vec<(u16, u64)>, elapsed: Duration, counted: &[u16]) -> Run {
+/// Counts the answers with a status that counts for `request`, and their latencies.
+fn summarize(results: Vec<(u16, u64)>, elapsed: Duration, request: Request) -> Run {
+    let counted = request.counted();
     let mut statuses = BTreeMap::new();
     let mut latencies_us = Vec::new();
     for (status, latency) in results {
@@ -481,7 +482,9 @@ async fn open_loop_many(
             (client.clone(), base.to_owned(), token.to_owned(), counter.clone());
         let auction = auctions[index % auctions.len()].clone();
         index += 1;
-        tasks.push(tokio::spawn(async move { send_bid(&client, &base, &token, &auction, &counter).await }));
+        tasks.push(tokio::spawn(async move {
+            send_bid(&client, &base, &token, &auction, &counter, Request::Bid).await
+        }));
     }
     let elapsed = started.elapsed();
     let mut results = Vec::new();
@@ -491,7 +494,7 @@ async fn open_loop_many(
             results.push(result);
         }
     }
-    summarize(results, elapsed, DECISIONS)
+    summarize(results, elapsed, Request::Bid)
 }
 
 async fn open_loop(
@@ -536,7 +539,8 @@ async fn memory_run(
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             while sent.fetch_add(1, Ordering::Relaxed) < bids {
-                let (status, latency) = send_bid(&client, &base, &token, &auction, &counter).await;
+                let (status, latency) =
+                    send_bid(&client, &base, &token, &auction, &counter, Request::Bid).await;
                 // Keep counts only: a million latencies would be the bench's own memory.
                 if results.len() < 100_000 {
                     results.push((status, latency));
@@ -559,7 +563,7 @@ async fn memory_run(
     for task in tasks {
         results.extend(task.await.unwrap_or_default());
     }
-    let mut run = summarize(results, elapsed, DECISIONS);
+    let mut run = summarize(results, elapsed, Request::Bid);
     run.decisions = bids;
     (run, samples)
 }
