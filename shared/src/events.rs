@@ -179,13 +179,6 @@ impl Envelope {
         self
     }
 
-    /// The same event, caused by `cause` and sharing its correlation.
-    pub fn caused_by(mut self, cause: &Envelope) -> Envelope {
-        self.causation_id = Some(cause.id);
-        self.correlation_id = cause.correlation_id.clone().or_else(|| Some(cause.id.to_string()));
-        self
-    }
-
     /// The typed `data`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, EventError> {
         serde_json::from_value(self.data.clone())
@@ -198,10 +191,11 @@ impl Envelope {
     }
 }
 
-/// An event whose `data` is still the JSON text it was stored as. Serializing it
-/// writes that text as it is, so it gives the same JSON as the [`Envelope`] it was
-/// stored from when the store holds `data` as `Value::to_string` writes it (as ours
-/// does), without building `data`'s tree: the outbox relay publishes this way.
+/// An event whose `data` is JSON text: as the engine wrote it from its typed data, or
+/// as it was stored. Serializing it writes that text as it is, without building
+/// `data`'s tree: the engine stores its events this way and the outbox relay
+/// publishes them this way. The JSON means the same as the [`Envelope`] parsed from
+/// it; only the order of `data`'s keys may differ.
 #[derive(Debug, Clone, Serialize)]
 pub struct RawEnvelope {
     pub id: Uuid,
@@ -216,6 +210,39 @@ pub struct RawEnvelope {
 }
 
 impl RawEnvelope {
+    /// A new event whose `data` is written straight from the type's own data struct
+    /// (the engine's events), without building a `Value` tree: fields in the struct's
+    /// order. The schema check is left to debug builds and tests, off the hot path.
+    pub fn new_typed<T: Serialize>(
+        event_type: EventType,
+        source: Source,
+        data: &T,
+    ) -> Result<RawEnvelope, EventError> {
+        let data = serde_json::value::to_raw_value(data)
+            .map_err(|source| EventError::Encode { event_type, source })?;
+        debug_assert!(
+            serde_json::from_str(data.get()).is_ok_and(|value| event_type.check_data(&value).is_ok()),
+            "{event_type} data does not match its schema"
+        );
+        Ok(RawEnvelope {
+            id: Uuid::now_v7(),
+            timestamp: Utc::now().timestamp_millis(),
+            event_type,
+            source,
+            version: CURRENT_VERSION.to_owned(),
+            correlation_id: None,
+            causation_id: None,
+            data,
+        })
+    }
+
+    /// The same event, caused by `cause` and sharing its correlation.
+    pub fn caused_by(mut self, cause: &RawEnvelope) -> RawEnvelope {
+        self.causation_id = Some(cause.id);
+        self.correlation_id = cause.correlation_id.clone().or_else(|| Some(cause.id.to_string()));
+        self
+    }
+
     /// The envelope with `data` read.
     pub fn parse(self) -> Result<Envelope, serde_json::Error> {
         Ok(Envelope {

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sothebais_shared::auction::{Auction, Bid, BidStatus, Campaign, CampaignLot, NewAuction, NewCampaign};
 use sothebais_shared::events::{
-    AuctionCancelled, AuctionExtended, AuctionSnapshot, AuctionWinner, BidEvent, Envelope, EventType, Source,
+    AuctionCancelled, AuctionExtended, AuctionSnapshot, AuctionWinner, BidEvent, EventType, RawEnvelope,
+    Source,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -112,7 +113,7 @@ struct OwnedCommit {
     core: AuctionCore,
     expected_version: i64,
     bids: Vec<Bid>,
-    events: Vec<Envelope>,
+    events: Vec<RawEnvelope>,
 }
 
 struct CommitJob {
@@ -143,7 +144,9 @@ async fn committer(storage: Arc<dyn Storage>, mut jobs: mpsc::Receiver<CommitJob
                 events: &job.commit.events,
             })
             .collect();
+        let started = std::time::Instant::now();
         let result = storage.commit_auctions(&commits).await;
+        metrics::histogram!("auction_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("auction_commit_group_size").record(group.len() as f64);
         for (index, job) in group.into_iter().enumerate() {
             let outcome = match &result {
@@ -576,7 +579,7 @@ impl Writer {
 struct Decided {
     core: AuctionCore,
     bids: Vec<Bid>,
-    events: Vec<Envelope>,
+    events: Vec<RawEnvelope>,
     /// Per command: the bid decided (and whether it is an earlier decision), or nothing.
     answers: Vec<Result<Option<(Bid, bool)>, EngineError>>,
 }
@@ -595,12 +598,10 @@ fn answer_all(batch: Vec<Command>, error: impl Fn() -> EngineError) {
     }
 }
 
-fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<String>) -> Option<Envelope> {
-    match Envelope::new_typed(kind, Source::AuctionEngine, data) {
-        Ok(envelope) => Some(match correlation {
-            Some(correlation) => envelope.correlated(correlation),
-            None => envelope,
-        }),
+/// An engine event, its data written straight to JSON text.
+fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<String>) -> Option<RawEnvelope> {
+    match RawEnvelope::new_typed(kind, Source::AuctionEngine, data) {
+        Ok(envelope) => Some(RawEnvelope { correlation_id: correlation, ..envelope }),
         Err(error) => {
             tracing::error!(%error, "an engine event does not match its own schema");
             None
@@ -609,7 +610,7 @@ fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<Str
 }
 
 /// Applies what time changes at `at` and records the events.
-fn transitions(core: &mut AuctionCore, at: DateTime<Utc>, events: &mut Vec<Envelope>) {
+fn transitions(core: &mut AuctionCore, at: DateTime<Utc>, events: &mut Vec<RawEnvelope>) {
     for transition in core.advance(at) {
         match transition {
             Transition::Opened => {
@@ -639,7 +640,7 @@ fn bid_events(
     bid: &Bid,
     previous_end: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
-    events: &mut Vec<Envelope>,
+    events: &mut Vec<RawEnvelope>,
 ) {
     let correlation = Some(bid.source_ref.clone().unwrap_or_else(|| bid.id.to_string()));
     let auction = core.snapshot(at);

@@ -121,7 +121,12 @@ macro_rules! auction_storage {
             for core in auctions {
                 Self::insert_auction_row(&mut transaction, core).await?;
             }
-            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>(), true).await?;
+            Self::insert_events(
+                &mut transaction,
+                &events.iter().map(crate::storage::EventRow::from).collect::<Vec<_>>(),
+                true,
+            )
+            .await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -133,7 +138,12 @@ macro_rules! auction_storage {
         ) -> Result<(), StorageError> {
             let mut transaction = self.pool.begin().await?;
             Self::insert_auction_row(&mut transaction, core).await?;
-            Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>(), true).await?;
+            Self::insert_events(
+                &mut transaction,
+                &events.iter().map(crate::storage::EventRow::from).collect::<Vec<_>>(),
+                true,
+            )
+            .await?;
             transaction.commit().await?;
             Ok(())
         }
@@ -187,26 +197,26 @@ macro_rules! auction_storage {
             &self,
             commits: &[crate::storage::AuctionCommit<'_>],
         ) -> Result<Vec<crate::storage::CommitOutcome>, StorageError> {
-            if commits.len() == 1 {
-                return Ok(vec![self.commit_alone(&commits[0]).await?]);
-            }
-            let mut transaction = self.pool.begin().await?;
-            match Self::apply_group(&mut transaction, commits).await {
-                Ok(outcomes) => {
-                    transaction.commit().await?;
-                    Ok(outcomes)
-                }
+            match self.commit_group(commits).await {
                 // A post or idempotency key another writer stored first aborts the whole
-                // transaction: each commit goes again on its own.
+                // group: each commit goes again on its own, and the one that collides is
+                // a conflict (its writer reloads and finds the earlier decision).
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                    transaction.rollback().await?;
                     let mut outcomes = Vec::with_capacity(commits.len());
                     for commit in commits {
-                        outcomes.push(self.commit_alone(commit).await?);
+                        outcomes.push(match self.commit_group(std::slice::from_ref(commit)).await {
+                            Ok(outcome) => {
+                                outcome.first().copied().unwrap_or(crate::storage::CommitOutcome::Conflict)
+                            }
+                            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                                crate::storage::CommitOutcome::Conflict
+                            }
+                            Err(error) => return Err(error.into()),
+                        });
                     }
                     Ok(outcomes)
                 }
-                Err(error) => Err(error.into()),
+                result => Ok(result?),
             }
         }
 
@@ -420,116 +430,6 @@ macro_rules! auction_storage_helpers {
                 .execute(&mut **transaction)
                 .await?;
                 Ok(())
-            }
-
-            /// Auctions' commits inside a transaction, with three statements whatever
-            /// their number: one conditional update of every auction (on the version its
-            /// writer read), one insert of the applied auctions' bids, one of their events.
-            async fn apply_group(
-                transaction: &mut sqlx::Transaction<'_, $database>,
-                commits: &[crate::storage::AuctionCommit<'_>],
-            ) -> Result<Vec<crate::storage::CommitOutcome>, sqlx::Error> {
-                use sqlx::Row as _;
-                let now = chrono::Utc::now().timestamp_millis();
-                let mut applied = std::collections::HashSet::new();
-                for chunk in commits.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
-                    let mut sql = sqlx::QueryBuilder::<$database>::new(
-                        "UPDATE auctions SET core = v.column3, version = auctions.version + 1, phase = v.column4, \
-                         next_deadline_ms = v.column5, updated_at_ms = v.column6 FROM (",
-                    );
-                    let cores = chunk
-                        .iter()
-                        .map(|commit| crate::storage::auction_sql::encode_core(commit.core))
-                        .collect::<Result<Vec<String>, StorageError>>()
-                        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
-                    sql.push_values(chunk.iter().zip(cores), |mut row, (commit, core)| {
-                        row.push("CAST(")
-                            .push_bind_unseparated(commit.core.id.to_string())
-                            .push_unseparated(" AS TEXT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(commit.expected_version)
-                            .push_unseparated(" AS BIGINT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(core)
-                            .push_unseparated(" AS TEXT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(crate::storage::auction_sql::phase_name(commit.core.phase))
-                            .push_unseparated(" AS TEXT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(commit.core.next_deadline().map(|at| at.timestamp_millis()))
-                            .push_unseparated(" AS BIGINT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(now)
-                            .push_unseparated(" AS BIGINT)");
-                    });
-                    sql.push(") AS v WHERE auctions.id = v.column1 AND auctions.version = v.column2 RETURNING auctions.id");
-                    for row in sql.build().fetch_all(&mut **transaction).await? {
-                        applied.insert(row.try_get::<String, _>(0)?);
-                    }
-                }
-                let is_applied = |commit: &&crate::storage::AuctionCommit<'_>| applied.contains(&commit.core.id.to_string());
-                let bids: Vec<&sothebais_shared::auction::Bid> =
-                    commits.iter().filter(is_applied).flat_map(|commit| commit.bids.iter()).collect();
-                for chunk in bids.chunks(crate::storage::auction_sql::INSERT_CHUNK) {
-                    let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
-                        "INSERT INTO bids ({}) ",
-                        crate::storage::auction_sql::BID_COLUMNS
-                    ));
-                    sql.push_values(chunk, |mut row, bid| {
-                        row.push_bind(bid.auction_id.to_string())
-                            .push_bind(bid.seq as i64)
-                            .push_bind(bid.id.to_string())
-                            .push_bind(bid.amount.wei().to_string())
-                            .push_bind(bid.bidder.id.clone())
-                            .push_bind(bid.bidder.handle.clone())
-                            .push_bind(bid.source.as_str())
-                            .push_bind(bid.source_ref.clone())
-                            .push_bind(bid.created_at.timestamp_millis())
-                            .push_bind(bid.received_at.timestamp_millis())
-                            .push_bind(bid.status.as_str())
-                            .push_bind(bid.reason.map(|reason| reason.code()))
-                            .push_bind(bid.extended_to.map(|at| at.timestamp_millis()))
-                            .push_bind(bid.hash.clone())
-                            .push_bind(bid.prev_hash.clone());
-                    });
-                    sql.build().execute(&mut **transaction).await?;
-                }
-                let events: Vec<&sothebais_shared::events::Envelope> =
-                    commits.iter().filter(is_applied).flat_map(|commit| commit.events.iter()).collect();
-                Self::insert_events(transaction, &events, true).await?;
-                Ok(commits
-                    .iter()
-                    .map(|commit| {
-                        if applied.contains(&commit.core.id.to_string()) {
-                            crate::storage::CommitOutcome::Committed
-                        } else {
-                            crate::storage::CommitOutcome::Conflict
-                        }
-                    })
-                    .collect())
-            }
-
-            /// One commit in a transaction of its own.
-            async fn commit_alone(
-                &self,
-                commit: &crate::storage::AuctionCommit<'_>,
-            ) -> Result<crate::storage::CommitOutcome, StorageError> {
-                let mut transaction = self.pool.begin().await?;
-                match Self::apply_group(&mut transaction, std::slice::from_ref(commit)).await {
-                    Ok(outcomes) if outcomes.first() == Some(&crate::storage::CommitOutcome::Committed) => {
-                        transaction.commit().await?;
-                        Ok(crate::storage::CommitOutcome::Committed)
-                    }
-                    Ok(_) => {
-                        transaction.rollback().await?;
-                        Ok(crate::storage::CommitOutcome::Conflict)
-                    }
-                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                        transaction.rollback().await?;
-                        Ok(crate::storage::CommitOutcome::Conflict)
-                    }
-                    Err(error) => Err(error.into()),
-                }
             }
 
             fn bid_row(row: &$row) -> Result<sothebais_shared::auction::Bid, StorageError> {

@@ -95,8 +95,12 @@ macro_rules! delivery_storage {
                 events: &[sothebais_shared::events::Envelope],
             ) -> Result<u64, StorageError> {
                 let mut transaction = self.pool.begin().await?;
-                let inserted =
-                    Self::insert_events(&mut transaction, &events.iter().collect::<Vec<_>>(), false).await?;
+                let inserted = Self::insert_events(
+                    &mut transaction,
+                    &events.iter().map(crate::storage::EventRow::from).collect::<Vec<_>>(),
+                    false,
+                )
+                .await?;
                 transaction.commit().await?;
                 Ok(inserted)
             }

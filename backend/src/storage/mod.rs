@@ -8,6 +8,7 @@ mod delivery_sql;
 mod postgres;
 mod sqlite;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sothebais_shared::auction::{Bid, Campaign};
-use sothebais_shared::events::{Envelope, RawEnvelope, TypePattern};
+use sothebais_shared::events::{Envelope, EventType, RawEnvelope, Source, TypePattern};
 use uuid::Uuid;
 
 use crate::auction::rules::{AuctionCore, Phase};
@@ -132,6 +133,49 @@ impl StoredRow {
     }
 }
 
+/// An event's columns as they are written: `data` as JSON text, borrowed from an
+/// event that holds it as text (the engine's) or written out from a parsed one.
+pub(crate) struct EventRow<'a> {
+    id: Uuid,
+    event_type: EventType,
+    source: Source,
+    version: &'a str,
+    timestamp: i64,
+    correlation_id: Option<&'a str>,
+    causation_id: Option<Uuid>,
+    data: Cow<'a, str>,
+}
+
+impl<'a> From<&'a Envelope> for EventRow<'a> {
+    fn from(event: &'a Envelope) -> Self {
+        EventRow {
+            id: event.id,
+            event_type: event.event_type,
+            source: event.source,
+            version: &event.version,
+            timestamp: event.timestamp,
+            correlation_id: event.correlation_id.as_deref(),
+            causation_id: event.causation_id,
+            data: Cow::Owned(event.data.to_string()),
+        }
+    }
+}
+
+impl<'a> From<&'a RawEnvelope> for EventRow<'a> {
+    fn from(event: &'a RawEnvelope) -> Self {
+        EventRow {
+            id: event.id,
+            event_type: event.event_type,
+            source: event.source,
+            version: &event.version,
+            timestamp: event.timestamp,
+            correlation_id: event.correlation_id.as_deref(),
+            causation_id: event.causation_id,
+            data: Cow::Borrowed(event.data.get()),
+        }
+    }
+}
+
 /// A filter over the event store. History is returned newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -158,7 +202,7 @@ pub struct AuctionCommit<'a> {
     pub core: &'a AuctionCore,
     pub expected_version: i64,
     pub bids: &'a [Bid],
-    pub events: &'a [Envelope],
+    pub events: &'a [RawEnvelope],
 }
 
 /// Whether a commit went in.

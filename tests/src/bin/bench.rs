@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use sothebais_e2e::{Process, binary, free_ports, gateway, token};
 use sqlx::Connection as _;
 
+#[path = "bench/cpu.rs"]
+mod cpu;
 #[path = "bench/events.rs"]
 mod events;
 #[path = "bench/renderer.rs"]
@@ -125,8 +127,11 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
 
     let database = fresh_database(&args.postgres).await?;
     eprintln!("==> baseline: raw single-row durable inserts, {} clients", args.baseline_clients);
+    let mut usage = Vec::new();
+    let started = cpu::sample(None);
     let baseline_before =
         baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
+    usage.push(cpu::sample(None).since(&started));
 
     let mut settings = free_ports();
     settings.insert("DATABASE_URL".into(), database.clone());
@@ -143,12 +148,14 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     let listeners = server.wait_for_listeners(12, Duration::from_secs(60))?;
     let base = gateway(&listeners);
     let token = token(dir.path(), &settings, "operator")?;
+    let pid = Some(server.id());
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(30)).build()?;
 
     eprintln!("==> (a) one hot auction, {} concurrent bidders", args.hot_clients);
     let hot = create_auctions(&client, &base, &token, 1).await?;
     warm_up(&client, &base, &token, &hot).await?;
+    let started = cpu::sample(pid);
     let hot_run = closed_loop(
         &client,
         &base,
@@ -159,10 +166,12 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
         Request::Bid,
     )
     .await;
+    usage.push(cpu::sample(pid).since(&started));
 
     eprintln!("==> (b) {} concurrent auctions, {} clients", args.auctions, args.many_clients);
     let many = create_auctions(&client, &base, &token, args.auctions).await?;
     warm_up(&client, &base, &token, &many).await?;
+    let started = cpu::sample(pid);
     let many_run = closed_loop(
         &client,
         &base,
@@ -173,11 +182,13 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
         Request::Bid,
     )
     .await;
+    usage.push(cpu::sample(pid).since(&started));
 
     eprintln!(
         "==> ceiling: the same bid requests refused before the engine, {} clients over {} auctions",
         args.many_clients, args.auctions
     );
+    let started = cpu::sample(pid);
     let ceiling = closed_loop(
         &client,
         &base,
@@ -188,23 +199,30 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
         Request::Refused,
     )
     .await;
+    usage.push(cpu::sample(pid).since(&started));
 
     let half = (hot_run.rate() / 2.0).max(1.0);
     eprintln!("==> (c) one hot auction paced at half its maximum: {half:.0} bids/s");
     let paced_auction = create_auctions(&client, &base, &token, 1).await?;
+    let started = cpu::sample(pid);
     let paced =
         open_loop(&client, &base, &token, &paced_auction[0], half, Duration::from_secs(args.seconds)).await;
+    usage.push(cpu::sample(pid).since(&started));
 
     let half_many = (many_run.rate() / 2.0).max(1.0);
     eprintln!("==> (d) {} auctions paced at half their maximum: {half_many:.0} bids/s", args.auctions);
+    let started = cpu::sample(pid);
     let paced_many =
         open_loop_many(&client, &base, &token, &many, half_many, Duration::from_secs(args.seconds)).await;
+    usage.push(cpu::sample(pid).since(&started));
 
     // The box's speed drifts within minutes: the baseline again, after the scenarios
     // it is compared with, and the ratios against the mean of both.
     eprintln!("==> baseline again, after the scenarios");
+    let started = cpu::sample(pid);
     let baseline_after =
         baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
+    usage.push(cpu::sample(pid).since(&started));
     let baseline_rate = (baseline_before.rate() + baseline_after.rate()) / 2.0;
 
     let memory = if args.memory_bids > 0 {
@@ -221,6 +239,32 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     let lag = outbox_lag(&client, &base).await;
     server.terminate(Duration::from_secs(30))?;
 
+    let [before_usage, hot_usage, many_usage, ceiling_usage, paced_usage, paced_many_usage, after_usage] =
+        usage[..]
+    else {
+        bail!("a scenario's CPU use was not sampled");
+    };
+    let rows = [
+        (
+            format!("baseline: raw durable inserts, {} clients, before", args.baseline_clients),
+            &baseline_before,
+            before_usage,
+        ),
+        (
+            format!("baseline: raw durable inserts, {} clients, after", args.baseline_clients),
+            &baseline_after,
+            after_usage,
+        ),
+        (format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run, hot_usage),
+        (format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run, many_usage),
+        (
+            format!("ceiling: bid requests refused before the engine (400), {} clients", args.many_clients),
+            &ceiling,
+            ceiling_usage,
+        ),
+        ("(c) hot auction at half its max rate".to_owned(), &paced, paced_usage),
+        (format!("(d) {} auctions at half their max rate", args.auctions), &paced_many, paced_many_usage),
+    ];
     println!();
     println!("| scenario | decisions/s | p50 ms | p99 ms | vs baseline | statuses |");
     println!("| --- | ---: | ---: | ---: | ---: | --- |");
@@ -234,23 +278,30 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
             run.statuses
         );
     };
-    row(
-        &format!("baseline: raw durable inserts, {} clients, before", args.baseline_clients),
-        &baseline_before,
-    );
-    row(&format!("baseline: raw durable inserts, {} clients, after", args.baseline_clients), &baseline_after);
-    row(&format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run);
-    row(&format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run);
-    row(
-        &format!("ceiling: bid requests refused before the engine (400), {} clients", args.many_clients),
-        &ceiling,
-    );
-    row("(c) hot auction at half its max rate", &paced);
-    row(&format!("(d) {} auctions at half their max rate", args.auctions), &paced_many);
+    for (name, run, _) in &rows {
+        row(name, run);
+    }
     if let Some((run, samples)) = memory {
         row("(e) memory run", &run);
         println!();
         println!("server memory (RSS MiB) every 10 % of the memory run: {samples:?}");
+    }
+    println!();
+    println!("CPU per decision (per row for the baseline, per request for the ceiling), in µs of one core:");
+    println!();
+    println!("| scenario | server | PostgreSQL | Redis | load generator | whole machine | machine busy |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, run, usage) in &rows {
+        let per = |seconds: f64| 1e6 * seconds / (run.decisions.max(1) as f64);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} % |",
+            per(usage.server),
+            per(usage.postgres),
+            per(usage.redis),
+            per(usage.generator),
+            per(usage.machine),
+            100.0 * usage.busy_share
+        );
     }
     println!();
     println!(
