@@ -858,6 +858,26 @@ mod tests {
     }
 
     #[test]
+    fn an_event_written_as_text_from_typed_data_reads_back_as_that_data() {
+        let mood = AgentMood { mood: Mood::Happy, intensity: 0.5, expression: "a \"quoted\" smile\n".into() };
+        let cause = RawEnvelope::new_typed(EventType::AgentMood, Source::AgentService, &mood).expect("valid");
+        let event = RawEnvelope::new_typed(EventType::AgentMood, Source::AgentService, &mood)
+            .expect("valid")
+            .caused_by(&cause);
+        assert_eq!(event.causation_id, Some(cause.id));
+        assert_eq!(event.correlation_id, Some(cause.id.to_string()), "a cause without a chain starts one");
+        let parsed = event.clone().parse().expect("parse");
+        assert!(EventType::AgentMood.check_data(&parsed.data).is_ok());
+        assert_eq!(parsed.decode::<AgentMood>().expect("typed"), mood);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&serde_json::to_string(&event).expect("raw"))
+                .expect("json"),
+            serde_json::to_value(&parsed).expect("envelope"),
+            "the same JSON as the envelope parsed from it"
+        );
+    }
+
+    #[test]
     fn a_raw_envelope_serializes_as_the_envelope_it_was_stored_from() {
         let event = Envelope::new(
             EventType::AgentMood,

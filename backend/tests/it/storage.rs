@@ -1,8 +1,14 @@
 //! The storage trait, the same tests on SQLite and PostgreSQL.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sothebais_backend::storage::EventQuery;
-use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, SystemMetric};
+use sothebais_backend::auction::rules::{AuctionCore, BidInput, BidderStanding, millis};
+use sothebais_backend::storage::{AuctionCommit, CommitOutcome, EventQuery};
+use sothebais_shared::Amount;
+use sothebais_shared::auction::{Bid, BidSource, Bidder, NewAuction};
+use sothebais_shared::events::{
+    AgentMood, BidEvent, Envelope, EventType, Mood, RawEnvelope, Source, SystemMetric,
+};
+use uuid::Uuid;
 
 use crate::both_backends;
 use crate::helpers::Backend;
@@ -25,6 +31,41 @@ fn metric_event(value: f64) -> Envelope {
     .expect("valid")
 }
 
+/// An open auction, stored, with one bid decided on it (not stored yet) and that
+/// bid's `placed` and `accepted` events.
+async fn auction_with_a_bid(
+    storage: &dyn sothebais_backend::storage::Storage,
+) -> (AuctionCore, Vec<Bid>, Vec<RawEnvelope>) {
+    let new = NewAuction {
+        title: "Lot".into(),
+        starting_price: Amount::from_eth(1),
+        duration_secs: Some(600),
+        ..NewAuction::default()
+    };
+    let mut core = AuctionCore::create(Uuid::now_v7(), &new).expect("valid auction");
+    storage.insert_auction(&core, &[]).await.expect("insert");
+    let now = millis(Utc::now());
+    core.start(now).expect("starts");
+    let input = BidInput {
+        id: Uuid::now_v7(),
+        amount: Some(Amount::from_eth(2)),
+        bidder: Bidder { id: "bidder-1".into(), handle: None },
+        source: BidSource::Http,
+        source_ref: None,
+        created_at: now,
+        received_at: now,
+    };
+    let bid = core.decide(&input, BidderStanding::default());
+    let events = [EventType::AuctionBidPlaced, EventType::AuctionBidAccepted]
+        .into_iter()
+        .map(|kind| {
+            let data = BidEvent { bid: bid.clone(), seq: core.seq, auction: None };
+            RawEnvelope::new_typed(kind, Source::AuctionEngine, &data).expect("event")
+        })
+        .collect();
+    (core, vec![bid], events)
+}
+
 fn query(patterns: &[&str]) -> EventQuery {
     EventQuery {
         patterns: patterns.iter().map(|pattern| pattern.parse().expect("pattern")).collect(),
@@ -34,6 +75,36 @@ fn query(patterns: &[&str]) -> EventQuery {
 }
 
 both_backends! {
+    async fn a_group_commit_applies_each_auction_whose_version_matches_and_only_its_bids_and_events(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let (fresh, fresh_bids, fresh_events) = auction_with_a_bid(storage.as_ref()).await;
+        let (stale, stale_bids, stale_events) = auction_with_a_bid(storage.as_ref()).await;
+        let commits = [
+            AuctionCommit { core: &fresh, expected_version: 1, bids: &fresh_bids, events: &fresh_events },
+            // Another writer moved this one on: the version read is out of date.
+            AuctionCommit { core: &stale, expected_version: 0, bids: &stale_bids, events: &stale_events },
+        ];
+        let outcomes = storage.commit_auctions(&commits).await.expect("commit");
+        assert_eq!(outcomes, vec![CommitOutcome::Committed, CommitOutcome::Conflict]);
+
+        let stored = storage.auction(fresh.id).await.expect("read").expect("stored");
+        assert_eq!((stored.version, stored.core.seq), (2, 1));
+        assert_eq!(storage.bids(fresh.id, 0, 10).await.expect("bids"), fresh_bids);
+        let stored = storage.auction(stale.id).await.expect("read").expect("stored");
+        assert_eq!((stored.version, stored.core.seq), (1, 0), "the stale commit changed nothing");
+        assert!(storage.bids(stale.id, 0, 10).await.expect("bids").is_empty());
+
+        let history = storage.events(&EventQuery { after_seq: Some(0), ..query(&["auction:*"]) }).await.expect("history");
+        let ids: Vec<Uuid> = history.iter().map(|stored| stored.event.id).collect();
+        assert_eq!(ids, fresh_events.iter().map(|event| event.id).collect::<Vec<_>>(), "in the order given");
+        let data: BidEvent = history[1].event.decode().expect("typed data");
+        assert_eq!(data.bid, fresh_bids[0]);
+
+        let bus = backend.bus(1000).await;
+        let relayed = storage.relay_outbox(0, 10, bus.as_ref()).await.expect("storage").expect("bus");
+        assert_eq!(relayed.len(), 2, "both queued in the outbox");
+    }
+
     async fn the_relay_publishes_after_its_cursor_and_a_sweep_from_the_start_finds_the_rest(backend: Backend) {
         let (storage, _dir) = backend.storage().await;
         let bus = backend.bus(1000).await;
