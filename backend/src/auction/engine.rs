@@ -145,17 +145,12 @@ async fn committer(storage: Arc<dyn Storage>, mut jobs: mpsc::Receiver<CommitJob
             })
             .collect();
         let started = std::time::Instant::now();
-        let result = storage.commit_auctions(&commits).await;
+        let mut outcomes = storage.commit_auctions(&commits).await.into_iter();
         metrics::histogram!("auction_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("auction_commit_group_size").record(group.len() as f64);
-        for (index, job) in group.into_iter().enumerate() {
-            let outcome = match &result {
-                Ok(outcomes) => outcomes
-                    .get(index)
-                    .copied()
-                    .ok_or_else(|| StorageError::Database("missing outcome".into())),
-                Err(error) => Err(error.clone()),
-            };
+        for job in group {
+            let outcome =
+                outcomes.next().unwrap_or_else(|| Err(StorageError::Database("missing outcome".into())));
             let _ = job.reply.send((job.commit, outcome));
         }
     }
@@ -603,7 +598,7 @@ fn event<T: serde::Serialize>(kind: EventType, data: &T, correlation: Option<Str
     match RawEnvelope::new_typed(kind, Source::AuctionEngine, data) {
         Ok(envelope) => Some(RawEnvelope { correlation_id: correlation, ..envelope }),
         Err(error) => {
-            tracing::error!(%error, "an engine event does not match its own schema");
+            tracing::error!(%error, "an engine event could not be written");
             None
         }
     }

@@ -1,6 +1,8 @@
 //! Auction, bid, campaign and outbox statements, written once for both databases:
 //! these tables use only TEXT and BIGINT columns, and every statement is built with
-//! `QueryBuilder`, which writes each database's placeholders.
+//! `QueryBuilder`, which writes each database's placeholders. The one exception is
+//! the group commit (`commit_group`), written for each database: one statement on
+//! PostgreSQL, a transaction of three on SQLite.
 
 use chrono::{DateTime, Utc};
 use sothebais_shared::Amount;
@@ -196,27 +198,37 @@ macro_rules! auction_storage {
         async fn commit_auctions(
             &self,
             commits: &[crate::storage::AuctionCommit<'_>],
-        ) -> Result<Vec<crate::storage::CommitOutcome>, StorageError> {
+        ) -> Vec<Result<crate::storage::CommitOutcome, StorageError>> {
+            use crate::storage::CommitOutcome;
+            debug_assert!(
+                commits.iter().map(|commit| commit.core.id).collect::<std::collections::HashSet<_>>().len()
+                    == commits.len(),
+                "one commit per auction in a group"
+            );
+            let unique_violation =
+                |error: &sqlx::Error| matches!(error, sqlx::Error::Database(error) if error.is_unique_violation());
             match self.commit_group(commits).await {
-                // A post or idempotency key another writer stored first aborts the whole
-                // group: each commit goes again on its own, and the one that collides is
-                // a conflict (its writer reloads and finds the earlier decision).
-                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                // A post or idempotency key another writer stored first: the one that
+                // collides is a conflict (its writer reloads and finds the earlier
+                // decision). In a group, the whole statement failed, so each commit goes
+                // again on its own.
+                Err(error) if unique_violation(&error) && commits.len() == 1 => vec![Ok(CommitOutcome::Conflict)],
+                Err(error) if unique_violation(&error) => {
                     let mut outcomes = Vec::with_capacity(commits.len());
                     for commit in commits {
                         outcomes.push(match self.commit_group(std::slice::from_ref(commit)).await {
-                            Ok(outcome) => {
-                                outcome.first().copied().unwrap_or(crate::storage::CommitOutcome::Conflict)
-                            }
-                            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                                crate::storage::CommitOutcome::Conflict
-                            }
-                            Err(error) => return Err(error.into()),
+                            Ok(outcome) => Ok(outcome.first().copied().unwrap_or(CommitOutcome::Conflict)),
+                            Err(error) if unique_violation(&error) => Ok(CommitOutcome::Conflict),
+                            Err(error) => Err(error.into()),
                         });
                     }
-                    Ok(outcomes)
+                    outcomes
                 }
-                result => Ok(result?),
+                Err(error) => {
+                    let error = StorageError::from(error);
+                    commits.iter().map(|_| Err(error.clone())).collect()
+                }
             }
         }
 

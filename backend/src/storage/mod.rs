@@ -334,8 +334,8 @@ pub trait Storage: SharedStorage + DeliveryStorage + fmt::Debug {
     async fn event(&self, id: Uuid) -> Result<Option<StoredEvent>, StorageError>;
 }
 
-/// The statements written once for both databases (see `auction_sql.rs`): auctions,
-/// bids, campaigns and the outbox. Every [`Storage`] has them.
+/// Auctions, bids, campaigns and the outbox, written once for both databases (see
+/// `auction_sql.rs`) but for the group commit. Every [`Storage`] has them.
 #[async_trait]
 pub trait SharedStorage: Send + Sync {
     /// Publishes up to `limit` events of the outbox with a store sequence number above
@@ -364,13 +364,15 @@ pub trait SharedStorage: Send + Sync {
 
     async fn auctions(&self, filter: &AuctionFilter) -> Result<Vec<AuctionRecord>, StorageError>;
 
-    /// Commits several auction writers' batches in one transaction (group commit
-    /// across auctions); each is applied only if its version still matches, so each
-    /// gets its own outcome. See [`AuctionCommit`].
+    /// Commits several auction writers' batches, as one transaction when it can
+    /// (group commit across auctions); each is applied only if its version still
+    /// matches. One result per commit, in order: when a post id or idempotency key
+    /// collides, each commit goes again on its own, and some may then be stored while
+    /// others fail. At most one commit per auction. See [`AuctionCommit`].
     async fn commit_auctions(
         &self,
         commits: &[AuctionCommit<'_>],
-    ) -> Result<Vec<CommitOutcome>, StorageError>;
+    ) -> Vec<Result<CommitOutcome, StorageError>>;
 
     /// An auction's bid log in sequence order, after `after_seq`.
     async fn bids(&self, auction_id: Uuid, after_seq: u64, limit: u32) -> Result<Vec<Bid>, StorageError>;

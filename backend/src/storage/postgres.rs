@@ -1,9 +1,11 @@
 //! PostgreSQL storage for the production mode.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sothebais_shared::events::{Envelope, RawEnvelope};
+use sothebais_shared::events::Envelope;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -29,6 +31,10 @@ impl PostgresStorage {
             // A request waits this long for a connection while the database is down,
             // then gets 503 instead of hanging.
             .acquire_timeout(Duration::from_secs(3))
+            // No ping before each use: it is a round trip per statement. A connection
+            // the server dropped fails its next statement as unavailable (503, nothing
+            // acknowledged), and the ping on its return to the pool then discards it.
+            .test_before_acquire(false)
             .connect(url)
             .await?;
         sqlx::migrate!("../migrations/postgres")
@@ -48,43 +54,44 @@ impl PostgresStorage {
     /// than the statements themselves). Every column goes as one array bind; the
     /// conditional update of the auctions (on the version each writer read) says
     /// which commits apply, and only their bids and events are inserted, the events in
-    /// the order given and queued in the outbox.
+    /// the order given and queued in the outbox. At most one commit per auction.
     async fn commit_group(&self, commits: &[AuctionCommit<'_>]) -> Result<Vec<CommitOutcome>, sqlx::Error> {
-        const STATEMENT: &str = "\
-            WITH v AS ( \
-                SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
-                    AS v (id, expected_version, core, phase, next_deadline_ms) \
-            ), updated AS ( \
-                UPDATE auctions SET core = v.core, version = auctions.version + 1, phase = v.phase, \
-                    next_deadline_ms = v.next_deadline_ms, updated_at_ms = $6 \
-                FROM v WHERE auctions.id = v.id AND auctions.version = v.expected_version \
-                RETURNING auctions.id \
-            ), new_bids AS ( \
-                INSERT INTO bids (auction_id, seq, id, amount_wei, bidder_id, bidder_handle, source, source_ref, \
-                    created_at_ms, received_at_ms, status, reason, extended_to_ms, hash, prev_hash) \
-                SELECT * FROM UNNEST($7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                    $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::bigint[], \
-                    $20::text[], $21::text[]) \
-                    AS b (auction_id, seq, id, amount_wei, bidder_id, bidder_handle, source, source_ref, \
-                        created_at_ms, received_at_ms, status, reason, extended_to_ms, hash, prev_hash) \
-                WHERE b.auction_id IN (SELECT id FROM updated) \
-            ), new_events AS ( \
-                INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, causation_id, \
-                    data, stored_at_ms) \
-                SELECT e.id, e.event_type, e.source, e.version, e.timestamp_ms, e.correlation_id, e.causation_id, \
-                    e.data, $6 \
-                FROM UNNEST($22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[], $27::bigint[], \
-                    $28::text[], $29::uuid[], $30::text[]) WITH ORDINALITY \
-                    AS e (auction_id, id, event_type, source, version, timestamp_ms, correlation_id, causation_id, \
-                        data, n) \
-                WHERE e.auction_id IN (SELECT id FROM updated) \
-                ORDER BY e.n \
-                ON CONFLICT (id) DO NOTHING \
-                RETURNING seq \
-            ), queued AS ( \
-                INSERT INTO outbox (seq) SELECT seq FROM new_events \
-            ) \
-            SELECT id FROM updated";
+        static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+            let bid_columns = auction_sql::BID_COLUMNS;
+            format!(
+                "WITH v AS ( \
+                    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[]) \
+                        AS v (id, expected_version, core, phase, next_deadline_ms) \
+                ), updated AS ( \
+                    UPDATE auctions SET core = v.core, version = auctions.version + 1, phase = v.phase, \
+                        next_deadline_ms = v.next_deadline_ms, updated_at_ms = $6 \
+                    FROM v WHERE auctions.id = v.id AND auctions.version = v.expected_version \
+                    RETURNING auctions.id \
+                ), new_bids AS ( \
+                    INSERT INTO bids ({bid_columns}) \
+                    SELECT * FROM UNNEST($7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], \
+                        $12::text[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::text[], \
+                        $18::text[], $19::bigint[], $20::text[], $21::text[]) AS b ({bid_columns}) \
+                    WHERE b.auction_id IN (SELECT id FROM updated) \
+                ), new_events AS ( \
+                    INSERT INTO events (id, event_type, source, version, timestamp_ms, correlation_id, \
+                        causation_id, data, stored_at_ms) \
+                    SELECT e.id, e.event_type, e.source, e.version, e.timestamp_ms, e.correlation_id, \
+                        e.causation_id, e.data, $6 \
+                    FROM UNNEST($22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[], \
+                        $27::bigint[], $28::text[], $29::uuid[], $30::text[]) WITH ORDINALITY \
+                        AS e (auction_id, id, event_type, source, version, timestamp_ms, correlation_id, \
+                            causation_id, data, n) \
+                    WHERE e.auction_id IN (SELECT id FROM updated) \
+                    ORDER BY e.n \
+                    ON CONFLICT (id) DO NOTHING \
+                    RETURNING seq \
+                ), queued AS ( \
+                    INSERT INTO outbox (seq) SELECT seq FROM new_events \
+                ) \
+                SELECT id FROM updated"
+            )
+        });
         let cores = commits
             .iter()
             .map(|commit| auction_sql::encode_core(commit.core))
@@ -92,12 +99,14 @@ impl PostgresStorage {
             .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
         let ids: Vec<String> = commits.iter().map(|commit| commit.core.id.to_string()).collect();
         let bids: Vec<&Bid> = commits.iter().flat_map(|commit| commit.bids.iter()).collect();
-        let events: Vec<(&str, &RawEnvelope)> = commits
+        let (event_auctions, events): (Vec<&str>, Vec<EventRow<'_>>) = commits
             .iter()
             .zip(&ids)
-            .flat_map(|(commit, id)| commit.events.iter().map(move |event| (id.as_str(), event)))
-            .collect();
-        let updated: std::collections::HashSet<String> = sqlx::query_scalar(STATEMENT)
+            .flat_map(|(commit, id)| {
+                commit.events.iter().map(move |event| (id.as_str(), EventRow::from(event)))
+            })
+            .unzip();
+        let updated: HashSet<String> = sqlx::query_scalar(&STATEMENT)
             .bind(&ids)
             .bind(commits.iter().map(|commit| commit.expected_version).collect::<Vec<i64>>())
             .bind(cores)
@@ -135,20 +144,15 @@ impl PostgresStorage {
             )
             .bind(bids.iter().map(|bid| bid.hash.as_str()).collect::<Vec<&str>>())
             .bind(bids.iter().map(|bid| bid.prev_hash.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|(auction, _)| *auction).collect::<Vec<&str>>())
-            .bind(events.iter().map(|(_, event)| event.id).collect::<Vec<Uuid>>())
-            .bind(events.iter().map(|(_, event)| event.event_type.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|(_, event)| event.source.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|(_, event)| event.version.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|(_, event)| event.timestamp).collect::<Vec<i64>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|(_, event)| event.correlation_id.as_deref())
-                    .collect::<Vec<Option<&str>>>(),
-            )
-            .bind(events.iter().map(|(_, event)| event.causation_id).collect::<Vec<Option<Uuid>>>())
-            .bind(events.iter().map(|(_, event)| event.data.get()).collect::<Vec<&str>>())
+            .bind(event_auctions)
+            .bind(events.iter().map(|event| event.id).collect::<Vec<Uuid>>())
+            .bind(events.iter().map(|event| event.event_type.as_str()).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.source.as_str()).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.version).collect::<Vec<&str>>())
+            .bind(events.iter().map(|event| event.timestamp).collect::<Vec<i64>>())
+            .bind(events.iter().map(|event| event.correlation_id).collect::<Vec<Option<&str>>>())
+            .bind(events.iter().map(|event| event.causation_id).collect::<Vec<Option<Uuid>>>())
+            .bind(events.iter().map(|event| event.data.as_ref()).collect::<Vec<&str>>())
             .fetch_all(&self.pool)
             .await?
             .into_iter()

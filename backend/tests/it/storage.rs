@@ -31,11 +31,8 @@ fn metric_event(value: f64) -> Envelope {
     .expect("valid")
 }
 
-/// An open auction, stored, with one bid decided on it (not stored yet) and that
-/// bid's `placed` and `accepted` events.
-async fn auction_with_a_bid(
-    storage: &dyn sothebais_backend::storage::Storage,
-) -> (AuctionCore, Vec<Bid>, Vec<RawEnvelope>) {
+/// An open auction, stored (version 1), its state in memory.
+async fn open_auction(storage: &dyn sothebais_backend::storage::Storage) -> AuctionCore {
     let new = NewAuction {
         title: "Lot".into(),
         starting_price: Amount::from_eth(1),
@@ -44,26 +41,35 @@ async fn auction_with_a_bid(
     };
     let mut core = AuctionCore::create(Uuid::now_v7(), &new).expect("valid auction");
     storage.insert_auction(&core, &[]).await.expect("insert");
+    core.start(millis(Utc::now())).expect("starts");
+    core
+}
+
+/// A bid decided on `core` (not stored) and its `placed` and decided events.
+fn decide(core: &mut AuctionCore, bidder: &str, eth: u64, key: Option<&str>) -> (Bid, Vec<RawEnvelope>) {
     let now = millis(Utc::now());
-    core.start(now).expect("starts");
     let input = BidInput {
         id: Uuid::now_v7(),
-        amount: Some(Amount::from_eth(2)),
-        bidder: Bidder { id: "bidder-1".into(), handle: None },
+        amount: Some(Amount::from_eth(eth)),
+        bidder: Bidder { id: bidder.into(), handle: Some(format!("@{bidder}")) },
         source: BidSource::Http,
-        source_ref: None,
+        source_ref: key.map(str::to_owned),
         created_at: now,
         received_at: now,
     };
     let bid = core.decide(&input, BidderStanding::default());
-    let events = [EventType::AuctionBidPlaced, EventType::AuctionBidAccepted]
+    let decided = match bid.status {
+        sothebais_shared::auction::BidStatus::Accepted => EventType::AuctionBidAccepted,
+        sothebais_shared::auction::BidStatus::Rejected => EventType::AuctionBidRejected,
+    };
+    let events = [EventType::AuctionBidPlaced, decided]
         .into_iter()
         .map(|kind| {
             let data = BidEvent { bid: bid.clone(), seq: core.seq, auction: None };
             RawEnvelope::new_typed(kind, Source::AuctionEngine, &data).expect("event")
         })
         .collect();
-    (core, vec![bid], events)
+    (bid, events)
 }
 
 fn query(patterns: &[&str]) -> EventQuery {
@@ -77,32 +83,71 @@ fn query(patterns: &[&str]) -> EventQuery {
 both_backends! {
     async fn a_group_commit_applies_each_auction_whose_version_matches_and_only_its_bids_and_events(backend: Backend) {
         let (storage, _dir) = backend.storage().await;
-        let (fresh, fresh_bids, fresh_events) = auction_with_a_bid(storage.as_ref()).await;
-        let (stale, stale_bids, stale_events) = auction_with_a_bid(storage.as_ref()).await;
+        // The second auction's events are made first, so store order is not id order.
+        let mut second = open_auction(storage.as_ref()).await;
+        let (second_bid, second_events) = decide(&mut second, "carol", 2, None);
+        let mut first = open_auction(storage.as_ref()).await;
+        let (accepted, mut first_events) = decide(&mut first, "alice", 2, Some("key-1"));
+        let (rejected, events) = decide(&mut first, "bob", 2, None);
+        assert!(rejected.reason.is_some(), "the same amount again is refused");
+        first_events.extend(events);
+        let first_bids = vec![accepted, rejected];
+        let mut stale = open_auction(storage.as_ref()).await;
+        let (stale_bid, stale_events) = decide(&mut stale, "dave", 2, None);
+        let stale_bids = vec![stale_bid];
+        let second_bids = vec![second_bid];
         let commits = [
-            AuctionCommit { core: &fresh, expected_version: 1, bids: &fresh_bids, events: &fresh_events },
+            AuctionCommit { core: &first, expected_version: 1, bids: &first_bids, events: &first_events },
+            AuctionCommit { core: &second, expected_version: 1, bids: &second_bids, events: &second_events },
             // Another writer moved this one on: the version read is out of date.
             AuctionCommit { core: &stale, expected_version: 0, bids: &stale_bids, events: &stale_events },
         ];
-        let outcomes = storage.commit_auctions(&commits).await.expect("commit");
-        assert_eq!(outcomes, vec![CommitOutcome::Committed, CommitOutcome::Conflict]);
+        let outcomes: Vec<CommitOutcome> =
+            storage.commit_auctions(&commits).await.into_iter().map(|outcome| outcome.expect("commit")).collect();
+        assert_eq!(outcomes, vec![CommitOutcome::Committed, CommitOutcome::Committed, CommitOutcome::Conflict]);
 
-        let stored = storage.auction(fresh.id).await.expect("read").expect("stored");
-        assert_eq!((stored.version, stored.core.seq), (2, 1));
-        assert_eq!(storage.bids(fresh.id, 0, 10).await.expect("bids"), fresh_bids);
+        let stored = storage.auction(first.id).await.expect("read").expect("stored");
+        assert_eq!((stored.version, stored.core.seq), (2, 2));
+        assert_eq!(storage.bids(first.id, 0, 10).await.expect("bids"), first_bids, "every column read back");
+        assert_eq!(storage.bids(second.id, 0, 10).await.expect("bids"), second_bids);
         let stored = storage.auction(stale.id).await.expect("read").expect("stored");
         assert_eq!((stored.version, stored.core.seq), (1, 0), "the stale commit changed nothing");
         assert!(storage.bids(stale.id, 0, 10).await.expect("bids").is_empty());
 
         let history = storage.events(&EventQuery { after_seq: Some(0), ..query(&["auction:*"]) }).await.expect("history");
-        let ids: Vec<Uuid> = history.iter().map(|stored| stored.event.id).collect();
-        assert_eq!(ids, fresh_events.iter().map(|event| event.id).collect::<Vec<_>>(), "in the order given");
+        let stored_ids: Vec<Uuid> = history.iter().map(|stored| stored.event.id).collect();
+        let given: Vec<Uuid> = first_events.iter().chain(&second_events).map(|event| event.id).collect();
+        assert_eq!(stored_ids, given, "the applied commits' events, in the order given");
         let data: BidEvent = history[1].event.decode().expect("typed data");
-        assert_eq!(data.bid, fresh_bids[0]);
+        assert_eq!(data.bid, first_bids[0]);
 
         let bus = backend.bus(1000).await;
         let relayed = storage.relay_outbox(0, 10, bus.as_ref()).await.expect("storage").expect("bus");
-        assert_eq!(relayed.len(), 2, "both queued in the outbox");
+        assert_eq!(relayed.len(), given.len(), "all queued in the outbox");
+    }
+
+    async fn a_key_stored_before_makes_its_commit_a_conflict_and_the_rest_of_the_group_still_commits(backend: Backend) {
+        let (storage, _dir) = backend.storage().await;
+        let mut taken = open_auction(storage.as_ref()).await;
+        let (bid, events) = decide(&mut taken, "alice", 2, Some("post-1"));
+        let commit = AuctionCommit { core: &taken, expected_version: 1, bids: std::slice::from_ref(&bid), events: &events };
+        assert!(matches!(storage.commit_auctions(&[commit]).await[..], [Ok(CommitOutcome::Committed)]));
+
+        // A writer that has not seen it decides the same post again on the stored state.
+        let (again, again_events) = decide(&mut taken, "alice", 3, Some("post-1"));
+        let mut other = open_auction(storage.as_ref()).await;
+        let (other_bid, other_events) = decide(&mut other, "bob", 2, Some("post-1"));
+        let (again_bids, other_bids) = (vec![again], vec![other_bid]);
+        let commits = [
+            AuctionCommit { core: &taken, expected_version: 2, bids: &again_bids, events: &again_events },
+            AuctionCommit { core: &other, expected_version: 1, bids: &other_bids, events: &other_events },
+        ];
+        let outcomes: Vec<CommitOutcome> =
+            storage.commit_auctions(&commits).await.into_iter().map(|outcome| outcome.expect("commit")).collect();
+        assert_eq!(outcomes, vec![CommitOutcome::Conflict, CommitOutcome::Committed]);
+        assert_eq!(storage.bids(taken.id, 0, 10).await.expect("bids"), vec![bid], "the first decision only");
+        assert_eq!(storage.bids(other.id, 0, 10).await.expect("bids"), other_bids, "a key is per auction");
+        assert_eq!(storage.auction(taken.id).await.expect("read").expect("stored").version, 2);
     }
 
     async fn the_relay_publishes_after_its_cursor_and_a_sweep_from_the_start_finds_the_rest(backend: Backend) {

@@ -21,6 +21,8 @@ pub struct Sample {
     redis: u64,
     generator: u64,
     busy: u64,
+    /// The cores `busy` is summed over.
+    cores: u64,
 }
 
 /// CPU seconds used by each part between two samples.
@@ -40,8 +42,9 @@ pub struct Usage {
 /// and the whole machine.
 pub fn sample(server: Option<u32>) -> Sample {
     let me = std::process::id();
+    let (busy, cores) = machine_busy();
     let mut sample =
-        Sample { at: Instant::now(), server: 0, postgres: 0, redis: 0, generator: 0, busy: machine_busy() };
+        Sample { at: Instant::now(), server: 0, postgres: 0, redis: 0, generator: 0, busy, cores };
     let Ok(entries) = std::fs::read_dir("/proc") else { return sample };
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
@@ -65,7 +68,7 @@ impl Sample {
     /// What each part used from `earlier` to this sample.
     pub fn since(&self, earlier: &Sample) -> Usage {
         let seconds = |later: u64, before: u64| later.saturating_sub(before) as f64 / TICKS_PER_SECOND;
-        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as f64;
+        let cores = self.cores.max(1) as f64;
         let elapsed = self.at.duration_since(earlier.at).as_secs_f64().max(f64::EPSILON);
         let machine = seconds(self.busy, earlier.busy);
         Usage {
@@ -96,12 +99,19 @@ fn process_ticks(pid: u32) -> Option<(String, u64, u64)> {
     }
 }
 
-/// The machine's busy ticks over all cores: user, nice, system, irq, softirq, steal.
-fn machine_busy() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return 0 };
-    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else { return 0 };
+/// The machine's busy ticks over all its cores (user, nice, system, irq, softirq,
+/// steal), and how many cores that is: the `cpuN` lines of the same file.
+fn machine_busy() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
+    let cores = stat
+        .lines()
+        .filter(|line| {
+            line.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count() as u64;
+    let Some(line) = stat.lines().find(|line| line.starts_with("cpu ")) else { return (0, cores) };
     let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|tick| tick.parse().ok()).collect();
-    [0, 1, 2, 5, 6, 7].iter().filter_map(|&index| ticks.get(index)).sum()
+    ([0, 1, 2, 5, 6, 7].iter().filter_map(|&index| ticks.get(index)).sum(), cores)
 }
 
 #[cfg(test)]
@@ -109,9 +119,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_process_is_found_with_its_name_and_ticks() {
+    fn this_process_is_found_under_its_executable_name() {
         let (comm, _, _) = process_ticks(std::process::id()).expect("own stat");
-        assert!(!comm.is_empty());
+        let exe = std::env::current_exe().expect("executable");
+        let name = exe.file_name().and_then(|name| name.to_str()).expect("name");
+        // The kernel keeps the first 15 bytes of the name.
+        assert_eq!(comm, name.chars().take(15).collect::<String>());
+    }
+
+    #[test]
+    fn the_machine_has_as_many_cores_as_the_scheduler_offers_or_more() {
+        let (_, cores) = machine_busy();
+        let offered = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as u64;
+        assert!(cores >= offered, "{cores} cores in /proc/stat, {offered} offered");
     }
 
     #[test]
