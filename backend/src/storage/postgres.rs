@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sothebais_shared::events::Envelope;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::query::Query;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -106,7 +107,7 @@ impl PostgresStorage {
                 commit.events.iter().map(move |event| (id.as_str(), EventRow::from(event)))
             })
             .unzip();
-        let updated: HashSet<String> = sqlx::query_scalar(&STATEMENT)
+        let query = sqlx::query(&STATEMENT)
             .bind(&ids)
             .bind(commits.iter().map(|commit| commit.expected_version).collect::<Vec<i64>>())
             .bind(cores)
@@ -144,19 +145,13 @@ impl PostgresStorage {
             )
             .bind(bids.iter().map(|bid| bid.hash.as_str()).collect::<Vec<&str>>())
             .bind(bids.iter().map(|bid| bid.prev_hash.as_str()).collect::<Vec<&str>>())
-            .bind(event_auctions)
-            .bind(events.iter().map(|event| event.id).collect::<Vec<Uuid>>())
-            .bind(events.iter().map(|event| event.event_type.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|event| event.source.as_str()).collect::<Vec<&str>>())
-            .bind(events.iter().map(|event| event.version).collect::<Vec<&str>>())
-            .bind(events.iter().map(|event| event.timestamp).collect::<Vec<i64>>())
-            .bind(events.iter().map(|event| event.correlation_id).collect::<Vec<Option<&str>>>())
-            .bind(events.iter().map(|event| event.causation_id).collect::<Vec<Option<Uuid>>>())
-            .bind(events.iter().map(|event| event.data.as_ref()).collect::<Vec<&str>>())
+            .bind(event_auctions);
+        let updated: HashSet<String> = Self::bind_events(query, &events)
             .fetch_all(&self.pool)
             .await?
-            .into_iter()
-            .collect();
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
         Ok(ids
             .iter()
             .map(|id| match updated.contains(id) {
@@ -190,7 +185,20 @@ impl PostgresStorage {
         } else {
             insert.to_owned()
         };
-        let done = sqlx::query(&sql)
+        let done = Self::bind_events(sqlx::query(&sql), events)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut **transaction)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Binds the events' columns, one array each, in the order `id, event_type, source,
+    /// version, timestamp_ms, correlation_id, causation_id, data`.
+    fn bind_events<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        events: &'q [EventRow<'q>],
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
             .bind(events.iter().map(|event| event.id).collect::<Vec<Uuid>>())
             .bind(events.iter().map(|event| event.event_type.as_str()).collect::<Vec<&str>>())
             .bind(events.iter().map(|event| event.source.as_str()).collect::<Vec<&str>>())
@@ -199,10 +207,6 @@ impl PostgresStorage {
             .bind(events.iter().map(|event| event.correlation_id).collect::<Vec<Option<&str>>>())
             .bind(events.iter().map(|event| event.causation_id).collect::<Vec<Option<Uuid>>>())
             .bind(events.iter().map(|event| event.data.as_ref()).collect::<Vec<&str>>())
-            .bind(chrono::Utc::now().timestamp_millis())
-            .execute(&mut **transaction)
-            .await?;
-        Ok(done.rows_affected())
     }
 
     /// ` = ANY($n)` with the values as one array: one bind whatever their number, and
