@@ -805,14 +805,19 @@ pub struct ChainPaymentConfirmed {
 mod tests {
     use super::*;
 
-    fn mood_event() -> serde_json::Value {
-        let event = Envelope::new(
+    /// An `agent:mood` event, correlated with `post-1`.
+    fn mood(mood: Mood, expression: &str) -> Envelope {
+        Envelope::new(
             EventType::AgentMood,
             Source::AgentService,
-            &AgentMood { mood: Mood::Happy, intensity: 0.5, expression: "smile".into() },
+            &AgentMood { mood, intensity: 0.5, expression: expression.into() },
         )
-        .expect("valid");
-        serde_json::to_value(event).expect("serialize")
+        .expect("valid")
+        .correlated("post-1")
+    }
+
+    fn mood_event() -> serde_json::Value {
+        serde_json::to_value(mood(Mood::Happy, "smile")).expect("serialize")
     }
 
     fn refusal(value: &serde_json::Value) -> InvalidEvent {
@@ -879,13 +884,7 @@ mod tests {
 
     #[test]
     fn a_raw_envelope_serializes_as_the_envelope_it_was_stored_from() {
-        let event = Envelope::new(
-            EventType::AgentMood,
-            Source::AgentService,
-            &AgentMood { mood: Mood::Happy, intensity: 0.5, expression: "a \"quoted\" smile\n".into() },
-        )
-        .expect("valid")
-        .correlated("post-1");
+        let event = mood(Mood::Happy, "a \"quoted\" smile\n");
         let raw = RawEnvelope {
             id: event.id,
             timestamp: event.timestamp,
@@ -964,13 +963,7 @@ mod tests {
 
     #[test]
     fn envelope_serializes_with_the_spec_field_names() {
-        let event = Envelope::new(
-            EventType::AgentMood,
-            Source::AgentService,
-            &AgentMood { mood: Mood::Excited, intensity: 0.5, expression: "excited.png".into() },
-        )
-        .expect("valid data")
-        .correlated("post-1");
+        let event = mood(Mood::Excited, "excited.png");
         let json = serde_json::to_value(&event).expect("serialize");
         assert_eq!(json["type"], "agent:mood");
         assert_eq!(json["source"], "agent-service");

@@ -126,12 +126,11 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     eprintln!("sothebais-bench: {} s per scenario; server {}", args.seconds, binary("sothebais").display());
 
     let database = fresh_database(&args.postgres).await?;
+    let seconds = Duration::from_secs(args.seconds);
     eprintln!("==> baseline: raw single-row durable inserts, {} clients", args.baseline_clients);
-    let mut usage = Vec::new();
-    let started = cpu::sample(None);
-    let baseline_before =
-        baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
-    usage.push(cpu::sample(None).since(&started));
+    let (baseline_before, baseline_before_usage) =
+        cpu::measured(None, baseline(&database, args.baseline_clients, seconds)).await;
+    let baseline_before = baseline_before?;
 
     let mut settings = free_ports();
     settings.insert("DATABASE_URL".into(), database.clone());
@@ -155,74 +154,48 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     eprintln!("==> (a) one hot auction, {} concurrent bidders", args.hot_clients);
     let hot = create_auctions(&client, &base, &token, 1).await?;
     warm_up(&client, &base, &token, &hot).await?;
-    let started = cpu::sample(pid);
-    let hot_run = closed_loop(
-        &client,
-        &base,
-        &token,
-        &hot,
-        args.hot_clients,
-        Duration::from_secs(args.seconds),
-        Request::Bid,
+    let (hot_run, hot_run_usage) = cpu::measured(
+        pid,
+        closed_loop(&client, &base, &token, &hot, args.hot_clients, seconds, Request::Bid),
     )
     .await;
-    usage.push(cpu::sample(pid).since(&started));
 
     eprintln!("==> (b) {} concurrent auctions, {} clients", args.auctions, args.many_clients);
     let many = create_auctions(&client, &base, &token, args.auctions).await?;
     warm_up(&client, &base, &token, &many).await?;
-    let started = cpu::sample(pid);
-    let many_run = closed_loop(
-        &client,
-        &base,
-        &token,
-        &many,
-        args.many_clients,
-        Duration::from_secs(args.seconds),
-        Request::Bid,
+    let (many_run, many_run_usage) = cpu::measured(
+        pid,
+        closed_loop(&client, &base, &token, &many, args.many_clients, seconds, Request::Bid),
     )
     .await;
-    usage.push(cpu::sample(pid).since(&started));
 
     eprintln!(
         "==> ceiling: the same bid requests refused before the engine, {} clients over {} auctions",
         args.many_clients, args.auctions
     );
-    let started = cpu::sample(pid);
-    let ceiling = closed_loop(
-        &client,
-        &base,
-        &token,
-        &many,
-        args.many_clients,
-        Duration::from_secs(args.seconds),
-        Request::Refused,
+    let (ceiling, ceiling_usage) = cpu::measured(
+        pid,
+        closed_loop(&client, &base, &token, &many, args.many_clients, seconds, Request::Refused),
     )
     .await;
-    usage.push(cpu::sample(pid).since(&started));
 
     let half = (hot_run.rate() / 2.0).max(1.0);
     eprintln!("==> (c) one hot auction paced at half its maximum: {half:.0} bids/s");
     let paced_auction = create_auctions(&client, &base, &token, 1).await?;
-    let started = cpu::sample(pid);
-    let paced =
-        open_loop(&client, &base, &token, &paced_auction[0], half, Duration::from_secs(args.seconds)).await;
-    usage.push(cpu::sample(pid).since(&started));
+    let (paced, paced_usage) =
+        cpu::measured(pid, open_loop(&client, &base, &token, &paced_auction[0], half, seconds)).await;
 
     let half_many = (many_run.rate() / 2.0).max(1.0);
     eprintln!("==> (d) {} auctions paced at half their maximum: {half_many:.0} bids/s", args.auctions);
-    let started = cpu::sample(pid);
-    let paced_many =
-        open_loop_many(&client, &base, &token, &many, half_many, Duration::from_secs(args.seconds)).await;
-    usage.push(cpu::sample(pid).since(&started));
+    let (paced_many, paced_many_usage) =
+        cpu::measured(pid, open_loop_many(&client, &base, &token, &many, half_many, seconds)).await;
 
     // The box's speed drifts within minutes: the baseline again, after the scenarios
     // it is compared with, and the ratios against the mean of both.
     eprintln!("==> baseline again, after the scenarios");
-    let started = cpu::sample(pid);
-    let baseline_after =
-        baseline(&database, args.baseline_clients, Duration::from_secs(args.seconds)).await?;
-    usage.push(cpu::sample(pid).since(&started));
+    let (baseline_after, baseline_after_usage) =
+        cpu::measured(pid, baseline(&database, args.baseline_clients, seconds)).await;
+    let baseline_after = baseline_after?;
     let baseline_rate = (baseline_before.rate() + baseline_after.rate()) / 2.0;
 
     let memory = if args.memory_bids > 0 {
@@ -239,24 +212,19 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     let lag = outbox_lag(&client, &base).await;
     server.terminate(Duration::from_secs(30))?;
 
-    let [before_usage, hot_usage, many_usage, ceiling_usage, paced_usage, paced_many_usage, after_usage] =
-        usage[..]
-    else {
-        bail!("a scenario's CPU use was not sampled");
-    };
     let rows = [
         (
             format!("baseline: raw durable inserts, {} clients, before", args.baseline_clients),
             &baseline_before,
-            before_usage,
+            baseline_before_usage,
         ),
         (
             format!("baseline: raw durable inserts, {} clients, after", args.baseline_clients),
             &baseline_after,
-            after_usage,
+            baseline_after_usage,
         ),
-        (format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run, hot_usage),
-        (format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run, many_usage),
+        (format!("(a) one hot auction, {} bidders", args.hot_clients), &hot_run, hot_run_usage),
+        (format!("(b) {} auctions, {} clients", args.auctions, args.many_clients), &many_run, many_run_usage),
         (
             format!("ceiling: bid requests refused before the engine (400), {} clients", args.many_clients),
             &ceiling,

@@ -64,6 +64,13 @@ pub fn sample(server: Option<u32>) -> Sample {
     sample
 }
 
+/// Runs `work` and returns its output with what each part used meanwhile.
+pub async fn measured<T>(server: Option<u32>, work: impl Future<Output = T>) -> (T, Usage) {
+    let started = sample(server);
+    let output = work.await;
+    (output, sample(server).since(&started))
+}
+
 impl Sample {
     /// What each part used from `earlier` to this sample.
     pub fn since(&self, earlier: &Sample) -> Usage {
