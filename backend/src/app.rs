@@ -7,33 +7,35 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
+use futures::Stream;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sothebais_kit::access::{Authenticator, HasAuthenticator};
+use sothebais_kit::clock::SharedClock;
+use sothebais_kit::health::Checks;
+pub use sothebais_kit::listen::ListenerKind;
+use sothebais_kit::listen::{self, BlockRouters, Listener};
+use sothebais_kit::shutdown::{Stage, Supervisor};
 use sothebais_shared::ports::PortBlock;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
 use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::auction::engine::{DeadlineUpdate, Engine};
 use crate::auction::http::ClientRateLimit;
-use crate::auth::{Authenticator, HasAuthenticator};
 use crate::bus::EventBus;
 use crate::config::Config;
-use crate::events::feed::EventFeed;
+use crate::events::live::EventFeed;
 use crate::http::openapi::{self, Operation};
 use crate::http::with_conventions;
 use crate::storage::Storage;
-use crate::{admin, agent, auction, auth, bus, events, social, storage};
+use crate::{admin, agent, auction, bus, events, social, storage};
 
 /// A part of the backend that can run in its own process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,6 +166,9 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub roles: Arc<[ServiceRole]>,
     pub started_at: Instant,
+    /// Where the logic reads the time: the wall clock, or a test's clock.
+    pub clock: SharedClock,
+    /// Fires when the listeners stop: long-lived connections (WebSockets) end.
     pub shutdown: CancellationToken,
     pub engine: Engine,
     /// Woken when events were stored, so the relay publishes them at once.
@@ -185,28 +190,8 @@ impl fmt::Debug for AppState {
 }
 
 impl HasAuthenticator for AppState {
-    fn authenticator(&self) -> &Authenticator {
-        &self.auth
-    }
-}
-
-/// The kind of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerKind {
-    Api,
-    Ws,
-    Metrics,
-    Health,
-}
-
-impl ListenerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListenerKind::Api => "api",
-            ListenerKind::Ws => "ws",
-            ListenerKind::Metrics => "metrics",
-            ListenerKind::Health => "health",
-        }
+    fn authenticator(&self) -> Option<&Authenticator> {
+        Some(&self.auth)
     }
 }
 
@@ -218,31 +203,39 @@ pub struct ListenerAddress {
     pub addr: SocketAddr,
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
-pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
+/// The stages a backend process stops in, in order: the listeners first (in-flight
+/// requests finish, WebSockets close), then the scheduler, the auction engine (queued
+/// commands are decided and committed), the outbox relay (what was committed is
+/// published), the event consumers, and the live feed and metrics upkeep last.
+struct Stages {
+    listeners: Stage,
+    scheduler: Stage,
+    engine: Stage,
+    relay: Stage,
+    consumers: Stage,
+    feeds: Stage,
+}
+
+impl Stages {
+    fn declare(supervisor: &mut Supervisor) -> Stages {
+        Stages {
+            listeners: supervisor.stage("listeners"),
+            scheduler: supervisor.stage("auction scheduler"),
+            engine: supervisor.stage("auction engine"),
+            relay: supervisor.stage("outbox relay"),
+            consumers: supervisor.stage("event consumers"),
+            feeds: supervisor.stage("live feed and metrics"),
+        }
     }
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_seconds".into()),
-            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-        )
-        .context("configuring metrics buckets")?
-        .build_recorder();
-    let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_ok() {
-        let _ = HANDLE.set(handle);
-    }
-    HANDLE.get().cloned().context("another metrics recorder is installed")
 }
 
 /// A backend process with its listeners bound.
 pub struct Application {
     state: AppState,
-    listeners: Vec<(ListenerAddress, TcpListener, Router)>,
+    listeners: Vec<(ServiceRole, Listener)>,
     deadlines: mpsc::UnboundedReceiver<DeadlineUpdate>,
+    supervisor: Supervisor,
+    stages: Stages,
 }
 
 impl fmt::Debug for Application {
@@ -253,11 +246,16 @@ impl fmt::Debug for Application {
 
 impl Application {
     /// Connects storage (applying migrations) and the bus, then binds every listener
-    /// of `roles`.
-    pub async fn build(config: Config, roles: &[ServiceRole]) -> anyhow::Result<Application> {
+    /// of `roles`. The engine and the scheduler read the time from `clock`.
+    pub async fn build(
+        config: Config,
+        roles: &[ServiceRole],
+        clock: SharedClock,
+    ) -> anyhow::Result<Application> {
         let storage = storage::connect(&config).await.context("opening the database")?;
         let bus = bus::connect(&config).await.context("connecting the event bus")?;
-        let secret = auth::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+        let secret =
+            sothebais_kit::access::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .build()
@@ -267,8 +265,10 @@ impl Application {
             config.auth_jwks_url.clone(),
             http.clone(),
         ));
+        let mut supervisor = Supervisor::new();
+        let stages = Stages::declare(&mut supervisor);
         let outbox = Arc::new(Notify::new());
-        let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone());
+        let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone(), clock.clone());
         let state = AppState {
             engine,
             outbox,
@@ -278,37 +278,38 @@ impl Application {
             storage,
             bus,
             auth,
-            metrics: metrics_handle()?,
+            metrics: sothebais_kit::metrics::recorder()?,
             http,
             roles: roles.into(),
             started_at: Instant::now(),
-            shutdown: CancellationToken::new(),
+            clock,
+            shutdown: supervisor.stop_token(stages.listeners),
         };
         let mut listeners = Vec::new();
         for &role in roles {
-            let ports = role.ports(&state.config);
-            for (kind, port, router) in [
-                (ListenerKind::Api, ports.api, api_router(role, &state)),
-                (ListenerKind::Ws, ports.ws, ws_router(role, &state)),
-                (ListenerKind::Metrics, ports.metrics, metrics_router(role, &state)),
-                (ListenerKind::Health, ports.health, health_router(role, &state)),
-            ] {
-                let bind = SocketAddr::new(state.config.bind, port);
-                let listener = TcpListener::bind(bind)
-                    .await
-                    .with_context(|| format!("role {role} cannot listen for {} on {bind}", kind.as_str()))?;
-                let addr = listener.local_addr().context("reading the bound address")?;
-                tracing::info!(role = %role, kind = %kind.as_str(), addr = %addr, "listening");
-                listeners.push((ListenerAddress { role, kind, addr }, listener, router));
+            let routers = BlockRouters {
+                api: api_router(role, &state),
+                ws: ws_router(role, &state),
+                metrics: metrics_router(role, &state),
+                health: health_router(role, &state),
+            };
+            for listener in
+                listen::bind_block(role.as_str(), state.config.bind, role.ports(&state.config), routers)
+                    .await?
+            {
+                listeners.push((role, listener));
             }
             metrics::gauge!("sothebais_role_up", "role" => role.as_str()).set(1.0);
         }
-        Ok(Application { state, listeners, deadlines })
+        Ok(Application { state, listeners, deadlines, supervisor, stages })
     }
 
     /// The real address of every listener.
     pub fn addresses(&self) -> Vec<ListenerAddress> {
-        self.listeners.iter().map(|(address, _, _)| *address).collect()
+        self.listeners
+            .iter()
+            .map(|(role, listener)| ListenerAddress { role: *role, kind: listener.kind, addr: listener.addr })
+            .collect()
     }
 
     /// The address of one listener.
@@ -323,82 +324,57 @@ impl Application {
         &self.state
     }
 
-    /// Serves every listener until `shutdown` fires, then lets in-flight requests finish.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let state = self.state;
-        let mut background = tokio::task::JoinSet::new();
-        background.spawn(events::relay::run(
-            state.storage.clone(),
-            state.bus.clone(),
-            state.outbox.clone(),
-            shutdown.clone(),
-        ));
-        if state.roles.contains(&ServiceRole::Auction) {
-            background.spawn(auction::scheduler::run(state.engine.clone(), self.deadlines, shutdown.clone()));
+    /// Serves every listener and runs the background tasks until the first of
+    /// `signals` (SIGINT/SIGTERM in the binary), then stops them stage by stage
+    /// (see [`Stages`]), each waited for and logged. A task that fails is reported
+    /// in the result; a second signal stops at once.
+    pub async fn run(self, signals: impl Stream<Item = &'static str> + Unpin) -> anyhow::Result<()> {
+        let Application { state, listeners, deadlines, mut supervisor, stages } = self;
+        for (role, listener) in listeners {
+            let name = format!("{role} {} listener on {}", listener.kind, listener.addr);
+            supervisor.spawn(stages.listeners, name, |stop| listener.serve(stop.cancelled_owned()));
         }
-        background.spawn(state.feed.clone().run(state.bus.clone(), shutdown.clone()));
+        if state.roles.contains(&ServiceRole::Auction) {
+            let (engine, clock) = (state.engine.clone(), state.clock.clone());
+            supervisor.spawn(stages.scheduler, "auction scheduler", |stop| async move {
+                auction::scheduler::run(engine, deadlines, clock, stop).await;
+                Ok(())
+            });
+        }
+        let engine = state.engine.clone();
+        supervisor.spawn(stages.engine, "auction writers and committer", |stop| async move {
+            stop.cancelled().await;
+            engine.stop().await
+        });
+        let (storage, bus, outbox) = (state.storage.clone(), state.bus.clone(), state.outbox.clone());
+        supervisor.spawn(stages.relay, "outbox relay", |stop| async move {
+            events::relay::run(storage, bus, outbox, stop).await;
+            Ok(())
+        });
         if state.roles.contains(&ServiceRole::Events) {
             let store = Arc::new(events::dispatch::EventStore::new(state.storage.clone()));
             let settings = events::dispatch::DispatchSettings::from_config(&state.config);
-            let runner = events::dispatch::spawn(
-                state.storage.clone(),
-                state.bus.clone(),
-                store,
-                settings,
-                shutdown.clone(),
-            );
-            background.spawn(async move {
-                let _ = runner.await;
+            let (storage, bus) = (state.storage.clone(), state.bus.clone());
+            supervisor.spawn(stages.consumers, "event-store consumer", |stop| {
+                events::dispatch::deliver(storage, bus, store, settings, stop)
             });
-            background.spawn(events::dispatch::upkeep(
-                state.storage.clone(),
-                state.bus.clone(),
-                shutdown.clone(),
-            ));
-        }
-        let upkeep = {
-            let metrics = state.metrics.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => metrics.run_upkeep(),
-                    }
-                }
-            })
-        };
-        let mut servers = tokio::task::JoinSet::new();
-        for (address, listener, router) in self.listeners {
-            let stop = shutdown.clone();
-            servers.spawn(async move {
-                axum::serve(listener, router.into_make_service())
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-                    .with_context(|| {
-                        format!("serving {} {} on {}", address.role, address.kind.as_str(), address.addr)
-                    })
+            let (storage, bus) = (state.storage.clone(), state.bus.clone());
+            supervisor.spawn(stages.consumers, "event upkeep", |stop| async move {
+                events::dispatch::upkeep(storage, bus, stop).await;
+                Ok(())
             });
         }
-        // Long-lived connections (WebSockets) end when the state's token fires.
-        let relay = state.shutdown.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            relay.cancel();
+        let (feed, bus) = (state.feed.clone(), state.bus.clone());
+        supervisor.spawn(stages.feeds, "live event feed", |stop| async move {
+            feed.run(bus, stop).await;
+            Ok(())
         });
-        let mut result = Ok(());
-        while let Some(joined) = servers.join_next().await {
-            let outcome = joined.context("a listener task panicked").and_then(|served| served);
-            if let Err(error) = outcome {
-                tracing::error!(error = %format!("{error:#}"), "listener stopped");
-                shutdown.cancel();
-                result = Err(error);
-            }
-        }
-        upkeep.abort();
-        while background.join_next().await.is_some() {}
+        let metrics = state.metrics.clone();
+        supervisor.spawn(stages.feeds, "metrics upkeep", |stop| async move {
+            sothebais_kit::metrics::upkeep(metrics, stop.cancelled_owned()).await;
+            Ok(())
+        });
+        let result = supervisor.run(signals).await;
         tracing::info!("stopped");
         result
     }
@@ -414,7 +390,7 @@ fn api_router(role: ServiceRole, state: &AppState) -> Router {
 
 fn ws_router(role: ServiceRole, state: &AppState) -> Router {
     let router = match role {
-        ServiceRole::Events | ServiceRole::Admin => events::stream_router(),
+        ServiceRole::Events | ServiceRole::Admin => events::websocket_router(),
         ServiceRole::Auction => auction::ws::router(),
         _ => Router::new(),
     };
@@ -423,13 +399,11 @@ fn ws_router(role: ServiceRole, state: &AppState) -> Router {
 }
 
 fn metrics_router(role: ServiceRole, state: &AppState) -> Router {
-    let router = Router::new().route(
-        "/metrics",
-        get(|State(state): State<AppState>| async move {
-            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-        }),
-    );
-    with_conventions(router, role.as_str(), state.config.request_timeout).with_state(state.clone())
+    with_conventions(
+        sothebais_kit::metrics::router(state.metrics.clone()),
+        role.as_str(),
+        state.config.request_timeout,
+    )
 }
 
 fn health_router(role: ServiceRole, state: &AppState) -> Router {
@@ -440,42 +414,19 @@ fn health_router(role: ServiceRole, state: &AppState) -> Router {
     with_conventions(router, role.as_str(), state.config.request_timeout).with_state(state.clone())
 }
 
-/// The checks of a role, `ok` or the reason they fail.
-pub async fn health_checks(state: &AppState) -> serde_json::Map<String, serde_json::Value> {
-    let mut checks = serde_json::Map::new();
+/// The checks of a role: the database, and Redis when the bus is Redis.
+pub async fn health_checks(state: &AppState) -> Checks {
+    let mut checks = Checks::new();
     let timeout = Duration::from_secs(2);
-    let database = match tokio::time::timeout(timeout, state.storage.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "no answer within 2 s".to_owned(),
-    };
-    checks.insert("database".into(), json!(database));
+    checks.probe("database", timeout, state.storage.ping()).await;
     if state.bus.kind() == "redis" {
-        let redis = match tokio::time::timeout(timeout, state.bus.ping()).await {
-            Ok(Ok(())) => "ok".to_owned(),
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "no answer within 2 s".to_owned(),
-        };
-        checks.insert("redis".into(), json!(redis));
+        checks.probe("redis", timeout, state.bus.ping()).await;
     }
     checks
 }
 
 async fn health(role: ServiceRole, state: &AppState) -> Response {
-    let checks = health_checks(state).await;
-    let failing = checks.values().filter(|value| value.as_str() != Some("ok")).count();
-    let (status, code) = match failing {
-        0 => ("ok", StatusCode::OK),
-        n if n == checks.len() => ("down", StatusCode::SERVICE_UNAVAILABLE),
-        _ => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
-    };
-    let body = json!({
-        "status": status,
-        "role": role.as_str(),
-        "checks": checks,
-        "uptime_secs": state.started_at.elapsed().as_secs(),
-    });
-    (code, axum::Json(body)).into_response()
+    health_checks(state).await.response(role.as_str(), state.started_at.elapsed())
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
+use sothebais_kit::access::{self, Role};
+use sothebais_kit::clock::SystemClock;
 
 use crate::app::{Application, ServiceRole, parse_roles};
-use crate::auth::{self, Role};
 use crate::config::{Config, FlagValues};
 use crate::storage;
 
@@ -80,7 +80,7 @@ pub enum Command {
         #[arg(long, default_value = "cli")]
         sub: String,
         /// Lifetime, such as 30m, 1h or 7d
-        #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
+        #[arg(long, default_value = "1h", value_parser = access::parse_ttl)]
         ttl: Duration,
     },
     /// Apply database migrations and exit
@@ -108,15 +108,14 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
             let RoleList(roles) = roles;
             let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
             tracing::info!(roles = %names.join(","), data_dir = %config.data_dir.display(), "starting");
-            let application = Application::build(config, &roles).await?;
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
-            application.run(shutdown).await?;
+            let signals = sothebais_kit::shutdown::signals().context("listening for SIGINT and SIGTERM")?;
+            let application = Application::build(config, &roles, SystemClock::shared()).await?;
+            application.run(signals).await?;
             Ok(None)
         }
         Command::Token { role, sub, ttl } => {
-            let secret = auth::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
-            Ok(Some(auth::issue_token(&secret, &sub, role, ttl)?))
+            let secret = access::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+            Ok(Some(access::issue_token(&secret, &sub, role, ttl)?))
         }
         Command::Migrate => {
             let storage = storage::connect(&config).await.context("opening the database")?;
@@ -124,27 +123,4 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
             Ok(None)
         }
     }
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT: stopping gracefully"),
-        () = terminate => tracing::info!("SIGTERM: stopping gracefully"),
-    }
-    shutdown.cancel();
 }

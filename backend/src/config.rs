@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sothebais_shared::ports::{PortBlock, defaults};
 
 use crate::events::dispatch::RetryPolicy;
@@ -46,47 +46,80 @@ pub enum ConfigError {
     File { file: PathBuf, reason: String },
 }
 
-/// Every setting, by environment name.
-const SETTINGS: &[&str] = &[
-    "SOTHEBAIS_DATA_DIR",
-    "SOTHEBAIS_BIND",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "REDIS_PORT",
-    "REDIS_KEY_PREFIX",
-    "JWT_SECRET",
-    "AUTH_JWKS_URL",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "SOTHEBAIS_TIMEZONE",
-    "SOTHEBAIS_REQUEST_TIMEOUT_SECS",
-    "STREAM_MANAGER_URL",
-    "BLOCKED_BIDDERS",
-    "EVENT_RETRY_TRIES",
-    "EVENT_RETRY_INITIAL_MS",
-    "EVENT_RETRY_MAX_MS",
-    "EVENT_CLAIM_IDLE_MS",
-    "ADMIN_PORT",
-    "ADMIN_WS_PORT",
-    "ADMIN_METRICS_PORT",
-    "ADMIN_HEALTH_PORT",
-    "EVENT_HANDLER_PORT",
-    "EVENT_HANDLER_STREAM_PORT",
-    "EVENT_HANDLER_METRICS_PORT",
-    "EVENT_HANDLER_HEALTH_PORT",
-    "AUCTION_ENGINE_PORT",
-    "AUCTION_ENGINE_WS_PORT",
-    "AUCTION_ENGINE_METRICS_PORT",
-    "AUCTION_ENGINE_HEALTH_PORT",
-    "AGENT_SERVICE_PORT",
-    "AGENT_SERVICE_WS_PORT",
-    "AGENT_SERVICE_METRICS_PORT",
-    "AGENT_SERVICE_HEALTH_PORT",
-    "SOCIAL_PORT",
-    "SOCIAL_WS_PORT",
-    "SOCIAL_METRICS_PORT",
-    "SOCIAL_HEALTH_PORT",
+/// How a setting's value may be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrecy {
+    /// Shown as it is.
+    Plain,
+    /// Never shown: `[redacted]`.
+    Secret,
+    /// A URL shown with its password replaced.
+    Url,
+}
+
+/// One setting of the table that drives everything about settings: which names the
+/// environment and the file may use, the origin and redaction of each value in
+/// `Debug` and `GET /api/admin/config`, and the docs (a test checks
+/// `docs/configuration.md` names every one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The environment name; the file key is [`file_key`] of it.
+    pub name: &'static str,
+    pub secrecy: Secrecy,
+    /// The default, as the docs say it.
+    pub default: &'static str,
+}
+
+const fn plain(name: &'static str, default: &'static str) -> Setting {
+    Setting { name, secrecy: Secrecy::Plain, default }
+}
+
+/// Every setting the backend knows.
+pub const SETTINGS: &[Setting] = &[
+    plain("SOTHEBAIS_DATA_DIR", "./data"),
+    plain("SOTHEBAIS_BIND", "127.0.0.1"),
+    Setting { name: "DATABASE_URL", secrecy: Secrecy::Url, default: "unset (SQLite in the data dir)" },
+    Setting { name: "REDIS_URL", secrecy: Secrecy::Url, default: "unset (in-process bus)" },
+    plain("REDIS_PORT", "unset"),
+    plain("REDIS_KEY_PREFIX", ""),
+    Setting { name: "JWT_SECRET", secrecy: Secrecy::Secret, default: "generated into the data dir" },
+    plain("AUTH_JWKS_URL", "unset"),
+    plain("LOG_FORMAT", "pretty"),
+    plain("RUST_LOG", "info"),
+    plain("SOTHEBAIS_TIMEZONE", "America/New_York"),
+    plain("SOTHEBAIS_REQUEST_TIMEOUT_SECS", "15"),
+    plain("STREAM_MANAGER_URL", "http://127.0.0.1:4200"),
+    plain("BLOCKED_BIDDERS", ""),
+    plain("EVENT_RETRY_TRIES", "5"),
+    plain("EVENT_RETRY_INITIAL_MS", "100"),
+    plain("EVENT_RETRY_MAX_MS", "30000"),
+    plain("EVENT_CLAIM_IDLE_MS", "30000"),
+    plain("ADMIN_PORT", "3000"),
+    plain("ADMIN_WS_PORT", "3001"),
+    plain("ADMIN_METRICS_PORT", "3090"),
+    plain("ADMIN_HEALTH_PORT", "3091"),
+    plain("EVENT_HANDLER_PORT", "4300"),
+    plain("EVENT_HANDLER_STREAM_PORT", "4301"),
+    plain("EVENT_HANDLER_METRICS_PORT", "4390"),
+    plain("EVENT_HANDLER_HEALTH_PORT", "4391"),
+    plain("AUCTION_ENGINE_PORT", "4400"),
+    plain("AUCTION_ENGINE_WS_PORT", "4401"),
+    plain("AUCTION_ENGINE_METRICS_PORT", "4490"),
+    plain("AUCTION_ENGINE_HEALTH_PORT", "4491"),
+    plain("AGENT_SERVICE_PORT", "4500"),
+    plain("AGENT_SERVICE_WS_PORT", "4501"),
+    plain("AGENT_SERVICE_METRICS_PORT", "4590"),
+    plain("AGENT_SERVICE_HEALTH_PORT", "4591"),
+    plain("SOCIAL_PORT", "4600"),
+    plain("SOCIAL_WS_PORT", "4601"),
+    plain("SOCIAL_METRICS_PORT", "4690"),
+    plain("SOCIAL_HEALTH_PORT", "4691"),
 ];
+
+/// The setting named `name` in [`SETTINGS`].
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|setting| setting.name == name)
+}
 
 /// The file key of an environment name: `SOTHEBAIS_DATA_DIR` -> `data_dir`.
 pub fn file_key(env_name: &str) -> String {
@@ -96,12 +129,7 @@ pub fn file_key(env_name: &str) -> String {
 /// Values given on the command line, by environment name.
 pub type FlagValues = BTreeMap<&'static str, String>;
 
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
+pub use sothebais_kit::telemetry::LogFormat;
 
 /// The listeners of every backend role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +144,9 @@ pub struct RolePorts {
 /// The backend's configuration, fully resolved.
 #[derive(Clone)]
 pub struct Config {
+    /// Every setting's raw value and where it came from, in table order, for
+    /// `Debug` and the admin API (redacted there).
+    pub effective: Vec<Effective>,
     pub data_dir: PathBuf,
     pub bind: IpAddr,
     pub database_url: Option<SecretString>,
@@ -138,26 +169,35 @@ pub struct Config {
     pub ports: RolePorts,
 }
 
+/// One setting as resolved: its raw value (the default's text when unset) and origin.
+#[derive(Clone)]
+pub struct Effective {
+    pub setting: &'static Setting,
+    value: Option<String>,
+    pub origin: Origin,
+}
+
+impl Effective {
+    /// The value as it may be shown: secrets redacted, URLs without passwords.
+    pub fn shown(&self) -> Option<String> {
+        let value = self.value.as_deref()?;
+        Some(match self.setting.secrecy {
+            Secrecy::Plain => value.to_owned(),
+            Secrecy::Secret => "[redacted]".to_owned(),
+            Secrecy::Url => redact_url(value),
+        })
+    }
+}
+
+impl fmt::Debug for Effective {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}={:?} ({})", self.setting.name, self.shown(), self.origin)
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |secret: &Option<SecretString>| secret.as_ref().map(|_| "[redacted]");
-        formatter
-            .debug_struct("Config")
-            .field("data_dir", &self.data_dir)
-            .field("bind", &self.bind)
-            .field("database_url", &self.database_url.as_ref().map(|url| redact_url(url.expose_secret())))
-            .field("redis_url", &self.redis_url.as_ref().map(|url| redact_url(url.expose_secret())))
-            .field("redis_key_prefix", &self.redis_key_prefix)
-            .field("jwt_secret", &redacted(&self.jwt_secret))
-            .field("auth_jwks_url", &self.auth_jwks_url)
-            .field("log_format", &self.log_format)
-            .field("log_filter", &self.log_filter)
-            .field("timezone", &self.timezone)
-            .field("request_timeout", &self.request_timeout)
-            .field("stream_manager_url", &self.stream_manager_url)
-            .field("blocked_bidders", &self.blocked_bidders)
-            .field("ports", &self.ports)
-            .finish()
+        formatter.debug_struct("Config").field("settings", &self.effective).finish()
     }
 }
 
@@ -177,14 +217,35 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The raw values of every layer, merged by precedence.
+/// The raw values of every layer, merged by precedence, and which settings the
+/// parse read (each must be read: a test checks it).
 struct Layers {
     values: BTreeMap<&'static str, (String, Origin)>,
+    read: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Layers {
     fn get(&self, key: &str) -> Option<&(String, Origin)> {
+        debug_assert!(setting(key).is_some(), "{key} is read but missing from SETTINGS");
+        self.read.borrow_mut().insert(key.to_owned());
         self.values.get(key)
+    }
+
+    /// Every setting, resolved, in table order.
+    fn effective(&self) -> Vec<Effective> {
+        SETTINGS
+            .iter()
+            .map(|setting| match self.values.get(setting.name) {
+                Some((value, origin)) => {
+                    Effective { setting, value: Some(value.clone()), origin: origin.clone() }
+                }
+                None => Effective {
+                    setting,
+                    value: (setting.secrecy == Secrecy::Plain).then(|| setting.default.to_owned()),
+                    origin: Origin::Default,
+                },
+            })
+            .collect()
     }
 
     fn parse<T>(
@@ -282,15 +343,15 @@ impl Config {
         if let Some((path, required)) = file {
             read_file_layer(&path, required, &mut values)?;
         }
-        for name in SETTINGS {
-            if let Some(value) = env(name) {
-                values.insert(name, (value, Origin::Environment));
+        for setting in SETTINGS {
+            if let Some(value) = env(setting.name) {
+                values.insert(setting.name, (value, Origin::Environment));
             }
         }
         for (name, value) in flags {
             values.insert(name, (value.clone(), Origin::Flag));
         }
-        Config::from_layers(&Layers { values })
+        Config::from_layers(&Layers { values, read: Default::default() })
     }
 
     fn from_layers(layers: &Layers) -> Result<Config, ConfigError> {
@@ -300,6 +361,7 @@ impl Config {
             redis_url = redis_port.map(|port| SecretString::from(format!("redis://127.0.0.1:{port}")));
         }
         Ok(Config {
+            effective: layers.effective(),
             data_dir: layers.parse("SOTHEBAIS_DATA_DIR", PathBuf::from("./data"), |value| {
                 if value.is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
             })?,
@@ -316,13 +378,7 @@ impl Config {
                 String::new(),
                 |value| Ok(value.to_owned()),
             )?,
-            jwt_secret: layers.optional("JWT_SECRET", |value| {
-                if value.len() < 16 {
-                    Err("must be at least 16 characters".into())
-                } else {
-                    Ok(SecretString::from(value.to_owned()))
-                }
-            })?,
+            jwt_secret: layers.optional("JWT_SECRET", sothebais_kit::access::parse_secret)?,
             auth_jwks_url: layers.optional("AUTH_JWKS_URL", |value| {
                 if value.starts_with("https://") || value.starts_with("http://") {
                     Ok(value.to_owned())
@@ -330,11 +386,7 @@ impl Config {
                     Err(format!("{value:?} is not an http(s) URL"))
                 }
             })?,
-            log_format: layers.parse("LOG_FORMAT", LogFormat::Pretty, |value| match value {
-                "pretty" => Ok(LogFormat::Pretty),
-                "json" => Ok(LogFormat::Json),
-                other => Err(format!("{other:?} is not one of pretty, json")),
-            })?,
+            log_format: layers.parse("LOG_FORMAT", LogFormat::Pretty, str::parse)?,
             log_filter: layers.parse("RUST_LOG", "info".to_owned(), |value| Ok(value.to_owned()))?,
             timezone: layers.parse(
                 "SOTHEBAIS_TIMEZONE",
@@ -387,34 +439,25 @@ impl Config {
         })
     }
 
-    /// The effective settings as the admin API shows them: secrets redacted.
+    /// The effective settings as the admin API shows them: each by its file key with
+    /// its value (secrets redacted, URLs without passwords) and origin.
     pub fn redacted_view(&self) -> serde_json::Value {
-        let secret = |value: &Option<SecretString>| value.as_ref().map(|_| "[redacted]");
-        let block = |block: PortBlock| serde_json::json!(block);
+        let settings: serde_json::Map<String, serde_json::Value> = self
+            .effective
+            .iter()
+            .map(|effective| {
+                let view = serde_json::json!({
+                    "env": effective.setting.name,
+                    "value": effective.shown(),
+                    "origin": effective.origin.to_string(),
+                    "secret": effective.setting.secrecy != Secrecy::Plain,
+                });
+                (file_key(effective.setting.name), view)
+            })
+            .collect();
         serde_json::json!({
-            "data_dir": self.data_dir,
-            "bind": self.bind,
             "mode": if self.database_url.is_some() || self.redis_url.is_some() { "production" } else { "embedded" },
-            "database_url": self.database_url.as_ref().map(|url| redact_url(url.expose_secret())),
-            "redis_url": self.redis_url.as_ref().map(|url| redact_url(url.expose_secret())),
-            "redis_key_prefix": self.redis_key_prefix,
-            "jwt_secret": secret(&self.jwt_secret),
-            "auth_jwks_url": self.auth_jwks_url,
-            "timezone": self.timezone.name(),
-            "request_timeout_secs": self.request_timeout.as_secs(),
-            "stream_manager_url": self.stream_manager_url,
-            "blocked_bidders": self.blocked_bidders,
-            "event_retry_tries": self.event_retry.tries,
-            "event_retry_initial_ms": self.event_retry.initial.as_millis(),
-            "event_retry_max_ms": self.event_retry.max.as_millis(),
-            "event_claim_idle_ms": self.event_claim_idle.as_millis(),
-            "ports": {
-                "admin": block(self.ports.admin),
-                "events": block(self.ports.events),
-                "auction": block(self.ports.auction),
-                "agent": block(self.ports.agent),
-                "social": block(self.ports.social),
-            },
+            "settings": settings,
         })
     }
 }
@@ -434,7 +477,8 @@ fn read_file_layer(
         reason: error.to_string(),
     })?;
     for (key, value) in table {
-        let Some(name) = SETTINGS.iter().find(|name| file_key(name) == key) else {
+        let Some(name) = SETTINGS.iter().map(|setting| setting.name).find(|name| file_key(name) == key)
+        else {
             return Err(ConfigError::UnknownKey { key, file: path.to_path_buf() });
         };
         let text = match value {
@@ -456,6 +500,8 @@ fn read_file_layer(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -547,7 +593,58 @@ mod tests {
 
     #[test]
     fn every_setting_has_a_distinct_file_key() {
-        let keys: std::collections::BTreeSet<String> = SETTINGS.iter().map(|name| file_key(name)).collect();
+        let keys: std::collections::BTreeSet<String> =
+            SETTINGS.iter().map(|setting| file_key(setting.name)).collect();
         assert_eq!(keys.len(), SETTINGS.len());
+    }
+
+    #[test]
+    fn every_setting_in_the_table_is_parsed() {
+        let layers = Layers { values: BTreeMap::new(), read: Default::default() };
+        Config::from_layers(&layers).expect("defaults");
+        let read = layers.read.borrow();
+        let unread: Vec<&str> =
+            SETTINGS.iter().map(|setting| setting.name).filter(|name| !read.contains(*name)).collect();
+        assert!(unread.is_empty(), "in SETTINGS but never parsed: {unread:?}");
+    }
+
+    #[test]
+    fn every_setting_is_documented() {
+        let docs = include_str!("../../docs/configuration.md");
+        let missing: Vec<&str> = SETTINGS
+            .iter()
+            .map(|setting| setting.name)
+            .filter(|name| !docs.contains(&format!("`{name}`")))
+            .collect();
+        assert!(missing.is_empty(), "docs/configuration.md does not name {missing:?}");
+    }
+
+    #[test]
+    fn every_secret_setting_is_redacted_in_debug_and_the_admin_view() {
+        let env: Vec<(&str, &str)> = vec![
+            ("DATABASE_URL", "postgres://app:hunter2@db/prod"),
+            ("REDIS_URL", "redis://:hunter3@cache:6379"),
+            ("JWT_SECRET", "a-very-secret-signing-key"),
+        ];
+        let secret_settings: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|setting| setting.secrecy != Secrecy::Plain)
+            .map(|setting| setting.name)
+            .collect();
+        assert_eq!(
+            secret_settings,
+            ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"],
+            "a new secret needs a value here"
+        );
+        let config = Config::load(&FlagValues::new(), None, &env_of(&env)).expect("valid");
+        let shown = format!("{config:?} {}", config.redacted_view());
+        for secret in ["hunter2", "hunter3", "a-very-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+        assert!(shown.contains("postgres://app:[redacted]@db/prod"), "{shown}");
+        let view = config.redacted_view();
+        assert_eq!(view["settings"]["jwt_secret"]["value"], "[redacted]");
+        assert_eq!(view["settings"]["jwt_secret"]["origin"], "environment");
+        assert_eq!(view["settings"]["admin_port"]["origin"], "default");
     }
 }

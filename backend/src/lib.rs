@@ -6,7 +6,6 @@ pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod auction;
-pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -15,7 +14,6 @@ pub mod events;
 pub mod http;
 pub mod social;
 pub mod storage;
-pub mod telemetry;
 
 pub use app::{Application, ServiceRole};
 pub use config::Config;

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    sothebais_backend::telemetry::init(config.log_format, &config.log_filter);
+    sothebais_kit::telemetry::init(config.log_format, &config.log_filter);
     match cli::run(cli, config).await {
         Ok(Some(output)) => {
             #[expect(clippy::print_stdout, reason = "the token command's output is the token")]

@@ -5,24 +5,28 @@
 //! touches the render loop.
 
 use std::io::Cursor;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
-use sothebais_auth::Role;
-use sothebais_shared::api::{ApiError, ApiResponse, codes};
+use sothebais_kit::access::{Authenticator, Authorized, HasAuthenticator, OperatorRole};
+use sothebais_kit::health::Checks;
+use sothebais_kit::http::{Failure, created, ok, with_conventions};
+use sothebais_kit::listen::{self, BlockRouters, Listener};
+use sothebais_shared::api::codes;
+use sothebais_shared::ports::PortBlock;
 
 use crate::output::OutputStats;
 use crate::scene::draw::{LayerInfo, Patch};
@@ -116,12 +120,19 @@ pub struct Shared {
     pub commands: Mutex<Sender<Command>>,
     pub stats: Arc<OutputStats>,
     /// Checks operator tokens: HS256 with the backend's secret, RS256 from `AUTH_JWKS_URL`.
-    pub auth: Option<sothebais_auth::Authenticator>,
-    pub prometheus: Option<PrometheusHandle>,
+    pub auth: Option<Authenticator>,
+    pub prometheus: PrometheusHandle,
     /// The outputs, once the pipeline runs.
     pub outputs: std::sync::OnceLock<crate::output::Outputs>,
     /// Where uploaded assets go.
     pub assets: std::path::PathBuf,
+    pub started: Instant,
+}
+
+impl HasAuthenticator for Shared {
+    fn authenticator(&self) -> Option<&Authenticator> {
+        self.auth.as_ref()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -132,21 +143,13 @@ impl std::fmt::Debug for Shared {
 
 type AppState = Arc<Shared>;
 
-/// The ports the renderer listens on.
-#[derive(Debug, Clone, Copy)]
-pub struct Ports {
-    pub api: u16,
-    pub ws: u16,
-    pub metrics: u16,
-    pub health: u16,
-}
+/// How long a request to the stream manager may take (uploads of 10 MiB included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Binds every listener (port 0 picks a free one); returns `(kind, address)` of each.
-pub async fn serve(
-    shared: AppState,
-    host: &str,
-    ports: Ports,
-) -> anyhow::Result<Vec<(&'static str, SocketAddr)>> {
+/// Binds every listener of the stream manager's block (port 0 picks a free one),
+/// each logged as `listening role=stream kind=… addr=…`, with the conventions every
+/// listener wears (envelope, body cap, timeout).
+pub async fn bind(shared: AppState, ip: IpAddr, ports: PortBlock) -> anyhow::Result<Vec<Listener>> {
     let api = Router::new()
         .route("/api/stream/status", get(status))
         .route("/api/stream/layers", get(layers))
@@ -159,76 +162,49 @@ pub async fn serve(
             "/api/stream/assets/upload",
             post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
         )
-        .route("/health", get(health))
-        .fallback(not_found)
-        .with_state(shared.clone());
-    let ws = Router::new().route("/", get(websocket)).fallback(not_found).with_state(shared.clone());
-    let metrics =
-        Router::new().route("/metrics", get(metrics)).fallback(not_found).with_state(shared.clone());
-    let health = Router::new().route("/health", get(health)).fallback(not_found).with_state(shared);
-    let mut bound = Vec::new();
-    for (kind, port, router) in [
-        ("api", ports.api, api),
-        ("ws", ports.ws, ws),
-        ("metrics", ports.metrics, metrics),
-        ("health", ports.health, health),
-    ] {
-        let listener = tokio::net::TcpListener::bind((host, port))
-            .await
-            .map_err(|error| anyhow::anyhow!("cannot listen on {host}:{port} ({kind}): {error}"))?;
-        let addr: SocketAddr = listener.local_addr()?;
-        bound.push((kind, addr));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-    }
-    Ok(bound)
-}
-
-fn ok<T: Serialize>(data: T) -> Response {
-    axum::Json(ApiResponse::ok(data)).into_response()
+        .route("/health", get(health));
+    let ws = Router::new().route("/", get(websocket));
+    let health = Router::new().route("/health", get(health));
+    let with = |router: Router<AppState>, timeout| {
+        with_conventions(router, "stream", timeout).with_state(shared.clone())
+    };
+    let routers = BlockRouters {
+        api: with(api, REQUEST_TIMEOUT),
+        // WebSockets live longer than any request timeout.
+        ws: with(ws, Duration::from_secs(24 * 3600)),
+        metrics: with_conventions(
+            sothebais_kit::metrics::router(shared.prometheus.clone()),
+            "stream",
+            REQUEST_TIMEOUT,
+        ),
+        health: with(health, REQUEST_TIMEOUT),
+    };
+    listen::bind_block("stream", ip, ports, routers).await
 }
 
 fn fail(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    Fail::new(status, code, message).into_response()
+    Failure::new(status, code, message).into_response()
 }
 
-/// A failed request: the status and the envelope's error.
-#[derive(Debug)]
-struct Fail {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl Fail {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Fail {
-        Fail { status, code, message: message.into() }
-    }
-}
-
-impl IntoResponse for Fail {
-    fn into_response(self) -> Response {
-        let error = ApiError { code: self.code.to_owned(), message: self.message, details: None };
-        (self.status, axum::Json(ApiResponse::<()>::err(error))).into_response()
-    }
-}
-
-async fn not_found() -> Response {
-    fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such path on the stream manager")
+/// `encoder`: the encode runs; `ingest`: no output is failing or reconnecting (an
+/// output the operator stopped is fine).
+fn health_checks(shared: &Shared) -> Checks {
+    let mut checks = Checks::new();
+    let failed = shared.stats.failed.lock().ok().and_then(|failed| failed.clone());
+    checks.set("encoder", failed.map_or(Ok(()), Err));
+    let troubled: Vec<String> = view(shared)
+        .status
+        .outputs
+        .iter()
+        .filter(|output| matches!(output.state, "error" | "reconnecting"))
+        .map(|output| format!("{} is {}", output.url, output.state))
+        .collect();
+    checks.set("ingest", if troubled.is_empty() { Ok(()) } else { Err(troubled.join("; ")) });
+    checks
 }
 
 async fn health(State(shared): State<AppState>) -> Response {
-    let failed = shared.stats.failed.lock().ok().and_then(|failed| failed.clone());
-    match failed {
-        None => ok(serde_json::json!({ "status": "ok" })),
-        Some(why) => fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, why),
-    }
-}
-
-async fn metrics(State(shared): State<AppState>) -> Response {
-    let body = shared.prometheus.as_ref().map(PrometheusHandle::render).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    health_checks(&shared).response("stream", shared.started.elapsed())
 }
 
 fn view(shared: &Shared) -> View {
@@ -247,56 +223,16 @@ async fn scenes(State(shared): State<AppState>) -> Response {
     ok(view(&shared).scenes)
 }
 
-/// Checks for an operator's (or admin's) bearer token: HS256 signed with the
-/// backend's secret, or RS256 from the OIDC provider's JWKS (`AUTH_JWKS_URL`), as the
-/// backend accepts them.
-async fn operator(shared: &Shared, headers: &HeaderMap) -> Result<(), Fail> {
-    let Some(auth) = &shared.auth else {
-        return Err(Fail::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            "the renderer cannot check tokens: give it JWT_SECRET (or the data dir's jwt_secret) or AUTH_JWKS_URL",
-        ));
-    };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            Fail::new(
-                StatusCode::UNAUTHORIZED,
-                codes::UNAUTHENTICATED,
-                "this needs a bearer token with role operator",
-            )
-        })?;
-    let claims = auth.verify(token).await.map_err(|error| {
-        Fail::new(
-            StatusCode::UNAUTHORIZED,
-            codes::UNAUTHENTICATED,
-            format!("authentication required: {error}"),
-        )
-    })?;
-    if claims.role.satisfies(Role::Operator) {
-        Ok(())
-    } else {
-        Err(Fail::new(
-            StatusCode::FORBIDDEN,
-            codes::FORBIDDEN,
-            format!("this needs role operator; the token has role {}", claims.role),
-        ))
-    }
-}
-
-fn send(shared: &Shared, command: Command) -> Result<(), Fail> {
+fn send(shared: &Shared, command: Command) -> Result<(), Failure> {
     shared.commands.lock().ok().and_then(|sender| sender.send(command).ok()).ok_or_else(|| {
-        Fail::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the renderer is stopping")
+        Failure::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the renderer is stopping")
     })
 }
 
 /// Reads a JSON body into `T`, or the envelope's error naming what is wrong.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Fail> {
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     serde_json::from_slice(bytes).map_err(|error| {
-        Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("invalid body: {error}"))
+        Failure::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, format!("invalid body: {error}"))
     })
 }
 
@@ -306,10 +242,11 @@ struct PinBody {
     name: Option<String>,
 }
 
-async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
-    if let Err(fail) = operator(&shared, &headers).await {
-        return fail.into_response();
-    }
+async fn pin_scene(
+    State(shared): State<AppState>,
+    _operator: Authorized<OperatorRole>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let result = (|| {
         let PinBody { name } = body(&bytes)?;
         let known = view(&shared).scenes.scenes;
@@ -317,7 +254,7 @@ async fn pin_scene(State(shared): State<AppState>, headers: HeaderMap, bytes: ax
             && !known.iter().any(|scene| &scene.name == name)
         {
             let names: Vec<&str> = known.iter().map(|scene| scene.name.as_str()).collect();
-            return Err(Fail::new(
+            return Err(Failure::new(
                 StatusCode::NOT_FOUND,
                 codes::NOT_FOUND,
                 format!("scene {name:?} not found; scenes: {}", names.join(", ")),
@@ -342,19 +279,20 @@ struct PatchBody {
 async fn patch_layer(
     State(shared): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _operator: Authorized<OperatorRole>,
     bytes: axum::body::Bytes,
 ) -> Response {
-    if let Err(fail) = operator(&shared, &headers).await {
-        return fail.into_response();
-    }
     let result = (|| {
         let patch: PatchBody = body(&bytes)?;
         if patch.opacity.is_some_and(|opacity| !(0.0..=1.0).contains(&opacity)) {
-            return Err(Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "opacity is between 0 and 1"));
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "opacity is between 0 and 1",
+            ));
         }
         if !view(&shared).layers.iter().any(|layer| layer.id == id) {
-            return Err(Fail::new(
+            return Err(Failure::new(
                 StatusCode::NOT_FOUND,
                 codes::NOT_FOUND,
                 format!("layer {id:?} not found in the scene on air"),
@@ -383,14 +321,15 @@ struct PlaybackBody {
 /// `POST /api/stream/playback`: stop, start or restart outputs while rendering goes
 /// on. `outputs` picks outputs by URL (as given or masked); for `start`, a URL that is
 /// not an output yet is added. Without it, every output.
-async fn playback(State(shared): State<AppState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
-    if let Err(fail) = operator(&shared, &headers).await {
-        return fail.into_response();
-    }
+async fn playback(
+    State(shared): State<AppState>,
+    _operator: Authorized<OperatorRole>,
+    bytes: axum::body::Bytes,
+) -> Response {
     let checked = (|| {
         let PlaybackBody { action, outputs } = body(&bytes)?;
         if !matches!(action.as_str(), "start" | "stop" | "restart") {
-            return Err(Fail::new(
+            return Err(Failure::new(
                 StatusCode::BAD_REQUEST,
                 codes::BAD_REQUEST,
                 "action is start, stop or restart",
@@ -401,9 +340,9 @@ async fn playback(State(shared): State<AppState>, headers: HeaderMap, bytes: axu
             .flatten()
             .map(|url| crate::output::Output::parse(url).map(|output| (url.clone(), output)))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| Fail::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message))?;
+            .map_err(|message| Failure::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message))?;
         let handle = shared.outputs.get().cloned().ok_or_else(|| {
-            Fail::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the pipeline is not running")
+            Failure::new(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "the pipeline is not running")
         })?;
         Ok((action, outputs.is_some(), parsed, handle))
     })();
@@ -411,10 +350,10 @@ async fn playback(State(shared): State<AppState>, headers: HeaderMap, bytes: axu
         Ok(checked) => checked,
         Err(fail) => return fail.into_response(),
     };
-    let done = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Fail> {
+    let done = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
         let mut branches = handle
             .lock()
-            .map_err(|_| Fail::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the outputs are unavailable"))?;
+            .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the outputs are unavailable"))?;
         let chosen = |branch: &crate::branch::Branch| !picked || parsed.iter().any(|(url, _)| branch.is(url));
         if action != "start" {
             for branch in branches.iter_mut().filter(|branch| chosen(branch)) {
@@ -490,12 +429,9 @@ fn safe_name(name: &str) -> Option<(String, String)> {
 /// not what its name says, is refused.
 async fn upload(
     State(shared): State<AppState>,
-    headers: HeaderMap,
+    _operator: Authorized<OperatorRole>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    if let Err(fail) = operator(&shared, &headers).await {
-        return fail.into_response();
-    }
     let Ok(mut multipart) = multipart else {
         return fail(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "the body is not multipart/form-data");
     };
@@ -556,11 +492,7 @@ async fn upload(
     match written {
         Ok(Ok(())) => {
             info!("asset {relative} uploaded");
-            (
-                StatusCode::CREATED,
-                axum::Json(ApiResponse::ok(serde_json::json!({ "path": relative, "kind": kind }))),
-            )
-                .into_response()
+            created(serde_json::json!({ "path": relative, "kind": kind }))
         }
         _ => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the asset could not be stored"),
     }
@@ -701,7 +633,7 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
         }
         for message in messages {
             let send = socket.send(Message::Text(message.to_string().into()));
-            match tokio::time::timeout(Duration::from_secs(2), send).await {
+            match tokio::time::timeout(sothebais_kit::http::WS_SEND_TIMEOUT, send).await {
                 Ok(Ok(())) => {}
                 _ => return,
             }

@@ -19,7 +19,7 @@ use futures::StreamExt as _;
 use serde::Deserialize;
 use sothebais_shared::api::ApiResponse;
 use sothebais_shared::auction::{Auction, Bid};
-use sothebais_shared::events::{Envelope, Mood};
+use sothebais_shared::events::{Category, Envelope, Mood};
 use uuid::Uuid;
 
 use crate::show::Snapshot;
@@ -46,7 +46,7 @@ pub enum Source {
 
 /// The event types the show draws.
 const TYPES: &str = "auction:*,agent:message,agent:mood";
-const STREAMS: [&str; 2] = ["events:auction", "events:agent"];
+const STREAMS: [Category; 2] = [Category::Auction, Category::Agent];
 
 /// Follows the backend at `backend` until the receiver is gone.
 pub async fn run(backend: String, source: Source, assets: PathBuf, feed: Sender<Feed>) {
@@ -134,7 +134,8 @@ async fn follow_redis(
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = STREAMS.iter().map(|stream| format!("{prefix}{stream}")).collect();
+    let keys: Vec<String> =
+        STREAMS.iter().map(|stream| format!("{prefix}{}", stream.stream_name())).collect();
     if resume.stream_ids.is_empty() {
         // Start at the newest entry of each stream; the snapshot covers the past.
         for key in &keys {
@@ -275,7 +276,7 @@ async fn send_snapshot(
 pub async fn publish(
     backend: String,
     source: Source,
-    secret: Option<String>,
+    secret: Option<secrecy::SecretString>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
 ) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok();
@@ -314,7 +315,13 @@ pub async fn publish(
                             "no token secret to publish stream events with (JWT_SECRET or the data dir)"
                         )
                     };
-                    let token = operator_token(secret)?;
+                    // A short-lived operator token for the renderer's own requests.
+                    let token = sothebais_kit::access::issue_token(
+                        secret,
+                        "stream-manager",
+                        sothebais_kit::access::Role::Operator,
+                        Duration::from_secs(300),
+                    )?;
                     let url = format!("{backend}/api/events/{}", event.event_type.as_str());
                     let response = http
                         .post(&url)
@@ -340,24 +347,6 @@ pub async fn publish(
             Err(_) => {}
         }
     }
-}
-
-/// A short-lived operator token for the renderer's own requests.
-fn operator_token(secret: &str) -> anyhow::Result<String> {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        role: &'a str,
-        iat: i64,
-        exp: i64,
-    }
-    let now = Utc::now().timestamp();
-    let claims = Claims { sub: "stream-manager", role: "operator", iat: now, exp: now + 300 };
-    Ok(jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )?)
 }
 
 /// Largest lot image downloaded.

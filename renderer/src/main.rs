@@ -34,12 +34,15 @@ use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::storage::ShaderBuffer;
 use bevy::window::ExitCondition;
 use clap::Parser;
+use secrecy::SecretString;
+use sothebais_kit::telemetry::LogFormat;
 use sothebais_shared::events::{
     Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamEnded, StreamErrorData,
     StreamQuality, StreamSceneUpdate, StreamStarted,
 };
+use sothebais_shared::ports::{PortBlock, defaults};
 
-use crate::api::{Command, Frame, Ports, Shared};
+use crate::api::{Command, Frame, Shared};
 use crate::follow::Feed;
 use crate::output::{Encoding, Output, OutputStats, Pipeline};
 use crate::scene::backdrop;
@@ -104,27 +107,33 @@ struct Cli {
     /// The folder of images, fonts and sounds (uploads and downloaded lot images land here)
     #[arg(long, env = "STREAM_ASSETS_DIR", default_value = "assets")]
     assets: PathBuf,
-    /// Address the stream manager listens on
-    #[arg(long, env = "STREAM_MANAGER_HOST", default_value = "127.0.0.1")]
-    host: String,
+    /// Address every listener of the stream manager binds (0.0.0.0 in containers)
+    #[arg(long, alias = "host", env = "SOTHEBAIS_BIND", default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
     /// Stream manager API port (0 picks a free one)
-    #[arg(long, env = "STREAM_MANAGER_PORT", default_value_t = 4200)]
+    #[arg(long, env = "STREAM_MANAGER_PORT", default_value_t = defaults::STREAM_MANAGER)]
     port: u16,
     /// Stream manager WebSocket port
-    #[arg(long, env = "STREAM_MANAGER_WS_PORT", default_value_t = 4201)]
+    #[arg(long, env = "STREAM_MANAGER_WS_PORT", default_value_t = defaults::STREAM_MANAGER + 1)]
     ws_port: u16,
     /// Prometheus metrics port
-    #[arg(long, env = "STREAM_MANAGER_METRICS_PORT", default_value_t = 4290)]
+    #[arg(long, env = "STREAM_MANAGER_METRICS_PORT", default_value_t = defaults::STREAM_MANAGER + 90)]
     metrics_port: u16,
     /// Health port
-    #[arg(long, env = "STREAM_MANAGER_HEALTH_PORT", default_value_t = 4291)]
+    #[arg(long, env = "STREAM_MANAGER_HEALTH_PORT", default_value_t = defaults::STREAM_MANAGER + 91)]
     health_port: u16,
+    /// pretty or json (one JSON object per line)
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
+    log_format: LogFormat,
+    /// Log filter
+    #[arg(long, env = "RUST_LOG", default_value = "info,wgpu=error,naga=warn")]
+    log_filter: String,
     /// The backend's data folder, where its token secret (`jwt_secret`) lives
     #[arg(long, env = "SOTHEBAIS_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
-    /// The backend's token secret (instead of the data folder's file)
-    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
+    /// The backend's token secret (instead of the data folder's file; at least 16 characters)
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, value_parser = sothebais_kit::access::parse_secret)]
+    jwt_secret: Option<SecretString>,
     /// Also accept RS256 operator tokens from this OIDC provider's JWKS
     #[arg(long, env = "AUTH_JWKS_URL")]
     auth_jwks_url: Option<String>,
@@ -225,6 +234,9 @@ fn scene_name(arg: &str) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Our subscriber, not Bevy's: `LOG_FORMAT` and `RUST_LOG` apply, and the listeners'
+    // lines are logged before the app starts.
+    sothebais_kit::telemetry::init(cli.log_format, &cli.log_filter);
     let mut encoding = Encoding::preset(&cli.preset)
         .ok_or_else(|| anyhow::anyhow!("unknown preset {:?}: x, youtube, twitch or 1080p60", cli.preset))?;
     encoding.width = cli.width.unwrap_or(encoding.width);
@@ -261,14 +273,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .thread_name("sothebais-io")
         .enable_all()
         .build()?;
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.067, 0.1, 0.2, 0.5, 1.0, 2.0])
-        .ok()
-        .and_then(|builder| builder.install_recorder().ok());
-    let secret = token_secret(&cli);
+    let prometheus = sothebais_kit::metrics::recorder()?;
+    let secret = sothebais_kit::access::read_secret(cli.jwt_secret.as_ref(), &cli.data_dir)?;
     let auth = (secret.is_some() || cli.auth_jwks_url.is_some()).then(|| {
-        sothebais_auth::Authenticator::new(
-            secret.as_deref().map(str::as_bytes),
+        sothebais_kit::access::Authenticator::new(
+            secret.as_ref().map(|secret| secrecy::ExposeSecret::expose_secret(secret).as_bytes()),
             cli.auth_jwks_url.clone(),
             reqwest::Client::new(),
         )
@@ -284,11 +293,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         prometheus,
         outputs: std::sync::OnceLock::new(),
         assets: cli.assets.clone(),
+        started: Instant::now(),
     });
-    let ports = Ports { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
-    // Printed, not logged: Bevy's logger starts with the app, after this.
-    for (kind, addr) in runtime.block_on(api::serve(shared.clone(), &cli.host, ports))? {
-        eprintln_line(&format!("listening role=stream kind={kind} addr={addr}"));
+    let ports =
+        PortBlock { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
+    for listener in runtime.block_on(api::bind(shared.clone(), cli.bind, ports))? {
+        runtime.spawn(async move {
+            if let Err(error) = listener.serve(std::future::pending()).await {
+                error!("{error:#}");
+            }
+        });
     }
 
     let (feed_sender, feed) = std::sync::mpsc::channel();
@@ -301,7 +315,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         runtime.spawn(follow::run(cli.backend.clone(), source.clone(), cli.assets.clone(), feed_sender));
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let secret = token_secret(&cli);
         runtime.spawn(follow::publish(cli.backend.clone(), source, secret, receiver));
         Some(sender)
     };
@@ -340,7 +353,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         DefaultPlugins
             .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
-            .disable::<TerminalCtrlCHandlerPlugin>(),
+            .disable::<TerminalCtrlCHandlerPlugin>()
+            .disable::<bevy::log::LogPlugin>(),
         convert::ConvertPlugin,
     ))
     .set_runner(grid_runner(if cli.unpaced { None } else { Some(output::slot(encoding.fps)) }))
@@ -504,33 +518,22 @@ fn process_cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The backend's HS256 secret: `JWT_SECRET`, else the data folder's `jwt_secret`.
-fn token_secret(cli: &Cli) -> Option<String> {
-    cli.jwt_secret.clone().or_else(|| {
-        std::fs::read_to_string(cli.data_dir.join("jwt_secret")).ok().map(|text| text.trim().to_owned())
-    })
-}
-
-/// Sets `stop` on SIGINT or SIGTERM, so the app ends and the outputs are finalised.
+/// Sets `stop` on the first SIGINT or SIGTERM, so the app ends and the outputs are
+/// finalised; a second signal exits at once.
 async fn wait_for_signal(stop: Arc<AtomicBool>) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = interrupt.await;
-            stop.store(true, Ordering::Relaxed);
-            return;
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+    use futures::StreamExt as _;
+    let Ok(mut signals) = sothebais_kit::shutdown::signals() else {
+        warn!("cannot listen for SIGINT and SIGTERM");
+        return;
+    };
+    if let Some(signal) = signals.next().await {
+        info!("{signal}: stopping, finishing the outputs (a second signal stops at once)");
+        stop.store(true, Ordering::Relaxed);
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    info!("stopping: finishing the outputs");
-    stop.store(true, Ordering::Relaxed);
+    if let Some(signal) = signals.next().await {
+        warn!("second {signal}: exiting at once; the outputs are not finalised");
+        std::process::exit(130);
+    }
 }
 
 fn send_event<T: serde::Serialize>(
@@ -691,14 +694,6 @@ fn report_news(mut news: ResMut<News>, inbox: Res<Inbox>) {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 /// Measures the frame and, four times a second, publishes the renderer's view of
 /// itself for the API.
 #[allow(clippy::too_many_arguments, reason = "a Bevy system takes what it touches")]
@@ -790,7 +785,10 @@ fn publish_view(
     let status = api::Status {
         state,
         fps,
-        frame_time_ms: api::Percentiles { p50: percentile(&sorted, 0.5), p99: percentile(&sorted, 0.99) },
+        frame_time_ms: api::Percentiles {
+            p50: sothebais_kit::stats::percentile(&sorted, 0.5).unwrap_or(0.0),
+            p99: sothebais_kit::stats::percentile(&sorted, 0.99).unwrap_or(0.0),
+        },
         frames_rendered: pushed,
         frames_dropped: dropped,
         outputs,

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use sothebais_e2e::{Process, addr, binary, free_ports};
+use sothebais_testkit::free_ports;
+use sothebais_testkit::process::{Process, addr, binary};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -91,7 +92,7 @@ async fn only_the_named_roles_run() {
     let roles: std::collections::BTreeSet<String> = process
         .log()
         .iter()
-        .filter_map(|line| sothebais_e2e::parse_listening(line))
+        .filter_map(|line| sothebais_testkit::process::parse_listening(line))
         .map(|l| l.role)
         .collect();
     assert_eq!(roles.into_iter().collect::<Vec<_>>(), vec!["auction", "events"], "{listeners:?}");

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, eventually, gateway, get_json, token};
+use sothebais_testkit::process::{Process, binary, gateway, get_json, token};
+use sothebais_testkit::{Backend, eventually};
 use tokio::sync::Mutex;
 
 /// A decision a client was told about.
@@ -33,7 +34,7 @@ fn acknowledged(bid: &Value) -> Acknowledged {
 
 async fn storm_then_crash(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = backend.settings().expect("backend settings");
+    let env = backend.process_settings().await;
     let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
     let base = gateway(&server.wait_for_listeners(20, Duration::from_secs(30)).expect("listening"));
     let token = token(dir.path(), &env, "operator").expect("token");

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, eventually, gateway, get_json, token};
+use sothebais_testkit::process::{Process, binary, gateway, get_json, token};
+use sothebais_testkit::{Backend, eventually};
 
 /// A private `redis-server` on `port`, keeping nothing on disk; killed on drop.
 struct RedisServer(std::process::Child);
@@ -70,7 +71,7 @@ async fn an_event_committed_but_not_published_before_a_kill_is_published_once_af
         .port();
     let redis_url = format!("redis://127.0.0.1:{port}");
     let redis = RedisServer::start(port).await;
-    let mut env = Backend::Production.settings().expect("settings");
+    let mut env = Backend::Production.process_settings().await;
     env.insert("REDIS_URL".into(), redis_url.clone());
     let stream = format!("{}events:agent", env.get("REDIS_KEY_PREFIX").cloned().unwrap_or_default());
     let dir = tempfile::tempdir().expect("temp dir");

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, RENDERER_FREE_PORTS, addr, binary, gateway, token};
+use sothebais_testkit::Backend;
+use sothebais_testkit::process::{Process, RENDERER_FREE_PORTS, addr, binary, gateway, token};
 
 const START: Duration = Duration::from_secs(60);
 
@@ -128,7 +129,7 @@ fn countdowns(text: &str) -> Vec<i64> {
 #[expect(clippy::print_stderr, reason = "the measured times are said in the test output")]
 async fn the_show_follows_the_auction(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = backend.settings().expect("backend settings");
+    let env = backend.process_settings().await;
     let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
     let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
     let operator = token(dir.path(), &env, "operator").expect("token");

@@ -5,14 +5,15 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sothebais_e2e::{Backend, Process, binary, gateway, get_json, token};
+use sothebais_testkit::Backend;
+use sothebais_testkit::process::{Process, binary, gateway, get_json, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_engine_processes_on_one_postgresql_never_both_write_an_auction() {
     if !Backend::all().contains(&Backend::Production) {
         return;
     }
-    let env = Backend::Production.settings().expect("production settings");
+    let env = Backend::Production.process_settings().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut one =
         Process::start(&binary("sothebais"), &["serve", "--roles", "auction,admin"], dir.path(), &env)

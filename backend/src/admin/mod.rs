@@ -12,9 +12,9 @@ use axum::routing::{any, get};
 use serde_json::json;
 
 use crate::app::{AppState, ServiceRole, health_checks};
-use crate::auth::{AdminRole, Authorized, Role};
 use crate::http::ok;
 use crate::http::openapi::{self, Operation};
+use sothebais_kit::access::{AdminRole, Authorized, Role};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/admin/status", get(status)).route("/api/admin/config", get(config))
@@ -77,7 +77,7 @@ async fn status(State(state): State<AppState>) -> Response {
         "roles": state.roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
         "storage": format!("{:?}", state.storage.kind()).to_lowercase(),
         "bus": state.bus.kind(),
-        "checks": checks,
+        "checks": checks.to_json(),
         "uptime_secs": state.started_at.elapsed().as_secs(),
         "timezone": state.config.timezone.name(),
         "consumers": consumers,

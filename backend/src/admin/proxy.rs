@@ -26,7 +26,10 @@ pub async fn to_renderer(State(state): State<AppState>, request: Request) -> Res
     }
     let body = match to_bytes(request.into_body(), MAX_FORWARDED_BODY).await {
         Ok(body) => body,
-        Err(_) => return Error::PayloadTooLarge.into_response(),
+        Err(_) => {
+            return sothebais_kit::http::Failure::payload_too_large("request body is too large")
+                .into_response();
+        }
     };
     let forwarded = state.http.request(method, &url).headers(headers).body(body).send().await;
     match forwarded {

@@ -4,18 +4,26 @@
 //! transaction (group commit) before answering anyone. The commit is conditional on
 //! the auction's stored version, so two processes can never both write an auction:
 //! the loser reloads and decides again.
+//!
+//! Time comes from the injected [`Clock`](sothebais_kit::clock::Clock). On
+//! [`Engine::stop`] the writers decide what is queued and end, then the committer
+//! commits the last batches and ends: nothing acknowledged is lost, nothing queued is
+//! dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sothebais_kit::clock::SharedClock;
 use sothebais_shared::auction::{Auction, Bid, BidStatus, Campaign, CampaignLot, NewAuction, NewCampaign};
 use sothebais_shared::events::{
     AuctionCancelled, AuctionExtended, AuctionSnapshot, AuctionWinner, BidEvent, EventType, RawEnvelope,
     Source,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::rules::{AuctionCore, BidInput, BidderStanding, CommandError, SettingsError, Transition, millis};
@@ -43,6 +51,8 @@ pub enum EngineError {
     Storage(#[from] StorageError),
     #[error("the auction is busy; try again")]
     Contended,
+    #[error("the auction engine is stopping")]
+    Stopping,
 }
 
 impl From<SettingsError> for EngineError {
@@ -85,7 +95,10 @@ enum Command {
         reason: Option<String>,
         reply: oneshot::Sender<Result<Auction, EngineError>>,
     },
-    Tick,
+    /// Lets time act; `reply` (when someone waits) gets the auction once committed.
+    Tick {
+        reply: Option<oneshot::Sender<Result<Auction, EngineError>>>,
+    },
 }
 
 /// A deadline change an auction writer reports to the scheduler.
@@ -99,6 +112,7 @@ pub struct Engine {
 
 struct Inner {
     storage: Arc<dyn Storage>,
+    clock: SharedClock,
     writers: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
     /// Woken after every commit that stored events, so the relay publishes them at once.
     outbox: Arc<Notify>,
@@ -106,6 +120,29 @@ struct Inner {
     /// The process's committer: writers hand it their batches, it commits many
     /// auctions' batches in one transaction.
     commits: mpsc::Sender<CommitJob>,
+    /// Fires when the engine stops: writers decide what is queued and end.
+    stopping: CancellationToken,
+    /// How many writers run; each holds a [`RunningWriter`] that counts it.
+    writers_running: watch::Sender<usize>,
+    /// Fires once every writer has ended: the committer commits what is left and ends.
+    committer_stop: CancellationToken,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Counts a running writer for as long as it lives.
+struct RunningWriter(watch::Sender<usize>);
+
+impl RunningWriter {
+    fn new(running: &watch::Sender<usize>) -> RunningWriter {
+        running.send_modify(|count| *count += 1);
+        RunningWriter(running.clone())
+    }
+}
+
+impl Drop for RunningWriter {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }
 
 /// A writer's decided batch, owned, on its way to the committer and back.
@@ -125,9 +162,21 @@ struct CommitJob {
 const MAX_GROUP: usize = 256;
 
 /// Commits whatever writers have handed over, many at a time: while one transaction
-/// is flushing, the next group gathers (group commit across auctions).
-async fn committer(storage: Arc<dyn Storage>, mut jobs: mpsc::Receiver<CommitJob>) {
-    while let Some(first) = jobs.recv().await {
+/// is flushing, the next group gathers (group commit across auctions). After `stop`
+/// it commits what is still queued, then ends.
+async fn committer(storage: Arc<dyn Storage>, mut jobs: mpsc::Receiver<CommitJob>, stop: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            () = stop.cancelled() => match jobs.try_recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -168,12 +217,48 @@ impl Engine {
     pub fn new(
         storage: Arc<dyn Storage>,
         outbox: Arc<Notify>,
+        clock: SharedClock,
     ) -> (Engine, mpsc::UnboundedReceiver<DeadlineUpdate>) {
         let (deadlines, receiver) = mpsc::unbounded_channel();
         let (commits, jobs) = mpsc::channel(4096);
-        tokio::spawn(committer(storage.clone(), jobs));
-        let inner = Inner { storage, writers: Mutex::new(HashMap::new()), outbox, deadlines, commits };
+        let committer_stop = CancellationToken::new();
+        let committer = tokio::spawn(committer(storage.clone(), jobs, committer_stop.clone()));
+        let inner = Inner {
+            storage,
+            clock,
+            writers: Mutex::new(HashMap::new()),
+            outbox,
+            deadlines,
+            commits,
+            stopping: CancellationToken::new(),
+            writers_running: watch::channel(0).0,
+            committer_stop,
+            committer: Mutex::new(Some(committer)),
+        };
         (Engine { inner: Arc::new(inner) }, receiver)
+    }
+
+    /// The time the engine decides at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Stops the engine: new commands are refused (`Stopping`), every writer decides
+    /// and commits what is queued and ends, then the committer commits the last
+    /// groups and ends. Each step is logged; a committer that panicked is an error.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.inner.stopping.cancel();
+        let mut running = self.inner.writers_running.subscribe();
+        let writers = *running.borrow();
+        tracing::info!(writers, "auction writers: deciding what is queued");
+        let _ = running.wait_for(|count| *count == 0).await;
+        self.inner.committer_stop.cancel();
+        let committer = self.inner.committer.lock().ok().and_then(|mut handle| handle.take());
+        if let Some(committer) = committer {
+            committer.await.map_err(|error| anyhow::anyhow!("the auction committer failed: {error}"))?;
+        }
+        tracing::info!("auction engine stopped: every decision is committed");
+        Ok(())
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -192,7 +277,7 @@ impl Engine {
         self.inner.storage.insert_auction(&core, &[]).await?;
         let _ = self.inner.deadlines.send((core.id, core.next_deadline()));
         tracing::info!(auction_id = %core.id, title = %core.title, starts_at = ?core.starts_at, "auction created");
-        Ok(core.snapshot(millis(Utc::now())))
+        Ok(core.snapshot(millis(self.now())))
     }
 
     /// Creates a campaign: its lots get their times from the campaign's wall clock.
@@ -201,7 +286,7 @@ impl Engine {
         new: &NewCampaign,
         default_zone: chrono_tz::Tz,
     ) -> Result<Campaign, EngineError> {
-        let (campaign, cores) = plan_campaign(new, default_zone, Uuid::now_v7(), Utc::now())?;
+        let (campaign, cores) = plan_campaign(new, default_zone, Uuid::now_v7(), self.now())?;
         self.inner.storage.insert_campaign(&campaign, &cores, &[]).await?;
         for core in &cores {
             let _ = self.inner.deadlines.send((core.id, core.next_deadline()));
@@ -218,14 +303,14 @@ impl Engine {
         standing: BidderStanding,
     ) -> Result<BidOutcome, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.send(auction_id, Command::Bid { input, standing, reply }).await;
+        self.send(auction_id, Command::Bid { input, standing, reply }).await?;
         answer.await.unwrap_or(Err(EngineError::Contended))
     }
 
     /// Opens a scheduled auction now.
     pub async fn start(&self, auction_id: Uuid) -> Result<Auction, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.send(auction_id, Command::Start { reply }).await;
+        self.send(auction_id, Command::Start { reply }).await?;
         answer.await.unwrap_or(Err(EngineError::Contended))
     }
 
@@ -238,20 +323,30 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<Auction, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.send(auction_id, Command::Cancel { by: by.to_owned(), admin, reason, reply }).await;
+        self.send(auction_id, Command::Cancel { by: by.to_owned(), admin, reason, reply }).await?;
         answer.await.unwrap_or(Err(EngineError::Contended))
     }
 
     /// Lets time act on an auction (open or close it when due).
     pub async fn tick(&self, auction_id: Uuid) {
-        self.send(auction_id, Command::Tick).await;
+        // A tick refused while stopping is taken again by the next start's scheduler.
+        let _ = self.send(auction_id, Command::Tick { reply: None }).await;
     }
 
-    async fn send(&self, auction_id: Uuid, mut command: Command) {
+    /// Lets time act on an auction now and answers with it once what changed (an
+    /// opening, a close) is committed. Tests use it to settle an auction after moving
+    /// their clock; the scheduler uses the fire-and-forget [`tick`](Engine::tick).
+    pub async fn advance(&self, auction_id: Uuid) -> Result<Auction, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(auction_id, Command::Tick { reply: Some(reply) }).await?;
+        answer.await.unwrap_or(Err(EngineError::Contended))
+    }
+
+    async fn send(&self, auction_id: Uuid, mut command: Command) -> Result<(), EngineError> {
         for _ in 0..3 {
-            let sender = self.writer(auction_id);
+            let Some(sender) = self.writer(auction_id) else { return Err(EngineError::Stopping) };
             match sender.send(command).await {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 // The writer retired between lookup and send: start a fresh one.
                 Err(mpsc::error::SendError(returned)) => {
                     command = returned;
@@ -264,21 +359,34 @@ impl Engine {
             }
         }
         tracing::error!(%auction_id, "no writer could take the command");
+        Err(EngineError::Contended)
     }
 
-    fn writer(&self, auction_id: Uuid) -> mpsc::Sender<Command> {
+    /// The writer of `auction_id`, started when there is none; `None` once stopping.
+    fn writer(&self, auction_id: Uuid) -> Option<mpsc::Sender<Command>> {
         let mut writers = match self.inner.writers.lock() {
             Ok(writers) => writers,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if self.inner.stopping.is_cancelled() {
+            return None;
+        }
         if let Some(sender) = writers.get(&auction_id).filter(|sender| !sender.is_closed()) {
-            return sender.clone();
+            return Some(sender.clone());
         }
         let (sender, receiver) = mpsc::channel(4096);
         writers.insert(auction_id, sender.clone());
-        let writer = Writer { id: auction_id, engine: self.clone(), record: None, receiver, clock: None };
+        let running = RunningWriter::new(&self.inner.writers_running);
+        let writer = Writer {
+            id: auction_id,
+            engine: self.clone(),
+            record: None,
+            receiver,
+            clock: None,
+            _running: running,
+        };
         tokio::spawn(writer.run());
-        sender
+        Some(sender)
     }
 }
 
@@ -357,15 +465,25 @@ struct Writer {
     receiver: mpsc::Receiver<Command>,
     /// The latest time decided at; decision times never go backwards.
     clock: Option<DateTime<Utc>>,
+    _running: RunningWriter,
 }
 
 impl Writer {
     async fn run(mut self) {
+        let stopping = self.engine.inner.stopping.clone();
         loop {
-            let first = match tokio::time::timeout(IDLE, self.receiver.recv()).await {
-                Ok(Some(command)) => command,
-                Ok(None) => return,
-                Err(_) => {
+            let first = tokio::select! {
+                biased;
+                command = self.receiver.recv() => match command {
+                    Some(command) => command,
+                    None => return,
+                },
+                // Take nothing new; what is queued is still received, then `None`.
+                () = stopping.cancelled(), if !self.receiver.is_closed() => {
+                    self.receiver.close();
+                    continue;
+                }
+                () = tokio::time::sleep(IDLE) => {
                     if self.retire() {
                         return;
                     }
@@ -409,7 +527,7 @@ impl Writer {
         }
         let storage = &self.engine.inner.storage;
         let Some(mut record) = storage.auction(self.id).await? else { return Ok(None) };
-        let now = millis(Utc::now());
+        let now = millis(self.engine.now());
         let recent = storage.recent_accepted(self.id, now - record.core.rate_window()).await?;
         record.core.restore_rate_memory(recent, now);
         Ok(Some(record))
@@ -481,7 +599,7 @@ impl Writer {
         answer_all(batch, || EngineError::Contended);
     }
 
-    /// Decides a batch on the state. Pure apart from reading the clock.
+    /// Decides a batch on the state. Pure apart from reading the engine's clock.
     fn decide(&mut self, mut core: AuctionCore, batch: &[Command], earlier: Vec<Bid>) -> Decided {
         let mut events = Vec::new();
         let mut bids: Vec<Bid> = Vec::new();
@@ -510,7 +628,7 @@ impl Writer {
                     bids.push(bid);
                 }
                 Command::Start { .. } => {
-                    let at = self.next_time(Utc::now());
+                    let at = self.next_time(self.engine.now());
                     transitions(&mut core, at, &mut events);
                     let result = core.start(at).map_err(EngineError::from);
                     if result.is_ok() {
@@ -523,7 +641,7 @@ impl Writer {
                     answers.push(result.map(|()| None));
                 }
                 Command::Cancel { by, admin, reason, .. } => {
-                    let at = self.next_time(Utc::now());
+                    let at = self.next_time(self.engine.now());
                     transitions(&mut core, at, &mut events);
                     let result = core.cancel(at, by, *admin, reason.clone()).map_err(EngineError::from);
                     if result.is_ok() {
@@ -532,14 +650,14 @@ impl Writer {
                     }
                     answers.push(result.map(|()| None));
                 }
-                Command::Tick => {
-                    let at = self.next_time(Utc::now());
+                Command::Tick { .. } => {
+                    let at = self.next_time(self.engine.now());
                     transitions(&mut core, at, &mut events);
                     answers.push(Ok(None));
                 }
             }
         }
-        let at = self.next_time(Utc::now());
+        let at = self.next_time(self.engine.now());
         transitions(&mut core, at, &mut events);
         Decided { core, bids, events, answers }
     }
@@ -550,7 +668,7 @@ impl Writer {
         answers: Vec<Result<Option<(Bid, bool)>, EngineError>>,
         core: &AuctionCore,
     ) {
-        let now = millis(Utc::now());
+        let now = millis(self.engine.now());
         let snapshot = core.snapshot(now);
         for (command, answer) in batch.into_iter().zip(answers) {
             match command {
@@ -562,10 +680,12 @@ impl Writer {
                         duplicate,
                     }));
                 }
-                Command::Start { reply } | Command::Cancel { reply, .. } => {
+                Command::Start { reply }
+                | Command::Cancel { reply, .. }
+                | Command::Tick { reply: Some(reply) } => {
                     let _ = reply.send(answer.map(|_| snapshot.clone()));
                 }
-                Command::Tick => {}
+                Command::Tick { reply: None } => {}
             }
         }
     }
@@ -585,10 +705,12 @@ fn answer_all(batch: Vec<Command>, error: impl Fn() -> EngineError) {
             Command::Bid { reply, .. } => {
                 let _ = reply.send(Err(error()));
             }
-            Command::Start { reply } | Command::Cancel { reply, .. } => {
+            Command::Start { reply }
+            | Command::Cancel { reply, .. }
+            | Command::Tick { reply: Some(reply) } => {
                 let _ = reply.send(Err(error()));
             }
-            Command::Tick => {}
+            Command::Tick { reply: None } => {}
         }
     }
 }

@@ -23,11 +23,12 @@ use uuid::Uuid;
 use super::engine::{BidOutcome, EngineError};
 use super::rules::{self, BidInput, BidderStanding, Phase, millis};
 use crate::app::AppState;
-use crate::auth::{Authorized, BidderRole, Caller, OperatorRole, Role};
 use crate::error::{Error, Result};
 use crate::http::openapi::Operation;
 use crate::http::{Json, Path, Query, created, ok};
 use crate::storage::AuctionFilter;
+use sothebais_kit::access::{Authorized, BidderRole, Caller, OperatorRole, Role};
+use sothebais_kit::http::Failure;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -206,10 +207,11 @@ fn engine_error(error: EngineError) -> Error {
     match error {
         EngineError::NotFound => Error::NotFound("auction".into()),
         EngineError::Conflict(message) => Error::Conflict(message),
-        EngineError::Forbidden(message) => Error::Forbidden(message),
+        EngineError::Forbidden(message) => Error::Refused(Failure::forbidden(message)),
         EngineError::Invalid { field, message } => Error::bad_field(field, message),
         EngineError::Storage(error) => Error::Storage(error),
         EngineError::Contended => Error::Unavailable { dependency: "auction writer" },
+        EngineError::Stopping => Error::Unavailable { dependency: "auction engine (stopping)" },
     }
 }
 
@@ -245,10 +247,10 @@ async fn place_bid(
     Authorized(claims, _): Authorized<BidderRole>,
     Json(request): Json<BidRequest>,
 ) -> Result<Response> {
-    let received_at = millis(Utc::now());
+    let received_at = millis(state.clock.now());
     let operator = claims.role.satisfies(Role::Operator);
     if !operator && let Err(retry_after_secs) = state.bid_rate.take(&claims.sub) {
-        return Err(Error::RateLimited { retry_after_secs });
+        return Err(Failure::rate_limited(retry_after_secs).into());
     }
     let bidder = match (operator, request.bidder) {
         (true, Some(bidder)) => bidder,
@@ -256,7 +258,7 @@ async fn place_bid(
             return Err(Error::bad_field("bidder", "operators bid on behalf of a bidder: name it"));
         }
         (false, Some(bidder)) if bidder.id != claims.sub => {
-            return Err(Error::Forbidden("a bidder token bids only as its own subject".into()));
+            return Err(Failure::forbidden("a bidder token bids only as its own subject").into());
         }
         (false, bidder) => Bidder { id: claims.sub.clone(), handle: bidder.and_then(|bidder| bidder.handle) },
     };
@@ -267,7 +269,7 @@ async fn place_bid(
         None if operator => BidSource::Admin,
         None => BidSource::Http,
         Some(source) if operator => source,
-        Some(_) => return Err(Error::Forbidden("only operators relay bids from other sources".into())),
+        Some(_) => return Err(Failure::forbidden("only operators relay bids from other sources").into()),
     };
     if request.created_at.is_some() && source != BidSource::X {
         return Err(Error::bad_field("created_at", "only bids relayed from X carry the post's time"));
@@ -382,7 +384,7 @@ struct StatusQuery {
 }
 
 async fn status(State(state): State<AppState>, Query(query): Query<StatusQuery>) -> Result<Response> {
-    let now = millis(Utc::now());
+    let now = millis(state.clock.now());
     if let Some(id) = query.auction_id {
         return Ok(ok(load(&state, id).await?.view_at(now)));
     }
@@ -442,7 +444,7 @@ struct ListQuery {
 }
 
 async fn list_auctions(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Response> {
-    let now = millis(Utc::now());
+    let now = millis(state.clock.now());
     let phases = match query.state {
         None => vec![],
         Some(AuctionState::Scheduled) => vec![Phase::Scheduled],
@@ -466,7 +468,7 @@ async fn list_auctions(State(state): State<AppState>, Query(query): Query<ListQu
 }
 
 async fn get_auction(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response> {
-    Ok(ok(load(&state, id).await?.view_at(millis(Utc::now()))))
+    Ok(ok(load(&state, id).await?.view_at(millis(state.clock.now()))))
 }
 
 async fn start_auction(

@@ -1,11 +1,14 @@
 //! Timers that open and close auctions on time, and survive restarts: deadlines live
 //! in the database (`next_deadline_ms`), so an auction whose end passed while no
 //! process was running is closed, from its stored state, as soon as one starts.
+//! Time comes from the engine's clock, so a test that moves its clock forward wakes
+//! the scheduler at once.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sothebais_kit::clock::SharedClock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -23,31 +26,35 @@ const HORIZON: Duration = Duration::from_secs(3);
 pub async fn run(
     engine: Engine,
     mut updates: mpsc::UnboundedReceiver<DeadlineUpdate>,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) {
     let mut deadlines: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     let mut next_refresh = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_refresh {
-            let horizon = Utc::now() + chrono::Duration::from_std(HORIZON).unwrap_or_default();
+            let horizon = clock.now() + chrono::Duration::from_std(HORIZON).unwrap_or_default();
             match engine.storage().due_auctions(horizon).await {
                 Ok(due) => deadlines.extend(due),
                 Err(error) => tracing::warn!(%error, "cannot read auction deadlines; retrying"),
             }
             next_refresh = tokio::time::Instant::now() + REFRESH;
         }
-        let now = Utc::now();
+        let now = clock.now();
         let due: Vec<Uuid> = deadlines.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
         for id in due {
             deadlines.remove(&id);
             engine.tick(id).await;
         }
-        let until_next = deadlines
+        let refresh_in = next_refresh.saturating_duration_since(tokio::time::Instant::now());
+        let wake_at = deadlines
             .values()
             .min()
-            .and_then(|at| (*at - Utc::now()).to_std().ok())
-            .unwrap_or(REFRESH)
-            .min(next_refresh.saturating_duration_since(tokio::time::Instant::now()));
+            .copied()
+            .into_iter()
+            .chain(chrono::Duration::from_std(refresh_in).ok().map(|refresh| clock.now() + refresh))
+            .min()
+            .unwrap_or_else(|| clock.now());
         tokio::select! {
             () = shutdown.cancelled() => return,
             update = updates.recv() => match update {
@@ -55,7 +62,9 @@ pub async fn run(
                 Some((id, None)) => { deadlines.remove(&id); }
                 None => return,
             },
-            () = tokio::time::sleep(until_next) => {}
+            () = clock.sleep_until(wake_at) => {}
+            // Other processes' deadlines are read on the real second, whatever the clock.
+            () = tokio::time::sleep(refresh_in) => {}
         }
     }
 }

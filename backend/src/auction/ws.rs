@@ -2,7 +2,7 @@
 //! connect and on every change (`auction:state`), each accepted bid (`auction:bid`)
 //! and each outcome (`auction:result`); `?auction_id=` filters to one auction.
 //!
-//! It follows the process's event feed (see `events::feed`), so it shows every
+//! It follows the process's event feed (see `events::live`), so it shows every
 //! process's decisions; a client that falls behind is disconnected, never allowed to
 //! slow anyone else.
 
@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sothebais_shared::events::{Envelope, EventType};
@@ -19,7 +18,7 @@ use uuid::Uuid;
 
 use super::rules::{Phase, millis};
 use crate::app::AppState;
-use crate::events::feed;
+use crate::events::live;
 use crate::http::Query;
 use crate::storage::AuctionFilter;
 
@@ -78,7 +77,7 @@ fn messages(event: &Envelope, filter: Option<Uuid>) -> Vec<Message> {
 async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
     // Subscribe before reading the snapshot, so no change falls between the two.
     let mut events = state.feed.subscribe();
-    let now = millis(Utc::now());
+    let now = millis(state.clock.now());
     let snapshots: Vec<Value> = match filter {
         Some(id) => match state.storage.auction(id).await {
             Ok(Some(record)) => vec![json!(record.core.view_at(now))],
@@ -102,9 +101,9 @@ async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
             return;
         }
     }
-    while let Some(event) = feed::next_event(&mut socket, &mut events, &state.shutdown, "auction").await {
+    while let Some(event) = live::next_event(&mut socket, &mut events, &state.shutdown, "auction").await {
         for outgoing in messages(&event, filter) {
-            if !feed::send_in_time(&mut socket, outgoing).await {
+            if !live::send_in_time(&mut socket, outgoing).await {
                 return;
             }
         }

@@ -136,17 +136,27 @@ pub fn streams_for(name: &str, patterns: &[TypePattern]) -> Vec<String> {
     streams
 }
 
-/// Starts delivering to `consumer` until `shutdown`.
+/// Delivers to `consumer` until `shutdown`; an error when it cannot start at all.
+pub async fn deliver(
+    storage: Arc<dyn Storage>,
+    bus: Arc<dyn EventBus>,
+    consumer: Arc<dyn Consumer>,
+    settings: DispatchSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let handled = handled_ids(storage.clone(), bus.as_ref());
+    Runner { storage, bus, handled, consumer, settings, shutdown }.run().await
+}
+
+/// Starts delivering to `consumer` until `shutdown`, on a task of its own.
 pub fn spawn(
     storage: Arc<dyn Storage>,
     bus: Arc<dyn EventBus>,
     consumer: Arc<dyn Consumer>,
     settings: DispatchSettings,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    let handled = handled_ids(storage.clone(), bus.as_ref());
-    let runner = Runner { storage, bus, handled, consumer, settings, shutdown };
-    tokio::spawn(runner.run())
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(deliver(storage, bus, consumer, settings, shutdown))
 }
 
 /// Where consumers' handled ids are kept: by the bus when it keeps them (Redis,
@@ -195,11 +205,10 @@ impl Runner {
         self.consumer.name()
     }
 
-    async fn run(self) {
+    async fn run(self) -> anyhow::Result<()> {
         let name = self.name().to_owned();
         if !valid_consumer_name(&name) {
-            tracing::error!(consumer = %name, "consumer names are letters, digits, '-', '_' and '.'; not started");
-            return;
+            anyhow::bail!("consumer {name:?} not started: names are letters, digits, '-', '_' and '.'");
         }
         let patterns: Vec<String> =
             self.consumer.patterns().iter().map(|pattern| pattern.as_str().to_owned()).collect();
@@ -225,14 +234,14 @@ impl Runner {
                     tracing::info!(consumer = %name, %instance, patterns = ?patterns, "consumer started");
                     backoff = Duration::from_millis(100);
                     if self.consume(subscription).await {
-                        return;
+                        return Ok(());
                     }
                 }
                 Err(error) => tracing::warn!(consumer = %name, %error, "consumer cannot start; retrying"),
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
             tokio::select! {
-                () = self.shutdown.cancelled() => return,
+                () = self.shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(backoff) => {}
             }
         }

@@ -6,9 +6,9 @@
 //! event store, then published on the bus.
 
 pub mod dispatch;
-pub mod feed;
+pub mod live;
 pub mod relay;
-pub mod stream;
+pub mod websocket;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use sothebais_shared::events::{Envelope, EventType, InvalidEvent, Source, TypePattern};
 
 use crate::app::AppState;
-use crate::auth::{Authorized, Caller, OperatorRole, Role};
 use crate::error::{Error, Result};
 use crate::http::openapi::Operation;
 use crate::http::{Json, Path, Query, created, ok};
 use crate::storage::{ConsumerRecord, DeadLetter, EventQuery};
+use sothebais_kit::access::{Authorized, Caller, OperatorRole, Role};
 
 /// How many of each type: per-type counters are incremented once per batch, since a
 /// labelled metric handle is looked up (its labels built and hashed) at each use.
@@ -50,13 +50,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/events/replay", post(replay))
         .route("/api/events/consumers", get(consumers))
         .route("/api/events/{event_type}", post(publish))
-        .route("/api/events/stream", get(stream::upgrade))
+        .route("/api/events/stream", get(websocket::upgrade))
         .route("/api/events/{event_type}/history", get(history))
 }
 
 /// The event stream WebSocket listener.
-pub fn stream_router() -> Router<AppState> {
-    Router::new().route("/", get(stream::upgrade))
+pub fn websocket_router() -> Router<AppState> {
+    Router::new().route("/", get(websocket::upgrade))
 }
 
 pub fn operations() -> Vec<Operation> {

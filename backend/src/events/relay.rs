@@ -26,6 +26,9 @@ const BATCH: u32 = 500;
 const SWEEP: Duration = Duration::from_millis(250);
 
 /// Runs until `shutdown`, woken by `wake` after commits and every second regardless.
+/// On `shutdown` it makes a last pass from the start of the outbox, so what the engine
+/// committed before it stopped is published before the process exits (what cannot be
+/// published stays in the outbox for the next start).
 pub async fn run(
     storage: Arc<dyn Storage>,
     bus: Arc<dyn EventBus>,
@@ -36,12 +39,18 @@ pub async fn run(
     let mut after = 0;
     let mut last_sweep = Instant::now();
     loop {
+        let stopping = shutdown.is_cancelled();
         if last_sweep.elapsed() >= SWEEP {
             after = 0;
             last_sweep = Instant::now();
         }
         let pause = match storage.relay_outbox(after, BATCH, bus.as_ref()).await {
-            Ok(Ok(published)) if published.is_empty() => None,
+            Ok(Ok(published)) if published.is_empty() => {
+                if stopping {
+                    return;
+                }
+                None
+            }
             Ok(Ok(published)) => {
                 let now = chrono::Utc::now().timestamp_millis();
                 after = published.iter().map(|stored| stored.seq).max().unwrap_or(after);
@@ -59,17 +68,24 @@ pub async fn run(
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot publish; the events stay in the outbox");
+                if stopping {
+                    return;
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(backoff)
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot read the outbox");
+                if stopping {
+                    return;
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(backoff)
             }
         };
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            // One last pass from the start of the outbox.
+            () = shutdown.cancelled() => after = 0,
             () = wake.notified(), if pause.is_none() => {}
             () = tokio::time::sleep(pause.unwrap_or(Duration::from_secs(1))) => {}
         }

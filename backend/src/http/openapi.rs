@@ -4,7 +4,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::auth::Role;
+use sothebais_kit::access::Role;
 
 /// One documented operation.
 #[derive(Debug, Clone)]

@@ -3,83 +3,37 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use crate::helpers::Role;
 use serde_json::{Value, json};
-use sothebais_backend::auth::Role;
 use sothebais_backend::bus::{GroupStart, SubscribeOptions};
 use sothebais_shared::events::Category;
 
-use crate::both_backends;
+use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp, assert_error, json, token};
 
-/// Creates an auction open now, lasting `duration_secs`, returning its id.
 async fn open_auction(app: &TestApp, extra: Value) -> String {
-    let mut body = json!({
-        "title": "Lot",
-        "starting_price": "1",
-        "starts_at": Utc::now().to_rfc3339(),
-        "duration_secs": 60,
-    });
-    for (key, value) in extra.as_object().into_iter().flatten() {
-        body[key] = value.clone();
-    }
-    let (status, created) = json(
-        app.client
-            .post(app.gateway("/api/auction/auctions"))
-            .bearer_auth(token(Role::Operator))
-            .json(&body)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    created["data"]["id"].as_str().expect("id").to_owned()
+    app.create_auction(extra).await
 }
 
 async fn bid(app: &TestApp, auction: &str, bidder: &str, amount: &str, key: Option<&str>) -> (u16, Value) {
-    let mut body =
-        json!({ "auction_id": auction, "amount": amount, "bidder": { "id": bidder, "handle": bidder } });
-    if let Some(key) = key {
-        body["idempotency_key"] = json!(key);
-    }
-    json(
-        app.client
-            .post(app.gateway("/api/auction/bid"))
-            .bearer_auth(token(Role::Operator))
-            .json(&body)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await
-}
-
-async fn auction(app: &TestApp, id: &str) -> Value {
-    let (status, body) =
-        json(app.client.get(app.gateway(&format!("/api/auction/auctions/{id}"))).send().await.expect("send"))
-            .await;
-    assert_eq!(status, 200, "{body}");
-    body["data"].clone()
+    app.bid(auction, bidder, amount, key).await
 }
 
 async fn history(app: &TestApp, id: &str) -> Vec<Value> {
-    let url = app.gateway(&format!("/api/auction/history?auction_id={id}&limit=1000"));
-    let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]["bids"].as_array().cloned().unwrap_or_default()
+    app.history(id).await
 }
 
-/// Polls until `check` holds on the auction, failing after `limit`.
+/// Waits, up to `limit`, until `check` holds on the auction: for what the scheduler
+/// does on its own once the clock has moved.
 async fn wait_for(app: &TestApp, id: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let current = auction(app, id).await;
+        let current = app.auction(id).await;
         if check(&current) {
             return current;
         }
         assert!(tokio::time::Instant::now() < deadline, "condition not reached: {current}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -163,10 +117,13 @@ both_backends! {
 
     async fn the_timer_closes_the_auction_after_the_grace_with_the_winner(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let id = open_auction(&app, json!({ "duration_secs": 2, "late_grace_secs": 1, "anti_snipe": null })).await;
+        let id = open_auction(&app, json!({ "duration_secs": 60, "late_grace_secs": 1, "anti_snipe": null })).await;
         let (status, _) = bid(&app, &id, "alice", "1", None).await;
         assert_eq!(status, 200);
-        let closed = wait_for(&app, &id, Duration::from_secs(10), |auction| auction["state"] == "closed").await;
+        app.clock.advance(Duration::from_secs(60));
+        app.clock.advance(Duration::from_secs(2));
+        // The scheduler wakes when the clock passes the deadline, not a minute later.
+        let closed = wait_for(&app, &id, Duration::from_secs(5), |auction| auction["state"] == "closed").await;
         assert_eq!(closed["outcome"]["result"], "sold", "{closed}");
         assert_eq!(closed["outcome"]["winner"]["id"], "alice");
         let (status, late) = bid(&app, &id, "bob", "9", None).await;
@@ -179,11 +136,12 @@ both_backends! {
 
     async fn a_scheduled_auction_opens_on_its_own_at_its_start(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let start = Utc::now() + chrono::Duration::milliseconds(700);
+        let start = app.clock.now() + chrono::Duration::hours(1);
         let id = open_auction(&app, json!({ "starts_at": start.to_rfc3339() })).await;
         let (status, early) = bid(&app, &id, "alice", "1", None).await;
         assert_eq!(status, 422);
         assert_error(&early, "AUCTION_NOT_OPEN");
+        app.clock.advance(Duration::from_secs(3600));
         wait_for(&app, &id, Duration::from_secs(5), |auction| auction["state"] == "open").await;
         let (status, _) = bid(&app, &id, "alice", "1", None).await;
         assert_eq!(status, 200);
@@ -194,11 +152,10 @@ both_backends! {
         let id = open_auction(&first, json!({ "duration_secs": 1, "late_grace_secs": 0, "anti_snipe": null })).await;
         let (status, _) = bid(&first, &id, "alice", "1.2", None).await;
         assert_eq!(status, 200);
-        let second_settings = first.settings.clone();
-        let sibling_dir = first.sibling_dir();
-        first.stop().await;
-        tokio::time::sleep(Duration::from_millis(1500)).await; // the end passes while nothing runs
-        let second = TestApp::restart(second_settings, sibling_dir).await;
+        let (settings, data_dir, clock) = (first.settings.clone(), first.data_dir(), first.clock.clone());
+        first.stop().await.expect("clean stop");
+        clock.advance(Duration::from_secs(2)); // the end passes while nothing runs
+        let second = TestApp::restart(settings, data_dir, clock).await;
         let closed = wait_for(&second, &id, Duration::from_secs(5), |auction| auction["state"] == "closed").await;
         assert_eq!(closed["outcome"]["winner"]["id"], "alice", "{closed}");
         assert_eq!(closed["outcome"]["amount"], "1.2");
@@ -262,7 +219,7 @@ both_backends! {
             assert_eq!(seqs, vec![1, 2, 3], "{id}");
             let (_, verified) = json(app.client.get(app.gateway(&format!("/api/auction/auctions/{id}/verify"))).send().await.expect("send")).await;
             assert_eq!(verified["data"]["chain_valid"], true, "{verified}");
-            let current = auction(&app, id).await;
+            let current = app.auction(id).await;
             assert_eq!(current["high_bid"]["amount"], verified["data"]["outcome_from_log"]["amount"], "{current}");
         }
     }
@@ -340,7 +297,7 @@ both_backends! {
 async fn a_bidder_token_bids_as_its_own_subject_only() {
     let app = TestApp::spawn(Backend::Embedded).await;
     let id = open_auction(&app, json!({})).await;
-    let bidder_token = sothebais_backend::auth::issue_token(
+    let bidder_token = sothebais_kit::access::issue_token(
         &secrecy::SecretString::from(crate::helpers::JWT_SECRET.to_owned()),
         "x-user-77",
         Role::Bidder,
@@ -554,5 +511,59 @@ async fn bids_go_on_through_a_redis_restart_and_their_events_are_published_after
             "the event of the bid decided while Redis was down never arrived"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+both_backends! {
+    async fn stopping_waits_for_bids_in_flight_and_loses_none_that_were_answered(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = open_auction(&app, json!({ "increment_table": [], "increment_percent": 0 })).await;
+        let (settings, data_dir, clock) = (app.settings.clone(), app.data_dir(), app.clock.clone());
+        let mut tasks = Vec::new();
+        for index in 0..80u32 {
+            let client = app.client.clone();
+            let url = app.gateway("/api/auction/bid");
+            let body = json!({ "auction_id": id, "amount": format!("{}", 1 + index), "bidder": { "id": format!("b{index}") } });
+            tasks.push(tokio::spawn(async move {
+                let response = client.post(url).bearer_auth(token(Role::Operator)).json(&body).send().await.ok()?;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.ok()?;
+                Some((status, body))
+            }));
+        }
+        // Stop once the storm is under way: some bids decided, others in flight.
+        wait_for_bids(&app, &id, 1).await;
+        app.stop().await.expect("every stage stops cleanly");
+        let mut answered = Vec::new();
+        for task in tasks {
+            if let Some((status, body)) = task.await.expect("task") {
+                if status == 200 {
+                    answered.push(body["data"]["bid"]["id"].as_str().expect("bid id").to_owned());
+                } else if status == 422 {
+                    // Rejected bids are recorded too; their id is in the details when given.
+                    answered.extend(body["error"]["details"]["bid"]["id"].as_str().map(str::to_owned));
+                } else {
+                    assert_eq!(status, 503, "refused while stopping, nothing acknowledged: {body}");
+                }
+            }
+        }
+        assert!(!answered.is_empty());
+        let after = TestApp::restart(settings, data_dir, clock).await;
+        let log = after.history(&id).await;
+        let stored: Vec<&str> = log.iter().filter_map(|bid| bid["id"].as_str()).collect();
+        for bid in &answered {
+            assert!(stored.contains(&bid.as_str()), "answered bid {bid} was lost on shutdown");
+        }
+        let seqs: Vec<u64> = log.iter().filter_map(|bid| bid["seq"].as_u64()).collect();
+        assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>(), "gapless");
+    }
+}
+
+/// Waits until the auction's log holds at least `count` bids.
+async fn wait_for_bids(app: &TestApp, id: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.history(id).await.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "no bid decided within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
+use crate::helpers::Role;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
-use sothebais_backend::auth::Role;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::both_backends;
+use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp, json, next_json, token};
 
 both_backends! {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
-use sothebais_backend::auth::{Claims, Role, issue_token};
+use sothebais_kit::access::{Claims, Role, issue_token};
 
 use crate::helpers::{Backend, TestApp, assert_error, json, token};
 
@@ -115,8 +115,12 @@ async fn admin_config_needs_admin_and_hides_secrets() {
     assert_eq!(status, 403);
     let response = app.client.get(&url).bearer_auth(token(Role::Admin)).send().await.expect("send");
     let text = response.text().await.expect("body");
-    assert!(text.contains("\"jwt_secret\":\"[redacted]\""), "{text}");
     assert!(!text.contains(crate::helpers::JWT_SECRET), "{text}");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let jwt_secret = &body["data"]["settings"]["jwt_secret"];
+    assert_eq!(jwt_secret["value"], "[redacted]", "{text}");
+    assert_eq!(jwt_secret["origin"], "environment", "each setting says where it came from: {text}");
+    assert_eq!(body["data"]["settings"]["admin_port"]["env"], "ADMIN_PORT", "{text}");
 }
 
 #[tokio::test]

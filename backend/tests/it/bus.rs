@@ -5,8 +5,8 @@ use std::time::Duration;
 use sothebais_backend::bus::{Delivery, GroupStart, SubscribeOptions};
 use sothebais_shared::events::{AgentMood, Category, Envelope, EventType, Mood, Source};
 
-use crate::both_backends;
 use crate::helpers::Backend;
+use crate::helpers::both_backends;
 
 fn event(mood: Mood) -> Envelope {
     Envelope::new(

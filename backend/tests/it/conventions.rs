@@ -1,8 +1,8 @@
 //! The envelope on every error path of the gateway and the role listeners.
 
+use crate::helpers::Role;
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
-use sothebais_backend::auth::Role;
 
 use crate::helpers::{Backend, TestApp, assert_error, json, token};
 

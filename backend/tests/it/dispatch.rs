@@ -8,17 +8,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::helpers::Role;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
-use sothebais_backend::auth::Role;
 use sothebais_backend::events::dispatch::{self, Consumer, DispatchSettings, RetryPolicy};
 use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, TypePattern};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::both_backends;
+use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp, json, token};
 
 /// A consumer under the test's control: it fails the first `fail_first` tries of each
@@ -122,17 +122,13 @@ fn settings(tries: u32) -> DispatchSettings {
 
 /// Waits up to ten seconds for `condition`.
 async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
+    crate::helpers::eventually(Duration::from_secs(10), what, async || condition().await.then_some(()))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
 }
 
 /// Starts delivering to `probe` in the test's application, once its group exists.
-async fn start(app: &TestApp, probe: Arc<Probe>, tries: u32) -> tokio::task::JoinHandle<()> {
+async fn start(app: &TestApp, probe: Arc<Probe>, tries: u32) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let name = probe.name.clone();
     let runner = dispatch::spawn(
         app.state.storage.clone(),
@@ -178,21 +174,11 @@ async fn post_event(app: &TestApp, event: &Envelope) -> Value {
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    json(app.client.get(app.gateway(path)).bearer_auth(token(Role::Operator)).send().await.expect("send"))
-        .await
+    app.get_as(path, Role::Operator).await
 }
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    json(
-        app.client
-            .post(app.gateway(path))
-            .bearer_auth(token(Role::Operator))
-            .json(body)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await
+    app.post(path, Role::Operator, body).await
 }
 
 async fn dead_letters(app: &TestApp, consumer: &str) -> Vec<Value> {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use crate::helpers::Role;
 use serde_json::json;
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
-use sothebais_backend::auth::Role;
 
-use crate::both_backends;
+use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp, json, next_json, token};
 
 async fn say(app: &TestApp, text: &str) -> String {

@@ -3,7 +3,7 @@
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
 
-use crate::both_backends;
+use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp};
 
 both_backends! {
@@ -38,7 +38,7 @@ both_backends! {
     }
 
     async fn published_event_is_in_the_history_on_both_backends(backend: Backend) {
-        use sothebais_backend::auth::Role;
+        use crate::helpers::Role;
         let app = TestApp::spawn(backend).await;
         let response = app
             .client

@@ -10,8 +10,8 @@ use sothebais_shared::events::{
 };
 use uuid::Uuid;
 
-use crate::both_backends;
 use crate::helpers::Backend;
+use crate::helpers::both_backends;
 
 fn mood_event() -> Envelope {
     Envelope::new(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
-use sothebais_e2e::{Process, RENDERER_FREE_PORTS, addr, binary};
+use sothebais_testkit::process::{Process, RENDERER_FREE_PORTS, addr, binary};
 
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_secs(pid: u32) -> anyhow::Result<f64> {

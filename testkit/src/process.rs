@@ -1,5 +1,5 @@
-//! Helpers for end-to-end tests: find the built binaries, start them, learn their
-//! listeners from their logs, stop them with a signal.
+//! Real processes for end-to-end tests and benchmarks: find the built binaries, start
+//! them, learn their listeners from their logs, stop them with a signal or a kill.
 //!
 //! The binaries must be built first (`cargo build --bins`); the test command does it.
 
@@ -195,92 +195,13 @@ pub fn token(dir: &Path, settings: &BTreeMap<String, String>, role: &str) -> any
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// Which storage and bus a process runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Embedded,
-    Production,
-}
-
-impl Backend {
-    /// Both, unless `SOTHEBAIS_TEST_SKIP` names one.
-    pub fn all() -> Vec<Backend> {
-        let skip = std::env::var("SOTHEBAIS_TEST_SKIP").unwrap_or_default();
-        let skipped = |name: &str| skip.split(',').any(|item| item.trim() == name);
-        let mut backends = Vec::new();
-        if !skipped("embedded") {
-            backends.push(Backend::Embedded);
-        }
-        if !skipped("production") {
-            backends.push(Backend::Production);
-        }
-        backends
-    }
-
-    /// Settings for a fresh backend: nothing for embedded; a new PostgreSQL database
-    /// and a fresh Redis key prefix for production.
-    pub fn settings(self) -> anyhow::Result<BTreeMap<String, String>> {
-        let mut settings = free_ports();
-        if self == Backend::Production {
-            let admin_url = std::env::var("SOTHEBAIS_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/test".into());
-            let name = format!("sothebais_test_{}", uuid::Uuid::new_v4().simple());
-            let created = Command::new("psql")
-                .args([admin_url.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
-                .output()
-                .context("running psql (postgresql-client)")?;
-            anyhow::ensure!(
-                created.status.success(),
-                "PostgreSQL at {admin_url} is unreachable: {}",
-                String::from_utf8_lossy(&created.stderr)
-            );
-            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-            settings.insert("DATABASE_URL".into(), format!("{base}/{name}"));
-            settings.insert(
-                "REDIS_URL".into(),
-                std::env::var("SOTHEBAIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            );
-            settings.insert("REDIS_KEY_PREFIX".into(), format!("e2e:{}:", uuid::Uuid::new_v4().simple()));
-        }
-        Ok(settings)
-    }
-}
-
 /// `sothebais-renderer` arguments that put every stream manager listener on a free port.
 pub const RENDERER_FREE_PORTS: [&str; 8] =
     ["--port", "0", "--ws-port", "0", "--metrics-port", "0", "--health-port", "0"];
 
-/// Settings that give every backend role a free port.
-pub fn free_ports() -> BTreeMap<String, String> {
-    ["ADMIN", "EVENT_HANDLER", "AUCTION_ENGINE", "AGENT_SERVICE", "SOCIAL"]
-        .into_iter()
-        .map(|prefix| (format!("{prefix}_PORT"), "0".to_owned()))
-        .collect()
-}
-
 /// `GET url`, its body read as JSON.
 pub async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
     Ok(client.get(url).send().await?.json().await?)
-}
-
-/// Asks `probe` every 100 ms until it gives a value; an error naming `what` once
-/// `timeout` has passed without one.
-pub async fn eventually<T>(
-    timeout: Duration,
-    what: &str,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> anyhow::Result<T> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return Ok(value);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[cfg(test)]

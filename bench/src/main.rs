@@ -20,14 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-use sothebais_e2e::{Process, binary, free_ports, gateway, token};
+use sothebais_testkit::free_ports;
+use sothebais_testkit::process::{Process, binary, gateway, token};
 use sqlx::Connection as _;
 
-#[path = "bench/cpu.rs"]
 mod cpu;
-#[path = "bench/events.rs"]
 mod events;
-#[path = "bench/renderer.rs"]
 mod renderer;
 
 /// Which benchmarks to run.

@@ -1,39 +1,66 @@
-//! Access tokens in the backend: the HS256 secret, issuing tokens, and the axum
-//! extractors that check a request's token and role. Checking a token
-//! (`Authenticator`, `Role`, `Claims`) lives in the `sothebais-auth` crate, shared
-//! with the renderer.
+//! Access tokens in both binaries, on top of `sothebais-auth` (which checks them):
+//! the HS256 signing secret and its file, minting tokens, and the axum extractors
+//! that find a request's caller and require a role.
 
 use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
-
-use crate::error::Error;
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
 pub use sothebais_auth::{Authenticator, Claims, Role};
 
-/// Reads the HS256 secret: `JWT_SECRET` when set, else the file `jwt_secret` in the
-/// data dir, created with a fresh random secret (mode 0600) on first start.
+use crate::http::Failure;
+
+/// The shortest signing secret accepted, in characters.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// The name of the secret's file in the data folder.
+pub const SECRET_FILE: &str = "jwt_secret";
+
+/// Checks a configured `JWT_SECRET`. The value is never echoed: it is a secret.
+pub fn parse_secret(value: &str) -> Result<SecretString, String> {
+    if value.trim().len() < MIN_SECRET_LEN {
+        return Err(format!("must be at least {MIN_SECRET_LEN} characters"));
+    }
+    Ok(SecretString::from(value.trim().to_owned()))
+}
+
+/// Reads the HS256 secret: `configured` (`JWT_SECRET`) when set, else the file
+/// `jwt_secret` in the data folder; `None` when neither exists. For processes that
+/// use the backend's secret without owning it (the renderer).
+pub fn read_secret(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+) -> anyhow::Result<Option<SecretString>> {
+    use anyhow::Context as _;
+    if let Some(secret) = configured {
+        return Ok(Some(secret.clone()));
+    }
+    let path = data_dir.join(SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_secret(&text)
+            .map(Some)
+            .map_err(|reason| anyhow::anyhow!("{}: {reason}; delete it to regenerate", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Reads the HS256 secret like [`read_secret`], creating the file with a fresh
+/// random secret (mode 0600) on first start. For the backend, which owns it.
 pub fn load_or_create_secret(
     configured: Option<&SecretString>,
     data_dir: &Path,
 ) -> anyhow::Result<SecretString> {
     use anyhow::Context as _;
-    if let Some(secret) = configured {
-        return Ok(secret.clone());
+    if let Some(secret) = read_secret(configured, data_dir)? {
+        return Ok(secret);
     }
-    let path = data_dir.join("jwt_secret");
-    match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 16 => return Ok(SecretString::from(text.trim().to_owned())),
-        Ok(_) => {
-            anyhow::bail!("{} is too short to be a signing secret; delete it to regenerate", path.display())
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    }
+    let path = data_dir.join(SECRET_FILE);
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -86,6 +113,18 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(number * seconds))
 }
 
+/// The bearer token of a request: `None` without an `Authorization` header, 401 when
+/// the header is not `Bearer <token>`.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")))
+        .map(|token| Some(token.trim()))
+        .ok_or_else(|| Failure::unauthenticated("the Authorization header must be `Bearer <token>`"))
+}
+
 /// Who is calling: anonymous, or the verified claims of the bearer token.
 /// A token that is present but invalid is refused with 401 right away.
 #[derive(Debug, Clone)]
@@ -93,15 +132,40 @@ pub struct Caller(pub Option<Claims>);
 
 impl Caller {
     /// The claims, when the caller holds at least `required`.
-    pub fn require(&self, required: Role) -> Result<&Claims, Error> {
+    pub fn require(&self, required: Role) -> Result<&Claims, Failure> {
         match &self.0 {
-            None => Err(Error::Unauthenticated(format!("this needs a bearer token with role {required}"))),
+            None => Err(Failure::unauthenticated(format!("this needs a bearer token with role {required}"))),
             Some(claims) if claims.role.satisfies(required) => Ok(claims),
-            Some(claims) => Err(Error::Forbidden(format!(
+            Some(claims) => Err(Failure::forbidden(format!(
                 "this needs role {required}; the token has role {}",
                 claims.role
             ))),
         }
+    }
+}
+
+/// State from which the [`Caller`] extractor finds the authenticator; `None` when
+/// this process cannot check tokens (it then refuses every write with 503).
+pub trait HasAuthenticator {
+    fn authenticator(&self) -> Option<&Authenticator>;
+}
+
+impl<T: HasAuthenticator> HasAuthenticator for std::sync::Arc<T> {
+    fn authenticator(&self) -> Option<&Authenticator> {
+        T::authenticator(self)
+    }
+}
+
+impl<S: HasAuthenticator + Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer(&parts.headers)? else { return Ok(Caller(None)) };
+        let Some(authenticator) = state.authenticator() else {
+            return Err(Failure::unavailable("token checking (configure JWT_SECRET or AUTH_JWKS_URL)"));
+        };
+        let claims = authenticator.verify(token).await.map_err(Failure::unauthenticated)?;
+        Ok(Caller(Some(claims)))
     }
 }
 
@@ -137,36 +201,12 @@ impl RequiredRole for BidderRole {
 pub struct Authorized<R>(pub Claims, pub std::marker::PhantomData<R>);
 
 impl<S: HasAuthenticator + Send + Sync, R: RequiredRole> FromRequestParts<S> for Authorized<R> {
-    type Rejection = Error;
+    type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let claims = caller.require(R::ROLE)?.clone();
         Ok(Authorized(claims, std::marker::PhantomData))
-    }
-}
-
-/// State from which the [`Caller`] extractor finds the authenticator.
-pub trait HasAuthenticator {
-    fn authenticator(&self) -> &Authenticator;
-}
-
-impl<S: HasAuthenticator + Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Ok(Caller(None));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|text| text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")))
-            .ok_or_else(|| {
-                Error::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let claims = state.authenticator().verify(token.trim()).await.map_err(Error::Unauthenticated)?;
-        Ok(Caller(Some(claims)))
     }
 }
 
@@ -176,6 +216,10 @@ mod tests {
 
     fn secret() -> SecretString {
         SecretString::from("test-secret-of-enough-length".to_owned())
+    }
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(Some(secret().expose_secret().as_bytes()), None, reqwest::Client::new())
     }
 
     #[test]
@@ -193,9 +237,7 @@ mod tests {
     #[tokio::test]
     async fn issued_token_verifies_with_its_claims() {
         let token = issue_token(&secret(), "alice", Role::Operator, Duration::from_secs(60)).expect("sign");
-        let auth =
-            Authenticator::new(Some(secret().expose_secret().as_bytes()), None, reqwest::Client::new());
-        let claims = auth.verify(&token).await.expect("valid");
+        let claims = authenticator().verify(&token).await.expect("valid");
         assert_eq!((claims.sub.as_str(), claims.role), ("alice", Role::Operator));
     }
 
@@ -203,9 +245,7 @@ mod tests {
     async fn token_signed_with_another_secret_is_refused() {
         let other = SecretString::from("another-secret-entirely".to_owned());
         let token = issue_token(&other, "mallory", Role::Admin, Duration::from_secs(60)).expect("sign");
-        let auth =
-            Authenticator::new(Some(secret().expose_secret().as_bytes()), None, reqwest::Client::new());
-        assert_eq!(auth.verify(&token).await, Err("bad token signature".to_owned()));
+        assert_eq!(authenticator().verify(&token).await, Err("bad token signature".to_owned()));
     }
 
     #[test]
@@ -219,11 +259,33 @@ mod tests {
     }
 
     #[test]
-    fn generated_secret_is_reused_on_the_next_start() {
+    fn generated_secret_is_reused_on_the_next_start_and_read_by_others() {
         let dir = tempfile::tempdir().expect("temp dir");
+        assert!(read_secret(None, dir.path()).expect("no file yet").is_none());
         let first = load_or_create_secret(None, dir.path()).expect("create");
         let second = load_or_create_secret(None, dir.path()).expect("reuse");
+        let read = read_secret(None, dir.path()).expect("read").expect("present");
         assert_eq!(first.expose_secret(), second.expose_secret());
+        assert_eq!(first.expose_secret(), read.expose_secret());
         assert!(first.expose_secret().len() >= 32);
+    }
+
+    #[test]
+    fn short_secrets_are_refused_without_echoing_them() {
+        let error = parse_secret("hunter2").expect_err("too short");
+        assert!(!error.contains("hunter2"), "{error}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(SECRET_FILE), "short").expect("write");
+        assert!(read_secret(None, dir.path()).is_err());
+    }
+
+    #[test]
+    fn bearer_header_is_parsed_and_anything_else_is_refused() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), Ok(None));
+        headers.insert(axum::http::header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
+        assert_eq!(bearer(&headers), Ok(Some("abc")));
+        headers.insert(axum::http::header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer(&headers).map_err(|failure| failure.status.as_u16()), Err(401));
     }
 }

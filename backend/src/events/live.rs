@@ -72,13 +72,12 @@ impl EventFeed {
     }
 }
 
-/// How long a WebSocket client may take to accept one message before it counts as too
-/// slow and is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Sends one message to a WebSocket client; false when the client is gone or too slow.
 pub async fn send_in_time(socket: &mut WebSocket, message: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(sothebais_kit::http::WS_SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// The next live event for a WebSocket client. `None` ends the connection: the server

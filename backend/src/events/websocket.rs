@@ -5,7 +5,6 @@
 //! (`Authorization: Bearer …`, or `?access_token=` where a browser cannot set headers).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -16,11 +15,11 @@ use sothebais_shared::events::{Envelope, EventType, TypePattern};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{Caller, Role};
 use crate::error::{Error, Result};
-use crate::events::feed;
+use crate::events::live;
 use crate::http::Query;
 use crate::storage::EventQuery;
+use sothebais_kit::access::{Caller, Role};
 
 #[derive(Debug, Deserialize)]
 pub struct StreamQuery {
@@ -49,7 +48,9 @@ pub async fn upgrade(
         EventType::ALL.iter().any(|kind| !kind.is_public() && patterns.iter().any(|p| p.matches(*kind)));
     if private {
         let caller = match &query.access_token {
-            Some(token) => Caller(Some(state.auth.verify(token).await.map_err(Error::Unauthenticated)?)),
+            Some(token) => Caller(Some(
+                state.auth.verify(token).await.map_err(sothebais_kit::http::Failure::unauthenticated)?,
+            )),
             None => {
                 let mut parts = parts;
                 <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state)
@@ -78,7 +79,8 @@ async fn send(socket: &mut WebSocket, event: &Envelope) -> bool {
     let Ok(text) = serde_json::to_string(event) else { return true };
     // A client that cannot take a message within a second is too slow.
     matches!(
-        tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Text(text.into()))).await,
+        tokio::time::timeout(sothebais_kit::http::WS_SEND_TIMEOUT, socket.send(Message::Text(text.into())))
+            .await,
         Ok(Ok(()))
     )
 }
@@ -123,7 +125,7 @@ async fn follow(mut socket: WebSocket, state: AppState, patterns: Vec<TypePatter
             boundary = Some(last);
         }
     }
-    while let Some(event) = feed::next_event(&mut socket, &mut live, &state.shutdown, "events").await {
+    while let Some(event) = live::next_event(&mut socket, &mut live, &state.shutdown, "events").await {
         if !matches(&patterns, &event) || replayed.remove(&event.id) {
             continue;
         }

@@ -1,10 +1,28 @@
-//! Logs: human-readable by default, JSON lines with `LOG_FORMAT=json`.
+//! Logs: human-readable by default, JSON lines with `LOG_FORMAT=json`, filtered by
+//! `RUST_LOG`. Both binaries log this way.
 
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("{other:?} is not one of pretty, json")),
+        }
+    }
+}
 
 /// Installs the global log subscriber. Logs go to standard error; colours only on a
 /// terminal, so lines such as `listening role=… addr=…` stay parseable.
