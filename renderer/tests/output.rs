@@ -242,14 +242,16 @@ impl Running {
 
     /// The stream manager API's address, from the `listening` line.
     fn api(&self) -> String {
+        self.listener("api")
+    }
+
+    /// The address of the stream manager's `kind` listener, from its `listening` line.
+    fn listener(&self, kind: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let marker = format!("listening role=stream kind={kind} addr=");
         loop {
             let found = self.log.lock().ok().and_then(|lines| {
-                lines.iter().find_map(|line| {
-                    line.split("listening role=stream kind=api addr=")
-                        .nth(1)
-                        .map(|addr| addr.trim().to_owned())
-                })
+                lines.iter().find_map(|line| line.split(&marker).nth(1).map(|addr| addr.trim().to_owned()))
             });
             if let Some(addr) = found {
                 return addr;
@@ -613,4 +615,32 @@ fn an_operator_token_from_the_oidc_provider_is_accepted() {
         body["error"]["message"].as_str().is_some_and(|message| message.contains("no JWT secret")),
         "{body}"
     );
+}
+
+#[test]
+fn health_names_its_checks_and_every_refusal_is_in_the_envelope() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recording = dir.path().join("health.mkv");
+    let show = Running::start(&["--output", recording.to_str().expect("path"), "--jwt-secret", SECRET]);
+    let api = show.api();
+    let health = show.listener("health");
+    let (code, body) = send(&health, "GET", "/health", &[], b"");
+    assert_eq!(code, 200, "{body}\n{}", show.log());
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["role"], "stream", "{body}");
+    assert_eq!(body["checks"]["encoder"], "ok", "the spec's encoder check: {body}");
+    assert_eq!(body["checks"]["ingest"], "ok", "the spec's ingest check: {body}");
+
+    // The API wears the conventions of every listener: a capped body, the envelope.
+    let operator = [
+        ("Authorization", format!("Bearer {}", token("operator"))),
+        ("Content-Type", "application/json".to_owned()),
+    ];
+    let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(100 * 1024));
+    let (code, body) = send(&api, "POST", "/api/stream/layers/title", &operator, huge.as_bytes());
+    assert_eq!((code, body["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
+    let (code, body) = send(&api, "DELETE", "/api/stream/status", &[], b"");
+    assert_eq!((code, body["success"].as_bool()), (405, Some(false)), "{body}");
+    let (code, body) = send(&show.listener("metrics"), "GET", "/nowhere", &[], b"");
+    assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
 }

@@ -377,6 +377,36 @@ impl TestApp {
         self.state.engine.advance(id).await.expect("the engine settles the auction");
         self.auction(&id.to_string()).await
     }
+
+    /// Runs the outbox relay until the outbox is empty and waits until every
+    /// registered consumer has caught up (nothing undelivered, nothing
+    /// unacknowledged: each event handled, retried to the end or dead-lettered).
+    /// After it, what the events caused can be asserted at once.
+    pub async fn settle_events(&self) {
+        let (storage, bus) = (self.state.storage.as_ref(), self.state.bus.as_ref());
+        eventually(
+            Duration::from_secs(10),
+            "the outbox is empty and every consumer has caught up",
+            async || {
+                sothebais_backend::events::relay::publish_pending(storage, bus)
+                    .await
+                    .expect("relay the outbox");
+                if storage.outbox_len().await.expect("outbox length") > 0 {
+                    return None;
+                }
+                for consumer in storage.consumers().await.expect("consumers") {
+                    if sothebais_backend::events::dispatch::backlog(bus, &consumer).await.expect("backlog")
+                        > 0
+                    {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    }
 }
 
 impl Drop for TestApp {

@@ -74,7 +74,19 @@ async fn sigterm_stops_the_server_gracefully() {
     process.wait_for_listeners(20, START).expect("listening");
     let status = process.terminate(Duration::from_secs(15)).expect("exit");
     assert!(status.success(), "exit status {status}");
-    assert!(process.log().iter().any(|line| line.contains("SIGTERM")), "{:?}", process.log());
+    let log = process.log();
+    assert!(log.iter().any(|line| line.contains("SIGTERM")), "{log:?}");
+    // The stages stop in their fixed order, each logged, and every task is accounted for.
+    let stopping = |stage: &str| {
+        log.iter()
+            .position(|line| line.contains(" stopping ") && line.contains(stage))
+            .unwrap_or_else(|| panic!("no `stopping {stage}` line in {log:#?}"))
+    };
+    let order =
+        ["listeners", "auction scheduler", "auction engine", "outbox relay", "event consumers", "live feed"];
+    let positions: Vec<usize> = order.iter().map(|stage| stopping(stage)).collect();
+    assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "stages out of order: {log:#?}");
+    assert!(log.iter().any(|line| line.contains("every task stopped")), "{log:#?}");
 }
 
 #[tokio::test]

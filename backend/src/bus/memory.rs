@@ -143,6 +143,17 @@ impl EventBus for MemoryBus {
             .map_or(0, |group| group.pending.len() as u64))
     }
 
+    async fn backlog(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let state = self.lock()?;
+        let Some(stream) = state.streams.get(stream) else { return Ok(0) };
+        let Some(group) = stream.groups.get(group) else { return Ok(0) };
+        // Entries trimmed before delivery are gone: count only those still kept.
+        let first_kept = stream.entries.front().map_or(stream.last_id + 1, |(id, _)| *id);
+        let undelivered =
+            stream.last_id.saturating_sub(group.last_delivered.max(first_kept.saturating_sub(1)));
+        Ok(undelivered + group.pending.len() as u64)
+    }
+
     async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {
         let mut state = self.lock()?;
         let positions = streams

@@ -125,6 +125,11 @@ pub trait EventBus: Send + Sync + fmt::Debug {
     /// the group does not exist).
     async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError>;
 
+    /// What `group` still has to do on `stream`: entries not yet delivered to it
+    /// plus entries delivered and not acknowledged. Zero when it has caught up (or
+    /// the group does not exist).
+    async fn backlog(&self, stream: &str, group: &str) -> Result<u64, BusError>;
+
     /// Follows streams from now on without a consumer group: every tail sees every
     /// new entry, nothing is pending, nothing needs acknowledging (fan-out to
     /// WebSocket clients).

@@ -173,6 +173,49 @@ impl EventBus for RedisBus {
         }
     }
 
+    async fn backlog(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let mut connection = self.commands.clone();
+        let key = self.key(stream);
+        let reply =
+            redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async::<redis::Value>(&mut connection).await;
+        let groups = match reply {
+            Ok(redis::Value::Array(groups)) => groups,
+            Ok(_) => return Ok(0),
+            // No stream yet: nothing to do.
+            Err(error) if error.to_string().contains("no such key") => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        for info in groups {
+            let fields = info_fields(info);
+            if fields.get("name").and_then(value_text).as_deref() != Some(group) {
+                continue;
+            }
+            let pending = fields.get("pending").and_then(value_int).unwrap_or(0);
+            let lag = match fields.get("lag").and_then(value_int) {
+                Some(lag) => lag,
+                // Unknown lag (entries deleted or trimmed): caught up only if the group
+                // has seen the newest entry.
+                None => {
+                    let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                        .arg(&key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut connection)
+                        .await?;
+                    let last_delivered = fields.get("last-delivered-id").and_then(value_text);
+                    match newest.ids.first() {
+                        Some(entry) if Some(&entry.id) != last_delivered.as_ref() => 1,
+                        _ => 0,
+                    }
+                }
+            };
+            return Ok(pending + lag);
+        }
+        Ok(0)
+    }
+
     async fn tail(&self, streams: Vec<String>) -> Result<Box<dyn Tail>, BusError> {
         let mut connection = self.commands.clone();
         let mut positions = Vec::new();
@@ -432,5 +475,33 @@ impl Subscription for RedisSubscription {
             self.run::<u64>(&command).await?;
         }
         Ok(())
+    }
+}
+
+/// The fields of one `XINFO GROUPS` entry, by name (RESP2 flat pairs or RESP3 map).
+fn info_fields(info: redis::Value) -> std::collections::HashMap<String, redis::Value> {
+    let pairs: Vec<(redis::Value, redis::Value)> = match info {
+        redis::Value::Map(pairs) => pairs,
+        redis::Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        _ => Vec::new(),
+    };
+    pairs.into_iter().filter_map(|(key, value)| Some((value_text(&key)?, value))).collect()
+}
+
+fn value_text(value: &redis::Value) -> Option<String> {
+    match value {
+        redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        redis::Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn value_int(value: &redis::Value) -> Option<u64> {
+    match value {
+        redis::Value::Int(number) => u64::try_from(*number).ok(),
+        _ => None,
     }
 }

@@ -508,6 +508,17 @@ pub async fn pending_by_stream(bus: &dyn EventBus, consumer: &ConsumerRecord) ->
     pending
 }
 
+/// What `consumer` still has to do over all its streams (see [`EventBus::backlog`]).
+pub async fn backlog(bus: &dyn EventBus, consumer: &ConsumerRecord) -> Result<u64, BusError> {
+    let patterns: Vec<TypePattern> =
+        consumer.patterns.iter().filter_map(|pattern| pattern.parse().ok()).collect();
+    let mut total = 0;
+    for stream in streams_for(&consumer.name, &patterns) {
+        total += bus.backlog(&stream, &consumer.name).await?;
+    }
+    Ok(total)
+}
+
 /// Every few seconds, records stream lengths and pending counts per consumer as
 /// gauges; every hour, forgets handled ids in the database older than
 /// [`HANDLED_IDS_KEPT`](crate::bus::HANDLED_IDS_KEPT).

@@ -25,6 +25,21 @@ const BATCH: u32 = 500;
 /// when the relay is idle.
 const SWEEP: Duration = Duration::from_millis(250);
 
+/// Publishes the whole outbox now, round after round until it is empty; how many
+/// events went out. For tests that settle the events, and for the relay's last pass.
+pub async fn publish_pending(storage: &dyn Storage, bus: &dyn EventBus) -> anyhow::Result<usize> {
+    let mut published = 0;
+    let mut after = 0;
+    loop {
+        let round = storage.relay_outbox(after, BATCH, bus).await??;
+        if round.is_empty() {
+            return Ok(published);
+        }
+        published += round.len();
+        after = round.iter().map(|stored| stored.seq).max().unwrap_or(after);
+    }
+}
+
 /// Runs until `shutdown`, woken by `wake` after commits and every second regardless.
 /// On `shutdown` it makes a last pass from the start of the outbox, so what the engine
 /// committed before it stopped is published before the process exits (what cannot be
@@ -39,18 +54,12 @@ pub async fn run(
     let mut after = 0;
     let mut last_sweep = Instant::now();
     loop {
-        let stopping = shutdown.is_cancelled();
         if last_sweep.elapsed() >= SWEEP {
             after = 0;
             last_sweep = Instant::now();
         }
         let pause = match storage.relay_outbox(after, BATCH, bus.as_ref()).await {
-            Ok(Ok(published)) if published.is_empty() => {
-                if stopping {
-                    return;
-                }
-                None
-            }
+            Ok(Ok(published)) if published.is_empty() => None,
             Ok(Ok(published)) => {
                 let now = chrono::Utc::now().timestamp_millis();
                 after = published.iter().map(|stored| stored.seq).max().unwrap_or(after);
@@ -68,24 +77,23 @@ pub async fn run(
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot publish; the events stay in the outbox");
-                if stopping {
-                    return;
-                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(backoff)
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot read the outbox");
-                if stopping {
-                    return;
-                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(backoff)
             }
         };
         tokio::select! {
-            // One last pass from the start of the outbox.
-            () = shutdown.cancelled() => after = 0,
+            () = shutdown.cancelled() => {
+                match publish_pending(storage.as_ref(), bus.as_ref()).await {
+                    Ok(published) => tracing::info!(published, "outbox relay: last pass done"),
+                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "outbox relay: the rest stays in the outbox for the next start"),
+                }
+                return;
+            }
             () = wake.notified(), if pause.is_none() => {}
             () = tokio::time::sleep(pause.unwrap_or(Duration::from_secs(1))) => {}
         }

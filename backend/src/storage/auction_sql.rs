@@ -408,6 +408,15 @@ macro_rules! auction_storage {
             transaction.commit().await?;
             Ok(Ok(relayed))
         }
+
+        async fn outbox_len(&self) -> Result<u64, StorageError> {
+            use sqlx::Row as _;
+            let row = sqlx::QueryBuilder::<$database>::new("SELECT count(*) AS queued FROM outbox")
+                .build()
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(u64::try_from(row.try_get::<i64, _>("queued")?).unwrap_or(0))
+        }
         }
     };
 }

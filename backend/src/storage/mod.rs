@@ -349,6 +349,10 @@ pub trait SharedStorage: Send + Sync {
         bus: &dyn crate::bus::EventBus,
     ) -> Result<Result<Vec<RelayedEvent>, crate::bus::BusError>, StorageError>;
 
+    /// How many stored events wait in the outbox, those a relay is publishing now
+    /// included (their rows go only when that relay commits).
+    async fn outbox_len(&self) -> Result<u64, StorageError>;
+
     /// Stores a new auction with its events.
     async fn insert_auction(&self, core: &AuctionCore, events: &[Envelope]) -> Result<(), StorageError>;
 

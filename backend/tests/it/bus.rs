@@ -28,6 +28,25 @@ fn ids(deliveries: &[Delivery]) -> Vec<uuid::Uuid> {
 const WAIT: Duration = Duration::from_secs(2);
 
 both_backends! {
+    async fn a_groups_backlog_counts_what_is_undelivered_and_unacknowledged(backend: Backend) {
+        let bus = backend.bus(1000).await;
+        assert_eq!(bus.backlog("events:agent", "projector").await.expect("backlog"), 0, "no stream, no group");
+        let mut subscription = bus.subscribe(options("projector", "one")).await.expect("subscribe");
+        for mood in [Mood::Happy, Mood::Tense, Mood::Neutral] {
+            bus.publish(&event(mood)).await.expect("publish");
+        }
+        assert_eq!(bus.backlog("events:agent", "projector").await.expect("backlog"), 3, "three undelivered");
+        let first = subscription.read(2, WAIT).await.expect("read");
+        assert_eq!(first.len(), 2);
+        assert_eq!(bus.backlog("events:agent", "projector").await.expect("backlog"), 3, "two pending, one undelivered");
+        subscription.ack_many(&first).await.expect("ack");
+        assert_eq!(bus.backlog("events:agent", "projector").await.expect("backlog"), 1);
+        let rest = subscription.read(10, WAIT).await.expect("read");
+        subscription.ack_many(&rest).await.expect("ack");
+        assert_eq!(bus.backlog("events:agent", "projector").await.expect("backlog"), 0, "caught up");
+        assert_eq!(bus.backlog("events:agent", "nobody").await.expect("backlog"), 0, "an unknown group has nothing to do");
+    }
+
     async fn published_event_reaches_a_subscriber_intact(backend: Backend) {
         let bus = backend.bus(1000).await;
         let mut subscription = bus.subscribe(options("renderer", "one")).await.expect("subscribe");

@@ -120,13 +120,6 @@ fn settings(tries: u32) -> DispatchSettings {
     }
 }
 
-/// Waits up to ten seconds for `condition`.
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    crate::helpers::eventually(Duration::from_secs(10), what, async || condition().await.then_some(()))
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-}
-
 /// Starts delivering to `probe` in the test's application, once its group exists.
 async fn start(app: &TestApp, probe: Arc<Probe>, tries: u32) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let name = probe.name.clone();
@@ -142,10 +135,13 @@ async fn start(app: &TestApp, probe: Arc<Probe>, tries: u32) -> tokio::task::Joi
 }
 
 async fn registered(app: &TestApp, name: &str) {
-    eventually(&format!("{name} is registered"), async || {
-        app.state.storage.consumers().await.expect("consumers").iter().any(|consumer| consumer.name == name)
+    // The consumer registers from its own task, once its group exists.
+    crate::helpers::eventually(Duration::from_secs(10), &format!("{name} is registered"), async || {
+        let consumers = app.state.storage.consumers().await.expect("consumers");
+        consumers.iter().any(|consumer| consumer.name == name).then_some(())
     })
-    .await;
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
 }
 
 fn mood(mood: Mood) -> Envelope {
@@ -216,10 +212,7 @@ both_backends! {
         // A valid event after the bad ones: the consumer is still alive and stores it.
         app.state.bus.publish_raw("events:agent", &valid.to_string()).await.expect("publish");
 
-        eventually("every invalid event is dead-lettered", async || {
-            dead_letters(&app, dispatch::EventStore::NAME).await.len() == cases.len()
-        })
-        .await;
+        app.settle_events().await;
         let letters = dead_letters(&app, dispatch::EventStore::NAME).await;
         for (payload, reason) in &cases {
             let letter = letters
@@ -236,11 +229,8 @@ both_backends! {
             assert!(letter["failed_at"].as_str().is_some());
         }
         let id = valid["id"].as_str().expect("id");
-        eventually("the valid event is stored", async || {
-            let (_, body) = get(&app, "/api/events/agent:mood/history").await;
-            body["data"]["events"].as_array().is_some_and(|events| events.iter().any(|event| event["id"] == id))
-        })
-        .await;
+        let (_, body) = get(&app, "/api/events/agent:mood/history").await;
+        assert!(body["data"]["events"].as_array().is_some_and(|events| events.iter().any(|event| event["id"] == id)), "{body}");
         let (status, body) = json(app.client.get(app.gateway("/api/events/dead-letters")).send().await.expect("send")).await;
         assert_eq!(status, 401, "dead letters need an operator: {body}");
     }
@@ -251,14 +241,15 @@ both_backends! {
         start(&app, probe.clone(), 5).await;
         let event = mood(Mood::Excited);
         post_event(&app, &event).await;
-        eventually("the event is applied", async || probe.applied().len() == 1).await;
+        app.settle_events().await;
+        assert_eq!(probe.applied(), vec![event.id]);
         assert_eq!(probe.calls(event.id), 3);
 
         // The bus delivers it again (at least once); the consumer does not apply it again.
         app.state.bus.publish(&event).await.expect("publish again");
         let next = mood(Mood::Neutral);
         post_event(&app, &next).await;
-        eventually("the next event is applied", async || probe.applied().len() == 2).await;
+        app.settle_events().await;
         assert_eq!(probe.applied(), vec![event.id, next.id]);
         assert_eq!(probe.calls(event.id), 3, "a redelivered event is not handed over again");
         assert!(dead_letters(&app, "flaky").await.is_empty());
@@ -293,7 +284,7 @@ both_backends! {
         start(&app, probe.clone(), 3).await;
         let event = mood(Mood::Tense);
         post_event(&app, &event).await;
-        eventually("the event is dead-lettered", async || !dead_letters(&app, "sink").await.is_empty()).await;
+        app.settle_events().await;
         let letters = dead_letters(&app, "sink").await;
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0]["attempts"], 3);
@@ -316,7 +307,8 @@ both_backends! {
         let (status, body) = post(&app, &format!("/api/events/dead-letters/{}/retry", event.id), &json!({})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["retried"], json!([letters[0]["id"]]));
-        eventually("the retried event is applied", async || probe.applied() == vec![event.id]).await;
+        app.settle_events().await;
+        assert_eq!(probe.applied(), vec![event.id]);
         assert!(dead_letters(&app, "sink").await.is_empty(), "a retried dead letter leaves the list");
     }
 
@@ -330,8 +322,7 @@ both_backends! {
         let entries: Vec<(String, String)> =
             events.iter().map(|event| (event.stream(), serde_json::to_string(event).expect("json"))).collect();
         app.state.bus.publish_raw_many(&entries).await.expect("publish");
-        eventually("the bad event is dead-lettered", async || !dead_letters(&app, "batcher").await.is_empty()).await;
-        eventually("the good ones are applied", async || probe.applied().len() == 3).await;
+        app.settle_events().await;
         let mut applied = probe.applied();
         applied.sort();
         let mut good: Vec<Uuid> = events.iter().filter(|event| !Probe::poisoned(event)).map(|event| event.id).collect();
@@ -358,7 +349,8 @@ both_backends! {
 
         let survivor = Arc::new(Probe::new("projector", &["agent:*"]));
         start(&app, survivor.clone(), 3).await;
-        eventually("the survivor applies the claimed event", async || survivor.applied() == vec![event.id]).await;
+        app.settle_events().await;
+        assert_eq!(survivor.applied(), vec![event.id]);
         assert_eq!(doomed.calls(event.id), 1);
         assert!(doomed.applied().is_empty());
     }
@@ -371,7 +363,8 @@ both_backends! {
         let second = mood(Mood::Disappointed);
         post_event(&app, &first).await;
         post_event(&app, &second).await;
-        eventually("both are applied", async || probe.applied().len() == 2).await;
+        app.settle_events().await;
+        assert_eq!(probe.applied(), vec![first.id, second.id]);
 
         let (status, body) = post(
             &app,
@@ -382,7 +375,7 @@ both_backends! {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["replayed"], 2);
         assert_eq!(body["data"]["truncated"], false);
-        eventually("the replayed events are applied again", async || probe.applied().len() == 4).await;
+        app.settle_events().await;
         assert_eq!(probe.applied(), vec![first.id, second.id, first.id, second.id]);
 
         // Only up to `to`, by sequence number.
@@ -394,7 +387,8 @@ both_backends! {
         )
         .await;
         assert_eq!((status, body["data"]["replayed"].as_u64()), (200, Some(1)), "{body}");
-        eventually("one more", async || probe.applied().len() == 5).await;
+        app.settle_events().await;
+        assert_eq!(probe.applied().len(), 5);
 
         let (status, body) = post(
             &app,
