@@ -374,6 +374,8 @@ impl Application {
             sothebais_kit::metrics::upkeep(metrics, stop.cancelled_owned()).await;
             Ok(())
         });
+        let names: Vec<&str> = state.roles.iter().map(|role| role.as_str()).collect();
+        tracing::info!(roles = %names.join(","), "serving");
         let result = supervisor.run(signals).await;
         tracing::info!("stopped");
         result

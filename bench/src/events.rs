@@ -97,14 +97,6 @@ pub struct Figures {
     pub stored: u64,
 }
 
-fn percentile_ms(values: &mut [u64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_unstable();
-    values[((values.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
-}
-
 async fn stored_count(pool: &sqlx::PgPool) -> u64 {
     sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events").fetch_one(pool).await.map_or(0, |n| n as u64)
 }
@@ -221,8 +213,8 @@ async fn scenario(database_url: &str, redis: &str, groups: usize, seconds: u64) 
         groups,
         max_rate,
         paced_rate: paced as f64 / seconds as f64,
-        p50_ms: percentile_ms(&mut lags, 0.5),
-        p99_ms: percentile_ms(&mut lags, 0.99),
+        p50_ms: super::percentile_ms(&lags, 0.5),
+        p99_ms: super::percentile_ms(&lags, 0.99),
         stored,
     })
 }

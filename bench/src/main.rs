@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde_json::{Value, json};
+use sothebais_kit::stats::percentile_of;
 use sothebais_testkit::free_ports;
 use sothebais_testkit::process::{Process, binary, gateway, token};
 use sqlx::Connection as _;
@@ -88,19 +89,19 @@ struct Run {
     statuses: BTreeMap<u16, u64>,
 }
 
+/// The `p` quantile of latencies in microseconds, in milliseconds (NaN for none).
+fn percentile_ms(micros: &[u64], p: f64) -> f64 {
+    let mut millis: Vec<f64> = micros.iter().map(|us| *us as f64 / 1000.0).collect();
+    percentile_of(&mut millis, p).unwrap_or(f64::NAN)
+}
+
 impl Run {
     fn rate(&self) -> f64 {
         self.decisions as f64 / self.elapsed.as_secs_f64()
     }
 
     fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let mut sorted = self.latencies_us.clone();
-        sorted.sort_unstable();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted[index] as f64 / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
 }
 
@@ -205,7 +206,7 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     };
 
     eprintln!("==> (f) closing delay: 50 auctions ending 100 ms apart");
-    let closing = closing_delays(&client, &base, &token, 50).await?;
+    let mut closing = closing_delays(&client, &base, &token, 50).await?;
 
     let lag = outbox_lag(&client, &base).await;
     server.terminate(Duration::from_secs(30))?;
@@ -273,9 +274,9 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     println!(
         "(f) closing delay after ends_at + grace over {} auctions: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
         closing.len(),
-        percentile(&closing, 0.5),
-        percentile(&closing, 0.99),
-        percentile(&closing, 1.0)
+        percentile_of(&mut closing, 0.5).unwrap_or(f64::NAN),
+        percentile_of(&mut closing, 0.99).unwrap_or(f64::NAN),
+        percentile_of(&mut closing, 1.0).unwrap_or(f64::NAN)
     );
     println!("outbox: {lag}");
     println!(
@@ -593,12 +594,6 @@ async fn outbox_lag(client: &reqwest::Client, base: &str) -> String {
     };
     let Ok(body) = response.json::<Value>().await else { return "unknown".into() };
     format!("latest accepted-bid event stored at {}", body["data"]["events"][0]["timestamp"])
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
 /// Creates auctions closing 100 ms apart and measures, from the stored `auction:end`

@@ -11,6 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What a failing probe answers; the reason itself is in the log.
+pub const FAILING: &str = "failing; the reason is in this process's log";
+
 /// What a role's checks found, by check name (`database`, `redis`, `encoder`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checks(BTreeMap<&'static str, Result<(), String>>);
@@ -25,7 +28,9 @@ impl Checks {
         self.0.insert(name, outcome);
     }
 
-    /// Runs `probe` with a deadline: no answer in time is a failure that says so.
+    /// Runs `probe` with a deadline: no answer in time is a failure that says so. A
+    /// probe's own error is logged, not answered: it may carry a database's or a
+    /// driver's internal text (addresses, names).
     pub async fn probe<E: std::fmt::Display>(
         &mut self,
         name: &'static str,
@@ -34,7 +39,10 @@ impl Checks {
     ) {
         let outcome = match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Err(error)) => {
+                tracing::warn!(check = name, error = %error, "health check failing");
+                Err(FAILING.to_owned())
+            }
             Err(_) => Err(format!("no answer within {} s", timeout.as_secs_f64())),
         };
         self.set(name, outcome);
@@ -93,6 +101,17 @@ mod tests {
         checks.set("database", Err("gone".into()));
         assert_eq!(checks.status(), "down");
         assert_eq!(checks.to_json()["redis"], "connection refused");
+    }
+
+    #[tokio::test]
+    async fn a_probe_error_is_logged_not_answered() {
+        let mut checks = Checks::new();
+        checks
+            .probe("database", Duration::from_secs(1), async {
+                Err::<(), _>("password authentication failed for user \"app\" at 10.0.0.7")
+            })
+            .await;
+        assert_eq!(checks.to_json()["database"], FAILING);
     }
 
     #[tokio::test]

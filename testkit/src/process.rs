@@ -111,6 +111,23 @@ impl Process {
         }
     }
 
+    /// Waits until the process has logged a line containing `text`, and returns it.
+    pub fn wait_for_line(&mut self, text: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().into_iter().find(|line| line.contains(text)) {
+                return Ok(line);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("exited with {status} before logging {text:?}:\n{}", self.log().join("\n"));
+            }
+            if Instant::now() > deadline {
+                bail!("no {text:?} after {timeout:?}:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
         self.child.kill()?;

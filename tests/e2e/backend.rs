@@ -100,7 +100,8 @@ async fn only_the_named_roles_run() {
     )
     .expect("start");
     let listeners = process.wait_for_listeners(8, START).expect("listening");
-    std::thread::sleep(Duration::from_millis(300));
+    // Every listener is bound before the process serves: after `serving` no more come.
+    process.wait_for_line(" serving ", START).expect("serving");
     let roles: std::collections::BTreeSet<String> = process
         .log()
         .iter()

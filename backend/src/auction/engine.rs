@@ -238,6 +238,11 @@ impl Engine {
         (Engine { inner: Arc::new(inner) }, receiver)
     }
 
+    /// How many auction writers run in this process (each holds one auction).
+    pub fn writers(&self) -> usize {
+        self.inner.writers.lock().map_or(0, |writers| writers.len())
+    }
+
     /// The time the engine decides at.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
@@ -501,6 +506,18 @@ impl Writer {
         }
     }
 
+    /// Leaves the registry at once and takes no new commands (those queued are still
+    /// decided).
+    fn leave(&mut self) {
+        let mut writers = match self.engine.inner.writers.lock() {
+            Ok(writers) => writers,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // The entry is this writer's: another starts only once this one's channel closed.
+        writers.remove(&self.id);
+        self.receiver.close();
+    }
+
     /// Leaves the registry when idle; refuses while commands are still queued.
     fn retire(&mut self) -> bool {
         let Ok(mut writers) = self.engine.inner.writers.lock() else { return false };
@@ -540,7 +557,12 @@ impl Writer {
             self.clock = clock_before;
             let record = match self.take_record().await {
                 Ok(Some(record)) => record,
-                Ok(None) => return answer_all(batch, || EngineError::NotFound),
+                Ok(None) => {
+                    // No such auction: leave the registry before answering, so a bid
+                    // for a made-up id leaves no writer behind.
+                    self.leave();
+                    return answer_all(batch, || EngineError::NotFound);
+                }
                 Err(error) => return answer_all(batch, || EngineError::Storage(error.clone())),
             };
             let refs: Vec<String> = batch

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sothebais_shared::events::{Category, Envelope, EventType, TypePattern};
+use sothebais_shared::events::{Category, Envelope, EventType, Source, TypePattern};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -313,6 +313,25 @@ impl Runner {
                     if !self.consumer.patterns().iter().any(|pattern| pattern.matches(event.event_type)) =>
                 {
                     done.push(delivery);
+                }
+                // Decisions come only from the engine's outbox: one from anywhere else
+                // (a forged entry on the bus) is never applied.
+                Ok(event)
+                    if event.event_type.category() == Category::Auction
+                        && event.source != Source::AuctionEngine =>
+                {
+                    metrics::counter!("events_invalid_total", "consumer" => name.to_owned(), "reason" => "forged_decision")
+                        .increment(1);
+                    let why = format!(
+                        "{} from {}: auction decisions come only from the auction engine",
+                        event.event_type,
+                        event.source.as_str()
+                    );
+                    let letter = DeadLetter::new(name, &delivery.payload, why, 0);
+                    tracing::warn!(consumer = %name, entry = %delivery.entry_id, error = %letter.error, "decision event not from the engine dead-lettered");
+                    if self.dead_letter(letter).await {
+                        done.push(delivery);
+                    }
                 }
                 Ok(event) => valid.push((delivery, event)),
             }

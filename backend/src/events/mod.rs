@@ -17,7 +17,8 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sothebais_shared::events::{Envelope, EventType, InvalidEvent, Source, TypePattern};
+use sothebais_kit::http::Failure;
+use sothebais_shared::events::{Category, Envelope, EventType, InvalidEvent, Source, TypePattern};
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -131,6 +132,14 @@ async fn publish(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let event_type = parse_type(&event_type)?;
+    if event_type.category() == Category::Auction {
+        // Decisions come only from the engine, in the transaction that made them: an
+        // operator token must not be able to put a winner on air.
+        return Err(Failure::forbidden(format!(
+            "{event_type} is an auction decision: only the auction engine publishes those, from its outbox"
+        ))
+        .into());
+    }
     let is_envelope = body.get("type").is_some() && body.get("data").is_some();
     let event = if is_envelope {
         let mut event = Envelope::from_value_checked(body).map_err(|invalid| {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::EventBus;
-use crate::storage::Storage;
+use crate::bus::{BusError, EventBus};
+use crate::storage::{RelayedEvent, Storage, StorageError};
 
 /// Events claimed per round.
 const BATCH: u32 = 500;
@@ -31,13 +31,37 @@ pub async fn publish_pending(storage: &dyn Storage, bus: &dyn EventBus) -> anyho
     let mut published = 0;
     let mut after = 0;
     loop {
-        let round = storage.relay_outbox(after, BATCH, bus).await??;
+        let round = round(storage, bus, after).await??;
         if round.is_empty() {
             return Ok(published);
         }
         published += round.len();
         after = round.iter().map(|stored| stored.seq).max().unwrap_or(after);
     }
+}
+
+/// One round: publishes up to [`BATCH`] events after `after` and counts them
+/// (`events_published_total`, `events_outbox_lag_seconds`).
+async fn round(
+    storage: &dyn Storage,
+    bus: &dyn EventBus,
+    after: i64,
+) -> Result<Result<Vec<RelayedEvent>, BusError>, StorageError> {
+    let outcome = storage.relay_outbox(after, BATCH, bus).await;
+    if let Ok(Ok(published)) = &outcome
+        && !published.is_empty()
+    {
+        let now = chrono::Utc::now().timestamp_millis();
+        // Metric handles looked up once per round, not per event.
+        let lag = metrics::histogram!("events_outbox_lag_seconds");
+        for stored in published {
+            lag.record((now - stored.event.timestamp).max(0) as f64 / 1000.0);
+        }
+        for (kind, count) in super::tally(published.iter().map(|stored| stored.event.event_type)) {
+            metrics::counter!("events_published_total", "type" => kind.as_str()).increment(count);
+        }
+    }
+    outcome
 }
 
 /// Runs until `shutdown`, woken by `wake` after commits and every second regardless.
@@ -58,19 +82,10 @@ pub async fn run(
             after = 0;
             last_sweep = Instant::now();
         }
-        let pause = match storage.relay_outbox(after, BATCH, bus.as_ref()).await {
+        let pause = match round(storage.as_ref(), bus.as_ref(), after).await {
             Ok(Ok(published)) if published.is_empty() => None,
             Ok(Ok(published)) => {
-                let now = chrono::Utc::now().timestamp_millis();
                 after = published.iter().map(|stored| stored.seq).max().unwrap_or(after);
-                // Metric handles looked up once per round, not per event.
-                let lag = metrics::histogram!("events_outbox_lag_seconds");
-                for stored in &published {
-                    lag.record((now - stored.event.timestamp).max(0) as f64 / 1000.0);
-                }
-                for (kind, count) in super::tally(published.iter().map(|stored| stored.event.event_type)) {
-                    metrics::counter!("events_published_total", "type" => kind.as_str()).increment(count);
-                }
                 backoff = Duration::from_millis(100);
                 // More may be waiting: go again at once.
                 continue;

@@ -71,6 +71,12 @@ both_backends! {
         let (status, body) = bid(&app, "01a2144e-eace-7338-95c3-4990bac58395", "alice", "1", None).await;
         assert_eq!(status, 404);
         assert_error(&body, "AUCTION_NOT_FOUND");
+        // Made-up ids cost nothing that lasts: no writer stays behind for any of them.
+        for _ in 0..20 {
+            let (status, _) = bid(&app, &uuid::Uuid::now_v7().to_string(), "mallory", "1", None).await;
+            assert_eq!(status, 404);
+        }
+        assert_eq!(app.state.engine.writers(), 0, "a writer per made-up id would let anyone exhaust memory");
     }
 
     async fn the_same_idempotency_key_twice_returns_the_first_decision_and_stores_one_bid(backend: Backend) {
@@ -418,6 +424,11 @@ async fn bids_get_503_while_the_database_is_down_and_nothing_acknowledged_is_los
         .await
         .expect("health");
     assert_eq!(health.status(), 503);
+    let health: Value = health.json().await.expect("health JSON");
+    assert_eq!(health["checks"]["database"], sothebais_kit::health::FAILING, "{health}");
+    assert!(!health.to_string().contains(&name), "the database's own error text stays in the log: {health}");
+    let (_, status) = app.get("/api/admin/status").await;
+    assert_eq!(status["data"]["checks"]["database"], sothebais_kit::health::FAILING, "{status}");
 
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .execute(&mut admin)

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use sothebais_backend::ServiceRole;
 use sothebais_backend::app::ListenerKind;
 use sothebais_backend::events::dispatch::{self, Consumer, DispatchSettings, RetryPolicy};
-use sothebais_shared::events::{AgentMood, Envelope, EventType, Mood, Source, TypePattern};
+use sothebais_shared::Amount;
+use sothebais_shared::auction::{Bidder, Outcome, OutcomeResult};
+use sothebais_shared::events::{AgentMood, AuctionWinner, Envelope, EventType, Mood, Source, TypePattern};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -408,6 +410,38 @@ both_backends! {
             post(&app, "/api/events/replay", &json!({ "from": 0, "types": ["agent:nope*"], "consumer": "projector" }))
                 .await;
         assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("types")), "{body}");
+    }
+
+    async fn a_decision_event_not_from_the_engine_is_refused_by_the_api_and_never_applied_from_the_bus(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let winner = |source: Source| {
+            let data = AuctionWinner {
+                auction_id: Uuid::now_v7(),
+                outcome: Outcome {
+                    result: OutcomeResult::Sold,
+                    winner: Some(Bidder { id: "mallory".into(), handle: Some("mallory".into()) }),
+                    amount: Some(Amount::from_eth(1)),
+                },
+                seq: 1,
+            };
+            Envelope::new(EventType::AuctionWinner, source, &data).expect("valid")
+        };
+        // Through the API, even an operator may not publish a decision.
+        let forged = winner(Source::AdminFrontend);
+        let (status, body) = post(&app, "/api/events/auction:winner", &serde_json::to_value(&forged).expect("json")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+
+        // Straight onto the bus: a follower never applies it, and says why.
+        let probe = Arc::new(Probe::new("follower", &["auction:*"]));
+        start(&app, probe.clone(), 3).await;
+        let genuine = winner(Source::AuctionEngine);
+        app.state.bus.publish(&forged).await.expect("publish");
+        app.state.bus.publish(&genuine).await.expect("publish");
+        app.settle_events().await;
+        assert_eq!(probe.applied(), vec![genuine.id], "only the engine's decision is applied");
+        let letters = dead_letters(&app, "follower").await;
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert!(letters[0]["error"].as_str().is_some_and(|why| why.contains("only from the auction engine")), "{letters:?}");
     }
 
     async fn history_filters_by_type_pattern_time_window_and_correlation(backend: Backend) {
