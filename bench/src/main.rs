@@ -135,7 +135,7 @@ async fn auction(args: &Args) -> anyhow::Result<()> {
     settings.insert("DATABASE_URL".into(), database.clone());
     settings.insert("REDIS_URL".into(), args.redis.clone());
     settings.insert("REDIS_KEY_PREFIX".into(), format!("bench:{}:", uuid::Uuid::new_v4().simple()));
-    settings.insert("RUST_LOG".into(), "warn,sothebais_backend::app=info".into());
+    settings.insert("RUST_LOG".into(), "warn,sothebais_kit::listen=info,sothebais_backend::app=info".into());
     let dir = tempfile::tempdir()?;
     let mut server = Process::start(
         &binary("sothebais"),

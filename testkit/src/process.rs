@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn listening_line_is_parsed_from_a_log_line() {
-        let line = "2026-11-25T19:43:14Z  INFO sothebais_backend::app: listening role=auction kind=api addr=127.0.0.1:4400";
+        let line = "2026-11-25T19:43:14Z  INFO sothebais_kit::listen: listening role=auction kind=api addr=127.0.0.1:4400";
         assert_eq!(
             parse_listening(line),
             Some(Listener { role: "auction".into(), kind: "api".into(), addr: "127.0.0.1:4400".into() })
