@@ -61,7 +61,10 @@ fn paced(dir: &Path, width: u32, height: u32, seconds: u64) -> anyhow::Result<Ro
     let (w, h) = (width.to_string(), height.to_string());
     let output = dir.join("paced.mkv");
     let output = output.to_str().context("path")?;
-    let env = std::collections::BTreeMap::from([("RUST_LOG".to_owned(), "warn,sothebais_kit::listen=info".to_owned())]);
+    let env = std::collections::BTreeMap::from([(
+        "RUST_LOG".to_owned(),
+        "warn,sothebais_kit::listen=info".to_owned(),
+    )]);
     let mut process =
         Process::start(&binary("sothebais-renderer"), &renderer_args(&w, &h, output), dir, &env)?;
     let listeners = process.wait_for_listeners(4, Duration::from_secs(60))?;

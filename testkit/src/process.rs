@@ -94,35 +94,38 @@ impl Process {
 
     /// Waits until the process has logged `count` listeners, and returns them.
     pub fn wait_for_listeners(&mut self, count: usize, timeout: Duration) -> anyhow::Result<Vec<Listener>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let listeners: Vec<Listener> =
-                self.log().iter().filter_map(|line| parse_listening(line)).collect();
-            if listeners.len() >= count {
-                return Ok(listeners);
-            }
-            if let Some(status) = self.child.try_wait()? {
-                bail!("exited with {status} before listening:\n{}", self.log().join("\n"));
-            }
-            if Instant::now() > deadline {
-                bail!("no {count} listeners after {timeout:?}:\n{}", self.log().join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_for_log(&format!("{count} listeners"), timeout, |log| {
+            let listeners: Vec<Listener> = log.iter().filter_map(|line| parse_listening(line)).collect();
+            (listeners.len() >= count).then_some(listeners)
+        })
     }
 
     /// Waits until the process has logged a line containing `text`, and returns it.
     pub fn wait_for_line(&mut self, text: &str, timeout: Duration) -> anyhow::Result<String> {
+        self.wait_for_log(&format!("{text:?}"), timeout, |log| {
+            log.iter().find(|line| line.contains(text)).cloned()
+        })
+    }
+
+    /// Reads the log until `found` finds what it looks for (`what`), the process exits,
+    /// or `timeout` passes.
+    fn wait_for_log<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&[String]) -> Option<T>,
+    ) -> anyhow::Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.log().into_iter().find(|line| line.contains(text)) {
-                return Ok(line);
+            let log = self.log();
+            if let Some(value) = found(&log) {
+                return Ok(value);
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!("exited with {status} before logging {text:?}:\n{}", self.log().join("\n"));
+                bail!("exited with {status} before logging {what}:\n{}", log.join("\n"));
             }
             if Instant::now() > deadline {
-                bail!("no {text:?} after {timeout:?}:\n{}", self.log().join("\n"));
+                bail!("no {what} logged after {timeout:?}:\n{}", log.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

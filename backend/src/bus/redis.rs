@@ -196,19 +196,9 @@ impl EventBus for RedisBus {
                 // Unknown lag (entries deleted or trimmed): caught up only if the group
                 // has seen the newest entry.
                 None => {
-                    let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                        .arg(&key)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(1)
-                        .query_async(&mut connection)
-                        .await?;
+                    let newest = newest_id(&mut connection, &key).await?;
                     let last_delivered = fields.get("last-delivered-id").and_then(value_text);
-                    match newest.ids.first() {
-                        Some(entry) if Some(&entry.id) != last_delivered.as_ref() => 1,
-                        _ => 0,
-                    }
+                    u64::from(newest.is_some() && newest != last_delivered)
                 }
             };
             return Ok(pending + lag);
@@ -221,15 +211,8 @@ impl EventBus for RedisBus {
         let mut positions = Vec::new();
         for stream in streams {
             // Start after the newest entry, so nothing added from now on is missed.
-            let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-                .arg(self.key(&stream))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut connection)
-                .await?;
-            let last = newest.ids.first().map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+            let last =
+                newest_id(&mut connection, &self.key(&stream)).await?.unwrap_or_else(|| "0-0".to_owned());
             positions.push((stream, last));
         }
         Ok(Box::new(RedisTail { bus: self.clone(), positions, connection: None }))
@@ -504,4 +487,17 @@ fn value_int(value: &redis::Value) -> Option<u64> {
         redis::Value::Int(number) => u64::try_from(*number).ok(),
         _ => None,
     }
+}
+
+/// The id of the newest entry of the stream at `key`, if it has any.
+async fn newest_id(connection: &mut ConnectionManager, key: &str) -> Result<Option<String>, BusError> {
+    let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
+    Ok(newest.ids.into_iter().next().map(|entry| entry.id))
 }
