@@ -92,7 +92,8 @@ impl ServiceRole {
         self.api().route(
             openapi_path(self),
             get(move || async move {
-                crate::http::ok(openapi::document(&format!("SothebAIs {self} API"), &self.operations()))
+                // The bare document (not the envelope), so Swagger UI and generators read it.
+                axum::Json(openapi::document(&format!("SothebAIs {self} API"), &self.operations()))
             }),
         )
     }

@@ -324,9 +324,9 @@ pub struct NewCampaign {
     /// IANA timezone of the schedule; default `SOTHEBAIS_TIMEZONE` (`America/New_York`).
     #[serde(default)]
     pub timezone: Option<String>,
-    /// Wall-clock start of the first lot in the campaign's timezone, without offset
-    /// (`2026-03-08T01:30:00`).
-    pub starts_at: chrono::NaiveDateTime,
+    /// Start of the first lot: a wall-clock time in the campaign's timezone
+    /// (`2026-03-08T01:30:00`) or an RFC 3339 time with any offset, read on that clock.
+    pub starts_at: crate::time::CampaignStart,
     /// Seconds between one lot's scheduled end and the next lot's start (default 10).
     #[serde(default)]
     pub gap_secs: Option<u32>,

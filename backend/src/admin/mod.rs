@@ -45,9 +45,55 @@ pub fn gateway(mut router: Router<AppState>) -> Router<AppState> {
         .route("/", get(|| async { Html(dashboard::PAGE) }))
 }
 
-async fn merged_openapi() -> Response {
-    let operations: Vec<Operation> = ServiceRole::ALL.into_iter().flat_map(ServiceRole::operations).collect();
-    ok(openapi::document("SothebAIs API", &operations))
+/// The merged document, bare like each role's: every role's operations and the
+/// stream manager's, which the gateway proxies.
+async fn merged_openapi() -> axum::Json<serde_json::Value> {
+    let mut operations: Vec<Operation> =
+        ServiceRole::ALL.into_iter().flat_map(ServiceRole::operations).collect();
+    operations.extend(stream_operations());
+    axum::Json(openapi::document("SothebAIs API", &operations))
+}
+
+/// The stream manager's API (the renderer), as the gateway serves it under `/api/stream`.
+fn stream_operations() -> Vec<Operation> {
+    vec![
+        Operation::new(
+            "GET",
+            "/api/stream/status",
+            "The renderer: state, fps, frame times, drops, outputs, encoder, scene",
+        ),
+        Operation::new("GET", "/api/stream/layers", "The layers of the scene on air"),
+        Operation::new(
+            "POST",
+            "/api/stream/layers/{id}",
+            "Show, hide, retext, move or fade a layer until its scene file changes it",
+        )
+        .auth(Role::Operator),
+        Operation::new(
+            "GET",
+            "/api/stream/scenes",
+            "The scenes, the one on air, the pinned one and each file's error",
+        ),
+        Operation::new(
+            "POST",
+            "/api/stream/scenes/active",
+            "Pin a scene on air, or `null` to go back to the rules",
+        )
+        .auth(Role::Operator),
+        Operation::new(
+            "GET",
+            "/api/stream/frame",
+            "The latest frame as PNG, or JPEG scaled to `width` (binary, not the envelope)",
+        ),
+        Operation::new(
+            "POST",
+            "/api/stream/playback",
+            "Stop, start or restart outputs while rendering goes on",
+        )
+        .auth(Role::Operator),
+        Operation::new("POST", "/api/stream/assets/upload", "Upload an image, font or sound (multipart)")
+            .auth(Role::Operator),
+    ]
 }
 
 /// Each registered consumer with its pending entries and dead letters, for the dashboard.

@@ -419,7 +419,7 @@ pub fn plan_campaign(
         None => default_zone,
     };
     let gap = new.gap_secs.unwrap_or(10);
-    let mut local_start = new.starts_at;
+    let mut local_start = new.starts_at.local_in(zone);
     let mut lots = Vec::new();
     let mut cores = Vec::new();
     for (index, lot) in new.lots.iter().enumerate() {
@@ -452,7 +452,7 @@ pub fn plan_campaign(
         id,
         name: new.name.trim().to_owned(),
         timezone: zone.name().to_owned(),
-        starts_at_local: new.starts_at,
+        starts_at_local: new.starts_at.local_in(zone),
         gap_secs: gap,
         character: new.character.clone(),
         concurrent: new.concurrent,
@@ -843,7 +843,7 @@ mod tests {
         NewCampaign {
             name: "Show".into(),
             timezone: Some("America/New_York".into()),
-            starts_at,
+            starts_at: sothebais_shared::time::CampaignStart::WallClock(starts_at),
             gap_secs: Some(gap_secs),
             character: None,
             concurrent: false,

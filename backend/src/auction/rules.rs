@@ -371,6 +371,9 @@ impl AuctionCore {
     /// A new auction: scheduled for `starts_at`, or waiting for an operator's start.
     pub fn create(id: Uuid, new: &NewAuction) -> Result<AuctionCore, SettingsError> {
         let settings = Settings::from_new(new)?;
+        if let Some(at) = new.starts_at {
+            sothebais_shared::time::check_year(at).map_err(|message| invalid("starts_at", message))?;
+        }
         let starts_at = new.starts_at.map(millis);
         Ok(AuctionCore {
             id,

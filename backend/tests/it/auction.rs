@@ -384,6 +384,49 @@ async fn a_campaign_lays_out_its_lots_on_its_wall_clock() {
     assert_eq!(listed["data"]["auctions"].as_array().map(Vec::len), Some(2), "{listed}");
 }
 
+#[tokio::test]
+async fn a_campaign_start_may_carry_any_offset_and_a_bad_one_names_the_field_and_the_forms() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let campaign = |starts_at: &str| {
+        json!({
+            "name": "Evening sale",
+            "timezone": "America/New_York",
+            "starts_at": starts_at,
+            "lots": [{ "title": "Only", "starting_price": "1", "duration_secs": 30 }],
+        })
+    };
+    // 20:00 at UTC-5 is 20:00 on New York's wall clock, however it is written.
+    for start in ["2036-12-02T20:00:00-05:00", "2036-12-03T01:00:00Z", "2036-12-02T20:00:00"] {
+        let (status, created) = app.post("/api/auction/campaigns", Role::Operator, &campaign(start)).await;
+        assert_eq!(status, 201, "{start}: {created}");
+        assert_eq!(
+            created["data"]["lots"][0]["starts_at_local"], "2036-12-02T20:00:00-05:00",
+            "{start}: {created}"
+        );
+    }
+    let (status, refused) =
+        app.post("/api/auction/campaigns", Role::Operator, &campaign("tomorrow at eight")).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["details"]["field"], "starts_at", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("wall-clock time") && message.contains("RFC 3339"), "{refused}");
+}
+
+#[tokio::test]
+async fn extreme_dates_are_refused_as_bad_requests_not_internal_errors() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let campaign = json!({
+        "name": "Ancient sale",
+        "starts_at": "0001-01-01T00:00:00",
+        "lots": [{ "title": "Only", "starting_price": "1" }],
+    });
+    let (status, body) = app.post("/api/auction/campaigns", Role::Operator, &campaign).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("starts_at")), "{body}");
+    let auction = json!({ "title": "Far lot", "starting_price": "1", "starts_at": "0001-01-01T00:00:00Z" });
+    let (status, body) = app.post("/api/auction/auctions", Role::Operator, &auction).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("starts_at")), "{body}");
+}
+
 /// PostgreSQL refusing connections (as during a restart): bids get 503 and are not
 /// acknowledged; once it is back, bidding resumes and nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,13 +137,19 @@ async fn every_role_serves_its_openapi_document_and_the_gateway_merges_them() {
         let url = app.url(role, ListenerKind::Api, &format!("/api/{role}/openapi.json"));
         let (status, body) = json(app.client.get(url).send().await.expect("send")).await;
         assert_eq!(status, 200, "{role}");
-        assert_eq!(body["data"]["openapi"], "3.1.0");
+        assert_eq!(body["openapi"], "3.1.0", "the bare document, as OpenAPI tools read it: {body}");
+        assert!(body.get("success").is_none(), "not wrapped in the envelope: {role}");
     }
     let (status, body) =
         json(app.client.get(app.gateway("/api/openapi.json")).send().await.expect("send")).await;
     assert_eq!(status, 200);
-    let paths = body["data"]["paths"].as_object().expect("paths");
+    assert_eq!(body["openapi"], "3.1.0");
+    let paths = body["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/events/{type}") && paths.contains_key("/api/admin/config"), "{paths:?}");
+    assert!(
+        paths.contains_key("/api/stream/status") && paths.contains_key("/api/stream/playback"),
+        "the stream manager's API, behind the gateway: {paths:?}"
+    );
 }
 
 #[tokio::test]
