@@ -284,6 +284,13 @@ async fn patch_layer(
 ) -> Response {
     let result = (|| {
         let patch: PatchBody = body(&bytes)?;
+        if patch.text.as_ref().is_some_and(|text| text.chars().count() > MAX_LAYER_TEXT) {
+            // Laid out on the render thread: a megabyte of text would stall frames.
+            return Err(Failure::bad_field(
+                "text",
+                format!("a layer's text is at most {MAX_LAYER_TEXT} characters"),
+            ));
+        }
         if patch.opacity.is_some_and(|opacity| !(0.0..=1.0).contains(&opacity)) {
             return Err(Failure::new(
                 StatusCode::BAD_REQUEST,
@@ -388,6 +395,9 @@ async fn playback(
         Err(_) => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the playback change failed"),
     }
 }
+
+/// Longest text a layer patch may set, in characters.
+const MAX_LAYER_TEXT: usize = 2_000;
 
 /// Largest asset an upload may carry.
 const MAX_UPLOAD: usize = 10 * 1024 * 1024;

@@ -184,6 +184,15 @@ async fn follow_redis(
 /// false once the app has stopped listening. An invalid one is logged and skipped.
 fn deliver(payload: &str, resume: &mut Resume, images: &Images, feed: &Sender<Feed>) -> bool {
     match Envelope::parse_checked(payload) {
+        Ok(event) if event.is_forged_decision() => {
+            resume.last_event = Some(event.id);
+            warn!(
+                "follow: ignoring {} from {}: auction decisions come only from the engine",
+                event.event_type,
+                event.source.as_str()
+            );
+            true
+        }
         Ok(event) => {
             resume.last_event = Some(event.id);
             images.look_at(&event.data);

@@ -54,15 +54,9 @@ use crate::show::Show;
 #[derive(Debug, Parser)]
 #[command(name = "sothebais-renderer", version, about)]
 struct Cli {
-    /// Output: rtmp://, rtmps:// or a .mp4/.mkv/.flv file (repeatable)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "STREAM_OUTPUTS",
-        value_delimiter = ',',
-        required = true,
-        hide_env_values = true
-    )]
+    /// Output: rtmp://, rtmps:// or a .mp4/.mkv/.flv file (repeatable); default: a
+    /// recording at <data dir>/recordings/show-<time>.mkv
+    #[arg(long, value_name = "URL", env = "STREAM_OUTPUTS", value_delimiter = ',', hide_env_values = true)]
     output: Vec<String>,
     /// x (1280×720@30), youtube, twitch, 1080p60
     #[arg(long, env = "STREAM_PRESET", default_value = "x")]
@@ -249,8 +243,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             encoding.height
         );
     }
-    let outputs = cli
-        .output
+    let given =
+        if cli.output.is_empty() { vec![default_recording(&cli.data_dir)?] } else { cli.output.clone() };
+    let outputs = given
         .iter()
         .map(|text| Output::parse(text))
         .collect::<Result<Vec<_>, _>>()
@@ -446,6 +441,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // Give the publisher a moment to hand over the last events.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+/// The recording made when no output is given: `<data dir>/recordings/show-<UTC time>.mkv`.
+fn default_recording(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let folder = data_dir.join("recordings");
+    std::fs::create_dir_all(&folder)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", folder.display()))?;
+    let name = format!("show-{}.mkv", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    Ok(folder.join(name).display().to_string())
 }
 
 /// Runs the app's updates on the grid of output slots: update k starts at

@@ -639,8 +639,24 @@ fn health_names_its_checks_and_every_refusal_is_in_the_envelope() {
     let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(100 * 1024));
     let (code, body) = send(&api, "POST", "/api/stream/layers/title", &operator, huge.as_bytes());
     assert_eq!((code, body["error"]["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{body}");
+    let long = format!("{{\"text\": \"{}\"}}", "x".repeat(5_000));
+    let (code, body) = send(&api, "POST", "/api/stream/layers/title", &operator, long.as_bytes());
+    assert_eq!((code, body["error"]["details"]["field"].as_str()), (400, Some("text")), "{body}");
     let (code, body) = send(&api, "DELETE", "/api/stream/status", &[], b"");
     assert_eq!((code, body["success"].as_bool()), (405, Some(false)), "{body}");
     let (code, body) = send(&show.listener("metrics"), "GET", "/nowhere", &[], b"");
     assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
+}
+
+#[test]
+fn without_an_output_the_show_is_recorded_under_the_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let show = Running::start(&["--data-dir", dir.path().to_str().expect("path")]);
+    let api = show.api();
+    let status = wait_for_status(&api, "an output", Duration::from_secs(60), |status| {
+        status["outputs"].as_array().is_some_and(|outputs| !outputs.is_empty())
+    });
+    let url = status["data"]["outputs"][0]["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.contains("/recordings/show-") && url.ends_with(".mkv"), "{url}");
+    assert!(dir.path().join("recordings").is_dir(), "the recordings folder is made");
 }

@@ -87,6 +87,13 @@ impl InvalidEvent {
 }
 
 impl Envelope {
+    /// An auction decision (`auction:*`) that does not come from the auction engine.
+    /// Decisions are made only by the engine and published only from its outbox, so
+    /// such an event is forged: consumers and followers never apply it.
+    pub fn is_forged_decision(&self) -> bool {
+        self.event_type.category() == Category::Auction && self.source != Source::AuctionEngine
+    }
+
     /// Reads and validates an envelope received from elsewhere: JSON, the envelope's
     /// fields, a known type, a major `version` this build reads, and `data` against
     /// the type's data struct (the struct its JSON Schema is generated from).
@@ -804,6 +811,26 @@ pub struct ChainPaymentConfirmed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_engine_makes_auction_decisions() {
+        let data = AuctionWinner {
+            auction_id: Uuid::nil(),
+            outcome: Outcome { result: crate::auction::OutcomeResult::NoBids, winner: None, amount: None },
+            seq: 0,
+        };
+        let from = |source| Envelope::new(EventType::AuctionWinner, source, &data).expect("valid");
+        assert!(!from(Source::AuctionEngine).is_forged_decision());
+        assert!(from(Source::AdminFrontend).is_forged_decision());
+        assert!(from(Source::StreamManager).is_forged_decision());
+        let mood = Envelope::new(
+            EventType::AgentMood,
+            Source::AdminFrontend,
+            &AgentMood { mood: Mood::Happy, intensity: 1.0, expression: "smile".into() },
+        )
+        .expect("valid");
+        assert!(!mood.is_forged_decision(), "other categories come from anywhere an operator allows");
+    }
 
     /// An `agent:mood` event, correlated with `post-1`.
     fn mood(mood: Mood, expression: &str) -> Envelope {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sothebais_shared::events::{Category, Envelope, EventType, Source, TypePattern};
+use sothebais_shared::events::{Category, Envelope, EventType, TypePattern};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -316,10 +316,7 @@ impl Runner {
                 }
                 // Decisions come only from the engine's outbox: one from anywhere else
                 // (a forged entry on the bus) is never applied.
-                Ok(event)
-                    if event.event_type.category() == Category::Auction
-                        && event.source != Source::AuctionEngine =>
-                {
+                Ok(event) if event.is_forged_decision() => {
                     metrics::counter!("events_invalid_total", "consumer" => name.to_owned(), "reason" => "forged_decision")
                         .increment(1);
                     let why = format!(
