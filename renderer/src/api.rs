@@ -126,6 +126,8 @@ pub struct Shared {
     pub outputs: std::sync::OnceLock<crate::output::Outputs>,
     /// Where uploaded assets go.
     pub assets: std::path::PathBuf,
+    /// Where recordings started through the API go (`<data dir>/recordings`).
+    pub recordings: std::path::PathBuf,
     pub started: Instant,
 }
 
@@ -357,6 +359,7 @@ async fn playback(
         Ok(checked) => checked,
         Err(fail) => return fail.into_response(),
     };
+    let recordings = shared.recordings.clone();
     let done = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
         let mut branches = handle
             .lock()
@@ -375,8 +378,9 @@ async fn playback(
             }
             for (url, output) in &parsed {
                 if !branches.iter().any(|branch| branch.is(url)) {
+                    let output = confined(output, &recordings)?;
                     info!("output {} added by the operator", output.masked());
-                    branches.push(crate::branch::Branch::new(output.clone()));
+                    branches.push(crate::branch::Branch::new(output));
                 }
             }
         }
@@ -393,6 +397,34 @@ async fn playback(
         Ok(Ok(outputs)) => ok(serde_json::json!({ "outputs": outputs })),
         Ok(Err(fail)) => fail.into_response(),
         Err(_) => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the playback change failed"),
+    }
+}
+
+/// A new output asked for through the API: RTMP as it is; a file only as a bare file
+/// name, written in the recordings folder, so no request can write anywhere else.
+fn confined(
+    output: &crate::output::Output,
+    recordings: &std::path::Path,
+) -> Result<crate::output::Output, Failure> {
+    use crate::output::Output;
+    match output {
+        Output::Rtmp(_) => Ok(output.clone()),
+        Output::File { path, container } => {
+            let name = std::path::Path::new(path);
+            let bare = name.components().count() == 1
+                && matches!(name.components().next(), Some(std::path::Component::Normal(_)));
+            if !bare {
+                return Err(Failure::bad_field(
+                    "outputs",
+                    format!(
+                        "{path:?}: a recording started through the API is a file name such as show-2.mkv, written in the recordings folder"
+                    ),
+                ));
+            }
+            std::fs::create_dir_all(recordings)
+                .map_err(|error| Failure::internal(format!("creating {}: {error}", recordings.display())))?;
+            Ok(Output::File { path: recordings.join(name).display().to_string(), container: *container })
+        }
     }
 }
 

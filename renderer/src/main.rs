@@ -288,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         prometheus,
         outputs: std::sync::OnceLock::new(),
         assets: cli.assets.clone(),
+        recordings: cli.data_dir.join("recordings"),
         started: Instant::now(),
     });
     let ports =
@@ -446,6 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// The recording made when no output is given: `<data dir>/recordings/show-<UTC time>.mkv`.
 fn default_recording(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let folder = data_dir.join("recordings");
+    // (The same folder recordings started through the API go to: `Shared::recordings`.)
     std::fs::create_dir_all(&folder)
         .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", folder.display()))?;
     let name = format!("show-{}.mkv", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));

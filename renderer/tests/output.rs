@@ -413,12 +413,15 @@ fn an_operator_stops_and_starts_outputs_and_uploads_assets_while_rendering_goes_
     let assets = dir.path().join("assets");
     std::fs::create_dir_all(&assets).expect("assets");
     let first = dir.path().join("first.mkv");
-    let second = dir.path().join("second.mkv");
+    // Recordings started through the API go to the data dir's recordings folder.
+    let second = dir.path().join("recordings/second.mkv");
     let mut show = Running::start(&[
         "--fps",
         "15",
         "--jwt-secret",
         SECRET,
+        "--data-dir",
+        dir.path().to_str().expect("path"),
         "--assets",
         assets.to_str().expect("path"),
         "--output",
@@ -451,7 +454,7 @@ fn an_operator_stops_and_starts_outputs_and_uploads_assets_while_rendering_goes_
     let frames_then = stopped["data"]["frames_rendered"].as_u64().unwrap_or_default();
 
     // Start a new recording by naming it.
-    let start = format!(r#"{{"action":"start","outputs":["{}"]}}"#, second.display());
+    let start = r#"{"action":"start","outputs":["second.mkv"]}"#;
     let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, start.as_bytes());
     assert_eq!(code, 200, "{body}");
     wait_for_status(&api, "the new output never went live", Duration::from_secs(30), |status| {
@@ -621,7 +624,15 @@ fn an_operator_token_from_the_oidc_provider_is_accepted() {
 fn health_names_its_checks_and_every_refusal_is_in_the_envelope() {
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = dir.path().join("health.mkv");
-    let show = Running::start(&["--output", recording.to_str().expect("path"), "--jwt-secret", SECRET]);
+    let data_dir = dir.path().to_str().expect("path");
+    let show = Running::start(&[
+        "--output",
+        recording.to_str().expect("path"),
+        "--jwt-secret",
+        SECRET,
+        "--data-dir",
+        data_dir,
+    ]);
     let api = show.api();
     let health = show.listener("health");
     let (code, body) = send(&health, "GET", "/health", &[], b"");
@@ -642,6 +653,28 @@ fn health_names_its_checks_and_every_refusal_is_in_the_envelope() {
     let long = format!("{{\"text\": \"{}\"}}", "x".repeat(5_000));
     let (code, body) = send(&api, "POST", "/api/stream/layers/title", &operator, long.as_bytes());
     assert_eq!((code, body["error"]["details"]["field"].as_str()), (400, Some("text")), "{body}");
+    // Recordings started through the API land in the recordings folder and nowhere else.
+    let start = |target: &str| format!("{{\"action\": \"start\", \"outputs\": [\"{target}\"]}}");
+    for escape in ["/tmp/sothebais-escape.mkv", "../escape.mkv", "sub/escape.mkv"] {
+        let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, start(escape).as_bytes());
+        assert_eq!(
+            (code, body["error"]["details"]["field"].as_str()),
+            (400, Some("outputs")),
+            "{escape}: {body}"
+        );
+    }
+    assert!(!Path::new("/tmp/sothebais-escape.mkv").exists());
+    let (code, body) = send(&api, "POST", "/api/stream/playback", &operator, start("second.mkv").as_bytes());
+    assert_eq!(code, 200, "{body}");
+    let added = wait_for_status(&api, "the second recording", Duration::from_secs(30), |status| {
+        status["outputs"].as_array().is_some_and(|outputs| {
+            outputs.iter().any(|output| {
+                output["url"].as_str().is_some_and(|url| url.ends_with("recordings/second.mkv"))
+                    && output["state"] == "live"
+            })
+        })
+    });
+    assert!(dir.path().join("recordings/second.mkv").exists(), "{added}");
     let (code, body) = send(&api, "DELETE", "/api/stream/status", &[], b"");
     assert_eq!((code, body["success"].as_bool()), (405, Some(false)), "{body}");
     let (code, body) = send(&show.listener("metrics"), "GET", "/nowhere", &[], b"");
