@@ -7,6 +7,7 @@
 //! - `http`: the API under `/api/auction`;
 //! - `ws`: the auction WebSocket, fed by the bus.
 
+pub mod campaign;
 pub mod engine;
 pub mod http;
 pub mod rules;
