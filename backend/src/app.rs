@@ -269,7 +269,7 @@ impl Application {
         let mut supervisor = Supervisor::new();
         let stages = Stages::declare(&mut supervisor);
         let outbox = Arc::new(Notify::new());
-        let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone(), clock.clone());
+        let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone(), clock.clone(), config.max_bid);
         let state = AppState {
             engine,
             outbox,

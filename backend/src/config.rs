@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use secrecy::SecretString;
+use sothebais_shared::amount::Amount;
 use sothebais_shared::ports::{PortBlock, defaults};
 
 use crate::events::dispatch::RetryPolicy;
@@ -90,6 +91,20 @@ pub const SETTINGS: &[Setting] = &[
     plain("SOTHEBAIS_REQUEST_TIMEOUT_SECS", "15"),
     plain("STREAM_MANAGER_URL", "http://127.0.0.1:4200"),
     plain("BLOCKED_BIDDERS", ""),
+    plain("MAX_BID_ETH", "10000"),
+    plain("X_API_BASE_URL", "https://api.x.com"),
+    Setting { name: "X_BEARER_TOKEN", secrecy: Secrecy::Secret, default: "unset (X not connected)" },
+    Setting { name: "X_USER_ACCESS_TOKEN", secrecy: Secrecy::Secret, default: "unset (from `sothebais x login`)" },
+    Setting { name: "X_USER_REFRESH_TOKEN", secrecy: Secrecy::Secret, default: "unset (from `sothebais x login`)" },
+    plain("X_CLIENT_ID", "unset"),
+    Setting { name: "X_CLIENT_SECRET", secrecy: Secrecy::Secret, default: "unset (public client)" },
+    plain("X_USER_ID", "unset (looked up with GET /2/users/me)"),
+    plain("X_HANDLE", "unset (looked up with GET /2/users/me)"),
+    plain("X_POLL_INTERVAL_MS", "2000"),
+    plain("X_DRY_RUN", "false"),
+    plain("X_REPLY_BUDGET_PER_15MIN", "80"),
+    plain("X_SPEND_LIMIT_USD", "unset (no limit)"),
+    plain("X_READ_CONVERSATIONS", "true"),
     plain("EVENT_RETRY_TRIES", "5"),
     plain("EVENT_RETRY_INITIAL_MS", "100"),
     plain("EVENT_RETRY_MAX_MS", "30000"),
@@ -131,6 +146,49 @@ pub type FlagValues = BTreeMap<&'static str, String>;
 
 pub use sothebais_kit::telemetry::LogFormat;
 
+/// How the social role talks to X (`x.md`). Secrets print redacted.
+#[derive(Debug, Clone)]
+pub struct XConfig {
+    /// No trailing slash: `https://api.x.com`, or the simulator's URL.
+    pub api_base_url: String,
+    pub bearer_token: Option<SecretString>,
+    pub user_access_token: Option<SecretString>,
+    pub user_refresh_token: Option<SecretString>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub user_id: Option<String>,
+    /// Without the `@`.
+    pub handle: Option<String>,
+    pub poll_interval: Duration,
+    pub dry_run: bool,
+    pub reply_budget_per_15min: u32,
+    pub spend_limit_usd: Option<f64>,
+    pub read_conversations: bool,
+}
+
+impl XConfig {
+    /// Whether any credential is set: without one the social role stays idle.
+    pub fn configured(&self) -> bool {
+        self.bearer_token.is_some() || self.user_access_token.is_some()
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}
+
+fn parse_http_url(value: &str) -> Result<String, String> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!("{value:?} is not an http(s) URL"))
+    }
+}
+
 /// The listeners of every backend role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RolePorts {
@@ -162,6 +220,10 @@ pub struct Config {
     pub stream_manager_url: String,
     /// Bidder ids or `@handles` whose bids are refused `BIDDER_BLOCKED`.
     pub blocked_bidders: Vec<String>,
+    /// The sanity cap: no price or bid above this is taken (`MAX_BID_ETH`).
+    pub max_bid: Amount,
+    /// The X integration (`X_*`).
+    pub x: XConfig,
     /// How event consumers retry a failing delivery before dead-lettering it.
     pub event_retry: RetryPolicy,
     /// How long an entry stays pending with a consumer before another may claim it.
@@ -420,6 +482,45 @@ impl Config {
                     .map(str::to_owned)
                     .collect())
             })?,
+            max_bid: layers.parse(
+                "MAX_BID_ETH",
+                Amount::from_eth(crate::auction::rules::DEFAULT_MAX_BID_ETH),
+                |value| match value.parse::<Amount>() {
+                    Ok(amount) if !amount.is_zero() => Ok(amount),
+                    _ => Err(format!("{value:?} is not a positive ETH amount such as 10000")),
+                },
+            )?,
+            x: XConfig {
+                api_base_url: layers.parse("X_API_BASE_URL", "https://api.x.com".to_owned(), parse_http_url)?,
+                bearer_token: layers.optional("X_BEARER_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
+                user_access_token: layers
+                    .optional("X_USER_ACCESS_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
+                user_refresh_token: layers
+                    .optional("X_USER_REFRESH_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
+                client_id: layers.optional("X_CLIENT_ID", |value| Ok(value.to_owned()))?,
+                client_secret: layers.optional("X_CLIENT_SECRET", |value| Ok(SecretString::from(value.to_owned())))?,
+                user_id: layers.optional("X_USER_ID", |value| {
+                    if value.bytes().all(|byte| byte.is_ascii_digit()) {
+                        Ok(value.to_owned())
+                    } else {
+                        Err(format!("{value:?} is not a numeric X user id"))
+                    }
+                })?,
+                handle: layers.optional("X_HANDLE", |value| Ok(value.trim_start_matches('@').to_owned()))?,
+                poll_interval: layers.parse("X_POLL_INTERVAL_MS", Duration::from_secs(2), parse_millis)?,
+                dry_run: layers.parse("X_DRY_RUN", false, parse_bool)?,
+                reply_budget_per_15min: layers.parse("X_REPLY_BUDGET_PER_15MIN", 80, |value| {
+                    match value.parse::<u32>() {
+                        Ok(budget @ 1..=100) => Ok(budget),
+                        _ => Err(format!("{value:?} is not a number from 1 to 100 (X allows 100 per 15 min)")),
+                    }
+                })?,
+                spend_limit_usd: layers.optional("X_SPEND_LIMIT_USD", |value| match value.parse::<f64>() {
+                    Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
+                    _ => Err(format!("{value:?} is not a positive number of US dollars")),
+                })?,
+                read_conversations: layers.parse("X_READ_CONVERSATIONS", true, parse_bool)?,
+            },
             event_retry: RetryPolicy {
                 tries: layers.parse("EVENT_RETRY_TRIES", 5, |value| match value.parse::<u32>() {
                     Ok(tries @ 1..=100) => Ok(tries),
@@ -625,6 +726,10 @@ mod tests {
             ("DATABASE_URL", "postgres://app:hunter2@db/prod"),
             ("REDIS_URL", "redis://:hunter3@cache:6379"),
             ("JWT_SECRET", "a-very-secret-signing-key"),
+            ("X_BEARER_TOKEN", "x-bearer-hunter4"),
+            ("X_USER_ACCESS_TOKEN", "x-access-hunter5"),
+            ("X_USER_REFRESH_TOKEN", "x-refresh-hunter6"),
+            ("X_CLIENT_SECRET", "x-client-hunter7"),
         ];
         let secret_settings: Vec<&str> = SETTINGS
             .iter()
@@ -633,12 +738,12 @@ mod tests {
             .collect();
         assert_eq!(
             secret_settings,
-            ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"],
+            env.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
             "a new secret needs a value here"
         );
         let config = Config::load(&FlagValues::new(), None, &env_of(&env)).expect("valid");
         let shown = format!("{config:?} {}", config.redacted_view());
-        for secret in ["hunter2", "hunter3", "a-very-secret"] {
+        for secret in ["hunter2", "hunter3", "a-very-secret", "hunter4", "hunter5", "hunter6", "hunter7"] {
             assert!(!shown.contains(secret), "{secret} shown: {shown}");
         }
         assert!(shown.contains("postgres://app:[redacted]@db/prod"), "{shown}");

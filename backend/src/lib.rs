@@ -14,6 +14,7 @@ pub mod events;
 pub mod http;
 pub mod social;
 pub mod storage;
+pub mod xsim;
 
 pub use app::{Application, ServiceRole};
 pub use config::Config;

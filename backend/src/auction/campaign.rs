@@ -3,6 +3,7 @@
 //! passed in.
 
 use chrono::{DateTime, Utc};
+use sothebais_shared::amount::Amount;
 use sothebais_shared::auction::{Campaign, CampaignLot, NewAuction, NewCampaign};
 use uuid::Uuid;
 
@@ -15,6 +16,7 @@ pub fn plan(
     default_zone: chrono_tz::Tz,
     id: Uuid,
     now: DateTime<Utc>,
+    max_bid: Amount,
 ) -> Result<(Campaign, Vec<AuctionCore>), EngineError> {
     use sothebais_shared::time::{display_in, parse_timezone, wall_clock_to_utc};
     if new.name.trim().is_empty() {
@@ -45,7 +47,7 @@ pub fn plan(
         }
         let starts_at = wall_clock_to_utc(local_start, zone);
         let spec = NewAuction { starts_at: Some(starts_at), campaign_id: Some(id), ..lot.clone() };
-        let core = AuctionCore::create(Uuid::now_v7(), &spec).map_err(|error| EngineError::Invalid {
+        let core = AuctionCore::create(Uuid::now_v7(), &spec, max_bid).map_err(|error| EngineError::Invalid {
             field: "lots",
             message: format!("lot {index}: {error}"),
         })?;
@@ -110,7 +112,7 @@ mod tests {
 
     fn local_starts(new: &NewCampaign) -> Vec<String> {
         let (campaign, _) =
-            plan(new, chrono_tz::America::New_York, Uuid::nil(), Utc::now()).expect("valid campaign");
+            plan(new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000)).expect("valid campaign");
         campaign.lots.into_iter().map(|lot| lot.starts_at_local).collect()
     }
 
@@ -156,7 +158,7 @@ mod tests {
         let mut with_start = lot("a", 90);
         with_start.starts_at = Some(Utc::now());
         let new = campaign(local(2026, 6, 1, 20, 0), vec![with_start], 10);
-        let error = plan(&new, chrono_tz::America::New_York, Uuid::nil(), Utc::now()).expect_err("refused");
+        let error = plan(&new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000)).expect_err("refused");
         assert!(matches!(error, EngineError::Invalid { field: "lots", .. }), "{error}");
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sothebais_kit::clock::SharedClock;
+use sothebais_shared::amount::Amount;
 use sothebais_shared::auction::{Auction, Bid, BidStatus, Campaign, NewAuction, NewCampaign};
 use sothebais_shared::events::{
     AuctionCancelled, AuctionExtended, AuctionSnapshot, AuctionWinner, BidEvent, EventType, RawEnvelope,
@@ -113,6 +114,8 @@ pub struct Engine {
 struct Inner {
     storage: Arc<dyn Storage>,
     clock: SharedClock,
+    /// The sanity cap (`MAX_BID_ETH`) of auctions this engine creates.
+    max_bid: Amount,
     writers: Mutex<HashMap<Uuid, mpsc::Sender<Command>>>,
     /// Woken after every commit that stored events, so the relay publishes them at once.
     outbox: Arc<Notify>,
@@ -218,6 +221,7 @@ impl Engine {
         storage: Arc<dyn Storage>,
         outbox: Arc<Notify>,
         clock: SharedClock,
+        max_bid: Amount,
     ) -> (Engine, mpsc::UnboundedReceiver<DeadlineUpdate>) {
         let (deadlines, receiver) = mpsc::unbounded_channel();
         let (commits, jobs) = mpsc::channel(4096);
@@ -226,6 +230,7 @@ impl Engine {
         let inner = Inner {
             storage,
             clock,
+            max_bid,
             writers: Mutex::new(HashMap::new()),
             outbox,
             deadlines,
@@ -278,7 +283,7 @@ impl Engine {
                 message: "lots join a campaign when the campaign is created".into(),
             });
         }
-        let core = AuctionCore::create(Uuid::now_v7(), new)?;
+        let core = AuctionCore::create(Uuid::now_v7(), new, self.inner.max_bid)?;
         self.inner.storage.insert_auction(&core, &[]).await?;
         let _ = self.inner.deadlines.send((core.id, core.next_deadline()));
         tracing::info!(auction_id = %core.id, title = %core.title, starts_at = ?core.starts_at, "auction created");
@@ -291,7 +296,7 @@ impl Engine {
         new: &NewCampaign,
         default_zone: chrono_tz::Tz,
     ) -> Result<Campaign, EngineError> {
-        let (campaign, cores) = super::campaign::plan(new, default_zone, Uuid::now_v7(), self.now())?;
+        let (campaign, cores) = super::campaign::plan(new, default_zone, Uuid::now_v7(), self.now(), self.inner.max_bid)?;
         self.inner.storage.insert_campaign(&campaign, &cores, &[]).await?;
         for core in &cores {
             let _ = self.inner.deadlines.send((core.id, core.next_deadline()));

@@ -299,7 +299,7 @@ async fn place_bid(
     });
     let input = BidInput {
         id: Uuid::now_v7(),
-        amount: request.amount.trim().parse::<Amount>().ok(),
+        amount: request.amount.trim().parse::<Amount>().ok().into(),
         bidder,
         source,
         source_ref,

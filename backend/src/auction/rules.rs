@@ -42,8 +42,8 @@ pub const DEFAULT_LATE_GRACE_SECS: u32 = 15;
 pub const DEFAULT_INCREMENT_PERCENT: u32 = 5;
 /// One accepted bid per bidder per auction per this many milliseconds.
 pub const DEFAULT_BIDDER_INTERVAL_MS: i64 = 2_000;
-/// The sanity cap: no bid above this many ETH is taken seriously.
-pub const MAX_BID_ETH: u64 = 1_000_000;
+/// The default sanity cap (`MAX_BID_ETH`): no bid above this many ETH is taken seriously.
+pub const DEFAULT_MAX_BID_ETH: u64 = 10_000;
 
 /// The settings of one auction, fixed once the first bid is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,9 +74,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> SettingsError {
 }
 
 impl Settings {
-    /// The settings a `NewAuction` asks for, defaults filled in and checked.
-    pub fn from_new(new: &NewAuction) -> Result<Settings, SettingsError> {
-        let max_bid = Amount::from_eth(MAX_BID_ETH);
+    /// The settings a `NewAuction` asks for, defaults filled in and checked; `max_bid`
+    /// is the sanity cap no price or bid may pass.
+    pub fn from_new(new: &NewAuction, max_bid: Amount) -> Result<Settings, SettingsError> {
         if new.title.trim().is_empty() {
             return Err(invalid("title", "must not be empty"));
         }
@@ -255,14 +255,39 @@ pub struct Cancellation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BidInput {
     pub id: Uuid,
-    /// `None` when the amount could not be read.
-    pub amount: Option<Amount>,
+    pub amount: Offer,
     pub bidder: Bidder,
     pub source: BidSource,
     pub source_ref: Option<String>,
     /// When the bidder acted: the post's time for X, the arrival for HTTP.
     pub created_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+}
+
+/// The amount a bid offers, as its source read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Amount(Amount),
+    /// Not an ETH amount (the log records 0): `INVALID_AMOUNT`.
+    Unreadable,
+    /// A number that reads two ways, such as `1,500` in a post: `AMBIGUOUS_AMOUNT`.
+    Ambiguous,
+}
+
+impl Offer {
+    /// The amount, or 0 when there is none (as the log records it).
+    pub fn or_zero(self) -> Amount {
+        match self {
+            Offer::Amount(amount) => amount,
+            Offer::Unreadable | Offer::Ambiguous => Amount::ZERO,
+        }
+    }
+}
+
+impl From<Option<Amount>> for Offer {
+    fn from(amount: Option<Amount>) -> Offer {
+        amount.map_or(Offer::Unreadable, Offer::Amount)
+    }
 }
 
 /// Facts about the bidder the rules cannot know themselves.
@@ -369,8 +394,8 @@ fn outcome_of(high: Option<(Amount, Bidder)>, reserve: Amount) -> Outcome {
 
 impl AuctionCore {
     /// A new auction: scheduled for `starts_at`, or waiting for an operator's start.
-    pub fn create(id: Uuid, new: &NewAuction) -> Result<AuctionCore, SettingsError> {
-        let settings = Settings::from_new(new)?;
+    pub fn create(id: Uuid, new: &NewAuction, max_bid: Amount) -> Result<AuctionCore, SettingsError> {
+        let settings = Settings::from_new(new, max_bid)?;
         if let Some(at) = new.starts_at {
             sothebais_shared::time::check_year(at).map_err(|message| invalid("starts_at", message))?;
         }
@@ -528,7 +553,7 @@ impl AuctionCore {
         let acted_at = self.acted_at(input);
         let mut extended_to = None;
         if reason.is_none() {
-            let amount = input.amount.unwrap_or(Amount::ZERO);
+            let amount = input.amount.or_zero();
             self.high_bid =
                 Some(HighBid { amount, bidder: input.bidder.clone(), bid_id: input.id, at: acted_at });
             self.accepted_count += 1;
@@ -555,7 +580,7 @@ impl AuctionCore {
             id: input.id,
             auction_id: self.id,
             seq: self.seq,
-            amount: input.amount.unwrap_or(Amount::ZERO),
+            amount: input.amount.or_zero(),
             bidder: input.bidder.clone(),
             source: input.source,
             source_ref: input.source_ref.clone(),
@@ -602,7 +627,8 @@ impl AuctionCore {
             return Some(RejectReason::AuctionClosed);
         }
         let amount = match input.amount {
-            Some(amount) if !amount.is_zero() && amount <= self.settings.max_bid => amount,
+            Offer::Amount(amount) if !amount.is_zero() && amount <= self.settings.max_bid => amount,
+            Offer::Ambiguous => return Some(RejectReason::AmbiguousAmount),
             _ => return Some(RejectReason::InvalidAmount),
         };
         if standing.blocked {

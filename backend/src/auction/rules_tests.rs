@@ -6,6 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+const MAX_BID: Amount = Amount::from_eth(DEFAULT_MAX_BID_ETH);
+
 fn eth(text: &str) -> Amount {
     text.parse().expect("amount")
 }
@@ -29,7 +31,7 @@ fn new_auction() -> NewAuction {
 
 /// An open auction (90 s from t0, default rules) built from `new`.
 fn open(new: NewAuction) -> AuctionCore {
-    let mut core = AuctionCore::create(Uuid::from_u128(7), &new).expect("valid settings");
+    let mut core = AuctionCore::create(Uuid::from_u128(7), &new, MAX_BID).expect("valid settings");
     assert_eq!(core.advance(t0()), vec![Transition::Opened]);
     core
 }
@@ -37,7 +39,7 @@ fn open(new: NewAuction) -> AuctionCore {
 fn bid(bidder: &str, amount: &str, secs: f64) -> BidInput {
     BidInput {
         id: Uuid::new_v4(),
-        amount: amount.parse().ok(),
+        amount: amount.parse().ok().into(),
         bidder: Bidder { id: bidder.into(), handle: Some(format!("@{bidder}")) },
         source: BidSource::Http,
         source_ref: None,
@@ -165,7 +167,7 @@ fn bidder_standing_gives_its_own_reasons() {
 
 #[test]
 fn a_scheduled_auction_is_not_open_and_opens_at_its_start() {
-    let mut core = AuctionCore::create(Uuid::from_u128(1), &new_auction()).expect("valid");
+    let mut core = AuctionCore::create(Uuid::from_u128(1), &new_auction(), MAX_BID).expect("valid");
     assert_eq!(
         core.decide(&bid("a", "1", -1.0), BidderStanding::default()).reason,
         Some(RejectReason::AuctionNotOpen)
@@ -329,7 +331,7 @@ fn a_closed_auction_cannot_be_cancelled_or_started() {
 
 #[test]
 fn operator_start_opens_now_for_the_configured_duration() {
-    let mut core = AuctionCore::create(Uuid::from_u128(2), &NewAuction { starts_at: None, ..new_auction() })
+    let mut core = AuctionCore::create(Uuid::from_u128(2), &NewAuction { starts_at: None, ..new_auction() }, MAX_BID)
         .expect("valid");
     assert_eq!(core.next_deadline(), None, "waits for an operator");
     core.start(at(10.0)).expect("start");
@@ -362,7 +364,7 @@ fn settings_errors_name_the_field() {
         ),
     ];
     for (new, field) in cases {
-        assert_eq!(Settings::from_new(&new).map_err(|error| error.field), Err(field));
+        assert_eq!(Settings::from_new(&new, MAX_BID).map_err(|error| error.field), Err(field));
     }
 }
 
@@ -459,7 +461,7 @@ fn run_session(steps: &[Step]) -> (AuctionCore, Vec<Bid>, Vec<BidInput>) {
         let arrived = t0() + Duration::milliseconds(clock);
         let input = BidInput {
             id: Uuid::from_u128(index as u128 + 1),
-            amount: Some(amount),
+            amount: Offer::Amount(amount),
             bidder: Bidder { id: format!("bidder-{}", step.bidder), handle: None },
             source: if step.x_lag_ms.is_some() { BidSource::X } else { BidSource::Http },
             source_ref: None,
@@ -487,7 +489,7 @@ proptest! {
             let acted = (input.created_at - t0()).num_milliseconds();
             let arrived = (input.received_at - t0()).num_milliseconds();
             let bidder = input.bidder.id.trim_start_matches("bidder-").parse::<u8>().unwrap_or(0);
-            let expected = model.decide(bidder, input.amount.map_or(0, Amount::wei), acted, arrived);
+            let expected = model.decide(bidder, input.amount.or_zero().wei(), acted, arrived);
             prop_assert_eq!(decided.status == BidStatus::Accepted, expected, "bid {:?}", decided);
         }
 

@@ -1,6 +1,7 @@
-//! The `social` role: the X integration (filled by the social service).
-//! Until its work lands it serves only its OpenAPI document and health, metrics and
-//! the envelope on every other path.
+//! The `social` role: the X integration (`x.md`).
+
+pub mod parse;
+pub mod xapi;
 
 use axum::Router;
 

@@ -5,6 +5,8 @@
 mod auction_sql;
 #[macro_use]
 mod delivery_sql;
+#[macro_use]
+mod social_sql;
 mod postgres;
 mod sqlite;
 
@@ -23,6 +25,7 @@ use uuid::Uuid;
 use crate::auction::rules::{AuctionCore, Phase};
 
 pub use postgres::PostgresStorage;
+pub use social_sql::{PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
 pub use sqlite::SqliteStorage;
 
 use crate::config::Config;
@@ -315,8 +318,46 @@ pub trait DeliveryStorage: Send + Sync {
 }
 
 /// The backend's durable state.
+/// The social role's tables: posts read from X (each once), writes stored before
+/// they are sent, announced lots, and the reader's cursors.
 #[async_trait]
-pub trait Storage: SharedStorage + DeliveryStorage + fmt::Debug {
+pub trait SocialStorage: Send + Sync {
+    /// Stores a post; false when its id was stored before (it is not handled again).
+    async fn insert_post(&self, post: &SocialPost) -> Result<bool, StorageError>;
+    async fn social_post(&self, post_id: &str) -> Result<Option<SocialPost>, StorageError>;
+    /// Posts stored but not decided yet, oldest first.
+    async fn undecided_posts(&self, limit: u32) -> Result<Vec<SocialPost>, StorageError>;
+    async fn finish_post(
+        &self,
+        post_id: &str,
+        state: PostState,
+        auction_id: Option<Uuid>,
+        outcome: Option<&str>,
+    ) -> Result<(), StorageError>;
+    /// Posts by state.
+    async fn post_counts(&self) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Stores a write; false when its key was stored before.
+    async fn queue_write(&self, write: &SocialWrite) -> Result<bool, StorageError>;
+    /// Writes, by priority then age, optionally of one state and one lot.
+    async fn social_writes(
+        &self,
+        state: Option<WriteState>,
+        auction_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SocialWrite>, StorageError>;
+    /// Stores a write's state, post id, attempts, error and sending time.
+    async fn finish_write(&self, write: &SocialWrite) -> Result<(), StorageError>;
+    /// Writes by kind and state.
+    async fn write_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError>;
+    async fn save_lot(&self, lot: &SocialLot) -> Result<(), StorageError>;
+    async fn social_lots(&self, open_only: bool) -> Result<Vec<SocialLot>, StorageError>;
+    async fn social_lot(&self, auction_id: Uuid) -> Result<Option<SocialLot>, StorageError>;
+    async fn social_value(&self, key: &str) -> Result<Option<String>, StorageError>;
+    async fn set_social_value(&self, key: &str, value: &str) -> Result<(), StorageError>;
+}
+
+#[async_trait]
+pub trait Storage: SharedStorage + DeliveryStorage + SocialStorage + fmt::Debug {
     fn kind(&self) -> StorageKind;
 
     /// Succeeds when the database answers.

@@ -311,3 +311,5 @@ impl Storage for PostgresStorage {
 auction_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 auction_storage_helpers!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 delivery_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
+
+social_storage!(PostgresStorage, Postgres);

@@ -294,3 +294,5 @@ impl Storage for SqliteStorage {
 auction_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 auction_storage_helpers!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 delivery_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
+
+social_storage!(SqliteStorage, Sqlite);

@@ -1,7 +1,7 @@
 //! The storage trait, the same tests on SQLite and PostgreSQL.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sothebais_backend::auction::rules::{AuctionCore, BidInput, BidderStanding, millis};
+use sothebais_backend::auction::rules::{AuctionCore, BidInput, BidderStanding, DEFAULT_MAX_BID_ETH, Offer, millis};
 use sothebais_backend::storage::{AuctionCommit, CommitOutcome, EventQuery};
 use sothebais_shared::Amount;
 use sothebais_shared::auction::{Bid, BidSource, Bidder, NewAuction};
@@ -39,7 +39,7 @@ async fn open_auction(storage: &dyn sothebais_backend::storage::Storage) -> Auct
         duration_secs: Some(600),
         ..NewAuction::default()
     };
-    let mut core = AuctionCore::create(Uuid::now_v7(), &new).expect("valid auction");
+    let mut core = AuctionCore::create(Uuid::now_v7(), &new, Amount::from_eth(DEFAULT_MAX_BID_ETH)).expect("valid auction");
     storage.insert_auction(&core, &[]).await.expect("insert");
     core.start(millis(Utc::now())).expect("starts");
     core
@@ -50,7 +50,7 @@ fn decide(core: &mut AuctionCore, bidder: &str, eth: u64, key: Option<&str>) -> 
     let now = millis(Utc::now());
     let input = BidInput {
         id: Uuid::now_v7(),
-        amount: Some(Amount::from_eth(eth)),
+        amount: Offer::Amount(Amount::from_eth(eth)),
         bidder: Bidder { id: bidder.into(), handle: Some(format!("@{bidder}")) },
         source: BidSource::Http,
         source_ref: key.map(str::to_owned),
