@@ -177,6 +177,8 @@ pub struct AppState {
     pub bid_rate: Arc<ClientRateLimit>,
     /// Live events for WebSocket clients.
     pub feed: EventFeed,
+    /// The X integration's client, wording and status.
+    pub social: social::SocialHandle,
 }
 
 impl fmt::Debug for AppState {
@@ -275,6 +277,7 @@ impl Application {
             outbox,
             bid_rate: Arc::new(ClientRateLimit::default()),
             feed: EventFeed::default(),
+            social: social::SocialHandle::new(&config, http.clone()),
             config: Arc::new(config),
             storage,
             bus,
@@ -365,6 +368,36 @@ impl Application {
                 Ok(())
             });
         }
+        if state.roles.contains(&ServiceRole::Social) {
+            if state.config.x.configured() {
+                let social = social::Social {
+                    storage: state.storage.clone(),
+                    engine: state.engine.clone(),
+                    clock: state.clock.clone(),
+                    outbox: state.outbox.clone(),
+                    config: state.config.clone(),
+                    handle: state.social.clone(),
+                };
+                let reader = social.clone();
+                supervisor.spawn(stages.scheduler, "X reader", |stop| reader.read(stop));
+                let sender = social.clone();
+                supervisor.spawn(stages.consumers, "X sender", |stop| sender.send(stop));
+                let follower = Arc::new(social::service::LotFollower::new(social));
+                let settings = events::dispatch::DispatchSettings::from_config(&state.config);
+                let (storage, bus) = (state.storage.clone(), state.bus.clone());
+                supervisor.spawn(stages.consumers, "social consumer", |stop| {
+                    events::dispatch::deliver(storage, bus, follower, settings, stop)
+                });
+                tracing::info!(
+                    api = %state.config.x.api_base_url, dry_run = state.config.x.dry_run,
+                    "social role reading X"
+                );
+            } else {
+                tracing::info!(
+                    "social role idle: X is not configured (set X_BEARER_TOKEN or run `sothebais x login`)"
+                );
+            }
+        }
         let (feed, bus) = (state.feed.clone(), state.bus.clone());
         supervisor.spawn(stages.feeds, "live event feed", |stop| async move {
             feed.run(bus, stop).await;
@@ -429,7 +462,11 @@ pub async fn health_checks(state: &AppState) -> Checks {
 }
 
 async fn health(role: ServiceRole, state: &AppState) -> Response {
-    health_checks(state).await.response(role.as_str(), state.started_at.elapsed())
+    let mut checks = health_checks(state).await;
+    if role == ServiceRole::Social && state.config.x.configured() {
+        checks.set("x_api", state.social.health());
+    }
+    checks.response(role.as_str(), state.started_at.elapsed())
 }
 
 #[cfg(test)]

@@ -85,6 +85,54 @@ pub enum Command {
     },
     /// Apply database migrations and exit
     Migrate,
+    /// Run the X API simulator (X API v2's shapes, headers and limits; see docs/x.md)
+    Xsim(XsimArgs),
+    /// Connect the show's X account
+    X {
+        #[command(subcommand)]
+        command: XCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct XsimArgs {
+    /// Port to listen on
+    #[arg(long, default_value_t = 4700)]
+    pub port: u16,
+    /// Simulated viewers who watch the show and post bids
+    #[arg(long, default_value_t = 0)]
+    pub audience: u32,
+    /// Seed of the audience's choices (the same seed, the same viewers and habits)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The auction API the audience watches (to see the open lots and their prices)
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:4400")]
+    pub show_url: String,
+    /// The show's account
+    #[arg(long, default_value = "SothebAIs")]
+    pub handle: String,
+    /// The app-only bearer token reads accept
+    #[arg(long, default_value = "xsim-bearer")]
+    pub bearer_token: String,
+    /// A user access token valid from the start, as if `x login` had run
+    #[arg(long, default_value = "xsim-user")]
+    pub user_token: String,
+    /// That token's refresh token (single use)
+    #[arg(long, default_value = "xsim-refresh")]
+    pub refresh_token: String,
+    /// How long user access tokens last, in seconds (X: 7200)
+    #[arg(long, default_value_t = 7200)]
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum XCommand {
+    /// Run the OAuth 2.0 PKCE flow once and store the tokens in the data dir
+    Login {
+        /// Local port X redirects the browser to (register http://127.0.0.1:PORT/callback with the app)
+        #[arg(long, default_value_t = crate::social::login::DEFAULT_PORT)]
+        port: u16,
+    },
 }
 
 /// The roles a `serve` process runs.
@@ -117,10 +165,61 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
             let secret = access::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
             Ok(Some(access::issue_token(&secret, &sub, role, ttl)?))
         }
+        Command::Xsim(args) => {
+            run_xsim(args, &config).await?;
+            Ok(None)
+        }
+        Command::X { command: XCommand::Login { port } } => {
+            crate::social::login::login(&config, port, |url| {
+                #[expect(clippy::print_stdout, reason = "the URL the operator opens")]
+                {
+                    println!("Open this URL in a browser signed in as the show's account:\n\n  {url}\n");
+                }
+            })
+            .await?;
+            let path = crate::social::client::token_file(&config.data_dir);
+            Ok(Some(format!("Connected. Tokens stored in {} (mode 0600).", path.display())))
+        }
         Command::Migrate => {
             let storage = storage::connect(&config).await.context("opening the database")?;
             tracing::info!(kind = ?storage.kind(), "migrations applied");
             Ok(None)
         }
     }
+}
+
+async fn run_xsim(args: XsimArgs, config: &Config) -> anyhow::Result<()> {
+    use crate::xsim::{SimOptions, XSim};
+    let sim = XSim::new(SimOptions {
+        handle: args.handle,
+        bearer_token: args.bearer_token,
+        user_token: args.user_token,
+        refresh_token: args.refresh_token,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+    });
+    let listener = tokio::net::TcpListener::bind((config.bind, args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", config.bind, args.port))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, show_id = %sim.show_id(), audience = args.audience, seed = args.seed, "xsim listening");
+    let stop = tokio_util::sync::CancellationToken::new();
+    if args.audience > 0 {
+        tokio::spawn(crate::xsim::audience::run(
+            sim.clone(),
+            args.show_url,
+            args.audience,
+            args.seed,
+            stop.clone(),
+        ));
+    }
+    let mut signals = sothebais_kit::shutdown::signals().context("listening for SIGINT and SIGTERM")?;
+    let stopping = stop.clone();
+    sim.serve(listener, async move {
+        use futures::StreamExt as _;
+        let _ = signals.next().await;
+        stopping.cancel();
+    })
+    .await?;
+    tracing::info!("xsim stopped");
+    Ok(())
 }

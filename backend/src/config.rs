@@ -94,8 +94,16 @@ pub const SETTINGS: &[Setting] = &[
     plain("MAX_BID_ETH", "10000"),
     plain("X_API_BASE_URL", "https://api.x.com"),
     Setting { name: "X_BEARER_TOKEN", secrecy: Secrecy::Secret, default: "unset (X not connected)" },
-    Setting { name: "X_USER_ACCESS_TOKEN", secrecy: Secrecy::Secret, default: "unset (from `sothebais x login`)" },
-    Setting { name: "X_USER_REFRESH_TOKEN", secrecy: Secrecy::Secret, default: "unset (from `sothebais x login`)" },
+    Setting {
+        name: "X_USER_ACCESS_TOKEN",
+        secrecy: Secrecy::Secret,
+        default: "unset (from `sothebais x login`)",
+    },
+    Setting {
+        name: "X_USER_REFRESH_TOKEN",
+        secrecy: Secrecy::Secret,
+        default: "unset (from `sothebais x login`)",
+    },
     plain("X_CLIENT_ID", "unset"),
     Setting { name: "X_CLIENT_SECRET", secrecy: Secrecy::Secret, default: "unset (public client)" },
     plain("X_USER_ID", "unset (looked up with GET /2/users/me)"),
@@ -491,14 +499,20 @@ impl Config {
                 },
             )?,
             x: XConfig {
-                api_base_url: layers.parse("X_API_BASE_URL", "https://api.x.com".to_owned(), parse_http_url)?,
-                bearer_token: layers.optional("X_BEARER_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
+                api_base_url: layers.parse(
+                    "X_API_BASE_URL",
+                    "https://api.x.com".to_owned(),
+                    parse_http_url,
+                )?,
+                bearer_token: layers
+                    .optional("X_BEARER_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
                 user_access_token: layers
                     .optional("X_USER_ACCESS_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
                 user_refresh_token: layers
                     .optional("X_USER_REFRESH_TOKEN", |value| Ok(SecretString::from(value.to_owned())))?,
                 client_id: layers.optional("X_CLIENT_ID", |value| Ok(value.to_owned()))?,
-                client_secret: layers.optional("X_CLIENT_SECRET", |value| Ok(SecretString::from(value.to_owned())))?,
+                client_secret: layers
+                    .optional("X_CLIENT_SECRET", |value| Ok(SecretString::from(value.to_owned())))?,
                 user_id: layers.optional("X_USER_ID", |value| {
                     if value.bytes().all(|byte| byte.is_ascii_digit()) {
                         Ok(value.to_owned())
@@ -509,15 +523,17 @@ impl Config {
                 handle: layers.optional("X_HANDLE", |value| Ok(value.trim_start_matches('@').to_owned()))?,
                 poll_interval: layers.parse("X_POLL_INTERVAL_MS", Duration::from_secs(2), parse_millis)?,
                 dry_run: layers.parse("X_DRY_RUN", false, parse_bool)?,
-                reply_budget_per_15min: layers.parse("X_REPLY_BUDGET_PER_15MIN", 80, |value| {
-                    match value.parse::<u32>() {
-                        Ok(budget @ 1..=100) => Ok(budget),
-                        _ => Err(format!("{value:?} is not a number from 1 to 100 (X allows 100 per 15 min)")),
-                    }
+                reply_budget_per_15min: layers.parse("X_REPLY_BUDGET_PER_15MIN", 80, |value| match value
+                    .parse::<u32>()
+                {
+                    Ok(budget @ 1..=100) => Ok(budget),
+                    _ => Err(format!("{value:?} is not a number from 1 to 100 (X allows 100 per 15 min)")),
                 })?,
-                spend_limit_usd: layers.optional("X_SPEND_LIMIT_USD", |value| match value.parse::<f64>() {
-                    Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
-                    _ => Err(format!("{value:?} is not a positive number of US dollars")),
+                spend_limit_usd: layers.optional("X_SPEND_LIMIT_USD", |value| {
+                    match value.parse::<f64>() {
+                        Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
+                        _ => Err(format!("{value:?} is not a positive number of US dollars")),
+                    }
                 })?,
                 read_conversations: layers.parse("X_READ_CONVERSATIONS", true, parse_bool)?,
             },

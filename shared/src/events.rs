@@ -449,13 +449,24 @@ event_types! {
     SystemError = "system:error" => System, SystemErrorData;
     SystemConfig = "system:config" => System, SystemConfig;
     ChainPaymentConfirmed = "chain:payment:confirmed" => Chain, ChainPaymentConfirmed;
+    SocialPostReceived = "social:post:received" => Social, SocialPostReceived;
+    SocialAnnounced = "social:announced" => Social, SocialAnnounced;
+    SocialReplySent = "social:reply:sent" => Social, SocialReply;
+    SocialReplyFailed = "social:reply:failed" => Social, SocialReply;
+    SocialRateLimited = "social:rate_limited" => Social, SocialRateLimited;
 }
 
 impl EventType {
     /// Whether a viewer could see this type on the stream, so its history needs no token.
     pub fn is_public(self) -> bool {
         matches!(self.category(), Category::Auction | Category::Stream)
-            || matches!(self, EventType::AgentMessage | EventType::AgentMood)
+            || matches!(
+                self,
+                EventType::AgentMessage
+                    | EventType::AgentMood
+                    | EventType::SocialAnnounced
+                    | EventType::SocialReplySent
+            )
     }
 
     /// The JSON Schema of every type's `data`, by type name.
@@ -689,6 +700,50 @@ pub struct AgentMessage {
     #[serde(default)]
     pub in_reply_to: Option<String>,
     pub mood: Mood,
+}
+
+/// `social:post:received`: a post read from X that is addressed to the show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocialPostReceived {
+    pub post_id: String,
+    pub author_id: String,
+    /// `@handle`, when X sent it.
+    pub author: Option<String>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    /// Whether it parsed as a bid.
+    pub is_bid: bool,
+}
+
+/// `social:announced`: a lot's announcement post, which becomes its conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocialAnnounced {
+    pub auction_id: Uuid,
+    pub post_id: String,
+}
+
+/// `social:reply:sent` / `social:reply:failed`: a post of the show in answer to
+/// another (a bid's reply, an outbid notice, a result, a standings post).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocialReply {
+    /// The post answered (the announcement, for results and standings posts).
+    pub in_reply_to: Option<String>,
+    /// The reply's id, once sent.
+    pub reply_id: Option<String>,
+    pub auction_id: Option<Uuid>,
+    /// `accepted`, `rejected`, `outbid`, `result`, `standings`.
+    pub kind: String,
+    pub text: String,
+    pub standings: bool,
+    /// Why it failed (`not_repliable`: X refused a reply to a post that did not summon the show).
+    pub error: Option<String>,
+}
+
+/// `social:rate_limited`: an X endpoint's limit was reached until `reset_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocialRateLimited {
+    pub endpoint: String,
+    pub reset_at: DateTime<Utc>,
 }
 
 /// `agent:mood`: the mood changed; `expression` is the image to show.

@@ -47,9 +47,8 @@ pub fn plan(
         }
         let starts_at = wall_clock_to_utc(local_start, zone);
         let spec = NewAuction { starts_at: Some(starts_at), campaign_id: Some(id), ..lot.clone() };
-        let core = AuctionCore::create(Uuid::now_v7(), &spec, max_bid).map_err(|error| EngineError::Invalid {
-            field: "lots",
-            message: format!("lot {index}: {error}"),
+        let core = AuctionCore::create(Uuid::now_v7(), &spec, max_bid).map_err(|error| {
+            EngineError::Invalid { field: "lots", message: format!("lot {index}: {error}") }
         })?;
         lots.push(CampaignLot {
             index: index as u32,
@@ -112,7 +111,8 @@ mod tests {
 
     fn local_starts(new: &NewCampaign) -> Vec<String> {
         let (campaign, _) =
-            plan(new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000)).expect("valid campaign");
+            plan(new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000))
+                .expect("valid campaign");
         campaign.lots.into_iter().map(|lot| lot.starts_at_local).collect()
     }
 
@@ -158,7 +158,9 @@ mod tests {
         let mut with_start = lot("a", 90);
         with_start.starts_at = Some(Utc::now());
         let new = campaign(local(2026, 6, 1, 20, 0), vec![with_start], 10);
-        let error = plan(&new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000)).expect_err("refused");
+        let error =
+            plan(&new, chrono_tz::America::New_York, Uuid::nil(), Utc::now(), Amount::from_eth(10_000))
+                .expect_err("refused");
         assert!(matches!(error, EngineError::Invalid { field: "lots", .. }), "{error}");
     }
 }

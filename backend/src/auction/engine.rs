@@ -296,7 +296,8 @@ impl Engine {
         new: &NewCampaign,
         default_zone: chrono_tz::Tz,
     ) -> Result<Campaign, EngineError> {
-        let (campaign, cores) = super::campaign::plan(new, default_zone, Uuid::now_v7(), self.now(), self.inner.max_bid)?;
+        let (campaign, cores) =
+            super::campaign::plan(new, default_zone, Uuid::now_v7(), self.now(), self.inner.max_bid)?;
         self.inner.storage.insert_campaign(&campaign, &cores, &[]).await?;
         for core in &cores {
             let _ = self.inner.deadlines.send((core.id, core.next_deadline()));

@@ -331,8 +331,9 @@ fn a_closed_auction_cannot_be_cancelled_or_started() {
 
 #[test]
 fn operator_start_opens_now_for_the_configured_duration() {
-    let mut core = AuctionCore::create(Uuid::from_u128(2), &NewAuction { starts_at: None, ..new_auction() }, MAX_BID)
-        .expect("valid");
+    let mut core =
+        AuctionCore::create(Uuid::from_u128(2), &NewAuction { starts_at: None, ..new_auction() }, MAX_BID)
+            .expect("valid");
     assert_eq!(core.next_deadline(), None, "waits for an operator");
     core.start(at(10.0)).expect("start");
     assert_eq!((core.starts_at, core.ends_at), (Some(at(10.0)), Some(at(100.0))));

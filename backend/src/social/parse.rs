@@ -52,6 +52,11 @@ pub fn parse(text: &str, max_bid: Amount) -> Parsed {
                 Some(next) => next,
                 None => continue,
             },
+            // `Ξ 1.5`: the sign, then the number.
+            None if word == "ξ" => match next {
+                Some(next) => next,
+                None => continue,
+            },
             // Without `bid`, only an amount with its unit counts: `1.5eth`, `Ξ1.5`, `1.5 eth`.
             None if has_unit(word) || next.is_some_and(is_eth_unit) => word,
             None => continue,
@@ -174,11 +179,7 @@ fn named_lot(words: &[&str]) -> Option<u32> {
         let Some(rest) = word.strip_prefix("#lot").or_else(|| word.strip_prefix("lot")) else {
             continue;
         };
-        let digits = if rest.is_empty() {
-            words.get(index + 1).copied().unwrap_or("")
-        } else {
-            rest
-        };
+        let digits = if rest.is_empty() { words.get(index + 1).copied().unwrap_or("") } else { rest };
         let digits = digits.strip_prefix('#').unwrap_or(digits);
         if !digits.is_empty()
             && digits.len() <= 9
@@ -305,10 +306,10 @@ mod tests {
             bid("bid 99999999999999999999999999999999999999"),
             Parsed::Bid { amount: Reading::Invalid(_), .. }
         ));
-        assert_eq!(parse("bid 5", Amount::from_eth(4)), Parsed::Bid {
-            amount: Reading::Invalid("above the cap of 4 ETH".into()),
-            lot: None
-        });
+        assert_eq!(
+            parse("bid 5", Amount::from_eth(4)),
+            Parsed::Bid { amount: Reading::Invalid("above the cap of 4 ETH".into()), lot: None }
+        );
     }
 
     #[test]

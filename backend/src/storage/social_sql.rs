@@ -128,8 +128,13 @@ pub enum WriteState {
 }
 
 impl WriteState {
-    pub const ALL: [WriteState; 5] =
-        [WriteState::Pending, WriteState::Sent, WriteState::NotRepliable, WriteState::Batched, WriteState::Dropped];
+    pub const ALL: [WriteState; 5] = [
+        WriteState::Pending,
+        WriteState::Sent,
+        WriteState::NotRepliable,
+        WriteState::Batched,
+        WriteState::Dropped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -49,17 +49,26 @@ const HABITS: [Habit; 8] = [
 ];
 
 const NAMES: [&str; 16] = [
-    "curie", "noether", "hopper", "lovelace", "turing", "franklin", "meitner", "ramanujan", "goodall",
-    "hypatia", "kahlo", "okeeffe", "basquiat", "hokusai", "vermeer", "morisot",
+    "curie",
+    "noether",
+    "hopper",
+    "lovelace",
+    "turing",
+    "franklin",
+    "meitner",
+    "ramanujan",
+    "goodall",
+    "hypatia",
+    "kahlo",
+    "okeeffe",
+    "basquiat",
+    "hokusai",
+    "vermeer",
+    "morisot",
 ];
 
-const CHATTER: [&str; 5] = [
-    "love this piece",
-    "who made this?",
-    "I'm 12 lol",
-    "the colours on this one!",
-    "gm from Lisbon",
-];
+const CHATTER: [&str; 5] =
+    ["love this piece", "who made this?", "I'm 12 lol", "the colours on this one!", "gm from Lisbon"];
 
 #[derive(Debug)]
 struct Viewer {
@@ -80,7 +89,11 @@ pub async fn run(sim: XSim, show_url: String, size: u32, seed: u64, stop: Cancel
     let viewers: Vec<Viewer> = (0..size)
         .map(|index| {
             let base = NAMES[index as usize % NAMES.len()];
-            let name = if index as usize >= NAMES.len() { format!("{base}{}", index / NAMES.len() as u32) } else { base.to_owned() };
+            let name = if index as usize >= NAMES.len() {
+                format!("{base}{}", index / NAMES.len() as u32)
+            } else {
+                base.to_owned()
+            };
             Viewer { name, habit: HABITS[rng.random_range(0..HABITS.len())] }
         })
         .collect();

@@ -49,8 +49,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] =
-        [Endpoint::Me, Endpoint::Mentions, Endpoint::Search, Endpoint::Tweet, Endpoint::Post, Endpoint::Token];
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Me,
+        Endpoint::Mentions,
+        Endpoint::Search,
+        Endpoint::Tweet,
+        Endpoint::Post,
+        Endpoint::Token,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -374,7 +380,12 @@ impl Sim {
         let visible_at = Utc::now() + chrono::Duration::milliseconds(draft.delay_ms.unwrap_or(0) as i64);
         self.posts.insert(
             xapi::id_number(&id),
-            Post { mentions: mentions_in(&draft.text), quotes: draft.quote_of, tweet: tweet.clone(), visible_at },
+            Post {
+                mentions: mentions_in(&draft.text),
+                quotes: draft.quote_of,
+                tweet: tweet.clone(),
+                visible_at,
+            },
         );
         tweet
     }
@@ -420,11 +431,13 @@ impl Sim {
     fn admit(&mut self, endpoint: Endpoint, key: &str) -> Result<HeaderMap, Refusal> {
         *self.requests.entry(endpoint.as_str()).or_default() += 1;
         let now = Utc::now();
-        let limit = self.limits.get(&endpoint).copied().unwrap_or(Limit {
-            limit: endpoint.default_limit(),
-            window: Duration::from_secs(900),
-        });
-        let window = self.windows.entry((endpoint, key.to_owned())).or_insert(Window { reset_at: now, used: 0 });
+        let limit = self
+            .limits
+            .get(&endpoint)
+            .copied()
+            .unwrap_or(Limit { limit: endpoint.default_limit(), window: Duration::from_secs(900) });
+        let window =
+            self.windows.entry((endpoint, key.to_owned())).or_insert(Window { reset_at: now, used: 0 });
         if window.reset_at <= now {
             *window = Window {
                 reset_at: now + chrono::Duration::from_std(limit.window).unwrap_or_default(),
@@ -446,7 +459,8 @@ impl Sim {
         if remaining == 0 {
             headers.insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
             *self.refused.entry(endpoint.as_str()).or_default() += 1;
-            let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "Too Many Requests");
+            let mut response =
+                problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "Too Many Requests");
             response.headers_mut().extend(headers);
             return Err(Box::new(response));
         }
@@ -485,7 +499,8 @@ impl Sim {
     ) -> TweetPage {
         let now = Utc::now();
         let since = params.since_id.as_deref().map_or(0, xapi::id_number);
-        let before = token.and_then(|token| token.strip_prefix("pt")).map_or(u64::MAX, |id| id.parse().unwrap_or(0));
+        let before =
+            token.and_then(|token| token.strip_prefix("pt")).map_or(u64::MAX, |id| id.parse().unwrap_or(0));
         let size = params.max_results.unwrap_or(10).clamp(5, max) as usize;
         let matching: Vec<Tweet> = self
             .posts
@@ -516,7 +531,12 @@ impl Sim {
             oldest_id: data.last().map(|tweet| tweet.id.clone()),
             next_token: (more).then(|| format!("pt{}", data.last().map_or("0", |tweet| tweet.id.as_str()))),
         };
-        TweetPage { data, includes: (!users.is_empty()).then_some(Includes { users }), meta, errors: Vec::new() }
+        TweetPage {
+            data,
+            includes: (!users.is_empty()).then_some(Includes { users }),
+            meta,
+            errors: Vec::new(),
+        }
     }
 }
 
@@ -613,7 +633,11 @@ async fn mentions(
         Err(refused) => return *refused,
     };
     let Some(handle) = sim.users.get(&user).map(|user| user.username.to_lowercase()) else {
-        return problem(StatusCode::BAD_REQUEST, "Invalid Request", "The `id` query parameter value is not valid");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Invalid Request",
+            "The `id` query parameter value is not valid",
+        );
     };
     let token = params.pagination_token.clone();
     let page = sim.page(
@@ -648,7 +672,10 @@ async fn search(State(sim): State<XSim>, Query(params): Query<ListParams>, heade
     };
     let token = params.next_token.clone();
     let page = sim.page(
-        |_, post| post.tweet.conversation_id.as_deref() == Some(conversation.as_str()) && post.tweet.id != conversation,
+        |_, post| {
+            post.tweet.conversation_id.as_deref() == Some(conversation.as_str())
+                && post.tweet.id != conversation
+        },
         &params,
         token.as_deref(),
         Resource::PostRead,
@@ -723,17 +750,26 @@ async fn create_tweet(State(sim): State<XSim>, headers: HeaderMap, body: axum::b
         };
         if !sim.summons_show(parent) {
             *sim.refused.entry("reply_not_allowed").or_default() += 1;
-            return with_headers(limits, problem(StatusCode::FORBIDDEN, "Forbidden", xapi::REPLY_NOT_ALLOWED_DETAIL));
+            return with_headers(
+                limits,
+                problem(StatusCode::FORBIDDEN, "Forbidden", xapi::REPLY_NOT_ALLOWED_DETAIL),
+            );
         }
     }
-    let resource = if xapi::has_url(&new.text) { Resource::PostCreatedWithUrl } else { Resource::PostCreated };
+    let resource =
+        if xapi::has_url(&new.text) { Resource::PostCreatedWithUrl } else { Resource::PostCreated };
     let handle = sim.users.get(&caller).map(|user| user.username.clone()).unwrap_or_default();
     let tweet = sim.create(
         &handle,
-        Draft { text: new.text, in_reply_to: new.reply.map(|reply| reply.in_reply_to_tweet_id), ..Draft::default() },
+        Draft {
+            text: new.text,
+            in_reply_to: new.reply.map(|reply| reply.in_reply_to_tweet_id),
+            ..Draft::default()
+        },
     );
     sim.billing.record(resource, &tweet.id, Utc::now());
-    let created = CreatedTweet { id: tweet.id.clone(), text: tweet.text, edit_history_tweet_ids: vec![tweet.id] };
+    let created =
+        CreatedTweet { id: tweet.id.clone(), text: tweet.text, edit_history_tweet_ids: vec![tweet.id] };
     with_headers(limits, (StatusCode::CREATED, Json(Single { data: created })))
 }
 
@@ -756,7 +792,8 @@ async fn authorize(State(sim): State<XSim>, Query(params): Query<AuthorizeParams
     let code = format!("code-{}", uuid::Uuid::new_v4().simple());
     sim.lock().codes.insert(code.clone(), (params.code_challenge, params.redirect_uri.clone()));
     let separator = if params.redirect_uri.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{}{separator}state={}&code={code}", params.redirect_uri, params.state)).into_response()
+    Redirect::to(&format!("{}{separator}state={}&code={code}", params.redirect_uri, params.state))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,13 +816,23 @@ async fn token(State(sim): State<XSim>, Form(form): Form<TokenForm>) -> Response
     *sim.requests.entry(Endpoint::Token.as_str()).or_default() += 1;
     let user = match form.grant_type.as_str() {
         "authorization_code" => {
-            let Some((challenge, redirect)) = form.code.as_ref().and_then(|code| sim.codes.remove(code)) else {
-                return problem(StatusCode::BAD_REQUEST, "invalid_request", "Value passed for the authorization code was invalid.");
+            let Some((challenge, redirect)) = form.code.as_ref().and_then(|code| sim.codes.remove(code))
+            else {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Value passed for the authorization code was invalid.",
+                );
             };
             let verifier = form.code_verifier.unwrap_or_default();
-            let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
+            let expected =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
             if expected != challenge || form.redirect_uri.as_deref() != Some(redirect.as_str()) {
-                return problem(StatusCode::BAD_REQUEST, "invalid_request", "code_verifier or redirect_uri does not match");
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code_verifier or redirect_uri does not match",
+                );
             }
             sim.options.show_id.clone()
         }
@@ -794,7 +841,11 @@ async fn token(State(sim): State<XSim>, Form(form): Form<TokenForm>) -> Response
             match form.refresh_token.as_ref().and_then(|token| sim.refresh_tokens.remove(token)) {
                 Some(user) => user,
                 None => {
-                    return problem(StatusCode::BAD_REQUEST, "invalid_request", "Value passed for the token was invalid.");
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "Value passed for the token was invalid.",
+                    );
                 }
             }
         }
@@ -849,7 +900,12 @@ async fn sim_edit(State(sim): State<XSim>, Path(id): Path<String>, Json(body): J
     };
     sim.posts.insert(
         xapi::id_number(&new_id),
-        Post { tweet: tweet.clone(), mentions: mentions_in(&body.text), quotes: original.quotes, visible_at: now },
+        Post {
+            tweet: tweet.clone(),
+            mentions: mentions_in(&body.text),
+            quotes: original.quotes,
+            visible_at: now,
+        },
     );
     (StatusCode::CREATED, Json(Single { data: tweet })).into_response()
 }
@@ -870,7 +926,8 @@ async fn sim_posts(State(sim): State<XSim>, Query(query): Query<PostsQuery>) -> 
         .map(|post| post.tweet.clone())
         .collect();
     let users: Vec<User> = sim.users.values().cloned().collect();
-    Json(json!({"data": data, "includes": {"users": users}, "meta": {"result_count": data.len()}})).into_response()
+    Json(json!({"data": data, "includes": {"users": users}, "meta": {"result_count": data.len()}}))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -895,9 +952,11 @@ async fn sim_limits(State(sim): State<XSim>, Json(body): Json<LimitBody>) -> Res
         return problem(StatusCode::BAD_REQUEST, "Invalid Request", "limit and window_secs must be positive");
     }
     let mut sim = sim.lock();
-    sim.limits.insert(body.endpoint, Limit { limit: body.limit, window: Duration::from_secs(body.window_secs) });
+    sim.limits
+        .insert(body.endpoint, Limit { limit: body.limit, window: Duration::from_secs(body.window_secs) });
     sim.windows.retain(|(endpoint, _), _| *endpoint != body.endpoint);
-    Json(json!({"endpoint": body.endpoint, "limit": body.limit, "window_secs": body.window_secs})).into_response()
+    Json(json!({"endpoint": body.endpoint, "limit": body.limit, "window_secs": body.window_secs}))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -964,10 +1023,15 @@ mod tests {
     #[test]
     fn a_reply_summons_the_show_only_by_mention_or_quote() {
         let sim = XSim::new(SimOptions::default());
-        let announcement = sim.post_as("SothebAIs", Draft { text: "Lot 1 is open".into(), ..Draft::default() });
+        let announcement =
+            sim.post_as("SothebAIs", Draft { text: "Lot 1 is open".into(), ..Draft::default() });
         let mention = sim.post_as(
             "curie",
-            Draft { text: "@SothebAIs bid 1".into(), in_reply_to: Some(announcement.id.clone()), ..Draft::default() },
+            Draft {
+                text: "@SothebAIs bid 1".into(),
+                in_reply_to: Some(announcement.id.clone()),
+                ..Draft::default()
+            },
         );
         let plain = sim.post_as(
             "noether",

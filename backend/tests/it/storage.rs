@@ -1,7 +1,9 @@
 //! The storage trait, the same tests on SQLite and PostgreSQL.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sothebais_backend::auction::rules::{AuctionCore, BidInput, BidderStanding, DEFAULT_MAX_BID_ETH, Offer, millis};
+use sothebais_backend::auction::rules::{
+    AuctionCore, BidInput, BidderStanding, DEFAULT_MAX_BID_ETH, Offer, millis,
+};
 use sothebais_backend::storage::{AuctionCommit, CommitOutcome, EventQuery};
 use sothebais_shared::Amount;
 use sothebais_shared::auction::{Bid, BidSource, Bidder, NewAuction};
@@ -39,7 +41,8 @@ async fn open_auction(storage: &dyn sothebais_backend::storage::Storage) -> Auct
         duration_secs: Some(600),
         ..NewAuction::default()
     };
-    let mut core = AuctionCore::create(Uuid::now_v7(), &new, Amount::from_eth(DEFAULT_MAX_BID_ETH)).expect("valid auction");
+    let mut core = AuctionCore::create(Uuid::now_v7(), &new, Amount::from_eth(DEFAULT_MAX_BID_ETH))
+        .expect("valid auction");
     storage.insert_auction(&core, &[]).await.expect("insert");
     core.start(millis(Utc::now())).expect("starts");
     core

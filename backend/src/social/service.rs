@@ -1,0 +1,1055 @@
+//! The social role's three tasks:
+//!
+//! - the **reader** polls X (mentions, then the conversations of open lots), stores
+//!   each post once (its id is the key), decides bids through the engine (the post's
+//!   `created_at` as bid time, `source: "x"`, `source_ref` = post id) and stores the
+//!   reply to send, all before moving its cursor;
+//! - the **lot follower** (an event consumer of `auction:*`) queues a lot's
+//!   announcement when it opens, outbid notices, and the result when it closes;
+//! - the **sender** posts what is stored, by priority, within the reply budget and the
+//!   spend limit; a refused reply (X's reply rule) and rejections batched for budget
+//!   are acknowledged in the lot's thread by a standings post (at most one per 20 s).
+//!
+//! Every write is stored before it is sent, keyed by what it answers, so a crash and
+//! restart never posts twice (X's duplicate refusal counts as sent).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sothebais_kit::clock::SharedClock;
+use sothebais_shared::amount::Amount;
+use sothebais_shared::auction::{Auction, AuctionState, BidSource, BidStatus, Bidder, RejectReason};
+use sothebais_shared::events::{
+    AuctionCancelled, AuctionSnapshot, BidEvent, Envelope, EventType, SocialAnnounced, SocialPostReceived,
+    SocialRateLimited, SocialReply, Source, TypePattern,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::client::{Endpoint, Posted, XClient, XError};
+use super::parse::{self, Parsed, Reading};
+use super::words::{self, LotName, Refusal, Standings, Templates, Wording};
+use super::xapi::{self, Tweet, User};
+use crate::auction::engine::{Engine, EngineError};
+use crate::auction::rules::{BidInput, BidderStanding, Offer, Phase, millis};
+use crate::config::Config;
+use crate::events::dispatch::Consumer;
+use crate::storage::{
+    AuctionFilter, PostState, SocialLot, SocialPost, SocialWrite, Storage, WriteKind, WriteState,
+};
+
+/// The least time between two standings posts of one lot.
+const STANDINGS_EVERY: chrono::Duration = chrono::Duration::seconds(20);
+/// An outbid notice goes to a bidder at most once per lot per this long.
+const OUTBID_EVERY_SECS: i64 = 60;
+/// X's reply window.
+const BUDGET_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What `GET /api/social/status` shows, kept up to date by the tasks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusView {
+    pub configured: bool,
+    pub connected: bool,
+    pub handle: Option<String>,
+    pub since_id: Option<String>,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub poll_interval_ms: u64,
+    pub dry_run: bool,
+    pub by_lot: BTreeMap<Uuid, f64>,
+}
+
+/// The social role's shared parts: the client, the wording and the status.
+#[derive(Debug, Clone)]
+pub struct SocialHandle {
+    pub client: XClient,
+    pub wording: Arc<dyn Wording>,
+    status: Arc<Mutex<StatusView>>,
+    /// Woken when a write is stored, so the sender sends it at once.
+    pub writes: Arc<Notify>,
+    poll_interval: Duration,
+}
+
+impl SocialHandle {
+    pub fn new(config: &Config, http: reqwest::Client) -> SocialHandle {
+        let status = StatusView {
+            configured: config.x.configured(),
+            poll_interval_ms: config.x.poll_interval.as_millis() as u64,
+            dry_run: config.x.dry_run,
+            handle: config.x.handle.clone(),
+            ..StatusView::default()
+        };
+        SocialHandle {
+            client: XClient::new(&config.x, &config.data_dir, http),
+            wording: Arc::new(Templates),
+            status: Arc::new(Mutex::new(status)),
+            writes: Arc::new(Notify::new()),
+            poll_interval: config.x.poll_interval,
+        }
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, StatusView> {
+        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn view(&self) -> StatusView {
+        self.status().clone()
+    }
+
+    fn add_lot_spend(&self, auction_id: Uuid, usd: f64) {
+        if usd > 0.0 {
+            *self.status().by_lot.entry(auction_id).or_default() += usd;
+        }
+    }
+
+    /// The `x_api` health check: the last poll reached X with valid credentials,
+    /// recently enough.
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(reason) = self.client.unauthorized() {
+            return Err(format!("X refused the credentials: {reason}"));
+        }
+        let status = self.status();
+        let stale = chrono::Duration::from_std(self.poll_interval * 5).unwrap_or_default()
+            + chrono::Duration::seconds(30);
+        match (status.last_poll_at, &status.last_error) {
+            (_, Some(error)) => Err(error.clone()),
+            (Some(at), None) if Utc::now() - at <= stale => Ok(()),
+            (Some(at), None) => Err(format!("no successful poll since {at}")),
+            (None, None) => Err("not connected yet".into()),
+        }
+    }
+}
+
+/// The show's account on X.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub handle: String,
+}
+
+/// The social role's working parts.
+#[derive(Clone)]
+pub struct Social {
+    pub storage: Arc<dyn Storage>,
+    pub engine: Engine,
+    pub clock: SharedClock,
+    pub outbox: Arc<Notify>,
+    pub config: Arc<Config>,
+    pub handle: SocialHandle,
+}
+
+impl std::fmt::Debug for Social {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Social").finish_non_exhaustive()
+    }
+}
+
+fn outcome_json(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+impl Social {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    async fn event<T: Serialize>(&self, event_type: EventType, data: &T) {
+        match Envelope::new(event_type, Source::Social, data) {
+            Ok(event) => match self.storage.append_event(&event).await {
+                Ok(_) => self.outbox.notify_one(),
+                Err(error) => tracing::warn!(%error, %event_type, "social event not stored"),
+            },
+            Err(error) => tracing::warn!(%error, %event_type, "social event not built"),
+        }
+    }
+
+    /// The show's account: configured, remembered, or asked of X once.
+    pub async fn account(&self) -> Result<Account, XError> {
+        if let (Some(id), Some(handle)) = (&self.config.x.user_id, &self.config.x.handle) {
+            return Ok(Account { id: id.clone(), handle: handle.clone() });
+        }
+        if let Ok(Some(known)) = self.storage.social_value("account").await
+            && let Some((id, handle)) = known.split_once(':')
+        {
+            return Ok(Account { id: id.to_owned(), handle: handle.to_owned() });
+        }
+        let me = self.handle.client.me().await?;
+        let _ = self.storage.set_social_value("account", &format!("{}:{}", me.id, me.username)).await;
+        tracing::info!(id = %me.id, handle = %me.username, "X account identified");
+        Ok(Account { id: me.id, handle: me.username })
+    }
+
+    // ---- the reader ----
+
+    /// Polls X until `stop`: each round finishes posts left undecided by a crash, reads
+    /// new mentions and the open lots' conversations, and decides what it read.
+    pub async fn read(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let interval = self.config.x.poll_interval;
+        let mut account = None;
+        loop {
+            if account.is_none() {
+                match self.account().await {
+                    Ok(found) => {
+                        self.handle.status().handle = Some(found.handle.clone());
+                        account = Some(found);
+                    }
+                    Err(error) => self.poll_failed(&error),
+                }
+            }
+            if let Some(account) = &account {
+                match self.round(account).await {
+                    Ok(()) => {
+                        let mut status = self.handle.status();
+                        status.last_poll_at = Some(Utc::now());
+                        status.last_error = None;
+                        status.connected = true;
+                    }
+                    Err(error) => self.poll_failed(&error),
+                }
+            }
+            let mut pause = interval;
+            if let Some(until) = self.handle.client.blocked_until(Endpoint::Mentions) {
+                pause = pause.max((until - Utc::now()).to_std().unwrap_or_default());
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    fn poll_failed(&self, error: &XError) {
+        match error {
+            XError::RateLimited { .. } => tracing::info!(%error, "X read waits for its rate limit"),
+            _ => {
+                tracing::warn!(%error, "X poll failed");
+                let mut status = self.handle.status();
+                status.last_error = Some(error.to_string());
+                status.connected = !matches!(error, XError::Unauthorized(_) | XError::NotConfigured(_));
+            }
+        }
+    }
+
+    async fn round(&self, account: &Account) -> Result<(), XError> {
+        if let Err(error) = self.catch_up().await {
+            tracing::warn!(%error, "catching up with open lots");
+        }
+        // Posts stored before a crash but not decided: decided now, once.
+        match self.storage.undecided_posts(100).await {
+            Ok(posts) => {
+                for post in posts {
+                    self.decide(post).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading undecided posts"),
+        }
+        let started_at = self.first_start().await;
+        let since = self.storage.social_value("mentions_since_id").await.ok().flatten();
+        let mut newest = since.clone();
+        let mut token: Option<String> = None;
+        let mut result = Ok(());
+        loop {
+            match self.handle.client.mentions(&account.id, since.as_deref(), token.as_deref()).await {
+                Ok((page, _usd)) => {
+                    if let Some(top) = &page.meta.newest_id
+                        && newest.as_deref().is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
+                    {
+                        newest = Some(top.clone());
+                    }
+                    let users = users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
+                    for tweet in page.data.iter().rev() {
+                        self.take(account, tweet, &users, None, started_at).await;
+                    }
+                    match page.meta.next_token {
+                        Some(next) if !page.data.is_empty() => token = Some(next),
+                        _ => break,
+                    }
+                }
+                Err(error) => {
+                    self.rate_limited(&error).await;
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        // The cursor moves only past what is stored; a page that failed halfway is
+        // read again (its posts are not handled twice).
+        if result.is_ok()
+            && let Some(newest) = newest.filter(|newest| Some(newest) != since.as_ref())
+        {
+            let _ = self.storage.set_social_value("mentions_since_id", &newest).await;
+            self.handle.status().since_id = Some(newest);
+        }
+        if self.config.x.read_conversations && result.is_ok() {
+            result = self.read_conversations(account, started_at).await;
+        }
+        result
+    }
+
+    async fn read_conversations(&self, account: &Account, started_at: DateTime<Utc>) -> Result<(), XError> {
+        let lots = self.storage.social_lots(true).await.unwrap_or_default();
+        for mut lot in lots {
+            let Some(conversation) = lot.post_id.clone() else { continue };
+            if conversation.starts_with("dry-run-") {
+                continue;
+            }
+            let since = lot.since_id.clone().or_else(|| Some(conversation.clone()));
+            let mut token: Option<String> = None;
+            let mut newest = since.clone();
+            loop {
+                match self.handle.client.conversation(&conversation, since.as_deref(), token.as_deref()).await
+                {
+                    Ok((page, usd)) => {
+                        self.handle.add_lot_spend(lot.auction_id, usd);
+                        if let Some(top) = &page.meta.newest_id
+                            && newest
+                                .as_deref()
+                                .is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
+                        {
+                            newest = Some(top.clone());
+                        }
+                        let users =
+                            users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
+                        for tweet in page.data.iter().rev() {
+                            self.take(account, tweet, &users, Some(lot.auction_id), started_at).await;
+                        }
+                        match page.meta.next_token {
+                            Some(next) if !page.data.is_empty() => token = Some(next),
+                            _ => break,
+                        }
+                    }
+                    Err(error) => {
+                        self.rate_limited(&error).await;
+                        return Err(error);
+                    }
+                }
+            }
+            if newest != lot.since_id {
+                lot.since_id = newest;
+                let _ = self.storage.save_lot(&lot).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rate_limited(&self, error: &XError) {
+        if let XError::RateLimited { endpoint, reset_at } = error {
+            self.event(
+                EventType::SocialRateLimited,
+                &SocialRateLimited { endpoint: (*endpoint).to_owned(), reset_at: *reset_at },
+            )
+            .await;
+        }
+    }
+
+    /// When the role first ran: older posts (X returns up to 800 mentions on a first
+    /// read) are history, not bids for this show.
+    async fn first_start(&self) -> DateTime<Utc> {
+        if let Ok(Some(text)) = self.storage.social_value("started_at").await
+            && let Ok(at) = DateTime::parse_from_rfc3339(&text)
+        {
+            return at.with_timezone(&Utc);
+        }
+        let now = self.now() - chrono::Duration::minutes(5);
+        let _ = self.storage.set_social_value("started_at", &now.to_rfc3339()).await;
+        now
+    }
+
+    /// Stores a post read from X (once) and decides it.
+    async fn take(
+        &self,
+        account: &Account,
+        tweet: &Tweet,
+        users: &HashMap<String, User>,
+        lot: Option<Uuid>,
+        started_at: DateTime<Utc>,
+    ) {
+        let author_id = tweet.author_id.clone().unwrap_or_default();
+        if author_id == account.id || tweet.is_retweet() {
+            return;
+        }
+        let post_id = tweet.first_version_id().to_owned();
+        let created_at = xapi::snowflake_time(&post_id).or(tweet.created_at).unwrap_or_else(|| self.now());
+        if created_at < started_at {
+            return;
+        }
+        let handle = account.handle.to_lowercase();
+        let summons = tweet
+            .text
+            .to_lowercase()
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '@'))
+            .any(|word| word.strip_prefix('@') == Some(handle.as_str()))
+            || tweet.referenced_tweets.iter().any(|reference| reference.kind == "quoted");
+        let post = SocialPost {
+            post_id: post_id.clone(),
+            author_id: author_id.clone(),
+            author_handle: users.get(&author_id).map(|user| user.username.clone()),
+            text: tweet.text.clone(),
+            created_at,
+            received_at: self.now(),
+            conversation_id: tweet.conversation_id.clone(),
+            summons,
+            state: PostState::Received,
+            auction_id: lot,
+            outcome: Some(serde_json::json!({"reply_to": tweet.id}).to_string()),
+        };
+        match self.storage.insert_post(&post).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, post_id, "post not stored; read again next round");
+                return;
+            }
+        }
+        let is_bid = parse::parse(&post.text, self.config.max_bid).is_bid();
+        metrics::counter!("x_posts_total", "bid" => if is_bid { "true" } else { "false" }).increment(1);
+        self.event(
+            EventType::SocialPostReceived,
+            &SocialPostReceived {
+                post_id: post.post_id.clone(),
+                author_id: post.author_id.clone(),
+                author: post.author_handle.as_ref().map(|name| format!("@{name}")),
+                text: post.text.clone(),
+                created_at,
+                is_bid,
+            },
+        )
+        .await;
+        self.decide(post).await;
+    }
+
+    /// Decides a stored post: a bid goes to the engine, and its reply is stored.
+    async fn decide(&self, post: SocialPost) {
+        let reply_to = post
+            .outcome
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            .and_then(|value| value["reply_to"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| post.post_id.clone());
+        let bidder_name = post.author_handle.clone().unwrap_or_else(|| post.author_id.clone());
+        let (amount, named) = match parse::parse(&post.text, self.config.max_bid) {
+            Parsed::NotABid => {
+                let _ = self.storage.finish_post(&post.post_id, PostState::Ignored, None, None).await;
+                return;
+            }
+            Parsed::Bid { amount, lot } => (amount, lot),
+        };
+        let lots = self.storage.social_lots(false).await.unwrap_or_default();
+        let target = match self.lot_for(&post, named, &lots).await {
+            Ok(target) => target,
+            Err(refusal) => {
+                let text = self.handle.wording.rejected(&bidder_name, None, exact(&amount), &refusal);
+                self.store_reply(&post, &reply_to, None, WriteKind::Rejected, text, serde_json::json!({
+                    "status": "rejected",
+                    "reason": match refusal { Refusal::AmbiguousLot { .. } => "AMBIGUOUS_LOT", _ => "AUCTION_NOT_OPEN" },
+                }))
+                .await;
+                return;
+            }
+        };
+        let lot = lots.iter().find(|lot| lot.auction_id == target);
+        let offer = match &amount {
+            Reading::Exact(amount) => Offer::Amount(*amount),
+            Reading::Ambiguous(_) => Offer::Ambiguous,
+            Reading::Invalid(_) => Offer::Unreadable,
+        };
+        let bidder = Bidder { id: format!("x:{}", post.author_id), handle: Some(format!("@{bidder_name}")) };
+        let blocked = self.config.blocked_bidders.iter().any(|entry| {
+            *entry == bidder.id || entry.trim_start_matches('@').eq_ignore_ascii_case(&bidder_name)
+        });
+        let input = BidInput {
+            id: Uuid::now_v7(),
+            amount: offer,
+            bidder,
+            source: BidSource::X,
+            source_ref: Some(post.post_id.clone()),
+            created_at: millis(post.created_at),
+            received_at: millis(post.received_at.max(self.now())),
+        };
+        let outcome = match self
+            .engine
+            .place_bid(target, input, BidderStanding { blocked, ..BidderStanding::default() })
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(EngineError::NotFound) => {
+                let refusal =
+                    Refusal::Reason { reason: RejectReason::AuctionNotFound, min_bid: Amount::ZERO };
+                let text = self.handle.wording.rejected(&bidder_name, None, exact(&amount), &refusal);
+                self.store_reply(
+                    &post,
+                    &reply_to,
+                    Some(target),
+                    WriteKind::Rejected,
+                    text,
+                    serde_json::json!({
+                        "status": "rejected", "reason": "AUCTION_NOT_FOUND",
+                    }),
+                )
+                .await;
+                return;
+            }
+            Err(error) => {
+                // Left `received`: decided on a later round.
+                tracing::warn!(%error, post_id = %post.post_id, "bid from X not decided yet");
+                return;
+            }
+        };
+        let name = LotName {
+            number: lot.and_then(|lot| lot.number),
+            title: lot.map_or(outcome.auction.title.as_str(), |lot| lot.title.as_str()),
+        };
+        let bid = &outcome.bid;
+        let (kind, text) = match bid.status {
+            BidStatus::Accepted => (
+                WriteKind::Accepted,
+                self.handle.wording.accepted(&bidder_name, &name, &outcome.auction, self.now()),
+            ),
+            BidStatus::Rejected => {
+                let reason = bid.reason.unwrap_or(RejectReason::InvalidAmount);
+                let refusal = match (&amount, reason) {
+                    (Reading::Invalid(detail), RejectReason::InvalidAmount) => {
+                        Refusal::InvalidAmount(detail.clone())
+                    }
+                    _ => Refusal::Reason { reason, min_bid: outcome.auction.min_next_bid },
+                };
+                (
+                    WriteKind::Rejected,
+                    self.handle.wording.rejected(&bidder_name, Some(&name), exact(&amount), &refusal),
+                )
+            }
+        };
+        tracing::info!(
+            post_id = %post.post_id, auction_id = %target, status = ?bid.status, reason = ?bid.reason,
+            duplicate = outcome.duplicate, "bid from X decided"
+        );
+        self.store_reply(
+            &post,
+            &reply_to,
+            Some(target),
+            kind,
+            text,
+            serde_json::json!({
+                "status": if bid.status == BidStatus::Accepted { "accepted" } else { "rejected" },
+                "reason": bid.reason.map(RejectReason::code),
+                "amount": bid.amount,
+                "bid_id": bid.id,
+                "min_bid": outcome.auction.min_next_bid,
+            }),
+        )
+        .await;
+    }
+
+    /// Stores the reply to a post, then marks the post decided (a crash between the
+    /// two decides it again: the engine answers with the first decision and the reply
+    /// is already stored under the same key).
+    async fn store_reply(
+        &self,
+        post: &SocialPost,
+        reply_to: &str,
+        auction_id: Option<Uuid>,
+        kind: WriteKind,
+        text: String,
+        outcome: serde_json::Value,
+    ) {
+        let write = SocialWrite {
+            key: format!("reply:{}", post.post_id),
+            kind,
+            priority: if kind == WriteKind::Accepted { 1 } else { 3 },
+            auction_id,
+            in_reply_to: Some(reply_to.to_owned()),
+            text: words::fit(text),
+            state: WriteState::Pending,
+            post_id: None,
+            attempts: 0,
+            error: None,
+            created_at: self.now(),
+            sent_at: None,
+        };
+        if let Err(error) = self.storage.queue_write(&write).await {
+            tracing::warn!(%error, post_id = %post.post_id, "reply not stored; the post is decided again later");
+            return;
+        }
+        self.handle.writes.notify_one();
+        let _ = self
+            .storage
+            .finish_post(&post.post_id, PostState::Decided, auction_id, Some(&outcome_json(&outcome)))
+            .await;
+    }
+
+    /// The lot a bid is for: the one it names, else the lot whose conversation it
+    /// replies in, else the only open lot.
+    async fn lot_for(
+        &self,
+        post: &SocialPost,
+        named: Option<u32>,
+        lots: &[SocialLot],
+    ) -> Result<Uuid, Refusal> {
+        if let Some(number) = named {
+            return lots
+                .iter()
+                .rev()
+                .find(|lot| lot.number == Some(number))
+                .map(|lot| lot.auction_id)
+                .ok_or(Refusal::NoOpenLot);
+        }
+        if let Some(conversation) = &post.conversation_id
+            && let Some(lot) = lots.iter().find(|lot| lot.post_id.as_deref() == Some(conversation.as_str()))
+        {
+            return Ok(lot.auction_id);
+        }
+        if let Some(auction_id) = post.auction_id {
+            return Ok(auction_id);
+        }
+        let now = millis(self.now());
+        let records = self
+            .storage
+            .auctions(&AuctionFilter { phases: vec![Phase::Open], campaign_id: None, limit: 100 })
+            .await
+            .unwrap_or_default();
+        // A post created while a lot was open names that lot, even when read in its grace.
+        let open: Vec<Auction> = records
+            .iter()
+            .map(|record| record.core.view_at(now))
+            .filter(|auction| matches!(auction.state, AuctionState::Open | AuctionState::Closing))
+            .collect();
+        match open.as_slice() {
+            [only] => Ok(only.id),
+            [] => Err(Refusal::NoOpenLot),
+            several => Err(Refusal::AmbiguousLot {
+                open: several
+                    .iter()
+                    .filter_map(|auction| lots.iter().find(|lot| lot.auction_id == auction.id)?.number)
+                    .collect(),
+            }),
+        }
+    }
+
+    // ---- the lot follower ----
+
+    async fn queue(&self, write: SocialWrite) {
+        match self.storage.queue_write(&write).await {
+            Ok(true) => self.handle.writes.notify_one(),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, key = %write.key, "write not stored"),
+        }
+    }
+
+    fn write(
+        &self,
+        key: String,
+        kind: WriteKind,
+        priority: i64,
+        auction_id: Uuid,
+        in_reply_to: Option<String>,
+        text: String,
+    ) -> SocialWrite {
+        SocialWrite {
+            key,
+            kind,
+            priority,
+            auction_id: Some(auction_id),
+            in_reply_to,
+            text: words::fit(text),
+            state: WriteState::Pending,
+            post_id: None,
+            attempts: 0,
+            error: None,
+            created_at: self.now(),
+            sent_at: None,
+        }
+    }
+
+    async fn lot_number(&self, auction: &Auction) -> Option<u32> {
+        let campaign = self.storage.campaign(auction.campaign_id?).await.ok().flatten()?;
+        campaign.lots.iter().find(|lot| lot.auction_id == auction.id).map(|lot| lot.index + 1)
+    }
+
+    /// Records an opened lot and queues its announcement (once: the key is the lot).
+    async fn announce(&self, auction: &Auction) -> anyhow::Result<()> {
+        let account_handle = self.account().await.map(|account| account.handle).unwrap_or_default();
+        let existing = self.storage.social_lot(auction.id).await?;
+        let lot = SocialLot {
+            auction_id: auction.id,
+            number: self.lot_number(auction).await,
+            title: auction.title.clone(),
+            post_id: existing.as_ref().and_then(|lot| lot.post_id.clone()),
+            since_id: existing.as_ref().and_then(|lot| lot.since_id.clone()),
+            open: true,
+            high_post_id: existing.as_ref().and_then(|lot| lot.high_post_id.clone()),
+            high_bidder: existing.as_ref().and_then(|lot| lot.high_bidder.clone()),
+            standings_at: existing.as_ref().map_or(self.now(), |lot| lot.standings_at),
+        };
+        self.storage.save_lot(&lot).await?;
+        let name = LotName { number: lot.number, title: &lot.title };
+        let text = self.handle.wording.announcement(&name, auction, &account_handle);
+        self.queue(self.write(
+            format!("announce:{}", auction.id),
+            WriteKind::Announcement,
+            0,
+            auction.id,
+            None,
+            text,
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Lots that opened while the role was not following (before it started, or
+    /// before its consumer group existed) are announced now.
+    async fn catch_up(&self) -> anyhow::Result<()> {
+        let known: Vec<Uuid> =
+            self.storage.social_lots(false).await?.iter().map(|lot| lot.auction_id).collect();
+        let now = millis(self.now());
+        let records = self
+            .storage
+            .auctions(&AuctionFilter { phases: vec![Phase::Open], campaign_id: None, limit: 100 })
+            .await?;
+        for record in records {
+            let auction = record.core.view_at(now);
+            if auction.state == AuctionState::Open && !known.contains(&auction.id) {
+                self.announce(&auction).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&self, event: &Envelope) -> anyhow::Result<()> {
+        match event.event_type {
+            EventType::AuctionStart => {
+                let AuctionSnapshot { auction } = event.decode()?;
+                self.announce(&auction).await?;
+            }
+            EventType::AuctionBidAccepted => {
+                let BidEvent { bid, auction, .. } = event.decode()?;
+                let Some(mut lot) = self.storage.social_lot(bid.auction_id).await? else { return Ok(()) };
+                if let (Some(previous_post), Some(previous_bidder), Some(auction)) =
+                    (&lot.high_post_id, &lot.high_bidder, auction.as_ref())
+                    && *previous_bidder != bid.bidder.id
+                {
+                    let minute = bid.created_at.timestamp() / OUTBID_EVERY_SECS;
+                    let post = self.storage.social_post(previous_post).await?;
+                    let reply_to = post
+                        .as_ref()
+                        .and_then(|post| post.outcome.as_deref())
+                        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                        .and_then(|value| value["reply_to"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| previous_post.clone());
+                    let name =
+                        post.and_then(|post| post.author_handle).unwrap_or_else(|| previous_bidder.clone());
+                    let lot_name = LotName { number: lot.number, title: &lot.title };
+                    let text = self.handle.wording.outbid(&name, &lot_name, auction);
+                    self.queue(self.write(
+                        format!("outbid:{}:{previous_bidder}:{minute}", bid.auction_id),
+                        WriteKind::Outbid,
+                        2,
+                        bid.auction_id,
+                        Some(reply_to),
+                        text,
+                    ))
+                    .await;
+                }
+                lot.high_bidder = Some(bid.bidder.id.clone());
+                lot.high_post_id = if bid.source == BidSource::X { bid.source_ref.clone() } else { None };
+                self.storage.save_lot(&lot).await?;
+            }
+            EventType::AuctionEnd => {
+                let AuctionSnapshot { auction } = event.decode()?;
+                let Some(mut lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
+                let name = LotName { number: lot.number, title: &lot.title };
+                let text = self.handle.wording.result(&name, &auction);
+                self.queue(self.write(
+                    format!("result:{}", auction.id),
+                    WriteKind::Result,
+                    0,
+                    auction.id,
+                    None,
+                    text,
+                ))
+                .await;
+                lot.open = false;
+                self.storage.save_lot(&lot).await?;
+            }
+            EventType::AuctionCancelled => {
+                let AuctionCancelled { auction, .. } = event.decode()?;
+                let Some(mut lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
+                let name = LotName { number: lot.number, title: &lot.title };
+                let text = self.handle.wording.cancelled(&name);
+                self.queue(self.write(
+                    format!("result:{}", auction.id),
+                    WriteKind::Result,
+                    0,
+                    auction.id,
+                    None,
+                    text,
+                ))
+                .await;
+                lot.open = false;
+                self.storage.save_lot(&lot).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    // ---- the sender ----
+
+    /// Sends stored writes until `stop`.
+    pub async fn send(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut sent: VecDeque<DateTime<Utc>> = VecDeque::new();
+        loop {
+            let pause = match self.send_round(&mut sent).await {
+                Ok(pause) => pause,
+                Err(error) => {
+                    tracing::warn!(%error, "sending to X failed; trying again");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = self.handle.writes.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One pass over the pending writes; how long to wait before the next.
+    async fn send_round(&self, sent: &mut VecDeque<DateTime<Utc>>) -> anyhow::Result<Duration> {
+        let now = Utc::now();
+        while sent.front().is_some_and(|at| now - *at > BUDGET_WINDOW) {
+            sent.pop_front();
+        }
+        self.queue_standings().await?;
+        let pending = self.storage.social_writes(Some(WriteState::Pending), None, 200).await?;
+        let budget = self.config.x.reply_budget_per_15min as usize;
+        let mut left = budget.saturating_sub(sent.len());
+        let spend = self.handle.client.spend().0;
+        let spent_share = self.config.x.spend_limit_usd.map_or(0.0, |limit| spend / limit);
+        let important = pending.iter().filter(|write| write.kind != WriteKind::Rejected).count();
+        for mut write in pending {
+            // Past the spend limit only results go out; past 80 % rejections are only
+            // batched and outbid notices stop. Short of budget, rejections are batched.
+            let drop = (spent_share >= 1.0 && write.kind != WriteKind::Result)
+                || (spent_share >= 0.8 && write.kind == WriteKind::Outbid);
+            let batch = write.kind == WriteKind::Rejected && (spent_share >= 0.8 || important >= left);
+            if drop || batch {
+                write.state = if drop { WriteState::Dropped } else { WriteState::Batched };
+                write.error = Some(if drop { "spend limit".into() } else { "reply budget".into() });
+                self.storage.finish_write(&write).await?;
+                continue;
+            }
+            if left == 0 {
+                let Some(oldest) = sent.front() else { break };
+                return Ok(((*oldest + BUDGET_WINDOW) - now).to_std().unwrap_or(Duration::from_secs(1)));
+            }
+            if let Some(until) = self.handle.client.blocked_until(Endpoint::Post) {
+                return Ok((until - now).to_std().unwrap_or(Duration::from_secs(1)));
+            }
+            match self.send_one(&mut write).await {
+                Ok(()) => {
+                    if write.state == WriteState::Sent {
+                        sent.push_back(Utc::now());
+                        left = left.saturating_sub(1);
+                    }
+                }
+                Err(XError::RateLimited { endpoint, reset_at }) => {
+                    self.rate_limited(&XError::RateLimited { endpoint, reset_at }).await;
+                    return Ok((reset_at - Utc::now()).to_std().unwrap_or(Duration::from_secs(1)));
+                }
+                Err(error) => {
+                    write.attempts += 1;
+                    write.error = Some(error.to_string());
+                    if write.attempts >= 8 {
+                        write.state = WriteState::Dropped;
+                        self.event(
+                            EventType::SocialReplyFailed,
+                            &reply_event(&write, Some(error.to_string())),
+                        )
+                        .await;
+                    }
+                    self.storage.finish_write(&write).await?;
+                    return Ok(Duration::from_secs(1 << write.attempts.clamp(0, 5)));
+                }
+            }
+        }
+        Ok(Duration::from_secs(1))
+    }
+
+    async fn send_one(&self, write: &mut SocialWrite) -> Result<(), XError> {
+        let lot = match write.auction_id {
+            Some(id) => self.storage.social_lot(id).await.ok().flatten(),
+            None => None,
+        };
+        // Results and standings answer the lot's announcement, once it has an id.
+        let in_reply_to = match write.kind {
+            WriteKind::Result | WriteKind::Standings => {
+                lot.as_ref().and_then(|lot| lot.post_id.clone()).filter(|id| !id.starts_with("dry-run-"))
+            }
+            _ => write.in_reply_to.clone(),
+        };
+        let posted = self.handle.client.post(&write.text, in_reply_to.as_deref()).await?;
+        let cost = if self.handle.client.dry_run() {
+            0.0
+        } else if xapi::has_url(&write.text) {
+            xapi::Resource::PostCreatedWithUrl.price_usd()
+        } else {
+            xapi::Resource::PostCreated.price_usd()
+        };
+        match posted {
+            Posted::Created(id) => {
+                write.state = WriteState::Sent;
+                write.post_id = Some(id.clone());
+                if let Some(auction_id) = write.auction_id {
+                    self.handle.add_lot_spend(auction_id, cost);
+                }
+                if write.kind == WriteKind::Announcement
+                    && let Some(mut lot) = lot
+                {
+                    lot.post_id = Some(id.clone());
+                    let _ = self.storage.save_lot(&lot).await;
+                    self.event(
+                        EventType::SocialAnnounced,
+                        &SocialAnnounced { auction_id: lot.auction_id, post_id: id },
+                    )
+                    .await;
+                }
+            }
+            Posted::Duplicate => {
+                write.state = WriteState::Sent;
+                tracing::info!(key = %write.key, "X says this was posted before; counted as sent");
+            }
+            Posted::NotRepliable => {
+                write.state = WriteState::NotRepliable;
+                write.error = Some("not_repliable".into());
+            }
+        }
+        write.sent_at = Some(Utc::now());
+        write.attempts += 1;
+        if let Err(error) = self.storage.finish_write(write).await {
+            tracing::warn!(%error, key = %write.key, "sent, but its state was not stored");
+        }
+        metrics::counter!("x_writes_total", "kind" => write.kind.as_str(), "state" => write.state.as_str())
+            .increment(1);
+        let failed = write.state == WriteState::NotRepliable;
+        let event_type = if failed { EventType::SocialReplyFailed } else { EventType::SocialReplySent };
+        self.event(event_type, &reply_event(write, failed.then(|| "not_repliable".to_owned()))).await;
+        tracing::info!(key = %write.key, kind = write.kind.as_str(), state = write.state.as_str(), "X write done");
+        Ok(())
+    }
+
+    /// Queues a standings post for each lot with refused or batched replies to
+    /// acknowledge, at most one per lot every 20 s.
+    async fn queue_standings(&self) -> anyhow::Result<()> {
+        let now = self.now();
+        for mut lot in self.storage.social_lots(false).await? {
+            if now - lot.standings_at < STANDINGS_EVERY {
+                continue;
+            }
+            let mut owed = Vec::new();
+            for state in [WriteState::NotRepliable, WriteState::Batched] {
+                owed.extend(self.storage.social_writes(Some(state), Some(lot.auction_id), 500).await?);
+            }
+            let owed: Vec<SocialWrite> =
+                owed.into_iter().filter(|write| write.error.as_deref() != Some("acknowledged")).collect();
+            if owed.is_empty() {
+                continue;
+            }
+            let Some(record) = self.storage.auction(lot.auction_id).await? else { continue };
+            let auction = record.core.view_at(millis(now));
+            let mut accepted = Vec::new();
+            let (mut refused, mut under_minimum) = (0, 0);
+            for write in &owed {
+                let post_id = write.key.strip_prefix("reply:").unwrap_or_default();
+                let post = self.storage.social_post(post_id).await?;
+                let outcome: serde_json::Value = post
+                    .as_ref()
+                    .and_then(|post| post.outcome.as_deref())
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_default();
+                match (outcome["status"].as_str(), outcome["reason"].as_str()) {
+                    (Some("accepted"), _) => accepted
+                        .push(post.and_then(|post| post.author_handle).unwrap_or_else(|| "someone".into())),
+                    (_, Some("BELOW_MIN_INCREMENT" | "BELOW_STARTING_PRICE")) => {
+                        refused += 1;
+                        under_minimum += 1;
+                    }
+                    _ => refused += 1,
+                }
+            }
+            let name = LotName { number: lot.number, title: &lot.title };
+            let text = self.handle.wording.standings(
+                &Standings { lot: name, auction: &auction, accepted, refused, under_minimum },
+                now,
+            );
+            let key = format!("standings:{}:{}", lot.auction_id, now.timestamp_millis());
+            self.queue(self.write(key, WriteKind::Standings, 2, lot.auction_id, None, text)).await;
+            for mut write in owed {
+                write.error = Some("acknowledged".into());
+                self.storage.finish_write(&write).await?;
+            }
+            lot.standings_at = now;
+            self.storage.save_lot(&lot).await?;
+        }
+        Ok(())
+    }
+}
+
+fn exact(reading: &Reading) -> Option<Amount> {
+    match reading {
+        Reading::Exact(amount) => Some(*amount),
+        _ => None,
+    }
+}
+
+fn users_of(users: Option<&[User]>) -> HashMap<String, User> {
+    users.unwrap_or_default().iter().map(|user| (user.id.clone(), user.clone())).collect()
+}
+
+fn reply_event(write: &SocialWrite, error: Option<String>) -> SocialReply {
+    SocialReply {
+        in_reply_to: write.in_reply_to.clone(),
+        reply_id: write.post_id.clone(),
+        auction_id: write.auction_id,
+        kind: write.kind.as_str().to_owned(),
+        text: write.text.clone(),
+        standings: write.kind == WriteKind::Standings,
+        error,
+    }
+}
+
+/// The lot follower, as an event consumer (`social`) of `auction:*`.
+#[derive(Debug)]
+pub struct LotFollower {
+    social: Social,
+    patterns: Vec<TypePattern>,
+}
+
+impl LotFollower {
+    pub fn new(social: Social) -> LotFollower {
+        let patterns = ["auction:start", "auction:bid:accepted", "auction:end", "auction:cancelled"]
+            .iter()
+            .filter_map(|pattern| pattern.parse().ok())
+            .collect();
+        LotFollower { social, patterns }
+    }
+}
+
+#[async_trait]
+impl Consumer for LotFollower {
+    fn name(&self) -> &str {
+        "social"
+    }
+
+    fn patterns(&self) -> &[TypePattern] {
+        &self.patterns
+    }
+
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        self.social.on_event(event).await
+    }
+}
