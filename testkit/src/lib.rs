@@ -11,6 +11,7 @@
 //! - tokens, JSON and WebSocket helpers.
 
 pub mod process;
+pub mod x;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

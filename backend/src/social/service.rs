@@ -40,13 +40,26 @@ use crate::auction::rules::{BidInput, BidderStanding, Offer, Phase, millis};
 use crate::config::Config;
 use crate::events::dispatch::Consumer;
 use crate::storage::{
-    AuctionFilter, PostState, SocialLot, SocialPost, SocialWrite, Storage, WriteKind, WriteState,
+    AuctionFilter, LotChange, PostState, SocialLot, SocialPost, SocialWrite, Storage, WriteKind, WriteState,
 };
 
 /// The least time between two standings posts of one lot.
 const STANDINGS_EVERY: chrono::Duration = chrono::Duration::seconds(20);
 /// An outbid notice goes to a bidder at most once per lot per this long.
 const OUTBID_EVERY_SECS: i64 = 60;
+/// Reads look this far back behind their cursor: X gives a post its id (its time)
+/// when it is written, but may deliver it seconds later, after newer ones; a cursor
+/// that jumped past it would never see it. Posts are stored once, and X bills a
+/// repeat read of a post on the same day once, so the overlap costs requests, not money.
+const LOOKBACK: chrono::Duration = chrono::Duration::seconds(30);
+
+/// `since_id` for a read: the cursor, or the id of `LOOKBACK` ago if that is older.
+fn read_since(cursor: Option<&str>) -> Option<String> {
+    let cursor = cursor?;
+    let floor = xapi::snowflake(Utc::now() - LOOKBACK, 0);
+    Some(if xapi::id_number(cursor) < xapi::id_number(&floor) { cursor.to_owned() } else { floor })
+}
+
 /// X's reply window.
 const BUDGET_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
@@ -253,8 +266,9 @@ impl Social {
         let mut newest = since.clone();
         let mut token: Option<String> = None;
         let mut result = Ok(());
+        let query_since = read_since(since.as_deref());
         loop {
-            match self.handle.client.mentions(&account.id, since.as_deref(), token.as_deref()).await {
+            match self.handle.client.mentions(&account.id, query_since.as_deref(), token.as_deref()).await {
                 Ok((page, _usd)) => {
                     if let Some(top) = &page.meta.newest_id
                         && newest.as_deref().is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
@@ -293,7 +307,7 @@ impl Social {
 
     async fn read_conversations(&self, account: &Account, started_at: DateTime<Utc>) -> Result<(), XError> {
         let lots = self.storage.social_lots(true).await.unwrap_or_default();
-        for mut lot in lots {
+        for lot in lots {
             let Some(conversation) = lot.post_id.clone() else { continue };
             if conversation.starts_with("dry-run-") {
                 continue;
@@ -329,9 +343,8 @@ impl Social {
                     }
                 }
             }
-            if newest != lot.since_id {
-                lot.since_id = newest;
-                let _ = self.storage.save_lot(&lot).await;
+            if let Some(newest) = newest.filter(|newest| Some(newest) != lot.since_id.as_ref()) {
+                let _ = self.storage.update_lot(lot.auction_id, &LotChange::Since(newest)).await;
             }
         }
         Ok(())
@@ -609,18 +622,36 @@ impl Social {
         let now = millis(self.now());
         let records = self
             .storage
-            .auctions(&AuctionFilter { phases: vec![Phase::Open], campaign_id: None, limit: 100 })
+            .auctions(&AuctionFilter {
+                phases: vec![Phase::Open, Phase::Closed],
+                campaign_id: None,
+                limit: 200,
+            })
             .await
             .unwrap_or_default();
-        // A post created while a lot was open names that lot, even when read in its grace.
-        let open: Vec<Auction> = records
+        let views: Vec<Auction> = records.iter().map(|record| record.core.view_at(now)).collect();
+        let open: Vec<&Auction> = views
             .iter()
-            .map(|record| record.core.view_at(now))
             .filter(|auction| matches!(auction.state, AuctionState::Open | AuctionState::Closing))
             .collect();
         match open.as_slice() {
             [only] => Ok(only.id),
-            [] => Err(Refusal::NoOpenLot),
+            [] => {
+                // None open now: the lot that was open when the post was written (a post
+                // delivered after its lot closed is decided, and refused, by that lot).
+                let created = post.created_at;
+                let covering: Vec<&Auction> = views
+                    .iter()
+                    .filter(|auction| {
+                        auction.starts_at.is_some_and(|start| start <= created)
+                            && auction.ends_at.is_some_and(|end| created < end)
+                    })
+                    .collect();
+                match covering.as_slice() {
+                    [only] => Ok(only.id),
+                    _ => Err(Refusal::NoOpenLot),
+                }
+            }
             several => Err(Refusal::AmbiguousLot {
                 open: several
                     .iter()
@@ -727,7 +758,7 @@ impl Social {
             }
             EventType::AuctionBidAccepted => {
                 let BidEvent { bid, auction, .. } = event.decode()?;
-                let Some(mut lot) = self.storage.social_lot(bid.auction_id).await? else { return Ok(()) };
+                let Some(lot) = self.storage.social_lot(bid.auction_id).await? else { return Ok(()) };
                 if let (Some(previous_post), Some(previous_bidder), Some(auction)) =
                     (&lot.high_post_id, &lot.high_bidder, auction.as_ref())
                     && *previous_bidder != bid.bidder.id
@@ -754,13 +785,14 @@ impl Social {
                     ))
                     .await;
                 }
-                lot.high_bidder = Some(bid.bidder.id.clone());
-                lot.high_post_id = if bid.source == BidSource::X { bid.source_ref.clone() } else { None };
-                self.storage.save_lot(&lot).await?;
+                let post = if bid.source == BidSource::X { bid.source_ref.clone() } else { None };
+                self.storage
+                    .update_lot(lot.auction_id, &LotChange::High { post, bidder: bid.bidder.id.clone() })
+                    .await?;
             }
             EventType::AuctionEnd => {
                 let AuctionSnapshot { auction } = event.decode()?;
-                let Some(mut lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
+                let Some(lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
                 let name = LotName { number: lot.number, title: &lot.title };
                 let text = self.handle.wording.result(&name, &auction);
                 self.queue(self.write(
@@ -772,12 +804,11 @@ impl Social {
                     text,
                 ))
                 .await;
-                lot.open = false;
-                self.storage.save_lot(&lot).await?;
+                self.storage.update_lot(lot.auction_id, &LotChange::Closed).await?;
             }
             EventType::AuctionCancelled => {
                 let AuctionCancelled { auction, .. } = event.decode()?;
-                let Some(mut lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
+                let Some(lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
                 let name = LotName { number: lot.number, title: &lot.title };
                 let text = self.handle.wording.cancelled(&name);
                 self.queue(self.write(
@@ -789,8 +820,7 @@ impl Social {
                     text,
                 ))
                 .await;
-                lot.open = false;
-                self.storage.save_lot(&lot).await?;
+                self.storage.update_lot(lot.auction_id, &LotChange::Closed).await?;
             }
             _ => {}
         }
@@ -908,10 +938,9 @@ impl Social {
                     self.handle.add_lot_spend(auction_id, cost);
                 }
                 if write.kind == WriteKind::Announcement
-                    && let Some(mut lot) = lot
+                    && let Some(lot) = lot
                 {
-                    lot.post_id = Some(id.clone());
-                    let _ = self.storage.save_lot(&lot).await;
+                    let _ = self.storage.update_lot(lot.auction_id, &LotChange::Post(id.clone())).await;
                     self.event(
                         EventType::SocialAnnounced,
                         &SocialAnnounced { auction_id: lot.auction_id, post_id: id },
@@ -946,7 +975,7 @@ impl Social {
     /// acknowledge, at most one per lot every 20 s.
     async fn queue_standings(&self) -> anyhow::Result<()> {
         let now = self.now();
-        for mut lot in self.storage.social_lots(false).await? {
+        for lot in self.storage.social_lots(false).await? {
             if now - lot.standings_at < STANDINGS_EVERY {
                 continue;
             }
@@ -992,8 +1021,7 @@ impl Social {
                 write.error = Some("acknowledged".into());
                 self.storage.finish_write(&write).await?;
             }
-            lot.standings_at = now;
-            self.storage.save_lot(&lot).await?;
+            self.storage.update_lot(lot.auction_id, &LotChange::StandingsAt(now)).await?;
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::auction::rules::{AuctionCore, Phase};
 
 pub use postgres::PostgresStorage;
-pub use social_sql::{PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
+pub use social_sql::{LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
 pub use sqlite::SqliteStorage;
 
 use crate::config::Config;
@@ -349,7 +349,10 @@ pub trait SocialStorage: Send + Sync {
     async fn finish_write(&self, write: &SocialWrite) -> Result<(), StorageError>;
     /// Writes by kind and state.
     async fn write_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError>;
+    /// Stores a lot when it opens; for a lot already stored, only its number, title
+    /// and open flag change (the rest through `update_lot`).
     async fn save_lot(&self, lot: &SocialLot) -> Result<(), StorageError>;
+    async fn update_lot(&self, auction_id: Uuid, change: &LotChange) -> Result<(), StorageError>;
     async fn social_lots(&self, open_only: bool) -> Result<Vec<SocialLot>, StorageError>;
     async fn social_lot(&self, auction_id: Uuid) -> Result<Option<SocialLot>, StorageError>;
     async fn social_value(&self, key: &str) -> Result<Option<String>, StorageError>;

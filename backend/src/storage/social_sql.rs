@@ -172,6 +172,24 @@ pub struct SocialLot {
     pub standings_at: DateTime<Utc>,
 }
 
+/// One column of a lot changed at a time, so the tasks that share a lot (the reader's
+/// cursor, the sender's announcement id, the follower's high bid) never undo each
+/// other's writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LotChange {
+    /// The announcement was posted: its id is the lot's conversation.
+    Post(String),
+    /// The newest post of the conversation read.
+    Since(String),
+    /// A new high bid (its X post, when it came from X).
+    High {
+        post: Option<String>,
+        bidder: String,
+    },
+    Closed,
+    StandingsAt(DateTime<Utc>),
+}
+
 pub(super) const POST_COLUMNS: &str = "post_id, author_id, author_handle, text, created_at_ms, received_at_ms, \
      conversation_id, summons, state, auction_id, outcome";
 pub(super) const WRITE_COLUMNS: &str = "key, kind, priority, auction_id, in_reply_to, text, state, post_id, \
@@ -429,10 +447,40 @@ macro_rules! social_storage {
                 });
                 sql.push(
                     " ON CONFLICT (auction_id) DO UPDATE SET number = excluded.number, title = excluded.title, \
-                     post_id = excluded.post_id, since_id = excluded.since_id, open = excluded.open, \
-                     high_post_id = excluded.high_post_id, high_bidder = excluded.high_bidder, \
-                     standings_at_ms = excluded.standings_at_ms",
+                     open = excluded.open",
                 );
+                sql.build().execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn update_lot(
+                &self,
+                auction_id: uuid::Uuid,
+                change: &crate::storage::LotChange,
+            ) -> Result<(), StorageError> {
+                use crate::storage::LotChange;
+                let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE social_lots SET ");
+                match change {
+                    LotChange::Post(post_id) => {
+                        sql.push("post_id = ").push_bind(post_id.clone());
+                    }
+                    LotChange::Since(since_id) => {
+                        sql.push("since_id = ").push_bind(since_id.clone());
+                    }
+                    LotChange::High { post, bidder } => {
+                        sql.push("high_post_id = ")
+                            .push_bind(post.clone())
+                            .push(", high_bidder = ")
+                            .push_bind(bidder.clone());
+                    }
+                    LotChange::Closed => {
+                        sql.push("open = 0");
+                    }
+                    LotChange::StandingsAt(at) => {
+                        sql.push("standings_at_ms = ").push_bind(at.timestamp_millis());
+                    }
+                }
+                sql.push(" WHERE auction_id = ").push_bind(auction_id.to_string());
                 sql.build().execute(&self.pool).await?;
                 Ok(())
             }

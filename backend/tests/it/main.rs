@@ -13,4 +13,5 @@ mod conventions;
 mod dispatch;
 mod event_stream;
 mod health;
+mod social;
 mod storage;
