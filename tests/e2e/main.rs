@@ -4,4 +4,5 @@ mod backend;
 mod crash;
 mod outbox;
 mod show;
+mod social;
 mod writers;
