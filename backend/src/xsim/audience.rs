@@ -83,10 +83,10 @@ struct Done {
     sniped: bool,
 }
 
-/// Runs `size` viewers against the show at `show_url` (the auction API) until `stop`.
-pub async fn run(sim: XSim, show_url: String, size: u32, seed: u64, stop: CancellationToken) {
+/// The viewers of a seed, and the random source their later choices come from.
+fn viewers(size: u32, seed: u64) -> (Vec<Viewer>, StdRng) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let viewers: Vec<Viewer> = (0..size)
+    let viewers = (0..size)
         .map(|index| {
             let base = NAMES[index as usize % NAMES.len()];
             let name = if index as usize >= NAMES.len() {
@@ -97,6 +97,12 @@ pub async fn run(sim: XSim, show_url: String, size: u32, seed: u64, stop: Cancel
             Viewer { name, habit: HABITS[rng.random_range(0..HABITS.len())] }
         })
         .collect();
+    (viewers, rng)
+}
+
+/// Runs `size` viewers against the show at `show_url` (the auction API) until `stop`.
+pub async fn run(sim: XSim, show_url: String, size: u32, seed: u64, stop: CancellationToken) {
+    let (viewers, mut rng) = viewers(size, seed);
     tracing::info!(viewers = size, seed, show = %show_url, "simulated audience watching");
     let http = reqwest::Client::new();
     let handle = sim.show_handle();
@@ -210,6 +216,23 @@ async fn open_lots(http: &reqwest::Client, show_url: &str) -> anyhow::Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn habits(size: u32, seed: u64) -> Vec<(String, Habit)> {
+        let (viewers, mut rng) = viewers(size, seed);
+        let mut seen: Vec<(String, Habit)> =
+            viewers.into_iter().map(|viewer| (viewer.name, viewer.habit)).collect();
+        // The choices that follow come from the same sequence too.
+        seen.push((format!("{}", rng.random::<u64>()), Habit::Chatter));
+        seen
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_audience_and_choices() {
+        assert_eq!(habits(20, 7), habits(20, 7));
+        assert_ne!(habits(20, 7), habits(20, 8));
+        let names: Vec<String> = habits(20, 7).into_iter().map(|(name, _)| name).take(20).collect();
+        assert_eq!(names.iter().collect::<std::collections::BTreeSet<_>>().len(), 20, "names are distinct");
+    }
 
     #[test]
     fn amounts_are_rounded_up_to_a_thousandth() {
