@@ -50,7 +50,9 @@ const OUTBID_EVERY_SECS: i64 = 60;
 /// Reads look this far back behind their cursor: X gives a post its id (its time)
 /// when it is written, but may deliver it seconds later, after newer ones; a cursor
 /// that jumped past it would never see it. Posts are stored once, and X bills a
-/// repeat read of a post on the same day once, so the overlap costs requests, not money.
+/// repeat read of a post on the same day once, so the overlap costs no money; it is
+/// read only as far as the page that reaches the cursor (see `reached`), so it costs
+/// at most one page of requests per read.
 const LOOKBACK: chrono::Duration = chrono::Duration::seconds(30);
 
 /// `since_id` for a read: the cursor, or the id of `LOOKBACK` ago if that is older.
@@ -58,6 +60,14 @@ fn read_since(cursor: Option<&str>) -> Option<String> {
     let cursor = cursor?;
     let floor = xapi::snowflake(Utc::now() - LOOKBACK, 0);
     Some(if xapi::id_number(cursor) < xapi::id_number(&floor) { cursor.to_owned() } else { floor })
+}
+
+/// Whether a page (newest first) has reached back to the cursor: the rest of the
+/// look-back is read only as far as this one page, so the overlap costs at most a
+/// page per read, whatever the rate of posts.
+fn reached(page: &xapi::TweetPage, cursor: Option<&str>) -> bool {
+    let Some(cursor) = cursor.map(xapi::id_number) else { return false };
+    page.data.iter().any(|tweet| xapi::id_number(&tweet.id) <= cursor)
 }
 
 /// X's reply window.
@@ -280,7 +290,9 @@ impl Social {
                         self.take(account, tweet, &users, None, started_at).await;
                     }
                     match page.meta.next_token {
-                        Some(next) if !page.data.is_empty() => token = Some(next),
+                        Some(next) if !page.data.is_empty() && !reached(&page, since.as_deref()) => {
+                            token = Some(next)
+                        }
                         _ => break,
                     }
                 }
@@ -333,7 +345,9 @@ impl Social {
                             self.take(account, tweet, &users, Some(lot.auction_id), started_at).await;
                         }
                         match page.meta.next_token {
-                            Some(next) if !page.data.is_empty() => token = Some(next),
+                            Some(next) if !page.data.is_empty() && !reached(&page, since.as_deref()) => {
+                                token = Some(next)
+                            }
                             _ => break,
                         }
                     }
