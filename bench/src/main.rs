@@ -28,6 +28,7 @@ use sqlx::Connection as _;
 mod cpu;
 mod events;
 mod renderer;
+mod social;
 
 /// Which benchmarks to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +39,9 @@ enum Suite {
     Events,
     /// The renderer: fps, frame times and CPU at 720p and 1080p, beside ffmpeg alone.
     Renderer,
-    /// Auction and events (the renderer has its own suite: it needs a release renderer).
+    /// The X integration: posts on the simulator to decisions and replies, beside HTTP bids.
+    X,
+    /// Auction, events and X (the renderer has its own suite: it needs a release renderer).
     All,
 }
 
@@ -113,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Events | Suite::All) {
         events::run(&args.postgres, &args.redis, args.seconds).await?;
+    }
+    if matches!(args.suite, Suite::X | Suite::All) {
+        social::run(args.seconds).await?;
     }
     if args.suite == Suite::Renderer {
         let seconds = args.seconds;

@@ -255,6 +255,18 @@ impl XSim {
             .map(|post| post.tweet.id.clone())
     }
 
+    /// The bill so far: requests by endpoint, billed resources by kind, US dollars.
+    pub fn billing_view(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>, f64) {
+        let sim = self.lock();
+        let requests =
+            sim.requests.iter().map(|(endpoint, count)| ((*endpoint).to_owned(), *count)).collect();
+        let resources = Resource::ALL
+            .iter()
+            .map(|resource| (resource.as_str().to_owned(), sim.billing.count(*resource)))
+            .collect();
+        (requests, resources, sim.billing.usd())
+    }
+
     /// Every post, oldest first.
     pub fn posts(&self) -> Vec<Tweet> {
         self.lock().posts.values().map(|post| post.tweet.clone()).collect()
