@@ -62,7 +62,27 @@ struct Window {
     usd: f64,
 }
 
+/// The bid parser's time per byte on bid-like text of growing length: flat when the
+/// parser is linear.
+fn parser_scaling() {
+    use sothebais_backend::social::parse;
+    use sothebais_shared::amount::Amount;
+    let unit = "@SothebAIs bid 1,500 lot 3 Ξ2.5eth bid: -1 $50 #lot12 1.000,5 bid 0.0000000000000000001 ";
+    println!("Bid parser, time per byte by post length (linear: the same figure at every length):");
+    for length in [280usize, 10_000, 100_000, 1_000_000] {
+        let text: String = unit.chars().cycle().take(length).collect();
+        let rounds = (2_000_000 / length).max(3);
+        let started = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(parse::parse(std::hint::black_box(&text), Amount::from_eth(10_000)));
+        }
+        let per_byte = started.elapsed().as_nanos() as f64 / (rounds * text.len()) as f64;
+        println!("  {length:>9} chars: {per_byte:>6.1} ns/byte ({rounds} runs)");
+    }
+}
+
 pub async fn run(seconds: u64) -> anyhow::Result<()> {
+    parser_scaling();
     let sim = XSim::new(SimOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim_url = format!("http://{}", listener.local_addr()?);
