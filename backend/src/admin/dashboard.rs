@@ -74,7 +74,13 @@ async function refresh() {
   try {
     const status = (await (await fetch('/api/admin/status')).json()).data;
     el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;
-    el('roles').replaceChildren(...status.roles.map((role) => tile(role, true, 'running')));
+    const roles = status.roles.map((role) => tile(role, true, 'running'));
+    const x = (await (await fetch('/api/social/status')).json()).data;
+    if (x && x.configured) {
+      roles.push(tile(`X @${x.handle || '?'}`, x.connected && !x.last_error,
+        `${x.last_error || 'reading'} · ${x.replies_sent} replies · ${x.replies_pending} pending · $${x.spend_usd.show.toFixed(3)}${x.dry_run ? ' · dry run' : ''}`));
+    }
+    el('roles').replaceChildren(...roles);
     el('checks').replaceChildren(...Object.entries(status.checks).map(([name, value]) => tile(name, value === 'ok', value)));
     const consumers = (status.consumers || []).map((consumer) =>
       tile(consumer.name, consumer.dead_letters === 0 && consumer.pending < 1000,

@@ -215,6 +215,9 @@ impl Social {
         let interval = self.config.x.poll_interval;
         let mut account = None;
         loop {
+            // Rounds start every interval (not an interval after the last ended), so a
+            // long round does not stretch the time a post waits to be read.
+            let began = tokio::time::Instant::now();
             if account.is_none() {
                 match self.account().await {
                     Ok(found) => {
@@ -235,7 +238,7 @@ impl Social {
                     Err(error) => self.poll_failed(&error),
                 }
             }
-            let mut pause = interval;
+            let mut pause = interval.saturating_sub(began.elapsed()).max(Duration::from_millis(10));
             if let Some(until) = self.handle.client.blocked_until(Endpoint::Mentions) {
                 pause = pause.max((until - Utc::now()).to_std().unwrap_or_default());
             }
@@ -264,11 +267,7 @@ impl Social {
         }
         // Posts stored before a crash but not decided: decided now, once.
         match self.storage.undecided_posts(100).await {
-            Ok(posts) => {
-                for post in posts {
-                    self.decide(post).await;
-                }
-            }
+            Ok(posts) => self.decide_all(posts).await,
             Err(error) => tracing::warn!(%error, "reading undecided posts"),
         }
         let started_at = self.first_start().await;
@@ -277,6 +276,7 @@ impl Social {
         let mut token: Option<String> = None;
         let mut result = Ok(());
         let query_since = read_since(since.as_deref());
+        let mut read = Vec::new();
         loop {
             match self.handle.client.mentions(&account.id, query_since.as_deref(), token.as_deref()).await {
                 Ok((page, _usd)) => {
@@ -286,13 +286,10 @@ impl Social {
                         newest = Some(top.clone());
                     }
                     let users = users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
-                    for tweet in page.data.iter().rev() {
-                        self.take(account, tweet, &users, None, started_at).await;
-                    }
+                    let done = page.data.is_empty() || reached(&page, since.as_deref());
+                    read.extend(page.data.into_iter().map(|tweet| (tweet, users.clone(), None)));
                     match page.meta.next_token {
-                        Some(next) if !page.data.is_empty() && !reached(&page, since.as_deref()) => {
-                            token = Some(next)
-                        }
+                        Some(next) if !done => token = Some(next),
                         _ => break,
                     }
                 }
@@ -303,6 +300,8 @@ impl Social {
                 }
             }
         }
+        // What was read is stored and decided even when a later page failed.
+        self.take_all(account, read, started_at).await;
         // The cursor moves only past what is stored; a page that failed halfway is
         // read again (its posts are not handled twice).
         if result.is_ok()
@@ -327,8 +326,15 @@ impl Social {
             let since = lot.since_id.clone().or_else(|| Some(conversation.clone()));
             let mut token: Option<String> = None;
             let mut newest = since.clone();
+            let query_since = read_since(since.as_deref());
+            let mut read = Vec::new();
+            let mut failed = None;
             loop {
-                match self.handle.client.conversation(&conversation, since.as_deref(), token.as_deref()).await
+                match self
+                    .handle
+                    .client
+                    .conversation(&conversation, query_since.as_deref(), token.as_deref())
+                    .await
                 {
                     Ok((page, usd)) => {
                         self.handle.add_lot_spend(lot.auction_id, usd);
@@ -341,21 +347,25 @@ impl Social {
                         }
                         let users =
                             users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
-                        for tweet in page.data.iter().rev() {
-                            self.take(account, tweet, &users, Some(lot.auction_id), started_at).await;
-                        }
+                        let done = page.data.is_empty() || reached(&page, since.as_deref());
+                        read.extend(
+                            page.data.into_iter().map(|tweet| (tweet, users.clone(), Some(lot.auction_id))),
+                        );
                         match page.meta.next_token {
-                            Some(next) if !page.data.is_empty() && !reached(&page, since.as_deref()) => {
-                                token = Some(next)
-                            }
+                            Some(next) if !done => token = Some(next),
                             _ => break,
                         }
                     }
                     Err(error) => {
                         self.rate_limited(&error).await;
-                        return Err(error);
+                        failed = Some(error);
+                        break;
                     }
                 }
+            }
+            self.take_all(account, read, started_at).await;
+            if let Some(error) = failed {
+                return Err(error);
             }
             if let Some(newest) = newest.filter(|newest| Some(newest) != lot.since_id.as_ref()) {
                 let _ = self.storage.update_lot(lot.auction_id, &LotChange::Since(newest)).await;
@@ -387,23 +397,42 @@ impl Social {
         now
     }
 
-    /// Stores a post read from X (once) and decides it.
-    async fn take(
+    /// Stores what a read returned, oldest first, each post once, then decides the
+    /// new ones together (the engine commits many decisions at once).
+    async fn take_all(
+        &self,
+        account: &Account,
+        read: Vec<(Tweet, HashMap<String, User>, Option<Uuid>)>,
+        started_at: DateTime<Utc>,
+    ) {
+        let mut read = read;
+        read.sort_by_key(|(tweet, _, _)| xapi::id_number(&tweet.id));
+        let mut fresh = Vec::new();
+        for (tweet, users, lot) in &read {
+            if let Some(post) = self.store(account, tweet, users, *lot, started_at).await {
+                fresh.push(post);
+            }
+        }
+        self.decide_all(fresh).await;
+    }
+
+    /// Stores a post read from X; `None` when it is not for the show or was stored before.
+    async fn store(
         &self,
         account: &Account,
         tweet: &Tweet,
         users: &HashMap<String, User>,
         lot: Option<Uuid>,
         started_at: DateTime<Utc>,
-    ) {
+    ) -> Option<SocialPost> {
         let author_id = tweet.author_id.clone().unwrap_or_default();
         if author_id == account.id || tweet.is_retweet() {
-            return;
+            return None;
         }
         let post_id = tweet.first_version_id().to_owned();
         let created_at = xapi::snowflake_time(&post_id).or(tweet.created_at).unwrap_or_else(|| self.now());
         if created_at < started_at {
-            return;
+            return None;
         }
         let handle = account.handle.to_lowercase();
         let summons = tweet
@@ -427,10 +456,10 @@ impl Social {
         };
         match self.storage.insert_post(&post).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => return None,
             Err(error) => {
                 tracing::warn!(%error, post_id, "post not stored; read again next round");
-                return;
+                return None;
             }
         }
         let is_bid = parse::parse(&post.text, self.config.max_bid).is_bid();
@@ -447,11 +476,39 @@ impl Social {
             },
         )
         .await;
-        self.decide(post).await;
+        Some(post)
+    }
+
+    /// Decides stored posts: the lots and open auctions are read once, the bids go
+    /// to the engine in the posts' order, and up to 32 are in flight at once.
+    async fn decide_all(&self, posts: Vec<SocialPost>) {
+        use futures::StreamExt as _;
+        if posts.is_empty() {
+            return;
+        }
+        let lots = self.storage.social_lots(false).await.unwrap_or_default();
+        let now = millis(self.now());
+        let views: Vec<Auction> = self
+            .storage
+            .auctions(&AuctionFilter {
+                phases: vec![Phase::Open, Phase::Closed],
+                campaign_id: None,
+                limit: 200,
+            })
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|record| record.core.view_at(now))
+            .collect();
+        let context = Lots { lots, views };
+        futures::stream::iter(posts.into_iter().map(|post| self.decide(post, &context)))
+            .buffered(32)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Decides a stored post: a bid goes to the engine, and its reply is stored.
-    async fn decide(&self, post: SocialPost) {
+    async fn decide(&self, post: SocialPost, context: &Lots) {
         let reply_to = post
             .outcome
             .as_deref()
@@ -466,8 +523,8 @@ impl Social {
             }
             Parsed::Bid { amount, lot } => (amount, lot),
         };
-        let lots = self.storage.social_lots(false).await.unwrap_or_default();
-        let target = match self.lot_for(&post, named, &lots).await {
+        let lots = &context.lots;
+        let target = match lot_for(&post, named, context) {
             Ok(target) => target,
             Err(refusal) => {
                 let text = self.handle.wording.rejected(&bidder_name, None, exact(&amount), &refusal);
@@ -607,72 +664,6 @@ impl Social {
             .storage
             .finish_post(&post.post_id, PostState::Decided, auction_id, Some(&outcome_json(&outcome)))
             .await;
-    }
-
-    /// The lot a bid is for: the one it names, else the lot whose conversation it
-    /// replies in, else the only open lot.
-    async fn lot_for(
-        &self,
-        post: &SocialPost,
-        named: Option<u32>,
-        lots: &[SocialLot],
-    ) -> Result<Uuid, Refusal> {
-        if let Some(number) = named {
-            return lots
-                .iter()
-                .rev()
-                .find(|lot| lot.number == Some(number))
-                .map(|lot| lot.auction_id)
-                .ok_or(Refusal::NoOpenLot);
-        }
-        if let Some(conversation) = &post.conversation_id
-            && let Some(lot) = lots.iter().find(|lot| lot.post_id.as_deref() == Some(conversation.as_str()))
-        {
-            return Ok(lot.auction_id);
-        }
-        if let Some(auction_id) = post.auction_id {
-            return Ok(auction_id);
-        }
-        let now = millis(self.now());
-        let records = self
-            .storage
-            .auctions(&AuctionFilter {
-                phases: vec![Phase::Open, Phase::Closed],
-                campaign_id: None,
-                limit: 200,
-            })
-            .await
-            .unwrap_or_default();
-        let views: Vec<Auction> = records.iter().map(|record| record.core.view_at(now)).collect();
-        let open: Vec<&Auction> = views
-            .iter()
-            .filter(|auction| matches!(auction.state, AuctionState::Open | AuctionState::Closing))
-            .collect();
-        match open.as_slice() {
-            [only] => Ok(only.id),
-            [] => {
-                // None open now: the lot that was open when the post was written (a post
-                // delivered after its lot closed is decided, and refused, by that lot).
-                let created = post.created_at;
-                let covering: Vec<&Auction> = views
-                    .iter()
-                    .filter(|auction| {
-                        auction.starts_at.is_some_and(|start| start <= created)
-                            && auction.ends_at.is_some_and(|end| created < end)
-                    })
-                    .collect();
-                match covering.as_slice() {
-                    [only] => Ok(only.id),
-                    _ => Err(Refusal::NoOpenLot),
-                }
-            }
-            several => Err(Refusal::AmbiguousLot {
-                open: several
-                    .iter()
-                    .filter_map(|auction| lots.iter().find(|lot| lot.auction_id == auction.id)?.number)
-                    .collect(),
-            }),
-        }
     }
 
     // ---- the lot follower ----
@@ -875,12 +866,16 @@ impl Social {
         let spend = self.handle.client.spend().0;
         let spent_share = self.config.x.spend_limit_usd.map_or(0.0, |limit| spend / limit);
         let important = pending.iter().filter(|write| write.kind != WriteKind::Rejected).count();
+        // A quarter of the budget (at least one post) is kept for what matters more
+        // than a rejection: announcements, accepted bids, outbid notices, results.
+        let reserve = (budget / 4).max(1);
         for mut write in pending {
             // Past the spend limit only results go out; past 80 % rejections are only
             // batched and outbid notices stop. Short of budget, rejections are batched.
             let drop = (spent_share >= 1.0 && write.kind != WriteKind::Result)
                 || (spent_share >= 0.8 && write.kind == WriteKind::Outbid);
-            let batch = write.kind == WriteKind::Rejected && (spent_share >= 0.8 || important >= left);
+            let batch =
+                write.kind == WriteKind::Rejected && (spent_share >= 0.8 || left <= reserve + important);
             if drop || batch {
                 write.state = if drop { WriteState::Dropped } else { WriteState::Batched };
                 write.error = Some(if drop { "spend limit".into() } else { "reply budget".into() });
@@ -985,11 +980,11 @@ impl Social {
         Ok(())
     }
 
-    /// Queues a standings post for each lot with refused or batched replies to
+    /// Queues a standings post for each open lot with refused or batched replies to
     /// acknowledge, at most one per lot every 20 s.
     async fn queue_standings(&self) -> anyhow::Result<()> {
         let now = self.now();
-        for lot in self.storage.social_lots(false).await? {
+        for lot in self.storage.social_lots(true).await? {
             if now - lot.standings_at < STANDINGS_EVERY {
                 continue;
             }
@@ -1038,6 +1033,65 @@ impl Social {
             self.storage.update_lot(lot.auction_id, &LotChange::StandingsAt(now)).await?;
         }
         Ok(())
+    }
+}
+
+/// The lots a round of decisions sees: the announced lots and the recent auctions'
+/// views, read once per round.
+struct Lots {
+    lots: Vec<SocialLot>,
+    views: Vec<Auction>,
+}
+
+/// The lot a bid is for: the one it names, else the lot whose conversation it
+/// replies in, else the only open lot.
+fn lot_for(post: &SocialPost, named: Option<u32>, context: &Lots) -> Result<Uuid, Refusal> {
+    let lots = &context.lots;
+    if let Some(number) = named {
+        return lots
+            .iter()
+            .rev()
+            .find(|lot| lot.number == Some(number))
+            .map(|lot| lot.auction_id)
+            .ok_or(Refusal::NoOpenLot);
+    }
+    if let Some(conversation) = &post.conversation_id
+        && let Some(lot) = lots.iter().find(|lot| lot.post_id.as_deref() == Some(conversation.as_str()))
+    {
+        return Ok(lot.auction_id);
+    }
+    if let Some(auction_id) = post.auction_id {
+        return Ok(auction_id);
+    }
+    let views = &context.views;
+    let open: Vec<&Auction> = views
+        .iter()
+        .filter(|auction| matches!(auction.state, AuctionState::Open | AuctionState::Closing))
+        .collect();
+    match open.as_slice() {
+        [only] => Ok(only.id),
+        [] => {
+            // None open now: the lot that was open when the post was written (a post
+            // delivered after its lot closed is decided, and refused, by that lot).
+            let created = post.created_at;
+            let covering: Vec<&Auction> = views
+                .iter()
+                .filter(|auction| {
+                    auction.starts_at.is_some_and(|start| start <= created)
+                        && auction.ends_at.is_some_and(|end| created < end)
+                })
+                .collect();
+            match covering.as_slice() {
+                [only] => Ok(only.id),
+                _ => Err(Refusal::NoOpenLot),
+            }
+        }
+        several => Err(Refusal::AmbiguousLot {
+            open: several
+                .iter()
+                .filter_map(|auction| lots.iter().find(|lot| lot.auction_id == auction.id)?.number)
+                .collect(),
+        }),
     }
 }
 

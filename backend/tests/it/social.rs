@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use sothebais_backend::app::{ListenerKind, ServiceRole};
 use sothebais_testkit::x::SimServer;
 use sothebais_testkit::{Backend, TestApp, both_backends, eventually};
 
@@ -257,4 +258,174 @@ async fn without_credentials_the_social_role_idles_and_says_so() {
     assert_eq!(body["data"]["configured"], false);
     assert_eq!(body["data"]["connected"], false);
     app.stop().await.expect("stops");
+}
+
+both_backends! {
+    async fn an_edit_counts_as_its_first_version(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[]).await;
+        let auction = app.create_auction(json!({ "title": "Second Thoughts" })).await;
+        announcement(&sim, "Second Thoughts").await;
+        let post = sim.post("curie", "@SothebAIs bid 1.5", json!({})).await;
+        bid_for(&app, &auction, &post).await;
+        sim.control(Method::POST, &format!("/sim/posts/{post}/edit"), Some(json!({ "text": "@SothebAIs bid 9" }))).await;
+        let later = sim.post("noether", "@SothebAIs bid 2", json!({})).await;
+        bid_for(&app, &auction, &later).await;
+        let bids = app.history(&auction).await;
+        assert_eq!(bids.len(), 2, "the edit made no bid: {bids:?}");
+        assert!(bids.iter().all(|bid| bid["amount"] != "9"));
+        app.stop().await.expect("stops");
+    }
+
+    async fn server_errors_and_partial_answers_lose_no_bid(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[]).await;
+        let auction = app.create_auction(json!({ "title": "Bumpy" })).await;
+        announcement(&sim, "Bumpy").await;
+        sim.control(Method::POST, "/sim/faults", Some(json!({ "endpoint": "mentions", "kind": "server_error", "count": 2 }))).await;
+        sim.control(Method::POST, "/sim/faults", Some(json!({ "endpoint": "mentions", "kind": "partial", "count": 3 }))).await;
+        sim.control(Method::POST, "/sim/faults", Some(json!({ "endpoint": "post", "kind": "server_error", "count": 1 }))).await;
+        let post = sim.post("curie", "@SothebAIs bid 1", json!({})).await;
+        assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted");
+        reply_to(&sim, &post).await;
+        app.stop().await.expect("stops");
+    }
+
+    async fn credentials_x_refuses_after_a_refresh_fail_the_x_api_check(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[]).await;
+        let health = app.url(ServiceRole::Social, ListenerKind::Health, "/health");
+        eventually(WAIT, "x_api is ok", async || {
+            let body: Value = app.client.get(&health).send().await.ok()?.json().await.ok()?;
+            (body["checks"]["x_api"] == "ok").then_some(())
+        })
+        .await
+        .expect("healthy first");
+        sim.control(Method::POST, "/sim/faults", Some(json!({ "endpoint": "mentions", "kind": "unauthorized", "count": 1000 }))).await;
+        let body = eventually(WAIT, "x_api fails", async || {
+            let response = app.client.get(&health).send().await.ok()?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.ok()?;
+            (status == 503 && body["checks"]["x_api"] != "ok").then_some(body)
+        })
+        .await
+        .expect("failing");
+        assert!(body["checks"]["x_api"].as_str().unwrap_or_default().contains("credentials"), "{body}");
+        let billing = sim.control(Method::GET, "/sim/billing", None).await;
+        assert!(billing["requests"]["token"].as_u64() >= Some(1), "refreshed before giving up: {billing}");
+        app.stop().await.expect("stops");
+    }
+
+    async fn a_dry_run_decides_bids_and_posts_nothing(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[("X_DRY_RUN", "true")]).await;
+        let auction = app.create_auction(json!({ "title": "Rehearsal" })).await;
+        let post = sim.post("curie", "@SothebAIs bid 1", json!({})).await;
+        assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted");
+        let status = eventually(WAIT, "the writes are settled", async || {
+            let (_, status) = app.get("/api/social/status").await;
+            (status["data"]["writes"]["accepted"]["sent"] == 1 && status["data"]["writes"]["announcement"]["sent"] == 1)
+                .then_some(status)
+        })
+        .await
+        .expect("settled");
+        assert_eq!(status["data"]["dry_run"], true);
+        assert!(sim.show_posts().is_empty(), "nothing was posted: {:?}", sim.show_posts());
+        app.stop().await.expect("stops");
+    }
+}
+
+#[tokio::test]
+async fn x_login_exchanges_the_code_and_stores_the_tokens() {
+    let sim = SimServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = sim.settings();
+    settings.insert("SOTHEBAIS_DATA_DIR".into(), dir.path().display().to_string());
+    let env = move |key: &str| settings.get(key).cloned();
+    let config = sothebais_backend::Config::load(&Default::default(), None, &env).expect("config");
+    let (sender, receiver) = tokio::sync::oneshot::channel::<String>();
+    let browser = tokio::spawn(async move {
+        let url = receiver.await.expect("the URL to open");
+        // The "browser": X approves and redirects to the local callback.
+        reqwest::get(url).await.expect("authorize").text().await.expect("page")
+    });
+    let tokens = sothebais_backend::social::login::login(&config, 0, move |url| {
+        let _ = sender.send(url.to_owned());
+    })
+    .await
+    .expect("login");
+    assert!(browser.await.expect("browser").contains("close this tab"));
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("x-tokens.json")).expect("token file"))
+            .expect("json");
+    assert_eq!(stored["access_token"], tokens.access_token);
+    let live = sim.control(Method::GET, "/sim/tokens", None).await;
+    assert!(
+        live["access_tokens"].as_array().expect("list").iter().any(|token| token == &stored["access_token"])
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode =
+            std::fs::metadata(dir.path().join("x-tokens.json")).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+both_backends! {
+    async fn short_of_budget_rejections_are_batched_and_the_budget_is_kept(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[("X_REPLY_BUDGET_PER_15MIN", "3")]).await;
+        let auction = app.create_auction(json!({ "title": "Thrifty" })).await;
+        announcement(&sim, "Thrifty").await;
+        let accepted = sim.post("curie", "@SothebAIs bid 1", json!({})).await;
+        let mut low = Vec::new();
+        for name in ["l1", "l2", "l3", "l4"] {
+            low.push(sim.post(name, "@SothebAIs bid 0.5", json!({})).await);
+        }
+        for post in low.iter().chain([&accepted]) {
+            bid_for(&app, &auction, post).await;
+        }
+        let status = eventually(WAIT, "every rejection is sent or batched", async || {
+            let (_, status) = app.get("/api/social/status").await;
+            let rejected = &status["data"]["writes"]["rejected"];
+            let settled = rejected["sent"].as_u64().unwrap_or(0) + rejected["batched"].as_u64().unwrap_or(0);
+            (settled == 4).then_some(status)
+        })
+        .await
+        .expect("settled");
+        assert!(status["data"]["writes"]["rejected"]["batched"].as_u64() >= Some(2), "{status}");
+        let answered = eventually(WAIT, "the accepted bid is answered", async || {
+            (sim.replies_to(&accepted).len() == 1).then_some(())
+        })
+        .await;
+        assert!(answered.is_ok(), "a quarter of the budget is kept for accepted bids: {:?}", sim.show_posts());
+        assert!(sim.show_posts().len() <= 3, "the budget of 3 posts is kept: {:?}", sim.show_posts());
+        app.stop().await.expect("stops");
+    }
+
+    async fn past_the_spend_limit_bids_are_still_read_and_only_results_posted(backend: Backend) {
+        let sim = SimServer::start().await;
+        // users/me ($0.010) and the announcement ($0.015) already pass $0.02.
+        let app = show(backend, &sim, &[("X_SPEND_LIMIT_USD", "0.02")]).await;
+        let auction = app.create_auction(json!({ "title": "Budget Lot", "duration_secs": 20, "anti_snipe": null })).await;
+        announcement(&sim, "Budget Lot").await;
+        let post = sim.post("curie", "@SothebAIs bid 1", json!({})).await;
+        assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted", "reads are never cut");
+        eventually(WAIT, "the reply is dropped", async || {
+            let (_, status) = app.get("/api/social/status").await;
+            (status["data"]["writes"]["accepted"]["dropped"] == 1).then_some(())
+        })
+        .await
+        .expect("dropped");
+        assert!(sim.replies_to(&post).is_empty());
+        app.clock.advance(Duration::from_secs(40));
+        app.settle(&auction).await;
+        eventually(WAIT, "the result is still posted", async || {
+            sim.show_posts().into_iter().find(|post| post.text.starts_with("SOLD"))
+        })
+        .await
+        .expect("result");
+        app.stop().await.expect("stops");
+    }
 }
