@@ -397,8 +397,8 @@ impl Social {
         now
     }
 
-    /// Stores what a read returned, oldest first, each post once, then decides the
-    /// new ones together (the engine commits many decisions at once).
+    /// Stores what a read returned (up to 32 at once, each post once), then decides
+    /// the new ones together in id order (the engine commits many decisions at once).
     async fn take_all(
         &self,
         account: &Account,
@@ -407,12 +407,15 @@ impl Social {
     ) {
         let mut read = read;
         read.sort_by_key(|(tweet, _, _)| xapi::id_number(&tweet.id));
-        let mut fresh = Vec::new();
-        for (tweet, users, lot) in &read {
-            if let Some(post) = self.store(account, tweet, users, *lot, started_at).await {
-                fresh.push(post);
-            }
-        }
+        use futures::StreamExt as _;
+        let fresh: Vec<SocialPost> =
+            futures::stream::iter(read.into_iter().map(|(tweet, users, lot)| async move {
+                self.store(account, &tweet, &users, lot, started_at).await
+            }))
+            .buffered(32)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         self.decide_all(fresh).await;
     }
 
