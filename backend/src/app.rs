@@ -179,6 +179,8 @@ pub struct AppState {
     pub feed: EventFeed,
     /// The X integration's client, wording and status.
     pub social: social::SocialHandle,
+    /// Per-client rate limits of every API and WebSocket listener of this process.
+    pub limiter: Arc<sothebais_kit::ratelimit::Limiter>,
 }
 
 impl fmt::Debug for AppState {
@@ -278,6 +280,7 @@ impl Application {
             bid_rate: Arc::new(ClientRateLimit::default()),
             feed: EventFeed::default(),
             social: social::SocialHandle::new(&config, http.clone()),
+            limiter: sothebais_kit::ratelimit::Limiter::new(config.client_rates, Some(auth.clone())),
             config: Arc::new(config),
             storage,
             bus,
@@ -416,11 +419,22 @@ impl Application {
     }
 }
 
+/// Per-client rate limits (`sothebais_kit::ratelimit`) on a router's routes.
+fn rate_limited(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let limiter = state.limiter.clone();
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            sothebais_kit::ratelimit::limit(limiter.clone(), request, next)
+        },
+    ))
+}
+
 fn api_router(role: ServiceRole, state: &AppState) -> Router {
     let mut router = role.router_for_gateway();
     if role == ServiceRole::Admin {
         router = admin::gateway(router);
     }
+    let router = rate_limited(router, state);
     with_conventions(router, role.as_str(), state.config.request_timeout).with_state(state.clone())
 }
 
@@ -430,6 +444,7 @@ fn ws_router(role: ServiceRole, state: &AppState) -> Router {
         ServiceRole::Auction => auction::ws::router(),
         _ => Router::new(),
     };
+    let router = rate_limited(router, state);
     // WebSockets live longer than any request timeout; only the envelope applies.
     with_conventions(router, role.as_str(), Duration::from_secs(24 * 3600)).with_state(state.clone())
 }

@@ -92,6 +92,8 @@ pub const SETTINGS: &[Setting] = &[
     plain("STREAM_MANAGER_URL", "http://127.0.0.1:4200"),
     plain("BLOCKED_BIDDERS", ""),
     plain("MAX_BID_ETH", "10000"),
+    plain("RATE_LIMIT_READS_PER_SEC", "100"),
+    plain("RATE_LIMIT_WRITES_PER_SEC", "20"),
     plain("X_API_BASE_URL", "https://api.x.com"),
     Setting { name: "X_BEARER_TOKEN", secrecy: Secrecy::Secret, default: "unset (X not connected)" },
     Setting {
@@ -232,6 +234,8 @@ pub struct Config {
     pub max_bid: Amount,
     /// The X integration (`X_*`).
     pub x: XConfig,
+    /// Per-client limits of every API listener (operators exempt).
+    pub client_rates: sothebais_kit::ratelimit::ClientRates,
     /// How event consumers retry a failing delivery before dead-lettering it.
     pub event_retry: RetryPolicy,
     /// How long an entry stays pending with a consumer before another may claim it.
@@ -498,6 +502,20 @@ impl Config {
                     _ => Err(format!("{value:?} is not a positive ETH amount such as 10000")),
                 },
             )?,
+            client_rates: {
+                let rate = |key: &str, default: f64| {
+                    layers.parse(key, default, |value| match value.parse::<f64>() {
+                        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+                        _ => Err(format!("{value:?} is not a positive number of requests per second")),
+                    })
+                };
+                let reads = rate("RATE_LIMIT_READS_PER_SEC", 100.0)?;
+                let writes = rate("RATE_LIMIT_WRITES_PER_SEC", 20.0)?;
+                sothebais_kit::ratelimit::ClientRates {
+                    reads: sothebais_kit::ratelimit::Rate { per_second: reads, burst: reads * 2.0 },
+                    writes: sothebais_kit::ratelimit::Rate { per_second: writes, burst: writes * 2.0 },
+                }
+            },
             x: XConfig {
                 api_base_url: layers.parse(
                     "X_API_BASE_URL",

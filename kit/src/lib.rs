@@ -22,6 +22,7 @@ pub mod health;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod ratelimit;
 pub mod shutdown;
 pub mod stats;
 pub mod telemetry;

@@ -99,7 +99,7 @@ impl Listener {
     /// Serves until `stop` resolves, then lets in-flight requests finish.
     pub async fn serve(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Listener { role, kind, addr, listener, router } = self;
-        axum::serve(listener, router.into_make_service())
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop)
             .await
             .with_context(|| format!("serving {role} {kind} on {addr}"))

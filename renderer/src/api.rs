@@ -25,6 +25,7 @@ use sothebais_kit::access::{Authenticator, Authorized, HasAuthenticator, Operato
 use sothebais_kit::health::Checks;
 use sothebais_kit::http::{Failure, created, ok, with_conventions};
 use sothebais_kit::listen::{self, BlockRouters, Listener};
+use sothebais_kit::ratelimit::{ClientRates, Limiter, Rate};
 use sothebais_shared::api::codes;
 use sothebais_shared::ports::PortBlock;
 
@@ -120,7 +121,7 @@ pub struct Shared {
     pub commands: Mutex<Sender<Command>>,
     pub stats: Arc<OutputStats>,
     /// Checks operator tokens: HS256 with the backend's secret, RS256 from `AUTH_JWKS_URL`.
-    pub auth: Option<Authenticator>,
+    pub auth: Option<Arc<Authenticator>>,
     pub prometheus: PrometheusHandle,
     /// The outputs, once the pipeline runs.
     pub outputs: std::sync::OnceLock<crate::output::Outputs>,
@@ -133,7 +134,7 @@ pub struct Shared {
 
 impl HasAuthenticator for Shared {
     fn authenticator(&self) -> Option<&Authenticator> {
-        self.auth.as_ref()
+        self.auth.as_deref()
     }
 }
 
@@ -144,6 +145,13 @@ impl std::fmt::Debug for Shared {
 }
 
 type AppState = Arc<Shared>;
+
+/// Per-client limits of the stream manager: a frame is a PNG encoded on the render box,
+/// so reads are held lower than the backend's (operator tokens are not limited).
+const CLIENT_RATES: ClientRates = ClientRates {
+    reads: Rate { per_second: 10.0, burst: 20.0 },
+    writes: Rate { per_second: 5.0, burst: 10.0 },
+};
 
 /// How long a request to the stream manager may take (uploads of 10 MiB included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,10 +178,19 @@ pub async fn bind(shared: AppState, ip: IpAddr, ports: PortBlock) -> anyhow::Res
     let with = |router: Router<AppState>, timeout| {
         with_conventions(router, "stream", timeout).with_state(shared.clone())
     };
+    let limiter = Limiter::new(CLIENT_RATES, shared.auth.clone());
+    let limited = |router: Router<AppState>| {
+        let limiter = limiter.clone();
+        router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                sothebais_kit::ratelimit::limit(limiter.clone(), request, next)
+            },
+        ))
+    };
     let routers = BlockRouters {
-        api: with(api, REQUEST_TIMEOUT),
+        api: with(limited(api), REQUEST_TIMEOUT),
         // WebSockets live longer than any request timeout.
-        ws: with(ws, Duration::from_secs(24 * 3600)),
+        ws: with(limited(ws), Duration::from_secs(24 * 3600)),
         metrics: with_conventions(
             sothebais_kit::metrics::router(shared.prometheus.clone()),
             "stream",

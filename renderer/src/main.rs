@@ -271,11 +271,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let prometheus = sothebais_kit::metrics::recorder()?;
     let secret = sothebais_kit::access::read_secret(cli.jwt_secret.as_ref(), &cli.data_dir)?;
     let auth = (secret.is_some() || cli.auth_jwks_url.is_some()).then(|| {
-        sothebais_kit::access::Authenticator::new(
+        Arc::new(sothebais_kit::access::Authenticator::new(
             secret.as_ref().map(|secret| secrecy::ExposeSecret::expose_secret(secret).as_bytes()),
             cli.auth_jwks_url.clone(),
             reqwest::Client::new(),
-        )
+        ))
     });
     let stats = Arc::new(OutputStats::default());
     let (command_sender, commands) = std::sync::mpsc::channel();

@@ -197,3 +197,45 @@ async fn dashboard_is_served_at_the_gateway_root() {
         "the page shows the status, the auctions and what is on air"
     );
 }
+
+#[tokio::test]
+async fn a_client_past_its_rate_gets_429_with_retry_after_and_operators_are_not_limited() {
+    let app = TestApp::spawn_with(
+        Backend::Embedded,
+        &[("RATE_LIMIT_READS_PER_SEC", "2"), ("RATE_LIMIT_WRITES_PER_SEC", "1")],
+    )
+    .await;
+    let url = app.gateway("/api/auction/status");
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = app.client.get(&url).send().await.expect("send");
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let response = limited.expect("a burst of 4 reads, then 429");
+    let retry_after =
+        response.headers().get("retry-after").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    assert!(retry_after.is_some_and(|secs| secs.parse::<u64>().is_ok_and(|secs| secs >= 1)));
+    let (_, body) = json(response).await;
+    assert_error(&body, "RATE_LIMITED");
+
+    // Anonymous writes have their own, smaller bucket.
+    let bid = app.gateway("/api/auction/bid");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            app.client.post(&bid).json(&serde_json::json!({})).send().await.expect("send").status().as_u16(),
+        );
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // The show's own tools (operator tokens) are not limited.
+    let operator = token(Role::Operator);
+    for _ in 0..10 {
+        let response = app.client.get(&url).bearer_auth(&operator).send().await.expect("send");
+        assert_eq!(response.status(), 200);
+    }
+    app.stop().await.expect("stops");
+}
