@@ -74,7 +74,9 @@ async function refresh() {
   try {
     const status = (await (await fetch('/api/admin/status')).json()).data;
     el('meta').textContent = `${status.mode} mode · ${status.storage} · ${status.bus} bus · up ${status.uptime_secs}s · v${status.version}`;
-    const roles = status.roles.map((role) => tile(role, true, 'running'));
+    const failing = Object.entries(status.checks).filter(([, value]) => value !== 'ok').map(([name]) => name);
+    const roles = status.roles.map((role) =>
+      tile(role, failing.length === 0, failing.length ? `degraded: ${failing.join(', ')} failing` : 'running'));
     const x = (await (await fetch('/api/social/status')).json()).data;
     if (x && x.configured) {
       roles.push(tile(`X @${x.handle || '?'}`, x.connected && !x.last_error,

@@ -6,11 +6,14 @@
 //! process's decisions; a client that falls behind is disconnected, never allowed to
 //! slow anyone else.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sothebais_shared::events::{Envelope, EventType};
@@ -96,16 +99,59 @@ async fn follow(mut socket: WebSocket, state: AppState, filter: Option<Uuid>) {
             Err(_) => Vec::new(),
         },
     };
+    // When each open auction followed ends: nothing is committed then (the close
+    // comes after the grace), so the socket itself says `closing` at that moment.
+    let mut ends: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     for snapshot in &snapshots {
+        note_end(&mut ends, snapshot);
         if socket.send(message("auction:state", snapshot)).await.is_err() {
             return;
         }
     }
-    while let Some(event) = live::next_event(&mut socket, &mut events, &state.shutdown, "auction").await {
-        for outgoing in messages(&event, filter) {
+    loop {
+        let next = ends.iter().min_by_key(|(_, at)| **at).map(|(id, at)| (*id, *at));
+        let timer = match next {
+            Some((_, at)) => state.clock.sleep_until(at),
+            None => Box::pin(std::future::pending()),
+        };
+        let outgoing = tokio::select! {
+            event = live::next_event(&mut socket, &mut events, &state.shutdown, "auction") => {
+                let Some(event) = event else { return };
+                if let Some(auction) = event.data.get("auction") {
+                    note_end(&mut ends, auction);
+                }
+                messages(&event, filter)
+            }
+            () = timer => {
+                let Some((id, _)) = next else { continue };
+                ends.remove(&id);
+                match state.storage.auction(id).await {
+                    Ok(Some(record)) => vec![message("auction:state", &json!(record.core.view_at(millis(state.clock.now()))))],
+                    _ => Vec::new(),
+                }
+            }
+        };
+        for outgoing in outgoing {
             if !live::send_in_time(&mut socket, outgoing).await {
                 return;
             }
+        }
+    }
+}
+
+/// Keeps the end of an auction that is open (an extension moves it), forgets others.
+fn note_end(ends: &mut HashMap<Uuid, DateTime<Utc>>, auction: &Value) {
+    let Some(id) = auction.get("id").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok()) else {
+        return;
+    };
+    let ends_at =
+        auction.get("ends_at").and_then(Value::as_str).and_then(|at| at.parse::<DateTime<Utc>>().ok());
+    match (auction.get("state").and_then(Value::as_str), ends_at) {
+        (Some("open"), Some(at)) => {
+            ends.insert(id, at);
+        }
+        _ => {
+            ends.remove(&id);
         }
     }
 }

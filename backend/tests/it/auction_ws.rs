@@ -128,3 +128,27 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_bids_or_others()
     assert!(closed, "the slow client was disconnected (after {received} messages)");
     assert!(received < 8000, "it did not get the whole stream: {received} messages");
 }
+
+both_backends! {
+    async fn clients_hear_closing_when_the_end_passes_and_the_result_after_the_grace(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let id = app.create_auction(json!({ "duration_secs": 30, "late_grace_secs": 10, "anti_snipe": null })).await;
+        let url = app.url(ServiceRole::Auction, ListenerKind::Ws, &format!("/?auction_id={id}")).replace("http://", "ws://");
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        assert_eq!(next_json(&mut socket).await["data"]["state"], "open");
+        app.clock.advance(Duration::from_secs(31));
+        let closing = next_json(&mut socket).await;
+        assert_eq!(closing["type"], "auction:state", "{closing}");
+        assert_eq!(closing["data"]["state"], "closing", "{closing}");
+        app.clock.advance(Duration::from_secs(10));
+        app.settle(&id).await;
+        let mut states = Vec::new();
+        while states.last() != Some(&json!("closed")) {
+            let message = next_json(&mut socket).await;
+            if message["type"] == "auction:state" {
+                states.push(message["data"]["state"].clone());
+            }
+        }
+        socket.close(None).await.expect("close");
+    }
+}
