@@ -205,14 +205,19 @@ impl Wording for Templates {
             text.push_str(&format!(" Accepted: {}.", names.join(", ")));
         }
         if standings.under_minimum > 0 {
-            text.push_str(&format!(" {} bids under the minimum.", standings.under_minimum));
+            text.push_str(&format!(" {} under the minimum.", bids(standings.under_minimum)));
         }
         let other = standings.refused.saturating_sub(standings.under_minimum);
         if other > 0 {
-            text.push_str(&format!(" {other} other bids not taken."));
+            text.push_str(&format!(" {} not taken for other reasons.", bids(other)));
         }
         text
     }
+}
+
+/// `1 bid`, `3 bids`.
+fn bids(count: usize) -> String {
+    if count == 1 { "1 bid".to_owned() } else { format!("{count} bids") }
 }
 
 /// Shortens `text` to X's 280 characters, on a character boundary.
@@ -223,4 +228,15 @@ pub fn fit(text: String) -> String {
     let mut short: String = text.chars().take(279).collect();
     short.push('…');
     short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standings_count_bids_in_plain_words() {
+        assert_eq!(bids(1), "1 bid");
+        assert_eq!(bids(3), "3 bids");
+    }
 }
