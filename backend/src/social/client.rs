@@ -260,18 +260,7 @@ impl XClient {
         since_id: Option<&str>,
         pagination_token: Option<&str>,
     ) -> Result<(TweetPage, f64), XError> {
-        let mut query = vec![
-            ("max_results", "100".to_owned()),
-            ("tweet.fields", xapi::TWEET_FIELDS.to_owned()),
-            ("expansions", "author_id".to_owned()),
-            ("user.fields", xapi::USER_FIELDS.to_owned()),
-        ];
-        if let Some(since) = since_id {
-            query.push(("since_id", since.to_owned()));
-        }
-        if let Some(token) = pagination_token {
-            query.push(("pagination_token", token.to_owned()));
-        }
+        let query = read_query(Vec::new(), since_id, ("pagination_token", pagination_token));
         let page: TweetPage =
             self.get(Endpoint::Mentions, &format!("/2/users/{user_id}/mentions"), &query, false).await?;
         let usd = self.bill_page(&page, Resource::OwnedPostRead);
@@ -285,19 +274,11 @@ impl XClient {
         since_id: Option<&str>,
         next_token: Option<&str>,
     ) -> Result<(TweetPage, f64), XError> {
-        let mut query = vec![
-            ("query", format!("conversation_id:{conversation}")),
-            ("max_results", "100".to_owned()),
-            ("tweet.fields", xapi::TWEET_FIELDS.to_owned()),
-            ("expansions", "author_id".to_owned()),
-            ("user.fields", xapi::USER_FIELDS.to_owned()),
-        ];
-        if let Some(since) = since_id {
-            query.push(("since_id", since.to_owned()));
-        }
-        if let Some(token) = next_token {
-            query.push(("next_token", token.to_owned()));
-        }
+        let query = read_query(
+            vec![("query", format!("conversation_id:{conversation}"))],
+            since_id,
+            ("next_token", next_token),
+        );
         let page: TweetPage = self.get(Endpoint::Search, "/2/tweets/search/recent", &query, false).await?;
         let usd = self.bill_page(&page, Resource::PostRead);
         Ok((page, usd))
@@ -549,6 +530,28 @@ impl XClient {
             });
         }
     }
+}
+
+/// The parameters of a read of posts: the fields the show asks for on every read,
+/// `since_id`, and the page token under the endpoint's own name.
+fn read_query(
+    mut query: Vec<(&'static str, String)>,
+    since_id: Option<&str>,
+    (token_name, token): (&'static str, Option<&str>),
+) -> Vec<(&'static str, String)> {
+    query.extend([
+        ("max_results", "100".to_owned()),
+        ("tweet.fields", xapi::TWEET_FIELDS.to_owned()),
+        ("expansions", "author_id".to_owned()),
+        ("user.fields", xapi::USER_FIELDS.to_owned()),
+    ]);
+    if let Some(since) = since_id {
+        query.push(("since_id", since.to_owned()));
+    }
+    if let Some(token) = token {
+        query.push((token_name, token.to_owned()));
+    }
+    query
 }
 
 enum Request<'a> {

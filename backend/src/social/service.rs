@@ -272,34 +272,14 @@ impl Social {
         }
         let started_at = self.first_start().await;
         let since = self.storage.social_value("mentions_since_id").await.ok().flatten();
-        let mut newest = since.clone();
-        let mut token: Option<String> = None;
-        let mut result = Ok(());
-        let query_since = read_since(since.as_deref());
-        let mut read = Vec::new();
-        loop {
-            match self.handle.client.mentions(&account.id, query_since.as_deref(), token.as_deref()).await {
-                Ok((page, _usd)) => {
-                    if let Some(top) = &page.meta.newest_id
-                        && newest.as_deref().is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
-                    {
-                        newest = Some(top.clone());
-                    }
-                    let users = users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
-                    let done = page.data.is_empty() || reached(&page, since.as_deref());
-                    read.extend(page.data.into_iter().map(|tweet| (tweet, users.clone(), None)));
-                    match page.meta.next_token {
-                        Some(next) if !done => token = Some(next),
-                        _ => break,
-                    }
-                }
-                Err(error) => {
-                    self.rate_limited(&error).await;
-                    result = Err(error);
-                    break;
-                }
-            }
-        }
+        let client = &self.handle.client;
+        let pages = self
+            .read_pages(since.as_deref(), None, |since, token| async move {
+                client.mentions(&account.id, since.as_deref(), token.as_deref()).await
+            })
+            .await;
+        let (read, newest) = (pages.posts, pages.newest);
+        let mut result = pages.failed.map_or(Ok(()), Err);
         // What was read is stored and decided even when a later page failed.
         self.take_all(account, read, started_at).await;
         // The cursor moves only past what is stored; a page that failed halfway is
@@ -324,45 +304,15 @@ impl Social {
                 continue;
             }
             let since = lot.since_id.clone().or_else(|| Some(conversation.clone()));
-            let mut token: Option<String> = None;
-            let mut newest = since.clone();
-            let query_since = read_since(since.as_deref());
-            let mut read = Vec::new();
-            let mut failed = None;
-            loop {
-                match self
-                    .handle
-                    .client
-                    .conversation(&conversation, query_since.as_deref(), token.as_deref())
-                    .await
-                {
-                    Ok((page, usd)) => {
-                        self.handle.add_lot_spend(lot.auction_id, usd);
-                        if let Some(top) = &page.meta.newest_id
-                            && newest
-                                .as_deref()
-                                .is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
-                        {
-                            newest = Some(top.clone());
-                        }
-                        let users =
-                            users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
-                        let done = page.data.is_empty() || reached(&page, since.as_deref());
-                        read.extend(
-                            page.data.into_iter().map(|tweet| (tweet, users.clone(), Some(lot.auction_id))),
-                        );
-                        match page.meta.next_token {
-                            Some(next) if !done => token = Some(next),
-                            _ => break,
-                        }
-                    }
-                    Err(error) => {
-                        self.rate_limited(&error).await;
-                        failed = Some(error);
-                        break;
-                    }
-                }
-            }
+            let client = &self.handle.client;
+            let conversation = conversation.as_str();
+            let pages = self
+                .read_pages(since.as_deref(), Some(lot.auction_id), |since, token| async move {
+                    client.conversation(conversation, since.as_deref(), token.as_deref()).await
+                })
+                .await;
+            self.handle.add_lot_spend(lot.auction_id, pages.usd);
+            let (read, newest, failed) = (pages.posts, pages.newest, pages.failed);
             self.take_all(account, read, started_at).await;
             if let Some(error) = failed {
                 return Err(error);
@@ -372,6 +322,52 @@ impl Social {
             }
         }
         Ok(())
+    }
+
+    /// Reads pages (newest first) after `cursor`, looking back `LOOKBACK`, until a page
+    /// reaches the cursor or there is no next one. What was read is kept when a later
+    /// page fails.
+    async fn read_pages<Fetch, Page>(
+        &self,
+        cursor: Option<&str>,
+        lot: Option<Uuid>,
+        mut fetch: Fetch,
+    ) -> Pages
+    where
+        Fetch: FnMut(Option<String>, Option<String>) -> Page,
+        Page: Future<Output = Result<(xapi::TweetPage, f64), XError>>,
+    {
+        let query_since = read_since(cursor);
+        let mut pages =
+            Pages { posts: Vec::new(), newest: cursor.map(str::to_owned), usd: 0.0, failed: None };
+        let mut token = None;
+        loop {
+            match fetch(query_since.clone(), token.take()).await {
+                Ok((page, usd)) => {
+                    pages.usd += usd;
+                    if let Some(top) = &page.meta.newest_id
+                        && pages
+                            .newest
+                            .as_deref()
+                            .is_none_or(|known| xapi::id_number(top) > xapi::id_number(known))
+                    {
+                        pages.newest = Some(top.clone());
+                    }
+                    let users = users_of(page.includes.as_ref().map(|includes| includes.users.as_slice()));
+                    let done = page.data.is_empty() || reached(&page, cursor);
+                    pages.posts.extend(page.data.into_iter().map(|tweet| (tweet, users.clone(), lot)));
+                    match page.meta.next_token {
+                        Some(next) if !done => token = Some(next),
+                        _ => return pages,
+                    }
+                }
+                Err(error) => {
+                    self.rate_limited(&error).await;
+                    pages.failed = Some(error);
+                    return pages;
+                }
+            }
+        }
     }
 
     async fn rate_limited(&self, error: &XError) {
@@ -1037,6 +1033,15 @@ impl Social {
         }
         Ok(())
     }
+}
+
+/// What a read of pages returned.
+struct Pages {
+    posts: Vec<(Tweet, HashMap<String, User>, Option<Uuid>)>,
+    /// The newest id seen (the cursor's next value).
+    newest: Option<String>,
+    usd: f64,
+    failed: Option<XError>,
 }
 
 /// The lots a round of decisions sees: the announced lots and the recent auctions'
