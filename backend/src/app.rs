@@ -175,6 +175,8 @@ pub struct AppState {
     /// Woken when events were stored, so the relay publishes them at once.
     pub outbox: Arc<Notify>,
     pub bid_rate: Arc<ClientRateLimit>,
+    /// Verifications by the `seq` they covered.
+    pub verify_cache: Arc<auction::http::VerifyCache>,
     /// Live events for WebSocket clients.
     pub feed: EventFeed,
     /// The X integration's client, wording and status.
@@ -278,6 +280,7 @@ impl Application {
             engine,
             outbox,
             bid_rate: Arc::new(ClientRateLimit::default()),
+            verify_cache: Arc::default(),
             feed: EventFeed::default(),
             social: social::SocialHandle::new(&config, http.clone()),
             limiter: sothebais_kit::ratelimit::Limiter::new(config.client_rates, Some(auth.clone())),

@@ -129,7 +129,7 @@ struct BidAnswer {
     duplicate: bool,
 }
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 struct Verification {
     auction_id: Uuid,
     bids: u64,
@@ -165,6 +165,30 @@ pub struct BidRequest {
 }
 
 /// Per-client request rate for bidder tokens (the rules' per-bidder rate is separate).
+/// The last verification of each auction, by the `seq` it covered: a log only grows,
+/// so while `seq` stands the answer stands, and a repeated verify reads nothing.
+#[derive(Debug, Default)]
+pub struct VerifyCache(Mutex<HashMap<Uuid, (u64, Verification)>>);
+
+impl VerifyCache {
+    /// The most auctions remembered; past it the memory starts afresh.
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, id: Uuid, seq: u64) -> Option<Verification> {
+        let cache = self.0.lock().ok()?;
+        cache.get(&id).filter(|(known, _)| *known == seq).map(|(_, verification)| verification.clone())
+    }
+
+    fn put(&self, id: Uuid, seq: u64, verification: &Verification) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= Self::CAPACITY {
+                cache.clear();
+            }
+            cache.insert(id, (seq, verification.clone()));
+        }
+    }
+}
+
 pub struct ClientRateLimit {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     per_second: f64,
@@ -501,6 +525,11 @@ async fn cancel_auction(
 
 async fn verify_auction(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response> {
     let core = load(&state, id).await?;
+    if let Some(known) = state.verify_cache.get(id, core.seq) {
+        metrics::counter!("auction_verify_total", "cached" => "true").increment(1);
+        return Ok(ok(known));
+    }
+    metrics::counter!("auction_verify_total", "cached" => "false").increment(1);
     let mut log = Vec::new();
     loop {
         let page = state.storage.bids(id, log.last().map_or(0, |bid: &Bid| bid.seq), 1000).await?;
@@ -510,14 +539,16 @@ async fn verify_auction(State(state): State<AppState>, Path(id): Path<Uuid>) -> 
         log.extend(page);
     }
     let first_bad_seq = rules::verify_chain(id, &log).err();
-    Ok(ok(Verification {
+    let verification = Verification {
         auction_id: id,
         bids: log.len() as u64,
         chain_valid: first_bad_seq.is_none(),
         first_bad_seq,
         outcome_from_log: rules::outcome_from_log(&log, core.settings.reserve_price),
-        outcome: core.outcome,
-    }))
+        outcome: core.outcome.clone(),
+    };
+    state.verify_cache.put(id, core.seq, &verification);
+    Ok(ok(verification))
 }
 
 async fn create_campaign(

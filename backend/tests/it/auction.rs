@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::helpers::Role;
 use serde_json::{Value, json};
+use sothebais_backend::ServiceRole;
+use sothebais_backend::app::ListenerKind;
 use sothebais_backend::bus::{GroupStart, SubscribeOptions};
 use sothebais_shared::events::Category;
 
@@ -458,11 +460,7 @@ async fn bids_get_503_while_the_database_is_down_and_nothing_acknowledged_is_los
     assert_error(&down, "UNAVAILABLE");
     let health = app
         .client
-        .get(app.url(
-            sothebais_backend::ServiceRole::Auction,
-            sothebais_backend::app::ListenerKind::Health,
-            "/health",
-        ))
+        .get(app.url(ServiceRole::Auction, ListenerKind::Health, "/health"))
         .send()
         .await
         .expect("health");
@@ -620,4 +618,44 @@ async fn wait_for_bids(app: &TestApp, id: &str, count: usize) {
         assert!(tokio::time::Instant::now() < deadline, "no bid decided within 10 s");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test]
+async fn a_repeated_verify_is_answered_from_the_last_one_until_the_log_grows() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let id = app.create_auction(serde_json::json!({})).await;
+    let verify = || async {
+        let url = app.gateway(&format!("/api/auction/auctions/{id}/verify"));
+        json(app.client.get(url).send().await.expect("send")).await.1["data"].clone()
+    };
+    let (status, _) = app.bid(&id, "alice", "1", None).await;
+    assert_eq!(status, 200);
+    let first = verify().await;
+    let again = verify().await;
+    assert_eq!(first, again);
+    let (status, _) = app.bid(&id, "bob", "2", None).await;
+    assert_eq!(status, 200);
+    let grown = verify().await;
+    assert_eq!(grown["bids"], 2, "a new bid is verified again: {grown}");
+    let metrics = app
+        .client
+        .get(app.url(ServiceRole::Auction, ListenerKind::Metrics, "/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |cached: &str| {
+        metrics
+            .lines()
+            .find(|line| {
+                line.starts_with("auction_verify_total") && line.contains(&format!("cached=\"{cached}\""))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    assert_eq!(count("true"), Some(1), "{metrics}");
+    assert_eq!(count("false"), Some(2), "{metrics}");
+    app.stop().await.expect("stops");
 }
