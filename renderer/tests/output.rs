@@ -36,6 +36,20 @@ fn probe(target: &str) -> Vec<Value> {
     parsed["streams"].as_array().cloned().unwrap_or_default()
 }
 
+/// Probes a live stream until it carries both video and audio (the server has it),
+/// instead of sleeping a guess; what the last probe saw after 20 s.
+fn probe_live(url: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let streams = probe(url);
+        let has = |kind: &str| streams.iter().any(|stream| stream["codec_type"] == kind);
+        if (has("video") && has("audio")) || Instant::now() > deadline {
+            return streams;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn stream<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
     streams
         .iter()
@@ -203,8 +217,7 @@ fn an_rtmp_server_receives_the_show_while_a_recording_is_written() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the renderer");
-    std::thread::sleep(Duration::from_secs(2));
-    let live = probe(&url);
+    let live = probe_live(&url);
     let status = show.wait().expect("renderer ends");
     let mut log = String::new();
     if let Some(mut stderr) = show.stderr.take() {
@@ -330,8 +343,7 @@ fn an_rtmp_server_that_restarts_gets_the_stream_again_while_the_recording_goes_o
         state == "live" && reconnects >= 1
     });
     assert!(back["data"]["frames_rendered"].as_u64() > Some(frames_down), "rendering went on: {back}");
-    std::thread::sleep(Duration::from_secs(2));
-    assert_show_streams_sized(&probe(&url), 640, 360, "15/1");
+    assert_show_streams_sized(&probe_live(&url), 640, 360, "15/1");
 
     // Stopped with SIGTERM, the recording holds the whole show.
     let status = Command::new("kill").args(["-TERM", &show.child.id().to_string()]).status().expect("kill");
