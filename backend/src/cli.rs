@@ -85,6 +85,10 @@ pub enum Command {
     },
     /// Apply database migrations and exit
     Migrate,
+    /// Run the whole show on this machine: the backend (as configured; embedded by
+    /// default), the X simulator with a simulated audience, a campaign of short lots,
+    /// and the renderer recording it when it is built
+    Demo(DemoArgs),
     /// Run the X API simulator (X API v2's shapes, headers and limits; see docs/x.md)
     Xsim(XsimArgs),
     /// Connect the show's X account
@@ -92,6 +96,34 @@ pub enum Command {
         #[command(subcommand)]
         command: XCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated viewers who bid by posting
+    #[arg(long, default_value_t = 12)]
+    pub audience: u32,
+    /// Seed of the audience's choices
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Lots in the campaign
+    #[arg(long, default_value_t = 3)]
+    pub lots: u32,
+    /// Seconds each lot is open (anti-snipe adds at most a third of it)
+    #[arg(long, default_value_t = 45)]
+    pub lot_secs: u32,
+    /// Seconds from start to the first lot
+    #[arg(long, default_value_t = 20)]
+    pub lead_secs: u32,
+    /// Seconds after a lot's end that posts written in time are still taken (X's delay)
+    #[arg(long, default_value_t = 15)]
+    pub grace_secs: u32,
+    /// Port of the X simulator (0: a free one)
+    #[arg(long, default_value_t = 4700)]
+    pub x_port: u16,
+    /// Do not start the renderer even when it is built
+    #[arg(long)]
+    pub no_renderer: bool,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +196,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
         Command::Token { role, sub, ttl } => {
             let secret = access::load_or_create_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
             Ok(Some(access::issue_token(&secret, &sub, role, ttl)?))
+        }
+        Command::Demo(args) => {
+            crate::demo::run(args, config).await?;
+            Ok(None)
         }
         Command::Xsim(args) => {
             run_xsim(args, &config).await?;

@@ -9,6 +9,7 @@ pub mod auction;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -185,3 +185,55 @@ async fn a_simulated_audience_bids_on_a_lot_and_hears_the_result() {
     assert!(result["text"].as_str().unwrap_or_default().starts_with("SOLD"), "{result}");
     server.terminate(WAIT).expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sothebais_demo_runs_a_campaign_that_the_audience_bids_on_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = Backend::Embedded.process_settings().await;
+    let mut demo = Process::start(
+        &binary("sothebais"),
+        &[
+            "demo",
+            "--no-renderer",
+            "--lots",
+            "1",
+            "--lot-secs",
+            "8",
+            "--lead-secs",
+            "2",
+            "--grace-secs",
+            "2",
+            "--x-port",
+            "0",
+        ],
+        dir.path(),
+        &env,
+    )
+    .expect("start the demo");
+    let ready = demo.wait_for_line("demo ready", WAIT).expect("the demo is ready");
+    let field = |name: &str| {
+        ready
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {ready}"))
+            .to_owned()
+    };
+    let posts_url = field("x_posts");
+    let dashboard = field("dashboard");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let result = eventually(Duration::from_secs(60), "the lot's result is posted on X", async || {
+        let posts = get_json(&client, &format!("{posts_url}?author=SothebAIs")).await.ok()?;
+        posts["data"].as_array()?.iter().find_map(|post| {
+            let text = post["text"].as_str()?;
+            (text.starts_with("SOLD") || text.contains("no bids") || text.contains("reserve"))
+                .then(|| text.to_owned())
+        })
+    })
+    .await
+    .expect("a result");
+    assert!(result.starts_with("SOLD"), "the audience bid: {result}");
+    let status = get_json(&client, &format!("{dashboard}/api/social/status")).await.expect("status");
+    assert_eq!(status["data"]["connected"], true, "{status}");
+    let exit = demo.terminate(WAIT).expect("stops");
+    assert!(exit.success(), "{exit:?}");
+}
