@@ -290,6 +290,13 @@ impl TestApp {
         }
     }
 
+    /// The Prometheus text of one role's metrics listener.
+    pub async fn metrics(&self, role: ServiceRole) -> String {
+        let url = self.url(role, ListenerKind::Metrics, "/metrics");
+        let response = self.client.get(url).send().await.expect("metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// `http://addr/path` of one role's listener.
     pub fn url(&self, role: ServiceRole, kind: ListenerKind, path: &str) -> String {
         let address = self

@@ -794,36 +794,22 @@ impl Social {
                     .update_lot(lot.auction_id, &LotChange::High { post, bidder: bid.bidder.id.clone() })
                     .await?;
             }
-            EventType::AuctionEnd => {
-                let AuctionSnapshot { auction } = event.decode()?;
+            EventType::AuctionEnd | EventType::AuctionCancelled => {
+                let ended = event.event_type == EventType::AuctionEnd;
+                let auction = if ended {
+                    event.decode::<AuctionSnapshot>()?.auction
+                } else {
+                    event.decode::<AuctionCancelled>()?.auction
+                };
                 let Some(lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
                 let name = LotName { number: lot.number, title: &lot.title };
-                let text = self.handle.wording.result(&name, &auction);
-                self.queue(self.write(
-                    format!("result:{}", auction.id),
-                    WriteKind::Result,
-                    0,
-                    auction.id,
-                    None,
-                    text,
-                ))
-                .await;
-                self.storage.update_lot(lot.auction_id, &LotChange::Closed).await?;
-            }
-            EventType::AuctionCancelled => {
-                let AuctionCancelled { auction, .. } = event.decode()?;
-                let Some(lot) = self.storage.social_lot(auction.id).await? else { return Ok(()) };
-                let name = LotName { number: lot.number, title: &lot.title };
-                let text = self.handle.wording.cancelled(&name);
-                self.queue(self.write(
-                    format!("result:{}", auction.id),
-                    WriteKind::Result,
-                    0,
-                    auction.id,
-                    None,
-                    text,
-                ))
-                .await;
+                let text = if ended {
+                    self.handle.wording.result(&name, &auction)
+                } else {
+                    self.handle.wording.cancelled(&name)
+                };
+                let key = format!("result:{}", auction.id);
+                self.queue(self.write(key, WriteKind::Result, 0, auction.id, None, text)).await;
                 self.storage.update_lot(lot.auction_id, &LotChange::Closed).await?;
             }
             _ => {}

@@ -637,15 +637,7 @@ async fn a_repeated_verify_is_answered_from_the_last_one_until_the_log_grows() {
     assert_eq!(status, 200);
     let grown = verify().await;
     assert_eq!(grown["bids"], 2, "a new bid is verified again: {grown}");
-    let metrics = app
-        .client
-        .get(app.url(ServiceRole::Auction, ListenerKind::Metrics, "/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics(ServiceRole::Auction).await;
     let count = |cached: &str| {
         metrics
             .lines()

@@ -12,7 +12,6 @@ use crate::helpers::Role;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sothebais_backend::ServiceRole;
-use sothebais_backend::app::ListenerKind;
 use sothebais_backend::events::dispatch::{self, Consumer, DispatchSettings, RetryPolicy};
 use sothebais_shared::Amount;
 use sothebais_shared::auction::{Bidder, Outcome, OutcomeResult};
@@ -256,15 +255,7 @@ both_backends! {
         assert_eq!(probe.calls(event.id), 3, "a redelivered event is not handed over again");
         assert!(dead_letters(&app, "flaky").await.is_empty());
 
-        let metrics = app
-            .client
-            .get(app.url(ServiceRole::Events, ListenerKind::Metrics, "/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = app.metrics(ServiceRole::Events).await;
         let line = |name: &str| {
             metrics
                 .lines()
