@@ -172,10 +172,6 @@ impl std::fmt::Debug for Social {
     }
 }
 
-fn outcome_json(value: &serde_json::Value) -> String {
-    value.to_string()
-}
-
 impl Social {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -508,12 +504,7 @@ impl Social {
 
     /// Decides a stored post: a bid goes to the engine, and its reply is stored.
     async fn decide(&self, post: SocialPost, context: &Lots) {
-        let reply_to = post
-            .outcome
-            .as_deref()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-            .and_then(|value| value["reply_to"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| post.post_id.clone());
+        let reply_to = reply_target(&post);
         let bidder_name = post.author_handle.clone().unwrap_or_else(|| post.author_id.clone());
         let (amount, named) = match parse::parse(&post.text, self.config.max_bid) {
             Parsed::NotABid => {
@@ -638,22 +629,11 @@ impl Social {
         auction_id: Option<Uuid>,
         kind: WriteKind,
         text: String,
-        outcome: serde_json::Value,
+        mut outcome: serde_json::Value,
     ) {
-        let write = SocialWrite {
-            key: format!("reply:{}", post.post_id),
-            kind,
-            priority: if kind == WriteKind::Accepted { 1 } else { 3 },
-            auction_id,
-            in_reply_to: Some(reply_to.to_owned()),
-            text: words::fit(text),
-            state: WriteState::Pending,
-            post_id: None,
-            attempts: 0,
-            error: None,
-            created_at: self.now(),
-            sent_at: None,
-        };
+        let priority = if kind == WriteKind::Accepted { 1 } else { 3 };
+        let key = format!("reply:{}", post.post_id);
+        let write = self.write(key, kind, priority, auction_id, Some(reply_to.to_owned()), text);
         if let Err(error) = self.storage.queue_write(&write).await {
             tracing::warn!(%error, post_id = %post.post_id, "reply not stored; the post is decided again later");
             return;
@@ -661,7 +641,16 @@ impl Social {
         self.handle.writes.notify_one();
         let _ = self
             .storage
-            .finish_post(&post.post_id, PostState::Decided, auction_id, Some(&outcome_json(&outcome)))
+            .finish_post(
+                &post.post_id,
+                PostState::Decided,
+                auction_id,
+                Some(&{
+                    // The decision keeps the post it answers, for outbid notices later.
+                    outcome["reply_to"] = serde_json::Value::from(reply_to);
+                    outcome.to_string()
+                }),
+            )
             .await;
     }
 
@@ -680,7 +669,7 @@ impl Social {
         key: String,
         kind: WriteKind,
         priority: i64,
-        auction_id: Uuid,
+        auction_id: impl Into<Option<Uuid>>,
         in_reply_to: Option<String>,
         text: String,
     ) -> SocialWrite {
@@ -688,7 +677,7 @@ impl Social {
             key,
             kind,
             priority,
-            auction_id: Some(auction_id),
+            auction_id: auction_id.into(),
             in_reply_to,
             text: words::fit(text),
             state: WriteState::Pending,
@@ -769,12 +758,7 @@ impl Social {
                 {
                     let minute = bid.created_at.timestamp() / OUTBID_EVERY_SECS;
                     let post = self.storage.social_post(previous_post).await?;
-                    let reply_to = post
-                        .as_ref()
-                        .and_then(|post| post.outcome.as_deref())
-                        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-                        .and_then(|value| value["reply_to"].as_str().map(str::to_owned))
-                        .unwrap_or_else(|| previous_post.clone());
+                    let reply_to = post.as_ref().map_or_else(|| previous_post.clone(), reply_target);
                     let name =
                         post.and_then(|post| post.author_handle).unwrap_or_else(|| previous_bidder.clone());
                     let lot_name = LotName { number: lot.number, title: &lot.title };
@@ -1087,6 +1071,16 @@ fn lot_for(post: &SocialPost, named: Option<u32>, context: &Lots) -> Result<Uuid
                 .collect(),
         }),
     }
+}
+
+/// The post a reply to `post` answers: the version read (stored with the post), or
+/// the first version.
+fn reply_target(post: &SocialPost) -> String {
+    post.outcome
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .and_then(|value| value["reply_to"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| post.post_id.clone())
 }
 
 fn exact(reading: &Reading) -> Option<Amount> {

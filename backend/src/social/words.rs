@@ -79,6 +79,11 @@ fn time_left(auction: &Auction, now: DateTime<Utc>) -> String {
     if secs >= 120 { format!("{} min left", secs / 60) } else { format!("{secs} s left") }
 }
 
+/// The high bid, or the opening price before one.
+fn high_bid(auction: &Auction) -> Amount {
+    auction.high_bid.as_ref().map_or(auction.min_next_bid, |high| high.amount)
+}
+
 fn handle(name: &str) -> String {
     if name.starts_with('@') { name.to_owned() } else { format!("@{name}") }
 }
@@ -103,7 +108,7 @@ impl Wording for Templates {
     }
 
     fn accepted(&self, bidder: &str, lot: &LotName<'_>, auction: &Auction, now: DateTime<Utc>) -> String {
-        let high = auction.high_bid.as_ref().map_or(auction.min_next_bid, |high| high.amount);
+        let high = high_bid(auction);
         format!(
             "{} your bid of {high} ETH on {lot} is the high bid. Next bid at least {} ETH, {}.",
             handle(bidder),
@@ -152,7 +157,7 @@ impl Wording for Templates {
     }
 
     fn outbid(&self, bidder: &str, lot: &LotName<'_>, auction: &Auction) -> String {
-        let high = auction.high_bid.as_ref().map_or(auction.min_next_bid, |high| high.amount);
+        let high = high_bid(auction);
         format!(
             "{} you've been outbid on {lot}: the high bid is now {high} ETH. Bid at least {} ETH to lead again.",
             handle(bidder),
