@@ -1,0 +1,219 @@
+//! The sender: posts what is stored, by priority, within the budget and the spend
+//! limit, and the standings posts.
+
+use super::*;
+
+impl Social {
+    /// Sends stored writes until `stop`.
+    pub async fn send(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut sent: VecDeque<DateTime<Utc>> = VecDeque::new();
+        loop {
+            let pause = match self.send_round(&mut sent).await {
+                Ok(pause) => pause,
+                Err(error) => {
+                    tracing::warn!(%error, "sending to X failed; trying again");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = self.handle.writes.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One pass over the pending writes; how long to wait before the next.
+    async fn send_round(&self, sent: &mut VecDeque<DateTime<Utc>>) -> anyhow::Result<Duration> {
+        let now = Utc::now();
+        while sent.front().is_some_and(|at| now - *at > BUDGET_WINDOW) {
+            sent.pop_front();
+        }
+        self.queue_standings().await?;
+        let pending = self.storage.social_writes(Some(WriteState::Pending), None, 200).await?;
+        let budget = self.config.x.reply_budget_per_15min as usize;
+        let mut left = budget.saturating_sub(sent.len());
+        let spend = self.handle.client.spend().0;
+        let spent_share = self.config.x.spend_limit_usd.map_or(0.0, |limit| spend / limit);
+        let important = pending.iter().filter(|write| write.kind != WriteKind::Rejected).count();
+        // A quarter of the budget (at least one post) is kept for what matters more
+        // than a rejection: announcements, accepted bids, outbid notices, results.
+        let reserve = (budget / 4).max(1);
+        for mut write in pending {
+            // Past the spend limit only results go out; past 80 % rejections are only
+            // batched and outbid notices stop. Short of budget, rejections are batched.
+            let drop = (spent_share >= 1.0 && write.kind != WriteKind::Result)
+                || (spent_share >= 0.8 && write.kind == WriteKind::Outbid);
+            let batch =
+                write.kind == WriteKind::Rejected && (spent_share >= 0.8 || left <= reserve + important);
+            if drop || batch {
+                write.state = if drop { WriteState::Dropped } else { WriteState::Batched };
+                write.error = Some(if drop { "spend limit".into() } else { "reply budget".into() });
+                self.storage.finish_write(&write).await?;
+                continue;
+            }
+            if left == 0 {
+                let Some(oldest) = sent.front() else { break };
+                return Ok(((*oldest + BUDGET_WINDOW) - now).to_std().unwrap_or(Duration::from_secs(1)));
+            }
+            if let Some(until) = self.handle.client.blocked_until(Endpoint::Post) {
+                return Ok((until - now).to_std().unwrap_or(Duration::from_secs(1)));
+            }
+            match self.send_one(&mut write).await {
+                Ok(()) => {
+                    if write.state == WriteState::Sent {
+                        sent.push_back(Utc::now());
+                        left = left.saturating_sub(1);
+                    }
+                }
+                Err(XError::RateLimited { endpoint, reset_at }) => {
+                    self.rate_limited(&XError::RateLimited { endpoint, reset_at }).await;
+                    return Ok((reset_at - Utc::now()).to_std().unwrap_or(Duration::from_secs(1)));
+                }
+                Err(error) => {
+                    write.attempts += 1;
+                    write.error = Some(error.to_string());
+                    if write.attempts >= 8 {
+                        write.state = WriteState::Dropped;
+                        self.event(
+                            EventType::SocialReplyFailed,
+                            &reply_event(&write, Some(error.to_string())),
+                        )
+                        .await;
+                    }
+                    self.storage.finish_write(&write).await?;
+                    return Ok(Duration::from_secs(1 << write.attempts.clamp(0, 5)));
+                }
+            }
+        }
+        Ok(Duration::from_secs(1))
+    }
+
+    async fn send_one(&self, write: &mut SocialWrite) -> Result<(), XError> {
+        let lot = match write.auction_id {
+            Some(id) => self.storage.social_lot(id).await.ok().flatten(),
+            None => None,
+        };
+        // Results and standings answer the lot's announcement, once it has an id.
+        let in_reply_to = match write.kind {
+            WriteKind::Result | WriteKind::Standings => {
+                lot.as_ref().and_then(|lot| lot.post_id.clone()).filter(|id| !id.starts_with("dry-run-"))
+            }
+            _ => write.in_reply_to.clone(),
+        };
+        let posted = self.handle.client.post(&write.text, in_reply_to.as_deref()).await?;
+        let cost = if self.handle.client.dry_run() {
+            0.0
+        } else if xapi::has_url(&write.text) {
+            xapi::Resource::PostCreatedWithUrl.price_usd()
+        } else {
+            xapi::Resource::PostCreated.price_usd()
+        };
+        match posted {
+            Posted::Created(id) => {
+                write.state = WriteState::Sent;
+                write.post_id = Some(id.clone());
+                if let Some(auction_id) = write.auction_id {
+                    self.handle.add_lot_spend(auction_id, cost);
+                }
+                if write.kind == WriteKind::Announcement
+                    && let Some(lot) = lot
+                {
+                    let _ = self.storage.update_lot(lot.auction_id, &LotChange::Post(id.clone())).await;
+                    self.event(
+                        EventType::SocialAnnounced,
+                        &SocialAnnounced { auction_id: lot.auction_id, post_id: id },
+                    )
+                    .await;
+                }
+            }
+            Posted::Duplicate => {
+                write.state = WriteState::Sent;
+                tracing::info!(key = %write.key, "X says this was posted before; counted as sent");
+            }
+            Posted::NotRepliable => {
+                write.state = WriteState::NotRepliable;
+                write.error = Some("not_repliable".into());
+            }
+        }
+        write.sent_at = Some(Utc::now());
+        write.attempts += 1;
+        if let Err(error) = self.storage.finish_write(write).await {
+            tracing::warn!(%error, key = %write.key, "sent, but its state was not stored");
+        }
+        metrics::counter!("x_writes_total", "kind" => write.kind.as_str(), "state" => write.state.as_str())
+            .increment(1);
+        let failed = write.state == WriteState::NotRepliable;
+        let event_type = if failed { EventType::SocialReplyFailed } else { EventType::SocialReplySent };
+        self.event(event_type, &reply_event(write, failed.then(|| "not_repliable".to_owned()))).await;
+        tracing::info!(key = %write.key, kind = write.kind.as_str(), state = write.state.as_str(), "X write done");
+        Ok(())
+    }
+
+    /// Queues a standings post for each open lot with refused or batched replies to
+    /// acknowledge, at most one per lot every 20 s.
+    async fn queue_standings(&self) -> anyhow::Result<()> {
+        let now = self.now();
+        for lot in self.storage.social_lots(true).await? {
+            if now - lot.standings_at < STANDINGS_EVERY {
+                continue;
+            }
+            let mut owed = Vec::new();
+            for state in [WriteState::NotRepliable, WriteState::Batched] {
+                owed.extend(self.storage.social_writes(Some(state), Some(lot.auction_id), 500).await?);
+            }
+            let owed: Vec<SocialWrite> =
+                owed.into_iter().filter(|write| write.error.as_deref() != Some("acknowledged")).collect();
+            if owed.is_empty() {
+                continue;
+            }
+            let Some(record) = self.storage.auction(lot.auction_id).await? else { continue };
+            let auction = record.core.view_at(millis(now));
+            let mut accepted = Vec::new();
+            let (mut refused, mut under_minimum) = (0, 0);
+            for write in &owed {
+                let post_id = write.key.strip_prefix("reply:").unwrap_or_default();
+                let post = self.storage.social_post(post_id).await?;
+                let outcome: serde_json::Value = post
+                    .as_ref()
+                    .and_then(|post| post.outcome.as_deref())
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_default();
+                match (outcome["status"].as_str(), outcome["reason"].as_str()) {
+                    (Some("accepted"), _) => accepted
+                        .push(post.and_then(|post| post.author_handle).unwrap_or_else(|| "someone".into())),
+                    (_, Some("BELOW_MIN_INCREMENT" | "BELOW_STARTING_PRICE")) => {
+                        refused += 1;
+                        under_minimum += 1;
+                    }
+                    _ => refused += 1,
+                }
+            }
+            let name = LotName { number: lot.number, title: &lot.title };
+            let text = self.handle.wording.standings(
+                &Standings { lot: name, auction: &auction, accepted, refused, under_minimum },
+                now,
+            );
+            let key = format!("standings:{}:{}", lot.auction_id, now.timestamp_millis());
+            self.queue(self.write(key, WriteKind::Standings, 2, lot.auction_id, None, text)).await;
+            for mut write in owed {
+                write.error = Some("acknowledged".into());
+                self.storage.finish_write(&write).await?;
+            }
+            self.storage.update_lot(lot.auction_id, &LotChange::StandingsAt(now)).await?;
+        }
+        Ok(())
+    }
+}
+
+fn reply_event(write: &SocialWrite, error: Option<String>) -> SocialReply {
+    SocialReply {
+        in_reply_to: write.in_reply_to.clone(),
+        reply_id: write.post_id.clone(),
+        auction_id: write.auction_id,
+        kind: write.kind.as_str().to_owned(),
+        text: write.text.clone(),
+        standings: write.kind == WriteKind::Standings,
+        error,
+    }
+}
