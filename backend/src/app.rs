@@ -181,6 +181,8 @@ pub struct AppState {
     pub feed: EventFeed,
     /// The X integration's client, wording and status.
     pub social: social::SocialHandle,
+    /// The AI host: characters, mood, memory, speakers.
+    pub agent: agent::AgentHandle,
     /// Per-client rate limits of every API and WebSocket listener of this process.
     pub limiter: Arc<sothebais_kit::ratelimit::Limiter>,
 }
@@ -276,13 +278,22 @@ impl Application {
         let stages = Stages::declare(&mut supervisor);
         let outbox = Arc::new(Notify::new());
         let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone(), clock.clone(), config.max_bid);
+        let agent =
+            agent::AgentHandle::new(&config, storage.clone(), clock.clone(), outbox.clone(), http.clone())
+                .await?;
+        let mut social = social::SocialHandle::new(&config, http.clone());
+        if roles.contains(&ServiceRole::Agent) {
+            // Replies on X in the host's voice when the host runs here.
+            social.wording = Arc::new(agent::wording::AgentWording { agent: agent.clone() });
+        }
         let state = AppState {
+            agent,
+            social,
             engine,
             outbox,
             bid_rate: Arc::new(ClientRateLimit::default()),
             verify_cache: Arc::default(),
             feed: EventFeed::default(),
-            social: social::SocialHandle::new(&config, http.clone()),
             limiter: sothebais_kit::ratelimit::Limiter::new(config.client_rates, Some(auth.clone())),
             config: Arc::new(config),
             storage,
@@ -374,6 +385,28 @@ impl Application {
                 Ok(())
             });
         }
+        if state.roles.contains(&ServiceRole::Agent) {
+            let agent = state.agent.clone();
+            if let Err(error) = agent.catch_up().await {
+                tracing::warn!(%error, "open lots not read at start; the host follows them from their next event");
+            }
+            supervisor.spawn(stages.scheduler, "agent clock", |stop| agent.run_clock(stop));
+            let consumer = Arc::new(agent::AgentConsumer::new(state.agent.clone()));
+            let settings = events::dispatch::DispatchSettings::from_config(&state.config);
+            let (storage, bus) = (state.storage.clone(), state.bus.clone());
+            supervisor.spawn(stages.consumers, "agent consumer", |stop| {
+                events::dispatch::deliver(storage, bus, consumer, settings, stop)
+            });
+            let character = state.agent.character();
+            match &state.config.agent.llm {
+                Some(llm) => {
+                    tracing::info!(character = %character.id, model = %llm.model, url = %llm.base_url, "host on air with a model; templates as fallback")
+                }
+                None => {
+                    tracing::info!(character = %character.id, "host on air with the template speaker (set LLM_BASE_URL for a model)")
+                }
+            }
+        }
         if state.roles.contains(&ServiceRole::Social) {
             if state.config.x.configured() {
                 let social = social::Social {
@@ -445,6 +478,7 @@ fn ws_router(role: ServiceRole, state: &AppState) -> Router {
     let router = match role {
         ServiceRole::Events | ServiceRole::Admin => events::websocket_router(),
         ServiceRole::Auction => auction::ws::router(),
+        ServiceRole::Agent => agent::websocket_router(),
         _ => Router::new(),
     };
     let router = rate_limited(router, state);
@@ -483,6 +517,11 @@ async fn health(role: ServiceRole, state: &AppState) -> Response {
     let mut checks = health_checks(state).await;
     if role == ServiceRole::Social && state.config.x.configured() {
         checks.set("x_api", state.social.health());
+    }
+    if role == ServiceRole::Agent
+        && let Some(llm) = state.agent.llm_health()
+    {
+        checks.set("llm", llm);
     }
     checks.response(role.as_str(), state.started_at.elapsed())
 }

@@ -115,6 +115,15 @@ pub const SETTINGS: &[Setting] = &[
     plain("X_REPLY_BUDGET_PER_15MIN", "80"),
     plain("X_SPEND_LIMIT_USD", "unset (no limit)"),
     plain("X_READ_CONVERSATIONS", "true"),
+    plain("AGENT_CHARACTER", "auctioneer"),
+    plain("AGENT_CHARACTERS_DIR", "assets/characters"),
+    plain("AGENT_CAPTION_MAX_CHARS", "160"),
+    plain("AGENT_ALLOW_LINKS", "false"),
+    plain("AGENT_BLOCKLIST", "unset (the built-in list only)"),
+    plain("LLM_BASE_URL", "unset (the template speaker only)"),
+    plain("LLM_MODEL", "default"),
+    Setting { name: "LLM_API_KEY", secrecy: Secrecy::Secret, default: "unset" },
+    plain("LLM_TIMEOUT_MS", "8000"),
     plain("EVENT_RETRY_TRIES", "5"),
     plain("EVENT_RETRY_INITIAL_MS", "100"),
     plain("EVENT_RETRY_MAX_MS", "30000"),
@@ -174,6 +183,35 @@ pub struct XConfig {
     pub reply_budget_per_15min: u32,
     pub spend_limit_usd: Option<f64>,
     pub read_conversations: bool,
+}
+
+/// The AI host (`agent.md`): its character and how it speaks.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The character on air at first start (a file stem under `characters_dir`, or
+    /// a shipped character's id); a switch through the API is remembered over it.
+    pub character: String,
+    /// Characters beside the shipped ones; uploads are kept in `<data>/characters`.
+    pub characters_dir: PathBuf,
+    /// The longest caption; lines for X are at most 280 characters.
+    pub caption_max_chars: usize,
+    pub allow_links: bool,
+    /// Words no line may contain, beside the built-in list (lower case).
+    pub blocklist: Vec<String>,
+    /// The model, when one is configured.
+    pub llm: Option<LlmConfig>,
+}
+
+/// An OpenAI-compatible chat-completions server (`LLM_*`).
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// No trailing slash, with the version: `https://api.openai.com/v1`,
+    /// `http://127.0.0.1:11434/v1` (Ollama).
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<SecretString>,
+    /// The deadline of one line, retries included.
+    pub timeout: Duration,
 }
 
 impl XConfig {
@@ -236,6 +274,8 @@ pub struct Config {
     pub x: XConfig,
     /// Per-client limits of every API listener (operators exempt).
     pub client_rates: sothebais_kit::ratelimit::ClientRates,
+    /// The AI host (`AGENT_*`, `LLM_*`).
+    pub agent: AgentConfig,
     /// How event consumers retry a failing delivery before dead-lettering it.
     pub event_retry: RetryPolicy,
     /// How long an entry stays pending with a consumer before another may claim it.
@@ -555,6 +595,50 @@ impl Config {
                 })?,
                 read_conversations: layers.parse("X_READ_CONVERSATIONS", true, parse_bool)?,
             },
+            agent: AgentConfig {
+                character: layers.parse("AGENT_CHARACTER", "auctioneer".to_owned(), |value| {
+                    if !value.is_empty()
+                        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
+                        Ok(value.to_owned())
+                    } else {
+                        Err(format!("{value:?} is not a character id (letters, digits, - and _)"))
+                    }
+                })?,
+                characters_dir: layers.parse(
+                    "AGENT_CHARACTERS_DIR",
+                    PathBuf::from("assets/characters"),
+                    |value| Ok(PathBuf::from(value)),
+                )?,
+                caption_max_chars: layers.parse("AGENT_CAPTION_MAX_CHARS", 160, |value| {
+                    match value.parse::<usize>() {
+                        Ok(chars @ 40..=280) => Ok(chars),
+                        _ => Err(format!("{value:?} is not a number of characters from 40 to 280")),
+                    }
+                })?,
+                allow_links: layers.parse("AGENT_ALLOW_LINKS", false, parse_bool)?,
+                blocklist: layers.parse("AGENT_BLOCKLIST", Vec::new(), |value| {
+                    Ok(value
+                        .split(',')
+                        .map(|word| word.trim().to_lowercase())
+                        .filter(|word| !word.is_empty())
+                        .collect())
+                })?,
+                llm: {
+                    // Each is read even without a server, so a typo is an error at start.
+                    let model =
+                        layers.parse("LLM_MODEL", "default".to_owned(), |value| Ok(value.to_owned()))?;
+                    let api_key =
+                        layers.optional("LLM_API_KEY", |value| Ok(SecretString::from(value.to_owned())))?;
+                    let timeout = layers.parse("LLM_TIMEOUT_MS", Duration::from_secs(8), parse_millis)?;
+                    layers.optional("LLM_BASE_URL", parse_http_url)?.map(|base_url| LlmConfig {
+                        base_url,
+                        model,
+                        api_key,
+                        timeout,
+                    })
+                },
+            },
             event_retry: RetryPolicy {
                 tries: layers.parse("EVENT_RETRY_TRIES", 5, |value| match value.parse::<u32>() {
                     Ok(tries @ 1..=100) => Ok(tries),
@@ -764,6 +848,7 @@ mod tests {
             ("X_USER_ACCESS_TOKEN", "x-access-hunter5"),
             ("X_USER_REFRESH_TOKEN", "x-refresh-hunter6"),
             ("X_CLIENT_SECRET", "x-client-hunter7"),
+            ("LLM_API_KEY", "llm-key-hunter8"),
         ];
         let secret_settings: Vec<&str> = SETTINGS
             .iter()

@@ -25,6 +25,7 @@ use sothebais_testkit::free_ports;
 use sothebais_testkit::process::{Process, binary, gateway, token};
 use sqlx::Connection as _;
 
+mod agent;
 mod cpu;
 mod events;
 mod renderer;
@@ -41,7 +42,9 @@ enum Suite {
     Renderer,
     /// The X integration: posts on the simulator to decisions and replies, beside HTTP bids.
     X,
-    /// Auction, events and X (the renderer has its own suite: it needs a release renderer).
+    /// The AI host: event-to-line latency (templates, a stub model) and memory.
+    Agent,
+    /// Auction, events, X and the host (the renderer has its own suite: it needs a release renderer).
     All,
 }
 
@@ -72,6 +75,15 @@ struct Args {
     /// Also run this many bids on one auction and sample the server's memory
     #[arg(long, default_value_t = 0)]
     memory_bids: u64,
+    /// Bids whose lines the agent suite times
+    #[arg(long, default_value_t = 500)]
+    agent_lines: usize,
+    /// Bidder interactions of the agent suite's memory run
+    #[arg(long, default_value_t = 100_000)]
+    agent_interactions: usize,
+    /// The stub model's own time per line in the agent suite, in ms
+    #[arg(long, default_value_t = 200)]
+    agent_model_ms: u64,
     /// PostgreSQL to create the benchmark database in
     #[arg(
         long,
@@ -119,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::X | Suite::All) {
         social::run(args.seconds).await?;
+    }
+    if matches!(args.suite, Suite::Agent | Suite::All) {
+        agent::run(args.agent_lines, args.agent_interactions, args.agent_model_ms).await?;
     }
     if args.suite == Suite::Renderer {
         let seconds = args.seconds;

@@ -672,7 +672,7 @@ pub struct StreamAssetLoaded {
 // ---- data of agent events ----
 
 /// The host's moods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mood {
     Neutral,

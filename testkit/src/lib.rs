@@ -10,6 +10,7 @@
 //! - [`process`]: the real binaries as processes, for end-to-end tests and benchmarks;
 //! - tokens, JSON and WebSocket helpers.
 
+pub mod llm;
 pub mod process;
 pub mod x;
 

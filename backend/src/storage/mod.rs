@@ -7,6 +7,8 @@ mod auction_sql;
 mod delivery_sql;
 #[macro_use]
 mod social_sql;
+#[macro_use]
+mod agent_sql;
 mod postgres;
 mod sqlite;
 
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 use crate::auction::rules::{AuctionCore, Phase};
 
+pub use agent_sql::{Memory, MemorySubject};
 pub use postgres::PostgresStorage;
 pub use social_sql::{LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
 pub use sqlite::SqliteStorage;
@@ -359,8 +362,26 @@ pub trait SocialStorage: Send + Sync {
     async fn set_social_value(&self, key: &str, value: &str) -> Result<(), StorageError>;
 }
 
+/// The agent's tables: what the host remembers by subject, bounded by folding old
+/// entries into a summary, and its own state.
 #[async_trait]
-pub trait Storage: SharedStorage + DeliveryStorage + SocialStorage + fmt::Debug {
+pub trait AgentStorage: Send + Sync {
+    /// Stores an entry and adds `bids` and `wins` to its subject's tallies.
+    async fn remember(&self, memory: &Memory, bids: u64, wins: u64) -> Result<(), StorageError>;
+    async fn memory_subject(&self, subject: &str) -> Result<Option<MemorySubject>, StorageError>;
+    /// A subject's entries, newest first.
+    async fn memories(&self, subject: &str, limit: u32) -> Result<Vec<Memory>, StorageError>;
+    async fn memory_count(&self, subject: &str) -> Result<u64, StorageError>;
+    /// Drops entries folded into the subject's new summary.
+    async fn fold_memories(&self, subject: &str, ids: &[String], summary: &str) -> Result<(), StorageError>;
+    /// Subjects and entries in all.
+    async fn memory_totals(&self) -> Result<(u64, u64), StorageError>;
+    async fn agent_value(&self, key: &str) -> Result<Option<String>, StorageError>;
+    async fn set_agent_value(&self, key: &str, value: &str) -> Result<(), StorageError>;
+}
+
+#[async_trait]
+pub trait Storage: SharedStorage + DeliveryStorage + SocialStorage + AgentStorage + fmt::Debug {
     fn kind(&self) -> StorageKind;
 
     /// Succeeds when the database answers.

@@ -313,3 +313,4 @@ auction_storage_helpers!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 delivery_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 
 social_storage!(PostgresStorage, Postgres);
+agent_storage!(PostgresStorage, Postgres);

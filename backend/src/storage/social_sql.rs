@@ -83,16 +83,19 @@ pub enum WriteKind {
     Outbid,
     Result,
     Standings,
+    /// The host's answer to a viewer's question.
+    Answer,
 }
 
 impl WriteKind {
-    pub const ALL: [WriteKind; 6] = [
+    pub const ALL: [WriteKind; 7] = [
         WriteKind::Announcement,
         WriteKind::Accepted,
         WriteKind::Rejected,
         WriteKind::Outbid,
         WriteKind::Result,
         WriteKind::Standings,
+        WriteKind::Answer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl WriteKind {
             WriteKind::Outbid => "outbid",
             WriteKind::Result => "result",
             WriteKind::Standings => "standings",
+            WriteKind::Answer => "answer",
         }
     }
 

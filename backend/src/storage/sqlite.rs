@@ -296,3 +296,4 @@ auction_storage_helpers!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 delivery_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 
 social_storage!(SqliteStorage, Sqlite);
+agent_storage!(SqliteStorage, Sqlite);

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod agent;
 mod auction;
 mod auction_ws;
 mod auth;

@@ -111,6 +111,14 @@ impl Social {
                 self.queue(self.write(key, WriteKind::Result, 0, auction.id, None, text)).await;
                 self.storage.update_lot(lot.auction_id, &LotChange::Closed).await?;
             }
+            EventType::AgentMessage => {
+                // The host answered a post: posted once, as the reply to it.
+                let message: AgentMessage = event.decode()?;
+                if let (Channel::X, Some(post)) = (message.channel, message.in_reply_to) {
+                    let key = format!("reply:{post}");
+                    self.queue(self.write(key, WriteKind::Answer, 3, None, Some(post), message.text)).await;
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -126,10 +134,11 @@ pub struct LotFollower {
 
 impl LotFollower {
     pub fn new(social: Social) -> LotFollower {
-        let patterns = ["auction:start", "auction:bid:accepted", "auction:end", "auction:cancelled"]
-            .iter()
-            .filter_map(|pattern| pattern.parse().ok())
-            .collect();
+        let patterns =
+            ["auction:start", "auction:bid:accepted", "auction:end", "auction:cancelled", "agent:message"]
+                .iter()
+                .filter_map(|pattern| pattern.parse().ok())
+                .collect();
         LotFollower { social, patterns }
     }
 }

@@ -24,8 +24,8 @@ use sothebais_kit::clock::SharedClock;
 use sothebais_shared::amount::Amount;
 use sothebais_shared::auction::{Auction, AuctionState, BidSource, BidStatus, Bidder, RejectReason};
 use sothebais_shared::events::{
-    AuctionCancelled, AuctionSnapshot, BidEvent, Envelope, EventType, SocialAnnounced, SocialPostReceived,
-    SocialRateLimited, SocialReply, Source, TypePattern,
+    AgentMessage, AuctionCancelled, AuctionSnapshot, BidEvent, Channel, Envelope, EventType, SocialAnnounced,
+    SocialPostReceived, SocialRateLimited, SocialReply, Source, TypePattern,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

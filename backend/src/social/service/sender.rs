@@ -35,15 +35,20 @@ impl Social {
         let mut left = budget.saturating_sub(sent.len());
         let spend = self.handle.client.spend().0;
         let spent_share = self.config.x.spend_limit_usd.map_or(0.0, |limit| spend / limit);
-        let important = pending.iter().filter(|write| write.kind != WriteKind::Rejected).count();
+        let important = pending
+            .iter()
+            .filter(|write| !matches!(write.kind, WriteKind::Rejected | WriteKind::Answer))
+            .count();
         // A quarter of the budget (at least one post) is kept for what matters more
         // than a rejection: announcements, accepted bids, outbid notices, results.
         let reserve = (budget / 4).max(1);
         for mut write in pending {
             // Past the spend limit only results go out; past 80 % rejections are only
             // batched and outbid notices stop. Short of budget, rejections are batched.
+            // The host's answers to questions are the first to go when short.
             let drop = (spent_share >= 1.0 && write.kind != WriteKind::Result)
-                || (spent_share >= 0.8 && write.kind == WriteKind::Outbid);
+                || (spent_share >= 0.8 && matches!(write.kind, WriteKind::Outbid | WriteKind::Answer))
+                || (write.kind == WriteKind::Answer && left <= reserve + important);
             let batch =
                 write.kind == WriteKind::Rejected && (spent_share >= 0.8 || left <= reserve + important);
             if drop || batch {

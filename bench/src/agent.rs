@@ -1,0 +1,189 @@
+//! The AI host's benchmark, in this process against SQLite (embedded mode):
+//!
+//! - **event to line** with the template speaker: from handing an accepted bid to
+//!   the host until its `agent:message` is committed (the mood, the memory writes
+//!   and the line all happen in that call), beside the baseline of committing one
+//!   `agent:message` event alone on the same database;
+//! - **event to line with a model**: the same against a local OpenAI-compatible stub
+//!   that waits a fixed time before streaming its answer, beside the baseline of
+//!   asking the stub directly with the same client; the difference is the host's
+//!   overhead (prompt, memory, grounding, commit);
+//! - **memory** after many bidder interactions (distinct bidders, recurring): the
+//!   process's resident memory and the rows kept, against the bound.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sothebais_backend::Config;
+use sothebais_backend::agent::AgentHandle;
+use sothebais_backend::agent::memory::MAX_ENTRIES;
+use sothebais_backend::config::FlagValues;
+use sothebais_backend::storage::{EventQuery, Storage};
+use sothebais_kit::clock::{SharedClock, TestClock};
+use sothebais_shared::events::{AgentMessage, Channel, Envelope, EventType, Mood, Source};
+use sothebais_testkit::llm::{Behaviour, LlmStub};
+use sothebais_testkit::{Backend, TestApp};
+
+use crate::percentile_ms;
+
+fn rss_mib() -> f64 {
+    crate::rss_mib(std::process::id())
+}
+
+/// Accepted-bid events of a real auction: bids placed through the API of an
+/// in-process application, read back from its store.
+async fn bid_events(count: usize) -> anyhow::Result<Vec<Envelope>> {
+    let app = TestApp::spawn_with(Backend::Embedded, &[]).await;
+    let auction = app.create_auction(json!({ "title": "Benchmark Lot", "duration_secs": 86_400 })).await;
+    let mut amount = 1.0_f64;
+    for index in 0..count {
+        amount += 0.5;
+        let (status, body) =
+            app.bid(&auction, &format!("bidder{index}"), &format!("{amount:.1}"), None).await;
+        anyhow::ensure!(status == 200, "bid refused: {body}");
+    }
+    let events = app
+        .state
+        .storage
+        .events(&EventQuery {
+            patterns: vec![
+                "auction:start".parse().map_err(anyhow::Error::msg)?,
+                "auction:bid:accepted".parse().map_err(anyhow::Error::msg)?,
+            ],
+            before: None,
+            after: None,
+            after_seq: Some(0),
+            correlation_id: None,
+            limit: 100_000,
+        })
+        .await?;
+    app.stop().await?;
+    Ok(events.into_iter().map(|stored| stored.event).collect())
+}
+
+/// A host of its own on a fresh SQLite database, its clock, and the folders to keep.
+type Host = (AgentHandle, std::sync::Arc<dyn Storage>, std::sync::Arc<TestClock>, Vec<tempfile::TempDir>);
+
+async fn host(extra: &[(String, String)]) -> anyhow::Result<Host> {
+    let (storage, folder) = Backend::Embedded.storage().await;
+    let data = tempfile::tempdir()?;
+    let mut settings: Vec<(String, String)> =
+        vec![("SOTHEBAIS_DATA_DIR".into(), data.path().display().to_string())];
+    settings.extend(extra.iter().cloned());
+    let env = move |key: &str| settings.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
+    let config = Config::load(&FlagValues::new(), None, &env)?;
+    let clock = TestClock::new();
+    let shared: SharedClock = clock.clone();
+    let agent =
+        AgentHandle::new(&config, storage.clone(), shared, Default::default(), reqwest::Client::new())
+            .await?;
+    Ok((agent, storage, clock, folder.into_iter().chain([data]).collect()))
+}
+
+/// Hands each bid event to the host with the clock moved past the on-screen limit,
+/// so every bid gets a line; the time of each call in microseconds.
+async fn lines(agent: &AgentHandle, clock: &TestClock, events: &[Envelope]) -> anyhow::Result<Vec<u64>> {
+    let mut micros = Vec::new();
+    for event in events {
+        clock.advance(Duration::from_secs(5));
+        let started = Instant::now();
+        agent.on_event(event).await?;
+        if event.event_type == EventType::AuctionBidAccepted {
+            micros.push(started.elapsed().as_micros() as u64);
+        }
+    }
+    Ok(micros)
+}
+
+fn report(name: &str, micros: &[u64]) {
+    println!(
+        "{name:<52} n={:<6} p50 {:>8.3} ms   p99 {:>8.3} ms   max {:>8.3} ms",
+        micros.len(),
+        percentile_ms(micros, 0.50),
+        percentile_ms(micros, 0.99),
+        percentile_ms(micros, 1.0)
+    );
+}
+
+pub async fn run(lines_per_run: usize, interactions: usize, model_delay_ms: u64) -> anyhow::Result<()> {
+    eprintln!("==> agent: recording {lines_per_run} accepted bids from a real engine");
+    let events = bid_events(lines_per_run).await?;
+
+    // Template speaker, beside committing one agent:message alone.
+    let (agent, storage, clock, _folder) = host(&[]).await?;
+    let template = lines(&agent, &clock, &events).await?;
+    let mut commits = Vec::new();
+    for index in 0..template.len() {
+        let message = AgentMessage {
+            text: format!("baseline line {index}"),
+            channel: Channel::Stream,
+            in_reply_to: None,
+            mood: Mood::Happy,
+        };
+        let event = Envelope::new(EventType::AgentMessage, Source::AgentService, &message)?;
+        let started = Instant::now();
+        storage.append_event(&event).await?;
+        commits.push(started.elapsed().as_micros() as u64);
+    }
+    println!("\nagent: event to committed line (SQLite, one process)");
+    report("template speaker: bid event -> agent:message committed", &template);
+    report("baseline: commit one agent:message alone", &commits);
+
+    // A model with a fixed delay, beside asking it directly.
+    let stub = LlmStub::start(Behaviour::Line("What a bid, the room is alive!".into())).await;
+    stub.set_delay(Duration::from_millis(model_delay_ms));
+    let (agent, _, clock, _folder_model) = host(&stub.settings(8000)).await?;
+    let model = lines(&agent, &clock, &events).await?;
+    let client = reqwest::Client::new();
+    let mut direct = Vec::new();
+    for _ in 0..model.len() {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{}/chat/completions", stub.url))
+            .json(&json!({ "model": "stub-model", "stream": true, "messages": [{ "role": "user", "content": "line" }] }))
+            .send()
+            .await?;
+        let _ = response.bytes().await?;
+        direct.push(started.elapsed().as_micros() as u64);
+    }
+    report(&format!("model ({model_delay_ms} ms stub): bid event -> line committed"), &model);
+    report("baseline: the same stub asked directly", &direct);
+    println!(
+        "{:<52} p50 {:>8.3} ms   p99 {:>8.3} ms",
+        "host overhead beyond the model",
+        percentile_ms(&model, 0.5) - percentile_ms(&direct, 0.5),
+        percentile_ms(&model, 0.99) - percentile_ms(&direct, 0.99)
+    );
+
+    // Memory after many bidder interactions.
+    let (agent, storage, clock, _folder_memory) = host(&[]).await?;
+    let Some(template_event) =
+        events.iter().find(|event| event.event_type == EventType::AuctionBidAccepted).cloned()
+    else {
+        anyhow::bail!("no accepted bid recorded");
+    };
+    let before = rss_mib();
+    let started = Instant::now();
+    let bidders = 2_000;
+    for index in 0..interactions {
+        let mut event = template_event.clone();
+        event.id = uuid::Uuid::now_v7();
+        let name = format!("viewer{}", index % bidders);
+        event.data["bid"]["bidder"] = json!({ "id": name, "handle": name });
+        clock.advance(Duration::from_millis(100));
+        agent.on_event(&event).await?;
+        if index > 0 && index % 20_000 == 0 {
+            eprintln!("    {index} interactions, rss {:.1} MiB", rss_mib());
+        }
+    }
+    let (subjects, entries) = storage.memory_totals().await?;
+    println!(
+        "\nagent: {interactions} bidder interactions ({bidders} bidders) in {:.1} s: rss {before:.1} -> {:.1} MiB; \
+         {subjects} subjects, {entries} entries kept (bound: {} per subject = {})",
+        started.elapsed().as_secs_f64(),
+        rss_mib(),
+        MAX_ENTRIES,
+        subjects * MAX_ENTRIES
+    );
+    Ok(())
+}
