@@ -1,12 +1,26 @@
-//! The host: a face drawn from a few shapes, with an expression for each mood, an
-//! idle animation (blinking, breathing) and a talking mouth while a caption types.
+//! The host: the character's drawn art when the agent names it (an image per mood,
+//! its open-mouth frame while a caption types, a blink overlay), else a face built
+//! from a few shapes with an expression for each mood; blinking and breathing either way.
 
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use sothebais_shared::events::Mood;
 
+use crate::scene::draw::AssetFiles;
 use crate::show::Show;
+
+/// The frames of an expression image, by the convention of `assets/characters/`: the
+/// face (`<dir>/<mood>.png`), its talking frame (`<dir>/<mood>-talk.png`) and the blink
+/// overlay beside them (`<dir>/blink.png`). `None` for a mood's name (no art).
+pub fn art_frames(expression: &str) -> Option<(String, String, String)> {
+    let stem = expression.strip_suffix(".png")?;
+    let blink = match expression.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/blink.png"),
+        None => "blink.png".to_owned(),
+    };
+    Some((expression.to_owned(), format!("{stem}-talk.png"), blink))
+}
 
 /// The face's shape for a mood. All lengths are fractions of the character's size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,6 +128,10 @@ pub enum Part {
     Mouth,
     /// A skin-coloured shape over the mouth that turns an ellipse into a smile or frown.
     Lip,
+    /// The character's drawn art, when it has some (the shapes above are hidden then).
+    Art,
+    /// The art's closed-eyes overlay.
+    Blink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +200,8 @@ pub fn spawn_face(
         (round(HAIR), Part::Hair),
         (round(MOUTH), Part::Mouth),
         (round(SKIN), Part::Lip),
+        (Sprite { custom_size: Some(Vec2::ONE), ..default() }, Part::Art),
+        (Sprite { custom_size: Some(Vec2::ONE), ..default() }, Part::Blink),
     ];
     for side in [Side::Left, Side::Right] {
         parts.push((round(WHITE), Part::Eye(side)));
@@ -200,10 +220,17 @@ pub fn spawn_face(
 pub fn animate(
     time: Res<Time>,
     show: Res<Show>,
+    mut files: ResMut<AssetFiles>,
+    mut images: ResMut<Assets<Image>>,
     mut characters: Query<(&mut Character, &mut Transform, &Children), Without<Part>>,
     mut parts: Query<(&Part, &mut Transform, &mut Sprite)>,
 ) {
     let target = expression(show.mood);
+    // The art of the expression, once its files are read (a missing file is read once).
+    let art = show.expression.as_deref().and_then(art_frames).and_then(|(face, talk, blink)| {
+        let face = files.image(&face, &mut images)?;
+        Some((face, files.image(&talk, &mut images), files.image(&blink, &mut images)))
+    });
     let talking = show.line.as_ref().is_some_and(|line| {
         let secs = (chrono::Utc::now() - line.started).as_seconds_f32();
         secs >= 0.0 && secs < line.text.chars().count() as f32 / 40.0 + 0.3
@@ -218,14 +245,37 @@ pub fn animate(
         if t >= character.next_blink + 0.12 {
             character.next_blink = t + 3.0 + (t * 7.31).sin().abs() * 2.0;
         }
-        body.scale.y *= 1.0 + 0.012 * (t * 1.6).sin();
+        // The drawn face breathes; drawn art is not stretched (it blinks and talks).
+        if art.is_none() {
+            body.scale.y *= 1.0 + 0.012 * (t * 1.6).sin();
+        }
         let e = character.expression;
         let s = character.size.x.min(character.size.y);
         let eyes = if blinking { 0.08 } else { e.eyes };
         let open = e.mouth_open + if talking { 0.035 * ((t * 16.0).sin() + 1.0) } else { 0.0 };
         for child in children.iter() {
             let Ok((part, mut transform, mut sprite)) = parts.get_mut(child) else { continue };
+            if let Some((face, talk, blink)) = &art {
+                // The drawn art fills the layer's square; the shapes are hidden.
+                let (shown, image) = match *part {
+                    Part::Art => {
+                        let open = talking && (t * 8.0).sin() > 0.0;
+                        (true, if open { talk.clone().unwrap_or_else(|| face.clone()) } else { face.clone() })
+                    }
+                    Part::Blink => (blinking && blink.is_some(), blink.clone().unwrap_or_default()),
+                    _ => (false, Handle::default()),
+                };
+                if shown && sprite.image != image {
+                    sprite.image = image;
+                }
+                let z = if *part == Part::Blink { 0.7 } else { 0.6 };
+                transform.translation = Vec3::new(0.0, 0.0, z);
+                transform.scale = if shown { Vec3::new(s, s, 1.0) } else { Vec3::ZERO };
+                transform.rotation = Quat::IDENTITY;
+                continue;
+            }
             let (x, y, z, w, h, angle) = match *part {
+                Part::Art | Part::Blink => (0.0, 0.0, 0.6, 0.0, 0.0, 0.0),
                 Part::Body => (0.0, -0.40, 0.0, 0.80, 0.45, 0.0),
                 Part::Tie => (0.0, -0.22, 0.1, 0.10, 0.06, 0.0),
                 Part::Head => (0.0, 0.06, 0.2, 0.52, 0.60, 0.0),
@@ -269,6 +319,10 @@ mod tests {
     use super::*;
     use crate::show::Snapshot;
 
+    fn assets_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets")
+    }
+
     #[test]
     fn each_mood_has_its_own_face() {
         let moods = [
@@ -296,6 +350,7 @@ mod tests {
         app.add_plugins((MinimalPlugins, AssetPlugin::default()))
             .init_asset::<Image>()
             .insert_resource(Show::default())
+            .insert_resource(AssetFiles::new(assets_dir()))
             .add_systems(Update, animate);
         let parent = app.world_mut().spawn((Transform::default(), Visibility::default())).id();
         {
@@ -331,5 +386,44 @@ mod tests {
         let character = app.world_mut().query::<&Character>().single(app.world()).expect("host").expression;
         assert_eq!(character, expression(Some(Mood::Celebrating)));
         assert!(mouth_height(&mut app) > neutral, "the celebrating mouth is open wider");
+
+        // A character with art: its image is shown, the shapes are hidden.
+        let mut show = Show::default();
+        show.apply_snapshot(
+            Snapshot {
+                mood: Some(Mood::Happy),
+                expression: Some("characters/pixel/happy.png".into()),
+                ..Snapshot::default()
+            },
+            chrono::Utc::now(),
+        );
+        app.insert_resource(show);
+        app.update();
+        let mut parts = app.world_mut().query::<(&Part, &Transform, &Sprite)>();
+        let (art, mouth) = parts.iter(app.world()).fold(
+            (None, None),
+            |(art, mouth), (part, transform, sprite)| match part {
+                Part::Art => (Some((transform.scale, sprite.image.clone())), mouth),
+                Part::Mouth => (art, Some(transform.scale)),
+                _ => (art, mouth),
+            },
+        );
+        let (scale, image) = art.expect("art part");
+        assert_eq!(scale, Vec3::new(300.0, 300.0, 1.0));
+        assert_ne!(image, Handle::default(), "the art image is loaded");
+        assert_eq!(mouth, Some(Vec3::ZERO), "the drawn face is hidden");
+    }
+
+    #[test]
+    fn art_frames_follow_the_assets_convention() {
+        assert_eq!(
+            art_frames("characters/pixel/tense.png"),
+            Some((
+                "characters/pixel/tense.png".into(),
+                "characters/pixel/tense-talk.png".into(),
+                "characters/pixel/blink.png".into()
+            ))
+        );
+        assert_eq!(art_frames("tense"), None);
     }
 }

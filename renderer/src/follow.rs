@@ -219,6 +219,7 @@ struct History {
 #[derive(Debug, Deserialize)]
 struct AgentState {
     mood: Option<Mood>,
+    expression: Option<String>,
 }
 
 async fn get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> anyhow::Result<Option<T>> {
@@ -263,17 +264,14 @@ async fn send_snapshot(
         }
     }
     // The agent's state, when the agent role runs.
-    let mood = get::<AgentState>(http, &format!("{backend}/api/agent/state"))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| s.mood);
+    let agent = get::<AgentState>(http, &format!("{backend}/api/agent/state")).await.ok().flatten();
+    let (mood, expression) = agent.map_or((None, None), |agent| (agent.mood, agent.expression));
     info!(
         "follow: snapshot of {} auctions; the backend's clock is {} ms ahead",
         status.auctions.len(),
         (status.now - local).num_milliseconds()
     );
-    let snapshot = Snapshot { now: Some(status.now), auctions: status.auctions, bids, mood };
+    let snapshot = Snapshot { now: Some(status.now), auctions: status.auctions, bids, mood, expression };
     feed.send(Feed::Snapshot(snapshot, local)).map_err(|_| anyhow::anyhow!("the renderer stopped"))?;
     Ok(())
 }

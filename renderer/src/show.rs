@@ -99,6 +99,8 @@ pub struct Snapshot {
     /// Recent bids per auction, in sequence order (for the ticker).
     pub bids: HashMap<Uuid, Vec<Bid>>,
     pub mood: Option<Mood>,
+    /// The host's face: the image of the mood for the character on air.
+    pub expression: Option<String>,
 }
 
 /// Everything the scene draws, fed by snapshots and events.
@@ -107,6 +109,9 @@ pub struct Show {
     auctions: BTreeMap<Uuid, Auction>,
     tickers: HashMap<Uuid, VecDeque<TickerBid>>,
     pub mood: Option<Mood>,
+    /// The image the agent named for the mood (`characters/<id>/<mood>.png`), or the
+    /// mood's name when its character has no art (then the drawn face is shown).
+    pub expression: Option<String>,
     pub line: Option<Line>,
     /// Backend clock minus renderer clock.
     clock_offset: TimeDelta,
@@ -141,6 +146,9 @@ impl Show {
         }
         if snapshot.mood.is_some() {
             self.mood = snapshot.mood;
+        }
+        if snapshot.expression.is_some() {
+            self.expression = snapshot.expression;
         }
     }
 
@@ -190,6 +198,7 @@ impl Show {
             }),
             EventType::AgentMood => event.decode::<AgentMood>().ok().is_some_and(|data| {
                 self.set_mood(data.mood);
+                self.expression = Some(data.expression);
                 true
             }),
             _ => false,

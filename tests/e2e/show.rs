@@ -66,6 +66,9 @@ fn ocr(png: &[u8], dir: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The banner's rows on a 1280x720 frame of the default scene.
+const BANNER: (usize, usize) = (655, 720);
+
 struct Show {
     client: reqwest::Client,
     stream: String,
@@ -87,18 +90,74 @@ impl Show {
         ocr(&png, &self.dir)
     }
 
+    /// The text of the rows `top..bottom` of a frame alone. Tesseract thresholds a
+    /// whole image at once, so light text on the red banner reads reliably only
+    /// without the rest of the frame (captions, panels) around it.
+    async fn band_text(&self, top: usize, bottom: usize) -> String {
+        let response =
+            self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
+        let png = response.bytes().await.expect("bytes");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec())).read_info().expect("a PNG");
+        let mut pixels = vec![0; reader.output_buffer_size().expect("a frame size")];
+        let info = reader.next_frame(&mut pixels).expect("the frame");
+        let row = info.line_size;
+        let band = &pixels[top * row..bottom.min(info.height as usize) * row];
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, info.width, (bottom - top) as u32);
+            encoder.set_color(info.color_type);
+            encoder.set_depth(info.bit_depth);
+            encoder.write_header().expect("header").write_image_data(band).expect("band");
+        }
+        ocr(&out, &self.dir)
+    }
+
     /// Reads frames until one shows `wanted`; the time it took, or the last text read.
     async fn until_frame_shows(&self, wanted: &str, timeout: Duration) -> Result<Duration, String> {
+        self.until_shows(wanted, timeout, None).await
+    }
+
+    /// Reads frames (or one band of rows of them) until one shows `wanted`.
+    async fn until_shows(
+        &self,
+        wanted: &str,
+        timeout: Duration,
+        band: Option<(usize, usize)>,
+    ) -> Result<Duration, String> {
         let started = Instant::now();
         let mut text = String::new();
         while started.elapsed() < timeout {
-            text = self.frame_text().await;
+            text = match band {
+                Some((top, bottom)) => self.band_text(top, bottom).await,
+                None => self.frame_text().await,
+            };
             if shows(&text, wanted) {
                 return Ok(started.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(text)
+    }
+
+    /// The host's square of the default scene on a 1280x720 frame (the layer at
+    /// [1750, 832], 220 canvas units wide, on a 1920x1080 canvas), as RGB.
+    async fn host_pixels(&self) -> Vec<u8> {
+        let response =
+            self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
+        let png = response.bytes().await.expect("bytes");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec())).read_info().expect("a PNG");
+        let mut pixels = vec![0; reader.output_buffer_size().expect("a frame size")];
+        let info = reader.next_frame(&mut pixels).expect("the frame");
+        let channels = info.color_type.samples();
+        let (left, top, side) = (1094, 482, 146);
+        let mut out = Vec::with_capacity(side * side * 3);
+        for y in top..top + side {
+            for x in left..left + side {
+                let at = (y * info.width as usize + x) * channels;
+                out.extend_from_slice(&pixels[at..at + 3]);
+            }
+        }
+        out
     }
 
     async fn frames_rendered(&self) -> u64 {
@@ -238,6 +297,14 @@ async fn the_show_follows_the_auction(backend: Backend) {
     };
     assert_eq!(std::fs::read(assets.join(&shown)).expect("cached image"), nft);
 
+    // The host before any bid: a few frames (one may catch a blink).
+    let mut faces_before = Vec::new();
+    for _ in 0..3 {
+        faces_before.push(show.host_pixels().await);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    let text_before = show.frame_text().await.to_lowercase();
+
     // An accepted bid of 1.5 ETH reaches the frame.
     let bid: Value = client
         .post(format!("{base}/api/auction/bid"))
@@ -256,6 +323,91 @@ async fn the_show_follows_the_auction(backend: Backend) {
         panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
     });
     eprintln!("bid to a frame showing it, OCR included: {took:?}");
+
+    // The host reacts: the agent's first-bid line in the caption, its happy face drawn.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let history: Value = client
+            .get(format!("{base}/api/events/agent:message/history?limit=20"))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json");
+        let found = history["data"]["events"].as_array().into_iter().flatten().find_map(|event| {
+            event["data"]["text"].as_str().filter(|text| text.contains("@alice")).map(str::to_owned)
+        });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "the host said nothing of the bid: {history}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let word = line
+        .split_whitespace()
+        .map(|word| word.trim_matches(|c: char| !c.is_ascii_alphabetic()))
+        .filter(|word| word.len() >= 5 && word.chars().all(|c| c.is_ascii_alphabetic()))
+        .filter(|word| !text_before.contains(&word.to_lowercase()))
+        .max_by_key(|word| word.len())
+        .unwrap_or_else(|| panic!("no word of {line:?} to look for"))
+        .to_owned();
+    show.until_frame_shows(&word, Duration::from_secs(20)).await.unwrap_or_else(|text| {
+        panic!("the caption never showed {word:?} of {line:?}; the last read:\n{text}")
+    });
+    let moods: Value = client
+        .get(format!("{base}/api/events/agent:mood/history?limit=5"))
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        moods["data"]["events"][0]["data"]["expression"], "characters/auctioneer/happy.png",
+        "{moods}"
+    );
+    // Past the talking, the face differs from before the bid by more than a blink does.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let distance = |a: &[u8], b: &[u8]| {
+        a.iter().zip(b).map(|(a, b)| u64::from(a.abs_diff(*b))).sum::<u64>() as f64 / a.len() as f64
+    };
+    let noise = [(0, 1), (0, 2), (1, 2)]
+        .iter()
+        .map(|(a, b)| distance(&faces_before[*a], &faces_before[*b]))
+        .fold(f64::INFINITY, f64::min);
+    let mut change = 0.0_f64;
+    for _ in 0..3 {
+        let after = show.host_pixels().await;
+        let nearest =
+            faces_before.iter().map(|before| distance(before, &after)).fold(f64::INFINITY, f64::min);
+        change = change.max(nearest);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // (Neutral to happy changes the auctioneer's 146 px square by about 0.9 a channel.)
+    assert!(change > 0.4 && change > noise * 4.0, "the face changed by {change:.2} (noise {noise:.2})");
+    eprintln!("the host's face changed by {change:.2} per channel (frames before: {noise:.2})");
+    // Another host goes on air: the frame shows the other character.
+    let auctioneer = show.host_pixels().await;
+    let switched = client
+        .post(format!("{base}/api/agent/characters/active"))
+        .bearer_auth(&operator)
+        .json(&json!({ "id": "pixel" }))
+        .send()
+        .await
+        .expect("switch");
+    assert_eq!(switched.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = show.host_pixels().await;
+        let moved = distance(&auctioneer, &now);
+        if moved > 10.0 {
+            eprintln!("the host switched on air: the square changed by {moved:.1} a channel");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new host never reached the frame ({moved:.1})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The countdown on the frame matches ends_at: a frame fetched when `left`
     // seconds remain shows that, rounded up, give or take the frame's age.
     let left = (ends_at - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
@@ -276,9 +428,11 @@ async fn the_show_follows_the_auction(backend: Backend) {
     assert_ne!(edited, original, "the banner text is in the default scene");
     std::fs::write(&file, &edited).expect("save scene");
     let took = show
-        .until_frame_shows("Designers were here", Duration::from_secs(20))
+        .until_shows("Designers were here", Duration::from_secs(20), Some(BANNER))
         .await
-        .unwrap_or_else(|text| panic!("the edit never reached the frame; the last read:\n{text}"));
+        .unwrap_or_else(|text| {
+            panic!("the edit never reached the frame; the last read:\n{text}\n{}", renderer.log().join("\n"))
+        });
     eprintln!("scene saved to a frame showing it, OCR included: {took:?}");
 
     // An invalid save keeps the last good scene on air and names the line.
@@ -305,7 +459,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
         .and_then(|layers| layers.iter().find(|layer| layer["id"] == "how-to-bid"))
         .map(|layer| layer["text"].clone());
     assert_eq!(banner, Some(json!("Designers were here")), "the last good scene stays: {layers}");
-    show.until_frame_shows("Designers were here", Duration::from_secs(10))
+    show.until_shows("Designers were here", Duration::from_secs(10), Some(BANNER))
         .await
         .unwrap_or_else(|text| panic!("the last good scene left the frame:\n{text}"));
     let frames_after = show.frames_rendered().await;
