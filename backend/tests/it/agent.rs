@@ -13,7 +13,7 @@ use sothebais_backend::agent::memory::{self, MemoryBook, Recent};
 use sothebais_backend::app::{ListenerKind, ServiceRole};
 use sothebais_testkit::llm::{Behaviour, LlmStub};
 use sothebais_testkit::x::SimServer;
-use sothebais_testkit::{Backend, Role, TestApp, both_backends, eventually};
+use sothebais_testkit::{Backend, Role, TestApp, both_backends, eventually, next_json};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -196,8 +196,17 @@ both_backends! {
 
         let (status, _) = app.post("/api/agent/characters/active", Role::Operator, &json!({ "id": "nobody" })).await;
         assert_eq!(status, 404);
+        let ws = app.url(ServiceRole::Agent, ListenerKind::Ws, "/").replacen("http://", "ws://", 1);
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.expect("the agent's WebSocket");
+        let hello = next_json(&mut socket).await;
+        assert_eq!(hello["type"], "agent:state", "{hello}");
+        assert_eq!(hello["data"]["character"]["id"], "auctioneer", "{hello}");
         let (status, body) = app.post("/api/agent/characters/active", Role::Operator, &json!({ "id": "pixel" })).await;
         assert_eq!(status, 200, "{body}");
+        let mood = next_json(&mut socket).await;
+        assert_eq!(mood["type"], "agent:mood", "{mood}");
+        assert!(mood["data"]["expression"].as_str().is_some_and(|face| face.starts_with("characters/pixel/")), "{mood}");
+        assert_eq!(next_json(&mut socket).await["data"]["character"]["id"], "pixel");
         let expression = eventually(WAIT, "the renderer is told the new face", async || {
             events(&app, "agent:mood").await.last().and_then(|data| data["expression"].as_str().map(str::to_owned))
         })
