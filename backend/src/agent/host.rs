@@ -37,6 +37,7 @@ use super::memory::{self, MemoryBook, Recent};
 use super::mood::{MoodChange, MoodMachine, Stimulus};
 use super::prompt;
 use super::speaker::{LotView, Situation, TemplateSpeaker};
+use super::voice::Voice;
 use crate::config::Config;
 use crate::events::dispatch::Consumer;
 use crate::storage::Storage;
@@ -47,6 +48,30 @@ const BID_LINE_EVERY: chrono::Duration = chrono::Duration::seconds(4);
 const IDLE_SECS: std::ops::Range<i64> = 20..41;
 /// The active character's key in `agent_state`.
 const ACTIVE_KEY: &str = "active_character";
+
+/// A stream line waiting for the voice (lines are spoken one at a time).
+#[derive(Debug)]
+struct Job {
+    message: AgentMessage,
+    /// Results first (0), then bids and the clock (1), openings (2), banter (3).
+    priority: u8,
+    order: u64,
+    queued_at: std::time::Instant,
+    /// A bid line is stale once its lot has more bids than this.
+    lot_bids: Option<(Uuid, u64)>,
+}
+
+/// A line waiting longer than this is dropped, unless it is a result.
+const STALE_AFTER: Duration = Duration::from_secs(20);
+
+fn priority(moment: Moment) -> u8 {
+    match moment {
+        Moment::Sold | Moment::ReserveNotMet | Moment::NoBids | Moment::Cancelled => 0,
+        Moment::FirstBid | Moment::Bid | Moment::Extended | Moment::LastCall => 1,
+        Moment::LotOpen | Moment::Question => 2,
+        Moment::Idle => 3,
+    }
+}
 
 /// An open lot as the host follows it.
 #[derive(Debug, Clone)]
@@ -86,10 +111,16 @@ struct Inner {
     library: RwLock<Library>,
     active: RwLock<Arc<Character>>,
     host: Mutex<Host>,
-    voice: tokio::sync::Mutex<()>,
+    /// One line composed at a time.
+    turn: tokio::sync::Mutex<()>,
     templates: TemplateSpeaker,
     llm: Option<LlmClient>,
     memory: MemoryBook,
+    voice: Option<Arc<Voice>>,
+    queue: Mutex<(Vec<Job>, u64)>,
+    queued: Notify,
+    /// The voice is speaking a line (until its audio ends).
+    speaking: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -120,6 +151,8 @@ pub struct StateView {
     pub provider: &'static str,
     pub llm_healthy: bool,
     pub llm_state: Option<BreakerState>,
+    /// The voice: its providers in fallback order, whether it is speaking, lines waiting.
+    pub voice: Value,
 }
 
 fn name_of(bidder: &Bidder) -> String {
@@ -212,6 +245,7 @@ impl AgentHandle {
             blocklist: config.agent.blocklist.clone(),
             caption_max_chars: config.agent.caption_max_chars,
         };
+        let voice = Voice::from_config(&config.agent.voice, http.clone(), &config.data_dir).map(Arc::new);
         let llm = config.agent.llm.clone().map(|llm| LlmClient::new(llm, http, clock.clone()));
         Ok(AgentHandle {
             inner: Arc::new(Inner {
@@ -223,9 +257,13 @@ impl AgentHandle {
                 library: RwLock::new(library),
                 active: RwLock::new(active),
                 host: Mutex::new(host),
-                voice: tokio::sync::Mutex::new(()),
+                turn: tokio::sync::Mutex::new(()),
                 templates: TemplateSpeaker { policy },
                 llm,
+                voice,
+                queue: Mutex::new((Vec::new(), 0)),
+                queued: Notify::new(),
+                speaking: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -291,7 +329,107 @@ impl AgentHandle {
             provider: if llm_healthy { "llm" } else { "template" },
             llm_healthy,
             llm_state,
+            voice: json!({
+                "providers": self.inner.voice.as_ref().map(|voice| voice.providers()).unwrap_or_default(),
+                "speaking": self.inner.speaking.load(std::sync::atomic::Ordering::Relaxed),
+                "queued": self.queue().0.len(),
+            }),
         }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, (Vec<Job>, u64)> {
+        self.inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A spoken line's WAV, while it is kept.
+    pub fn speech(&self, id: &str) -> Option<bytes::Bytes> {
+        self.inner.voice.as_ref()?.store.get(id)
+    }
+
+    /// The voice task: speaks the queued stream lines one after the other, best
+    /// first, each published with its speech once synthesised, the next only after
+    /// the last one's audio has played; stale lines are dropped. Without a voice
+    /// there is no queue (lines are published as they are composed).
+    pub async fn run_voice(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let Some(voice) = self.inner.voice.clone() else {
+            // No voice: nothing to do until the end (a task ending early is a failure).
+            stop.cancelled().await;
+            return Ok(());
+        };
+        tokio::select! {
+            () = voice.warm() => {}
+            () = stop.cancelled() => return Ok(()),
+        }
+        loop {
+            let job = loop {
+                if let Some(job) = self.next_job() {
+                    break job;
+                }
+                tokio::select! {
+                    () = self.inner.queued.notified() => {}
+                    () = stop.cancelled() => return Ok(()),
+                }
+            };
+            if self.stale(&job) {
+                metrics::counter!("agent_speech_stale_total").increment(1);
+                tracing::debug!(line = %job.message.text, "stale line dropped");
+                continue;
+            }
+            let settings = self.character().show.voice.clone().unwrap_or_default();
+            let spoken = voice.speak(&job.message.text, &settings).await;
+            let mut message = job.message;
+            message.speech = spoken.as_ref().map(|spoken| spoken.speech.clone());
+            self.host().last_message = Some(message.clone());
+            self.event(EventType::AgentMessage, &message).await;
+            if let Some(spoken) = spoken {
+                self.inner.speaking.store(true, std::sync::atomic::Ordering::Relaxed);
+                let length = Duration::from_millis(spoken.speech.duration_ms);
+                tokio::select! {
+                    () = tokio::time::sleep(length) => {}
+                    () = stop.cancelled() => return Ok(()),
+                }
+                self.inner.speaking.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn next_job(&self) -> Option<Job> {
+        let mut queue = self.queue();
+        let best =
+            queue.0.iter().enumerate().min_by_key(|(_, job)| (job.priority, job.order)).map(|(at, _)| at)?;
+        let job = queue.0.remove(best);
+        metrics::gauge!("agent_speech_queue").set(queue.0.len() as f64);
+        Some(job)
+    }
+
+    /// A bid line whose lot has had another bid since, or any line but a result
+    /// waiting too long, is not worth saying any more.
+    fn stale(&self, job: &Job) -> bool {
+        if job.priority > 0 && job.queued_at.elapsed() > STALE_AFTER {
+            return true;
+        }
+        let Some((lot, bids)) = job.lot_bids else { return false };
+        self.host().lots.get(&lot).is_some_and(|track| track.auction.bid_count > bids)
+    }
+
+    fn enqueue(&self, message: AgentMessage, situation: &Situation) {
+        let lot_bids = match situation.moment {
+            Moment::FirstBid | Moment::Bid => situation.lot.as_ref().map(|lot| (lot.id, lot.bids)),
+            _ => None,
+        };
+        let mut queue = self.queue();
+        queue.1 += 1;
+        let order = queue.1;
+        queue.0.push(Job {
+            message,
+            priority: priority(situation.moment),
+            order,
+            queued_at: std::time::Instant::now(),
+            lot_bids,
+        });
+        metrics::gauge!("agent_speech_queue").set(queue.0.len() as f64);
+        drop(queue);
+        self.inner.queued.notify_one();
     }
 
     async fn event<T: Serialize>(&self, event_type: EventType, data: &T) {
@@ -395,7 +533,7 @@ impl AgentHandle {
 
     /// Speaks: composes the line, publishes `agent:message`, remembers it.
     async fn speak(&self, situation: Situation, in_reply_to: Option<String>) -> AgentMessage {
-        let _turn = self.inner.voice.lock().await;
+        let _turn = self.inner.turn.lock().await;
         let started = std::time::Instant::now();
         let previous = {
             let host = self.host();
@@ -412,16 +550,22 @@ impl AgentHandle {
                 channel: situation.channel,
                 in_reply_to,
                 mood: host.mood.mood(),
+                speech: None,
             };
             match situation.channel {
                 Channel::Stream => host.last_stream = Some(text.clone()),
                 Channel::X => host.last_x = Some(text.clone()),
             }
-            host.last_message = Some(message.clone());
             host.last_activity = self.inner.clock.now();
             message
         };
-        self.event(EventType::AgentMessage, &message).await;
+        if situation.channel == Channel::Stream && self.inner.voice.is_some() {
+            // Spoken by the voice task, published with its speech.
+            self.enqueue(message.clone(), &situation);
+        } else {
+            self.host().last_message = Some(message.clone());
+            self.event(EventType::AgentMessage, &message).await;
+        }
         self.inner.memory.recent.push(format!("you said: {text}")).await;
         let trigger = situation.moment.to_string();
         metrics::counter!("agent_lines_total", "provider" => provider, "trigger" => trigger.clone())
@@ -664,7 +808,7 @@ impl AgentHandle {
         let message = if post.is_some() {
             self.speak(situation, post).await
         } else {
-            let _turn = self.inner.voice.lock().await;
+            let _turn = self.inner.turn.lock().await;
             let previous = self.host().last_x.clone();
             let (reply, provider) = self.compose(&situation, previous.as_deref()).await;
             metrics::counter!("agent_lines_total", "provider" => provider, "trigger" => "interact")
@@ -674,6 +818,7 @@ impl AgentHandle {
                 channel: Channel::X,
                 in_reply_to: None,
                 mood: self.host().mood.mood(),
+                speech: None,
             }
         };
         self.remember(&subject, "answered", format!("you answered \"{}\"", message.text), (0, 0)).await;

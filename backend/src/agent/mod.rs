@@ -13,6 +13,7 @@ pub mod memory;
 pub mod mood;
 pub mod prompt;
 pub mod speaker;
+pub mod voice;
 pub mod wording;
 
 use axum::Router;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/agent/memory", get(memory))
         .route("/api/agent/characters", get(characters).post(upload))
         .route("/api/agent/characters/active", post(activate))
+        .route("/api/agent/speech/{file}", get(speech))
 }
 
 /// The agent's WebSocket (`AGENT_SERVICE_WS_PORT`): `agent:state` on connect and
@@ -84,7 +86,26 @@ pub fn operations() -> Vec<Operation> {
         Operation::new("POST", "/api/agent/characters/active", "Put a character on air")
             .auth(Role::Operator)
             .request::<ActivateRequest>(),
+        Operation::new(
+            "GET",
+            "/api/agent/speech/{id}.wav",
+            "A spoken line's audio (mono 16-bit WAV), while it is kept",
+        ),
     ]
+}
+
+/// `GET /api/agent/speech/{id}.wav`: the audio itself (one of the documented binary
+/// answers), or the enveloped 404 once it is gone.
+async fn speech(
+    State(state): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response> {
+    let id = file.strip_suffix(".wav").unwrap_or(&file);
+    let wav = state.agent.speech(id).ok_or_else(|| Error::NotFound(format!("speech {id:?}")))?;
+    Ok(axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "audio/wav"), (axum::http::header::CACHE_CONTROL, "max-age=600")],
+        wav,
+    )))
 }
 
 async fn state(State(state): State<AppState>) -> Result<Response> {

@@ -85,6 +85,7 @@ async fn a_stream_client_that_stops_reading_is_dropped_without_slowing_the_other
             channel: Channel::Stream,
             in_reply_to: Some(in_reply_to.to_owned()),
             mood: Mood::Happy,
+            speech: None,
         };
         Envelope::new(EventType::AgentMessage, Source::AgentService, &data).expect("valid")
     };

@@ -16,3 +16,4 @@ mod event_stream;
 mod health;
 mod social;
 mod storage;
+mod voice;
