@@ -34,7 +34,9 @@ fn rss_mib() -> f64 {
 /// in-process application, read back from its store.
 async fn bid_events(count: usize) -> anyhow::Result<Vec<Envelope>> {
     let app = TestApp::spawn_with(Backend::Embedded, &[]).await;
-    let auction = app.create_auction(json!({ "title": "Benchmark Lot", "duration_secs": 86_400 })).await;
+    let auction = app
+        .create_auction(json!({ "title": "Benchmark Lot", "duration_secs": 86_400, "increment_percent": 1 }))
+        .await;
     let mut amount = "1".to_owned();
     for index in 0..count {
         let (status, body) = app.bid(&auction, &format!("bidder{index}"), &amount, None).await;

@@ -99,6 +99,11 @@ pub fn expression(mood: Option<Mood>) -> Expression {
     }
 }
 
+/// Speech louder than this (RMS of a 20 ms window) shows the open-mouth frame.
+pub const MOUTH_OPEN_LEVEL: f32 = 0.03;
+/// At this loudness the drawn mouth is open all the way.
+const MOUTH_FULL_LEVEL: f32 = 0.25;
+
 /// The host's animation state.
 #[derive(Debug, Component)]
 pub struct Character {
@@ -231,10 +236,19 @@ pub fn animate(
         let face = files.image(&face, &mut images)?;
         Some((face, files.image(&talk, &mut images), files.image(&blink, &mut images)))
     });
-    let talking = show.line.as_ref().is_some_and(|line| {
-        let secs = (chrono::Utc::now() - line.started).as_seconds_f32();
-        secs >= 0.0 && secs < line.text.chars().count() as f32 / 40.0 + 0.3
-    });
+    // A spoken line opens the mouth with its loudness, window by window; a line
+    // without speech flaps it while the caption types.
+    let (talking, loudness) = match show.line.as_ref() {
+        Some(line) => {
+            let secs = (chrono::Utc::now() - line.started).as_seconds_f32();
+            match line.level_at(secs) {
+                Some(level) => (true, Some(level)),
+                None if line.levels.is_some() => (false, None),
+                None => (secs >= 0.0 && secs < line.text.chars().count() as f32 / 40.0 + 0.3, None),
+            }
+        }
+        None => (false, None),
+    };
     let dt = time.delta_secs();
     for (mut character, mut body, children) in &mut characters {
         character.time += dt;
@@ -252,14 +266,22 @@ pub fn animate(
         let e = character.expression;
         let s = character.size.x.min(character.size.y);
         let eyes = if blinking { 0.08 } else { e.eyes };
-        let open = e.mouth_open + if talking { 0.035 * ((t * 16.0).sin() + 1.0) } else { 0.0 };
+        let open = e.mouth_open
+            + match loudness {
+                Some(level) => 0.07 * (level / MOUTH_FULL_LEVEL).min(1.0),
+                None if talking => 0.035 * ((t * 16.0).sin() + 1.0),
+                None => 0.0,
+            };
         for child in children.iter() {
             let Ok((part, mut transform, mut sprite)) = parts.get_mut(child) else { continue };
             if let Some((face, talk, blink)) = &art {
                 // The drawn art fills the layer's square; the shapes are hidden.
                 let (shown, image) = match *part {
                     Part::Art => {
-                        let open = talking && (t * 8.0).sin() > 0.0;
+                        let open = match loudness {
+                            Some(level) => level > MOUTH_OPEN_LEVEL,
+                            None => talking && (t * 8.0).sin() > 0.0,
+                        };
                         (true, if open { talk.clone().unwrap_or_else(|| face.clone()) } else { face.clone() })
                     }
                     Part::Blink => (blinking && blink.is_some(), blink.clone().unwrap_or_default()),

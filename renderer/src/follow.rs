@@ -35,6 +35,15 @@ pub enum Feed {
     Connected(bool),
     /// A lot's remote image, downloaded under the assets folder (relative path).
     Image { url: String, path: String },
+    /// A spoken `agent:message` with its speech fetched: the audio at the track's
+    /// rate and its loudness per window.
+    Speech {
+        event: Box<Envelope>,
+        arrival: Instant,
+        clip: crate::sound::Clip,
+        levels: Arc<Vec<f32>>,
+        secs: f32,
+    },
 }
 
 /// Where the events come from.
@@ -60,7 +69,7 @@ pub async fn run(backend: String, source: Source, assets: PathBuf, feed: Sender<
     let backend = backend.trim_end_matches('/').to_owned();
     let mut backoff = Duration::from_secs(1);
     let mut resume = Resume::default();
-    let images = Images::new(http.clone(), assets, feed.clone());
+    let images = Images::new(http.clone(), assets, feed.clone(), backend.clone());
     loop {
         let started = Instant::now();
         let result = match &source {
@@ -196,6 +205,10 @@ fn deliver(payload: &str, resume: &mut Resume, images: &Images, feed: &Sender<Fe
         Ok(event) => {
             resume.last_event = Some(event.id);
             images.look_at(&event.data);
+            if let Some(url) = spoken(&event) {
+                images.speech(event, url, Instant::now());
+                return true;
+            }
             feed.send(Feed::Event(Box::new(event), Instant::now())).is_ok()
         }
         Err(error) => {
@@ -368,11 +381,64 @@ struct Images {
     assets: PathBuf,
     feed: Sender<Feed>,
     seen: Arc<Mutex<HashMap<String, Option<Instant>>>>,
+    /// The backend's base URL, for the host's speech.
+    backend: String,
 }
 
+/// The speech URL of a stream `agent:message`, if it is spoken.
+fn spoken(event: &Envelope) -> Option<String> {
+    if event.event_type != sothebais_shared::events::EventType::AgentMessage {
+        return None;
+    }
+    let message: sothebais_shared::events::AgentMessage = event.decode().ok()?;
+    (message.channel == sothebais_shared::events::Channel::Stream).then_some(message.speech?.url)
+}
+
+/// The longest wait for a line's speech: past it the caption shows alone.
+const SPEECH_DEADLINE: Duration = Duration::from_secs(2);
+
 impl Images {
-    fn new(http: reqwest::Client, assets: PathBuf, feed: Sender<Feed>) -> Images {
-        Images { http, assets, feed, seen: Arc::default() }
+    fn new(http: reqwest::Client, assets: PathBuf, feed: Sender<Feed>, backend: String) -> Images {
+        Images { http, assets, feed, seen: Arc::default(), backend }
+    }
+
+    /// Fetches a line's speech, then hands the line over with it (caption and voice
+    /// together); the caption alone when the speech cannot be had in time.
+    fn speech(&self, event: Envelope, url: String, arrival: Instant) {
+        let (http, feed, url) = (self.http.clone(), self.feed.clone(), format!("{}{url}", self.backend));
+        tokio::spawn(async move {
+            let fetched = tokio::time::timeout(SPEECH_DEADLINE, async {
+                let response = http.get(&url).send().await?.error_for_status()?;
+                anyhow::Ok(response.bytes().await?)
+            })
+            .await;
+            let audio = match fetched {
+                Ok(Ok(bytes)) => sothebais_shared::wav::read(&bytes).map_err(anyhow::Error::from),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(anyhow::anyhow!("not fetched within {SPEECH_DEADLINE:?}")),
+            };
+            let item = match audio {
+                Ok(audio) => {
+                    let levels =
+                        Arc::new(sothebais_shared::wav::levels(&audio, crate::show::LEVEL_WINDOW_MS));
+                    let secs = audio.duration_ms() as f32 / 1000.0;
+                    metrics::counter!("stream_speech_total", "outcome" => "played").increment(1);
+                    Feed::Speech {
+                        event: Box::new(event),
+                        arrival,
+                        clip: crate::sound::voice_clip(&audio),
+                        levels,
+                        secs,
+                    }
+                }
+                Err(error) => {
+                    warn!("follow: the host's speech {url}: {error:#}; the caption shows alone");
+                    metrics::counter!("stream_speech_total", "outcome" => "missing").increment(1);
+                    Feed::Event(Box::new(event), arrival)
+                }
+            };
+            let _ = feed.send(item);
+        });
     }
 
     /// Looks for `auction.lot.image_url` in an event's data.

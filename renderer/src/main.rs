@@ -157,7 +157,7 @@ struct Inbox {
 #[derive(Resource)]
 struct Sounds {
     bank: sound::Bank,
-    sender: std::sync::mpsc::Sender<sound::Clip>,
+    sender: std::sync::mpsc::Sender<sound::Play>,
 }
 
 /// Plays the sound of each show event of this frame.
@@ -180,7 +180,7 @@ fn play_sounds(
     }
     for trigger in &show.triggers {
         if let Some(clip) = sounds.bank.get(*trigger) {
-            let _ = sounds.sender.send(clip);
+            let _ = sounds.sender.send(sound::Play::Effect(clip));
         }
     }
 }
@@ -635,6 +635,7 @@ fn take_inbox(
     mut overrides: ResMut<Overrides>,
     mut timing: ResMut<Timing>,
     count: Res<FrameCount>,
+    sounds: Res<Sounds>,
 ) {
     let now = chrono::Utc::now();
     if let Ok(feed) = inbox.feed.lock() {
@@ -645,6 +646,15 @@ fn take_inbox(
                     if show.apply(&event, now) {
                         metrics::counter!("stream_events_applied_total").increment(1);
                         timing.unseen.push((arrival, count.0));
+                    }
+                }
+                Feed::Speech { event, arrival, clip, levels, secs } => {
+                    // The caption and the voice start together.
+                    if show.apply(&event, now) {
+                        metrics::counter!("stream_events_applied_total").increment(1);
+                        timing.unseen.push((arrival, count.0));
+                        show.speaking(levels, secs);
+                        let _ = sounds.sender.send(sound::Play::Voice(clip));
                     }
                 }
                 Feed::Connected(connected) => timing.following = connected,

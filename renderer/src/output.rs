@@ -410,7 +410,7 @@ impl Pipeline {
     pub fn run(
         self,
         frames: Receiver<Arc<Vec<u8>>>,
-        sounds: Receiver<crate::sound::Clip>,
+        sounds: Receiver<crate::sound::Play>,
         limit: Option<u64>,
         stats: Arc<OutputStats>,
     ) -> anyhow::Result<()> {
@@ -431,8 +431,8 @@ impl Pipeline {
             // The frame's share of the audio track, sample-exact over time.
             let (first, end) = audio_span(slot, fps);
             let mut samples = vec![0u8; ((end - first) * 4) as usize];
-            while let Ok(clip) = sounds.try_recv() {
-                mixer.play(clip);
+            while let Ok(play) = sounds.try_recv() {
+                mixer.take(play);
             }
             mixer.mix_into(&mut samples);
             let mut audio = gst::Buffer::from_mut_slice(samples);

@@ -84,10 +84,30 @@ fn handle(bidder: &Bidder) -> String {
 }
 
 /// A line of the host, shown as a caption from `started` (renderer clock).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     pub text: String,
     pub started: DateTime<Utc>,
+    /// When the line is spoken: the speech's loudness per [`LEVEL_WINDOW_MS`], from
+    /// `started` (the voice starts playing as the line does).
+    pub levels: Option<std::sync::Arc<Vec<f32>>>,
+    /// The speech's length in seconds: the caption is revealed at this pace.
+    pub speech_secs: Option<f32>,
+}
+
+/// The window of the speech's loudness, in milliseconds.
+pub const LEVEL_WINDOW_MS: u32 = 20;
+
+impl Line {
+    /// The speech's loudness `secs` into the line: `None` when it is not spoken or is
+    /// over, else 0 (silence) to 1.
+    pub fn level_at(&self, secs: f32) -> Option<f32> {
+        let levels = self.levels.as_ref()?;
+        if secs < 0.0 {
+            return None;
+        }
+        levels.get((secs * 1000.0 / LEVEL_WINDOW_MS as f32) as usize).copied()
+    }
 }
 
 /// What a snapshot of the backend holds.
@@ -191,7 +211,8 @@ impl Show {
                 if message.channel != Channel::Stream {
                     return false;
                 }
-                self.line = Some(Line { text: message.text, started: local_now });
+                self.line =
+                    Some(Line { text: message.text, started: local_now, levels: None, speech_secs: None });
                 self.set_mood(message.mood);
                 self.triggers.push(Trigger::Message);
                 true
@@ -207,6 +228,14 @@ impl Show {
             self.triggers.push(Trigger::Enter);
         }
         applied
+    }
+
+    /// The line on air is spoken now: its loudness and length.
+    pub fn speaking(&mut self, levels: std::sync::Arc<Vec<f32>>, secs: f32) {
+        if let Some(line) = &mut self.line {
+            line.levels = Some(levels);
+            line.speech_secs = Some(secs);
+        }
     }
 
     /// A lot image downloaded to `path` (under the assets folder).

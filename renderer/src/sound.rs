@@ -22,6 +22,24 @@ pub const SOUNDS: [(Trigger, &str); 3] = [
 /// Interleaved stereo samples.
 pub type Clip = Arc<Vec<i16>>;
 
+/// What the output thread is asked to play.
+#[derive(Debug, Clone)]
+pub enum Play {
+    /// A sound effect.
+    Effect(Clip),
+    /// The host's voice: sound effects are ducked under it.
+    Voice(Clip),
+}
+
+/// How loud sound effects play while the host speaks.
+pub const DUCKED: f32 = 0.3;
+
+/// The host's speech at the track's rate, as interleaved stereo.
+pub fn voice_clip(audio: &sothebais_shared::wav::Mono) -> Clip {
+    let audio = sothebais_shared::wav::resample(audio, AUDIO_RATE as u32);
+    Arc::new(audio.samples.iter().flat_map(|sample| [*sample, *sample]).collect())
+}
+
 /// Reads a 16-bit PCM WAV at 44.1 kHz (mono or stereo) into interleaved stereo.
 pub fn read_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
     let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -111,10 +129,23 @@ impl Bank {
     }
 }
 
-/// Sounds being played, mixed into the track one frame's share at a time.
+/// Sounds being played, mixed into the track one frame's share at a time: effects,
+/// and the host's voice, one line after the other (the backend sends them in turn).
 #[derive(Debug, Default)]
 pub struct Mixer {
     playing: Vec<(Clip, usize)>,
+    voice: Option<(Clip, usize)>,
+}
+
+fn mix(out: &mut [u8], clip: &[i16], position: &mut usize, gain: f32) {
+    let take = (out.len() / 2).min(clip.len().saturating_sub(*position));
+    for (index, value) in clip[*position..*position + take].iter().enumerate() {
+        let at = index * 2;
+        let current = i16::from_le_bytes([out[at], out[at + 1]]);
+        let value = if gain < 1.0 { (f32::from(*value) * gain) as i16 } else { *value };
+        out[at..at + 2].copy_from_slice(&current.saturating_add(value).to_le_bytes());
+    }
+    *position += take;
 }
 
 impl Mixer {
@@ -126,18 +157,26 @@ impl Mixer {
         self.playing.push((clip, 0));
     }
 
+    pub fn take(&mut self, play: Play) {
+        match play {
+            Play::Effect(clip) => self.play(clip),
+            // A new line replaces one still playing (it never plays over it).
+            Play::Voice(clip) => self.voice = Some((clip, 0)),
+        }
+    }
+
     /// Mixes the next `frames` stereo frames into `out` (little-endian i16 pairs),
-    /// saturating instead of wrapping.
+    /// saturating instead of wrapping; effects are ducked while the voice speaks.
     pub fn mix_into(&mut self, out: &mut [u8]) {
-        let samples = out.len() / 2;
-        for (clip, position) in &mut self.playing {
-            let take = samples.min(clip.len().saturating_sub(*position));
-            for (index, value) in clip[*position..*position + take].iter().enumerate() {
-                let at = index * 2;
-                let current = i16::from_le_bytes([out[at], out[at + 1]]);
-                out[at..at + 2].copy_from_slice(&current.saturating_add(*value).to_le_bytes());
+        let gain = if self.voice.is_some() { DUCKED } else { 1.0 };
+        if let Some((clip, position)) = &mut self.voice {
+            mix(out, clip, position, 1.0);
+            if *position >= clip.len() {
+                self.voice = None;
             }
-            *position += take;
+        }
+        for (clip, position) in &mut self.playing {
+            mix(out, clip, position, gain);
         }
         self.playing.retain(|(clip, position)| *position < clip.len());
     }
@@ -228,5 +267,32 @@ mod tests {
         let values: Vec<i16> = second.chunks(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect();
         assert_eq!(values, [1000, 1000, 0, 0], "the rest of the first sound, then silence");
         assert!(mixer.playing.is_empty());
+    }
+
+    #[test]
+    fn effects_are_ducked_under_the_voice_and_a_new_line_replaces_the_old() {
+        let mut mixer = Mixer::default();
+        mixer.take(Play::Voice(Arc::new(vec![100; 4])));
+        mixer.take(Play::Effect(Arc::new(vec![1000; 8])));
+        let mut out = vec![0u8; 8];
+        mixer.mix_into(&mut out);
+        let values: Vec<i16> = out.chunks(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect();
+        assert_eq!(values, [400, 400, 400, 400], "voice 100 + effect 1000 ducked to 300");
+        assert!(mixer.voice.is_none(), "the voice ended");
+        let mut out = vec![0u8; 8];
+        mixer.mix_into(&mut out);
+        assert_eq!(i16::from_le_bytes([out[0], out[1]]), 1000, "full again after the voice");
+        mixer.take(Play::Voice(Arc::new(vec![1; 100])));
+        mixer.take(Play::Voice(Arc::new(vec![2; 100])));
+        let mut out = vec![0u8; 4];
+        mixer.mix_into(&mut out);
+        assert_eq!(i16::from_le_bytes([out[0], out[1]]), 2, "the newer line only");
+    }
+
+    #[test]
+    fn speech_is_resampled_to_the_track_as_stereo() {
+        let speech = sothebais_shared::wav::Mono { rate: 22_050, samples: vec![1000; 22_050] };
+        let clip = voice_clip(&speech);
+        assert_eq!(clip.len(), 2 * AUDIO_RATE as usize, "one second of stereo at the track's rate");
     }
 }

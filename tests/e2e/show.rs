@@ -160,6 +160,25 @@ impl Show {
         out
     }
 
+    /// The pixels of a rectangle of a frame, as RGB.
+    async fn region(&self, left: usize, top: usize, width: usize, height: usize) -> Vec<u8> {
+        let response =
+            self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
+        let png = response.bytes().await.expect("bytes");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec())).read_info().expect("a PNG");
+        let mut pixels = vec![0; reader.output_buffer_size().expect("a frame size")];
+        let info = reader.next_frame(&mut pixels).expect("the frame");
+        let channels = info.color_type.samples();
+        let mut out = Vec::with_capacity(width * height * 3);
+        for y in top..top + height {
+            for x in left..left + width {
+                let at = (y * info.width as usize + x) * channels;
+                out.extend_from_slice(&pixels[at..at + 3]);
+            }
+        }
+        out
+    }
+
     async fn frames_rendered(&self) -> u64 {
         self.json("/api/stream/status").await["data"]["frames_rendered"].as_u64().unwrap_or_default()
     }
@@ -522,4 +541,175 @@ async fn the_show_follows_the_auction_production() {
     if Backend::all().contains(&Backend::Production) {
         the_show_follows_the_auction(Backend::Production).await;
     }
+}
+
+/// Mean absolute difference per channel of two equal-sized pixel buffers.
+fn distance(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| u64::from(a.abs_diff(*b))).sum::<u64>() as f64 / a.len().max(1) as f64
+}
+
+/// The recording's audio as mono 8 kHz samples, decoded by ffmpeg.
+fn decoded_audio(recording: &Path) -> Vec<i16> {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(recording)
+        .args(["-vn", "-ac", "1", "-ar", "8000", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect()
+}
+
+/// The host's mouth on a 1280x720 frame of the default scene (the auctioneer's mouth
+/// at (256, 306) of his 512 px art, drawn 146 px wide from (1094, 482)).
+const MOUTH: (usize, usize, usize, usize) = (1147, 556, 40, 30);
+
+#[expect(clippy::print_stderr, reason = "the measured figures are said in the test output")]
+#[tokio::test]
+async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
+    if !Backend::all().contains(&Backend::Embedded) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = Backend::Embedded.process_settings().await;
+    env.insert("TTS_PROVIDER".into(), "espeak".into());
+    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
+    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
+    let operator = token(dir.path(), &env, "operator").expect("token");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let scenes = dir.path().join("scenes");
+    copy_dir(&repo("scenes"), &scenes);
+    let assets = dir.path().join("assets");
+    copy_dir(&repo("assets"), &assets);
+    let recording = dir.path().join("voice.mkv");
+    let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
+    renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.path().join("data").display().to_string());
+    let args = [
+        "--output",
+        recording.to_str().expect("path"),
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--fps",
+        "15",
+        "--backend",
+        &base,
+        "--scenes",
+        scenes.to_str().expect("path"),
+        "--assets",
+        assets.to_str().expect("path"),
+    ];
+    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
+    let mut renderer =
+        Process::start(&binary("sothebais-renderer"), &args, dir.path(), &renderer_env).expect("renderer");
+    let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
+    let show = Show {
+        client: client.clone(),
+        stream: format!("http://{}", addr(&listeners, "stream", "api")),
+        dir: dir.path().to_path_buf(),
+    };
+    let deadline = Instant::now() + START;
+    loop {
+        let status = show.json("/api/stream/status").await;
+        if status["data"]["following"] == true && status["data"]["frames_rendered"].as_u64() > Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renderer never followed: {status}\n{}",
+            renderer.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A lot opens (the bidding scene goes on air): the host announces it aloud.
+    let created = client
+        .post(format!("{base}/api/auction/auctions"))
+        .bearer_auth(&operator)
+        .json(&json!({ "title": "Quiet Harbour", "starting_price": "1", "starts_at": chrono::Utc::now().to_rfc3339(), "duration_secs": 600 }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let speech = loop {
+        let history: Value = client
+            .get(format!("{base}/api/events/agent:message/history?limit=5"))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json");
+        if let Some(speech) = history["data"]["events"][0]["data"].get("speech").cloned() {
+            break speech;
+        }
+        assert!(Instant::now() < deadline, "no spoken line: {history}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let speech_ms = speech["duration_ms"].as_u64().expect("duration");
+    let started = Instant::now();
+    let mut speaking = Vec::new();
+    while started.elapsed() < Duration::from_millis(speech_ms) {
+        speaking.push(show.region(MOUTH.0, MOUTH.1, MOUTH.2, MOUTH.3).await);
+    }
+    // Then silence: the closed mouth, and how much frames differ without speech.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut silent = Vec::new();
+    for _ in 0..6 {
+        silent.push(show.region(MOUTH.0, MOUTH.1, MOUTH.2, MOUTH.3).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let closed = &silent[0];
+    let noise = silent.iter().map(|frame| distance(closed, frame)).fold(0.0_f64, f64::max);
+    let open = |frames: &[Vec<u8>]| {
+        frames.iter().filter(|frame| distance(closed, frame) > noise * 2.0 + 3.0).count()
+    };
+    let (open_speaking, open_silent) = (open(&speaking), open(&silent));
+    eprintln!(
+        "mouth open in {open_speaking} of {} frames while speaking, {open_silent} of {} in silence (noise {noise:.2})",
+        speaking.len(),
+        silent.len()
+    );
+    assert!(
+        open_speaking >= 2,
+        "the mouth never opened while speaking: {open_speaking} of {}",
+        speaking.len()
+    );
+    assert!(
+        open_speaking as f64 / speaking.len() as f64 > open_silent as f64 / silent.len() as f64,
+        "the mouth opens more while speaking"
+    );
+
+    // The track: loud for about the line's length, near silent elsewhere.
+    let exit = renderer.terminate(Duration::from_secs(30)).expect("renderer stops");
+    assert!(exit.success(), "{exit:?}\n{}", renderer.log().join("\n"));
+    let samples = decoded_audio(&recording);
+    let windows: Vec<f64> = samples
+        .chunks(800)
+        .map(|chunk| {
+            let power = chunk.iter().map(|sample| (f64::from(*sample) / 32768.0).powi(2)).sum::<f64>()
+                / chunk.len() as f64;
+            10.0 * power.max(1e-12).log10()
+        })
+        .collect();
+    let loud: Vec<usize> =
+        windows.iter().enumerate().filter(|(_, db)| **db > -35.0).map(|(at, _)| at).collect();
+    let (Some(first), Some(last)) = (loud.first(), loud.last()) else {
+        panic!("the track is silent: {windows:?}")
+    };
+    let loud_ms = (last - first + 1) as u64 * 100;
+    eprintln!("speech of {speech_ms} ms heard over {loud_ms} ms of the track, from {} ms", first * 100);
+    assert!(
+        loud_ms * 10 >= speech_ms * 6 && loud_ms * 10 <= speech_ms * 15,
+        "{loud_ms} ms loud for {speech_ms} ms of speech"
+    );
+    let quiet = windows
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| *at + 3 < *first || *at > last + 3)
+        .map(|(_, db)| *db)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(quiet < -50.0, "elsewhere the track is near silent: loudest {quiet:.1} dB");
+    let _ = server.terminate(Duration::from_secs(10));
 }

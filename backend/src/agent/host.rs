@@ -649,7 +649,20 @@ impl AgentHandle {
                 let min_raise = previous
                     .0
                     .map_or(Amount::ZERO, |high| previous.1.checked_sub(high).unwrap_or(Amount::ZERO));
-                self.feel(Stimulus::Bid { amount: bid.amount, previous_high: previous.0, min_raise }).await;
+                // The line first (its commit ends the event-to-line path), then the
+                // mood's event and the memory.
+                let stimulus = Stimulus::Bid { amount: bid.amount, previous_high: previous.0, min_raise };
+                let change = self.host().mood.apply(&stimulus, now);
+                if let Some(moment) = speak {
+                    let track = self.host().lots.get(&auction.id).cloned();
+                    let mut situation = self.situation(moment, track.as_ref());
+                    situation.who = Some(who.clone());
+                    situation.amount = Some(bid.amount);
+                    self.speak(situation, None).await;
+                }
+                if let Some(change) = change {
+                    self.announce_mood(change).await;
+                }
                 self.remember(
                     &memory::user(&who),
                     "bid",
@@ -664,13 +677,6 @@ impl AgentHandle {
                     (1, 0),
                 )
                 .await;
-                if let Some(moment) = speak {
-                    let track = self.host().lots.get(&auction.id).cloned();
-                    let mut situation = self.situation(moment, track.as_ref());
-                    situation.who = Some(who);
-                    situation.amount = Some(bid.amount);
-                    self.speak(situation, None).await;
-                }
             }
             EventType::AuctionExtended => {
                 let extended: AuctionExtended = event.decode()?;

@@ -460,7 +460,9 @@ pub fn update_nodes(
             }
             LayerKind::Captions => {
                 let (typed, alpha) = match &show.line {
-                    Some(line) => caption(&line.text, (now - line.started).as_seconds_f32(), layer),
+                    Some(line) => {
+                        caption(&line.text, (now - line.started).as_seconds_f32(), layer, line.speech_secs)
+                    }
                     None => (String::new(), 0.0),
                 };
                 content = Some(typed);
@@ -546,12 +548,13 @@ pub fn image_sources(
 }
 
 /// A caption `secs` after its line started: the characters typed so far and the
-/// opacity (fading after the hold).
-pub fn caption(text: &str, secs: f32, layer: &Layer) -> (String, f32) {
+/// opacity (fading after the hold). A spoken line is revealed over its speech's
+/// `speech_secs`, in step with the voice; others at the layer's `chars_per_sec`.
+pub fn caption(text: &str, secs: f32, layer: &Layer, speech_secs: Option<f32>) -> (String, f32) {
     let secs = secs.max(0.0);
     let count = text.chars().count();
-    let typed = ((secs * layer.chars_per_sec) as usize).min(count);
-    let typing_secs = count as f32 / layer.chars_per_sec;
+    let typing_secs = speech_secs.filter(|secs| *secs > 0.1).unwrap_or(count as f32 / layer.chars_per_sec);
+    let typed = ((secs / typing_secs * count as f32) as usize).min(count);
     let fading = secs - typing_secs - layer.hold_secs;
     let alpha = if fading <= 0.0 { 1.0 } else { (1.0 - fading / layer.fade_secs.max(0.001)).max(0.0) };
     (text.chars().take(typed).collect(), alpha)
@@ -722,11 +725,13 @@ mod tests {
     fn captions_type_out_then_fade() {
         let layer = &scene("[[layer]]\nid = \"c\"\nkind = \"captions\"\nchars_per_sec = 10\nhold_secs = 2\n")
             .layers[0];
-        assert_eq!(caption("hello world", 0.5, layer), ("hello".to_owned(), 1.0));
-        assert_eq!(caption("hello world", 3.0, layer).0, "hello world");
-        let (_, fading) = caption("hello world", 1.1 + 2.0 + 0.5, layer);
+        assert_eq!(caption("hello world", 0.5, layer, None), ("hello".to_owned(), 1.0));
+        assert_eq!(caption("hello world", 3.0, layer, None).0, "hello world");
+        // Spoken over 5.5 s: half of it at 2.75 s.
+        assert_eq!(caption("hello world", 2.75, layer, Some(5.5)).0, "hello");
+        let (_, fading) = caption("hello world", 1.1 + 2.0 + 0.5, layer, None);
         assert!((fading - 0.5).abs() < 0.01, "{fading}");
-        assert_eq!(caption("hello world", 10.0, layer).1, 0.0);
+        assert_eq!(caption("hello world", 10.0, layer, None).1, 0.0);
     }
 
     /// A bare app with the scene systems and no renderer.
