@@ -68,8 +68,11 @@ type Host = (AgentHandle, std::sync::Arc<dyn Storage>, std::sync::Arc<TestClock>
 async fn host(extra: &[(String, String)]) -> anyhow::Result<Host> {
     let (storage, folder) = Backend::Embedded.storage().await;
     let data = tempfile::tempdir()?;
-    let mut settings: Vec<(String, String)> =
-        vec![("SOTHEBAIS_DATA_DIR".into(), data.path().display().to_string())];
+    // Captions only: the voice is measured on its own (`voices`).
+    let mut settings: Vec<(String, String)> = vec![
+        ("SOTHEBAIS_DATA_DIR".into(), data.path().display().to_string()),
+        ("TTS_PROVIDER".into(), "none".into()),
+    ];
     settings.extend(extra.iter().cloned());
     let env = move |key: &str| settings.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
     let config = Config::load(&FlagValues::new(), None, &env)?;
@@ -89,8 +92,11 @@ async fn lines(agent: &AgentHandle, clock: &TestClock, events: &[Envelope]) -> a
         clock.advance(Duration::from_secs(5));
         let started = Instant::now();
         agent.on_event(event).await?;
-        if event.event_type == EventType::AuctionBidAccepted {
-            micros.push(started.elapsed().as_micros() as u64);
+        // To the line's commit (the mood and the memory are written after it).
+        if event.event_type == EventType::AuctionBidAccepted
+            && let Some(lined) = agent.last_line_at().filter(|at| *at >= started)
+        {
+            micros.push((lined - started).as_micros() as u64);
         }
     }
     Ok(micros)
@@ -106,7 +112,60 @@ fn report(name: &str, micros: &[u64]) {
     );
 }
 
+/// Synthesis time per line and real-time factor (synthesis time / audio length) of
+/// each speech provider installed here, on the same lines.
+async fn voices(lines: usize) -> anyhow::Result<()> {
+    use sothebais_backend::agent::character::VoiceSettings;
+    use sothebais_backend::agent::voice::Voice;
+    use sothebais_backend::config::TtsChoice;
+    let dir = tempfile::tempdir()?;
+    let settings: Vec<(String, String)> =
+        vec![("SOTHEBAIS_DATA_DIR".into(), dir.path().display().to_string())];
+    let env = move |key: &str| settings.iter().find(|(name, _)| name == key).map(|(_, value)| value.clone());
+    let base = Config::load(&FlagValues::new(), None, &env)?.agent.voice;
+    let texts = [
+        "Ladies and gentlemen! Blue Hour is open. Bidding starts at one ether.",
+        "We have a first bid: one and a half ether from curie.",
+        "Going once, going twice... two ether to noether!",
+        "Sold! Blue Hour goes to hopper for two and a quarter ether.",
+    ];
+    println!("\nagent: speech synthesis, {lines} lines per provider (2 cores, this box)");
+    for (name, choice) in [("piper", TtsChoice::Piper), ("espeak", TtsChoice::Espeak)] {
+        let config = sothebais_backend::config::VoiceConfig { provider: choice, ..base.clone() };
+        let Some(voice) = Voice::from_config(&config, reqwest::Client::new(), dir.path()) else {
+            println!("{name:<10} not installed");
+            continue;
+        };
+        if voice.providers().first() != Some(&name) {
+            println!("{name:<10} not installed");
+            continue;
+        }
+        voice.warm().await;
+        let (mut micros, mut audio_ms) = (Vec::new(), 0u64);
+        for index in 0..lines {
+            let started = Instant::now();
+            let spoken = voice
+                .speak(texts[index % texts.len()], &VoiceSettings::default())
+                .await
+                .ok_or_else(|| anyhow::anyhow!("{name} did not speak"))?;
+            micros.push(started.elapsed().as_micros() as u64);
+            audio_ms += spoken.speech.duration_ms;
+        }
+        let spent_ms = micros.iter().sum::<u64>() as f64 / 1000.0;
+        println!(
+            "{name:<10} per line p50 {:>7.1} ms  p99 {:>7.1} ms   real-time factor {:.3} ({:.1} s of speech in {:.1} s)",
+            percentile_ms(&micros, 0.5),
+            percentile_ms(&micros, 0.99),
+            spent_ms / audio_ms.max(1) as f64,
+            audio_ms as f64 / 1000.0,
+            spent_ms / 1000.0
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(lines_per_run: usize, interactions: usize, model_delay_ms: u64) -> anyhow::Result<()> {
+    voices(20).await?;
     eprintln!("==> agent: recording {lines_per_run} accepted bids from a real engine");
     let events = bid_events(lines_per_run).await?;
 

@@ -121,6 +121,8 @@ struct Inner {
     queued: Notify,
     /// The voice is speaking a line (until its audio ends).
     speaking: std::sync::atomic::AtomicBool,
+    /// When the last `agent:message` was stored (for the benchmark's event-to-line figure).
+    last_line: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -264,6 +266,7 @@ impl AgentHandle {
                 queue: Mutex::new((Vec::new(), 0)),
                 queued: Notify::new(),
                 speaking: std::sync::atomic::AtomicBool::new(false),
+                last_line: Mutex::new(None),
             }),
         })
     }
@@ -337,6 +340,16 @@ impl AgentHandle {
         }
     }
 
+    fn lined(&self) {
+        *self.inner.last_line.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now());
+    }
+
+    /// When the last `agent:message` was stored.
+    pub fn last_line_at(&self) -> Option<std::time::Instant> {
+        *self.inner.last_line.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, (Vec<Job>, u64)> {
         self.inner.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -381,6 +394,7 @@ impl AgentHandle {
             message.speech = spoken.as_ref().map(|spoken| spoken.speech.clone());
             self.host().last_message = Some(message.clone());
             self.event(EventType::AgentMessage, &message).await;
+            self.lined();
             if let Some(spoken) = spoken {
                 self.inner.speaking.store(true, std::sync::atomic::Ordering::Relaxed);
                 let length = Duration::from_millis(spoken.speech.duration_ms);
@@ -565,6 +579,7 @@ impl AgentHandle {
         } else {
             self.host().last_message = Some(message.clone());
             self.event(EventType::AgentMessage, &message).await;
+            self.lined();
         }
         self.inner.memory.recent.push(format!("you said: {text}")).await;
         let trigger = situation.moment.to_string();
