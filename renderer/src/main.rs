@@ -70,9 +70,15 @@ struct Cli {
     /// Override the preset's frame rate
     #[arg(long)]
     fps: Option<u32>,
-    /// auto (nvh264enc when present, else x264enc), nvenc or x264
+    /// auto (NVENC when an encoder session opens, else x264), nvenc or x264
     #[arg(long, env = "STREAM_ENCODER", default_value = "auto")]
     encoder: String,
+    /// Override the preset's video bitrate (kbps, constant)
+    #[arg(long, env = "STREAM_BITRATE_KBPS", value_parser = clap::value_parser!(u32).range(100..=50_000))]
+    bitrate_kbps: Option<u32>,
+    /// Override the preset's keyframe interval (seconds)
+    #[arg(long, env = "STREAM_KEYFRAME_SECS", value_parser = clap::value_parser!(u32).range(1..=10))]
+    keyframe_secs: Option<u32>,
     /// Stop after this many frames (recordings, tests); default: run until stopped
     #[arg(long)]
     frames: Option<u64>,
@@ -236,6 +242,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     encoding.width = cli.width.unwrap_or(encoding.width);
     encoding.height = cli.height.unwrap_or(encoding.height);
     encoding.fps = cli.fps.unwrap_or(encoding.fps).max(1);
+    encoding.bitrate_kbps = cli.bitrate_kbps.unwrap_or(encoding.bitrate_kbps);
+    encoding.keyframe_secs = cli.keyframe_secs.unwrap_or(encoding.keyframe_secs);
     if !convert::size_is_supported(encoding.width, encoding.height) {
         anyhow::bail!(
             "{}x{}: the width must be a multiple of 8 and the height even (frames are encoded as 4:2:0)",

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bevy::log::info;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -101,9 +102,7 @@ pub const AUDIO_RATE: u64 = 44_100;
 pub fn launch_description(encoding: &Encoding, encoder: &str) -> String {
     let Encoding { width, height, fps, bitrate_kbps, keyframe_secs, audio_kbps } = *encoding;
     let encode = match encoder {
-        "nvh264enc" => {
-            format!("nvh264enc rc-mode=cbr bitrate={bitrate_kbps} gop-size={}", fps * keyframe_secs)
-        }
+        "nvh264enc" => nvenc(bitrate_kbps, fps * keyframe_secs),
         _ => format!(
             "x264enc tune=zerolatency speed-preset=ultrafast pass=cbr bitrate={bitrate_kbps} key-int-max={}",
             fps * keyframe_secs
@@ -120,19 +119,76 @@ pub fn launch_description(encoding: &Encoding, encoder: &str) -> String {
     )
 }
 
-/// The H.264 encoder to use: `nvh264enc` when asked for or (for `auto`) when its
-/// element exists, else `x264enc`.
-pub fn pick_encoder(wanted: &str) -> anyhow::Result<&'static str> {
-    let has = |name: &str| gst::ElementFactory::find(name).is_some();
+/// NVENC's encode for live streaming: constant bitrate, no B-frames, no look-ahead,
+/// the low-latency preset.
+fn nvenc(bitrate_kbps: u32, gop: u32) -> String {
+    format!(
+        "nvh264enc preset=low-latency-hq zerolatency=true bframes=0 rc-mode=cbr bitrate={bitrate_kbps} gop-size={gop}"
+    )
+}
+
+/// The H.264 encoder to use (pure): `nvh264enc` when asked for, or for `auto` when an
+/// NVENC session really opens (the element exists on GPUs without NVENC too, such as
+/// Hopper's), else `x264enc`.
+pub fn choose_encoder(
+    wanted: &str,
+    has_x264: bool,
+    has_nvenc: bool,
+    nvenc_opens: impl FnOnce() -> Result<(), String>,
+) -> anyhow::Result<&'static str> {
     match wanted {
-        "nvenc" if has("nvh264enc") => Ok("nvh264enc"),
-        "nvenc" => bail!(
+        "nvenc" if !has_nvenc => bail!(
             "STREAM_ENCODER=nvenc but the nvh264enc element is missing (gstreamer1.0-plugins-bad and an NVIDIA driver)"
         ),
-        "x264" | "auto" if has("x264enc") => Ok("x264enc"),
-        "auto" if has("nvh264enc") => Ok("nvh264enc"),
-        _ => bail!("no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc)"),
+        "nvenc" => match nvenc_opens() {
+            Ok(()) => Ok("nvh264enc"),
+            Err(why) => bail!("STREAM_ENCODER=nvenc but NVENC does not open: {why}"),
+        },
+        "auto" if has_nvenc => match nvenc_opens() {
+            Ok(()) => Ok("nvh264enc"),
+            Err(why) if has_x264 => {
+                info!("NVENC does not open ({why}); encoding with x264");
+                Ok("x264enc")
+            }
+            Err(why) => bail!(
+                "no H.264 encoder: NVENC does not open ({why}) and x264enc is missing (gstreamer1.0-plugins-ugly)"
+            ),
+        },
+        "x264" | "auto" if has_x264 => Ok("x264enc"),
+        "x264" | "auto" => bail!("no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc)"),
+        other => bail!("STREAM_ENCODER={other:?}: auto, nvenc or x264"),
     }
+}
+
+/// Opens an NVENC session for real: eight frames through `nvh264enc` with the
+/// stream's settings, within five seconds.
+fn nvenc_opens() -> Result<(), String> {
+    let description = format!(
+        "videotestsrc num-buffers=8 ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 ! {} ! fakesink",
+        nvenc(2000, 60)
+    );
+    let pipeline = gst::parse::launch(&description).map_err(|error| error.to_string())?;
+    pipeline.set_state(gst::State::Playing).map_err(|error| format!("{error:?}"))?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let outcome = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(message) => match message.view() {
+            gst::MessageView::Eos(_) => Ok(()),
+            gst::MessageView::Error(error) => Err(error.error().to_string()),
+            _ => Err("unexpected message".to_owned()),
+        },
+        None => Err("no frame encoded within 5 s".to_owned()),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    outcome
+}
+
+/// The H.264 encoder for `STREAM_ENCODER` on this machine.
+pub fn pick_encoder(wanted: &str) -> anyhow::Result<&'static str> {
+    let has = |name: &str| gst::ElementFactory::find(name).is_some();
+    choose_encoder(wanted, has("x264enc"), has("nvh264enc"), nvenc_opens)
 }
 
 /// The GStreamer elements the pipeline needs, with the Debian package of each.
@@ -580,12 +636,40 @@ mod tests {
 
     #[test]
     fn the_pipeline_encodes_once_for_every_output() {
+        let nvenc = launch_description(&Encoding::preset("x").expect("x"), "nvh264enc");
+        assert!(
+            nvenc.contains("nvh264enc preset=low-latency-hq zerolatency=true bframes=0 rc-mode=cbr bitrate=4000 gop-size=90"),
+            "{nvenc}"
+        );
         let description = launch_description(&Encoding::preset("x").expect("x"), "x264enc");
         assert_eq!(description.matches("x264enc").count(), 1, "{description}");
         assert!(description.contains("key-int-max=90"));
         assert!(description.contains("voaacenc bitrate=128000"));
         assert_eq!(description.matches("voaacenc").count(), 1, "one audio encode");
         assert!(description.contains("appsink name=video") && description.contains("appsink name=audio"));
+    }
+
+    #[test]
+    fn auto_prefers_nvenc_only_when_a_session_opens() {
+        let opens = || Ok(());
+        let refuses = || Err("no CUDA device".to_owned());
+        assert_eq!(choose_encoder("auto", true, true, opens).expect("auto"), "nvh264enc");
+        assert_eq!(
+            choose_encoder("auto", true, true, refuses).expect("auto"),
+            "x264enc",
+            "Hopper: the element, no NVENC"
+        );
+        assert_eq!(choose_encoder("auto", true, false, opens).expect("auto"), "x264enc");
+        assert!(choose_encoder("auto", false, true, refuses).is_err());
+        assert!(
+            choose_encoder("nvenc", true, true, refuses)
+                .expect_err("refused")
+                .to_string()
+                .contains("no CUDA device")
+        );
+        assert!(choose_encoder("nvenc", true, false, opens).is_err());
+        assert_eq!(choose_encoder("x264", true, true, opens).expect("x264"), "x264enc");
+        assert!(choose_encoder("vp9", true, true, opens).is_err());
     }
 
     #[test]

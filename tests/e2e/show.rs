@@ -338,10 +338,6 @@ async fn the_show_follows_the_auction(backend: Backend) {
     assert_eq!(bid["data"]["bid"]["status"], "accepted", "{bid}");
     let ends_at: chrono::DateTime<chrono::Utc> =
         bid["data"]["auction"]["ends_at"].as_str().expect("ends_at").parse().expect("time");
-    let took = show.until_frame_shows("1.5 ETH", Duration::from_secs(20)).await.unwrap_or_else(|text| {
-        panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
-    });
-    eprintln!("bid to a frame showing it, OCR included: {took:?}");
 
     // The host reacts: the agent's first-bid line in the caption, its happy face drawn.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -374,6 +370,10 @@ async fn the_show_follows_the_auction(backend: Backend) {
     show.until_frame_shows(&word, Duration::from_secs(20)).await.unwrap_or_else(|text| {
         panic!("the caption never showed {word:?} of {line:?}; the last read:\n{text}")
     });
+    let took = show.until_frame_shows("1.5 ETH", Duration::from_secs(20)).await.unwrap_or_else(|text| {
+        panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
+    });
+    eprintln!("bid to a frame showing it, OCR included: {took:?}");
     let moods: Value = client
         .get(format!("{base}/api/events/agent:mood/history?limit=5"))
         .send()
