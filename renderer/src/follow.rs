@@ -481,13 +481,7 @@ impl Images {
 
     async fn download(&self, url: &str) -> anyhow::Result<String> {
         let response = self.http.get(url).send().await?.error_for_status()?;
-        if response.content_length().is_some_and(|length| length > MAX_IMAGE as u64) {
-            anyhow::bail!("larger than {MAX_IMAGE} bytes");
-        }
-        let bytes = response.bytes().await?;
-        if bytes.len() > MAX_IMAGE {
-            anyhow::bail!("larger than {MAX_IMAGE} bytes");
-        }
+        let bytes = read_capped(response, MAX_IMAGE).await?;
         let extension = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             "png"
         } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -510,8 +504,59 @@ impl Images {
     }
 }
 
+/// A response's body, read chunk by chunk and given up as soon as it passes `cap`
+/// bytes (a body without `Content-Length` is never read whole before the check).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> anyhow::Result<Vec<u8>> {
+    if response.content_length().is_some_and(|length| length > cap as u64) {
+        anyhow::bail!("larger than {cap} bytes");
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            anyhow::bail!("larger than {cap} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A stable 64-bit hash of a URL, for its cache file name.
 fn fnv1a(text: &str) -> u64 {
     text.bytes()
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_without_a_length_is_given_up_at_the_cap_not_read_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/big.png", listener.local_addr().expect("addr"));
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
+                .await;
+            let chunk = vec![0u8; 64 * 1024];
+            let mut written = 0usize;
+            while written < 64 * 1024 * 1024 {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                written += chunk.len();
+            }
+            written
+        });
+        let response = reqwest::get(&url).await.expect("response");
+        let error = read_capped(response, 1024 * 1024).await.expect_err("too big");
+        assert!(error.to_string().contains("larger than"), "{error}");
+        let written = served.await.expect("server");
+        assert!(written < 32 * 1024 * 1024, "the body was not read to its end: {written} bytes sent");
+    }
 }
