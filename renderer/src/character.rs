@@ -347,15 +347,7 @@ mod tests {
 
     #[test]
     fn each_mood_has_its_own_face() {
-        let moods = [
-            Mood::Neutral,
-            Mood::Happy,
-            Mood::Excited,
-            Mood::Tense,
-            Mood::Surprised,
-            Mood::Disappointed,
-            Mood::Celebrating,
-        ];
+        let moods = Mood::ALL;
         for (index, mood) in moods.iter().enumerate() {
             for other in &moods[index + 1..] {
                 assert_ne!(expression(Some(*mood)), expression(Some(*other)), "{mood:?} and {other:?}");

@@ -432,7 +432,7 @@ impl Show {
             "auction.winner.amount" => {
                 winner.and_then(|outcome| outcome.amount).map(|amount| amount.to_string())
             }
-            "agent.mood" => self.mood.map(mood_name),
+            "agent.mood" => self.mood.map(|mood| mood.as_str().to_owned()),
             "agent.line" => self.line.as_ref().map(|line| line.text.clone()),
             "show.next" => self
                 .auctions
@@ -471,11 +471,6 @@ fn result_line(auction: &Auction) -> String {
         None if auction.state == AuctionState::Cancelled => "CANCELLED".to_owned(),
         None => "CLOSED".to_owned(),
     }
-}
-
-/// The mood's name as events write it.
-pub fn mood_name(mood: Mood) -> String {
-    serde_json::to_value(mood).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 #[cfg(test)]

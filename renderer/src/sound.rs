@@ -36,44 +36,19 @@ pub const DUCKED: f32 = 0.3;
 
 /// The host's speech at the track's rate, as interleaved stereo.
 pub fn voice_clip(audio: &sothebais_shared::wav::Mono) -> Clip {
-    let audio = sothebais_shared::wav::resample(audio, AUDIO_RATE as u32);
-    Arc::new(audio.samples.iter().flat_map(|sample| [*sample, *sample]).collect())
+    Arc::new(stereo(audio))
 }
 
-/// Reads a 16-bit PCM WAV at 44.1 kHz (mono or stereo) into interleaved stereo.
+/// Reads a 16-bit PCM WAV (mono or stereo, at any rate) into interleaved stereo at
+/// the track's rate. Stereo files are mixed down: effects and the voice are centred.
 pub fn read_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
-    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let half = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
-        return Err("not a RIFF/WAVE file".to_owned());
-    }
-    let (mut at, mut channels, mut data) = (12usize, None, None);
-    while let Some(size) = word(at + 4) {
-        let body = at + 8;
-        let end = body.saturating_add(size as usize).min(bytes.len());
-        match bytes.get(at..at + 4) {
-            Some(b"fmt ") => {
-                let format = half(body).ok_or("short fmt chunk")?;
-                let count = half(body + 2).ok_or("short fmt chunk")?;
-                let rate = word(body + 4).ok_or("short fmt chunk")?;
-                let bits = half(body + 14).ok_or("short fmt chunk")?;
-                if format != 1 || bits != 16 || u64::from(rate) != AUDIO_RATE || !(1..=2).contains(&count) {
-                    return Err(format!(
-                        "{count} channels of {bits}-bit format {format} at {rate} Hz: needs 16-bit PCM at 44100 Hz, mono or stereo"
-                    ));
-                }
-                channels = Some(count);
-            }
-            Some(b"data") => data = Some(&bytes[body..end]),
-            _ => {}
-        }
-        at = end + (size as usize & 1);
-    }
-    let (Some(channels), Some(data)) = (channels, data) else {
-        return Err("no fmt or data chunk".to_owned());
-    };
-    let samples = data.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]]));
-    Ok(if channels == 1 { samples.flat_map(|sample| [sample, sample]).collect() } else { samples.collect() })
+    let audio = sothebais_shared::wav::read(bytes).map_err(|error| error.to_string())?;
+    Ok(stereo(&audio))
+}
+
+fn stereo(audio: &sothebais_shared::wav::Mono) -> Vec<i16> {
+    let audio = sothebais_shared::wav::resample(audio, AUDIO_RATE as u32);
+    audio.samples.iter().flat_map(|sample| [*sample, *sample]).collect()
 }
 
 /// The sound effects, by event, read from the assets folder and read again when a
@@ -205,8 +180,8 @@ mod tests {
     }
 
     #[test]
-    fn wav_files_are_read_as_interleaved_stereo() {
-        assert_eq!(read_wav(&wav(2, &[1, -1, 2, -2])), Ok(vec![1, -1, 2, -2]));
+    fn wav_files_are_read_as_centred_stereo() {
+        assert_eq!(read_wav(&wav(2, &[4, 2, 6, -2])), Ok(vec![3, 3, 2, 2]));
         assert_eq!(read_wav(&wav(1, &[5, 6])), Ok(vec![5, 5, 6, 6]));
         assert!(read_wav(b"RIFF....WAVE").is_err());
         assert!(read_wav(b"not a wav").is_err());

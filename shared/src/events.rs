@@ -684,6 +684,32 @@ pub enum Mood {
     Celebrating,
 }
 
+impl Mood {
+    /// Every mood, in the order of `agent.md`.
+    pub const ALL: [Mood; 7] = [
+        Mood::Neutral,
+        Mood::Happy,
+        Mood::Excited,
+        Mood::Tense,
+        Mood::Surprised,
+        Mood::Disappointed,
+        Mood::Celebrating,
+    ];
+
+    /// The name as files and events write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mood::Neutral => "neutral",
+            Mood::Happy => "happy",
+            Mood::Excited => "excited",
+            Mood::Tense => "tense",
+            Mood::Surprised => "surprised",
+            Mood::Disappointed => "disappointed",
+            Mood::Celebrating => "celebrating",
+        }
+    }
+}
+
 /// Where a line of the host goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

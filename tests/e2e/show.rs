@@ -204,6 +204,57 @@ fn countdowns(text: &str) -> Vec<i64> {
         .collect()
 }
 
+/// A renderer following `base` at 1280x720, 15 fps, on copies of the repository's
+/// scenes and assets under `dir`, recording to `dir/<file>`; with the backend's Redis
+/// settings when it has them. Returns it, its API, the recording and the folders.
+fn start_renderer(
+    dir: &Path,
+    base: &str,
+    env: &BTreeMap<String, String>,
+    client: &reqwest::Client,
+    file: &str,
+) -> (Process, Show, PathBuf, PathBuf, PathBuf) {
+    let scenes = dir.join("scenes");
+    copy_dir(&repo("scenes"), &scenes);
+    // The renderer's own assets folder: downloads and uploads land there.
+    let assets = dir.join("assets");
+    copy_dir(&repo("assets"), &assets);
+    let recording = dir.join(file);
+    let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
+    renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.join("data").display().to_string());
+    for key in ["REDIS_URL", "REDIS_KEY_PREFIX"] {
+        if let Some(value) = env.get(key) {
+            renderer_env.insert(key.into(), value.clone());
+        }
+    }
+    let args = [
+        "--output",
+        recording.to_str().expect("path"),
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--fps",
+        "15",
+        "--backend",
+        base,
+        "--scenes",
+        scenes.to_str().expect("path"),
+        "--assets",
+        assets.to_str().expect("path"),
+    ];
+    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
+    let mut renderer =
+        Process::start(&binary("sothebais-renderer"), &args, dir, &renderer_env).expect("renderer");
+    let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
+    let show = Show {
+        client: client.clone(),
+        stream: format!("http://{}", addr(&listeners, "stream", "api")),
+        dir: dir.to_path_buf(),
+    };
+    (renderer, show, recording, scenes, assets)
+}
+
 #[expect(clippy::print_stderr, reason = "the measured times are said in the test output")]
 async fn the_show_follows_the_auction(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -239,44 +290,8 @@ async fn the_show_follows_the_auction(backend: Backend) {
         .expect("json");
     let auction_id = created["data"]["id"].as_str().expect("auction id").to_owned();
 
-    let scenes = dir.path().join("scenes");
-    copy_dir(&repo("scenes"), &scenes);
-    let recording = dir.path().join("show.mkv");
-    let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
-    renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.path().join("data").display().to_string());
-    for key in ["REDIS_URL", "REDIS_KEY_PREFIX"] {
-        if let Some(value) = env.get(key) {
-            renderer_env.insert(key.into(), value.clone());
-        }
-    }
-    // The renderer's own assets folder: downloads and uploads land there.
-    let assets = dir.path().join("assets");
-    copy_dir(&repo("assets"), &assets);
-    let args = [
-        "--output",
-        recording.to_str().expect("path"),
-        "--width",
-        "1280",
-        "--height",
-        "720",
-        "--fps",
-        "15",
-        "--backend",
-        &base,
-        "--scenes",
-        scenes.to_str().expect("path"),
-        "--assets",
-        assets.to_str().expect("path"),
-    ];
-    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
-    let mut renderer =
-        Process::start(&binary("sothebais-renderer"), &args, dir.path(), &renderer_env).expect("renderer");
-    let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
-    let show = Show {
-        client: client.clone(),
-        stream: format!("http://{}", addr(&listeners, "stream", "api")),
-        dir: dir.path().to_path_buf(),
-    };
+    let (mut renderer, show, recording, scenes, assets) =
+        start_renderer(dir.path(), &base, &env, &client, "show.mkv");
 
     // The lot is open: the bidding scene goes on air once the renderer follows.
     let deadline = Instant::now() + START;
@@ -577,38 +592,7 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
     let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
     let operator = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-    let scenes = dir.path().join("scenes");
-    copy_dir(&repo("scenes"), &scenes);
-    let assets = dir.path().join("assets");
-    copy_dir(&repo("assets"), &assets);
-    let recording = dir.path().join("voice.mkv");
-    let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
-    renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.path().join("data").display().to_string());
-    let args = [
-        "--output",
-        recording.to_str().expect("path"),
-        "--width",
-        "1280",
-        "--height",
-        "720",
-        "--fps",
-        "15",
-        "--backend",
-        &base,
-        "--scenes",
-        scenes.to_str().expect("path"),
-        "--assets",
-        assets.to_str().expect("path"),
-    ];
-    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
-    let mut renderer =
-        Process::start(&binary("sothebais-renderer"), &args, dir.path(), &renderer_env).expect("renderer");
-    let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
-    let show = Show {
-        client: client.clone(),
-        stream: format!("http://{}", addr(&listeners, "stream", "api")),
-        dir: dir.path().to_path_buf(),
-    };
+    let (mut renderer, show, recording, _, _) = start_renderer(dir.path(), &base, &env, &client, "voice.mkv");
     let deadline = Instant::now() + START;
     loop {
         let status = show.json("/api/stream/status").await;

@@ -148,7 +148,7 @@ impl Character {
     /// The image to show for a mood (`agent:mood`'s `expression`): the art's path,
     /// or the mood's name when the character has no art (the renderer's drawn face).
     pub fn expression_name(&self, mood: Mood) -> String {
-        self.expression(mood).map_or_else(|| mood_name(mood).to_owned(), |art| art.image().to_owned())
+        self.expression(mood).map_or_else(|| mood.as_str().to_owned(), |art| art.image().to_owned())
     }
 
     pub fn catchphrases(&self, moment: Moment) -> &[String] {
@@ -232,7 +232,7 @@ impl Character {
             return Err(fail("settings", "expected an object".into()));
         }
         for (mood, art) in &show.expressions {
-            let path = format!("settings.sothebais.expressions.{}", mood_name(*mood));
+            let path = format!("settings.sothebais.expressions.{}", mood.as_str());
             for image in std::iter::once(art.image()).chain(art.talk()) {
                 check_asset_path(image).map_err(|reason| fail(&path, reason))?;
             }
@@ -258,30 +258,6 @@ impl Character {
         })
     }
 }
-
-/// The name of a mood as written in files and events.
-pub fn mood_name(mood: Mood) -> &'static str {
-    match mood {
-        Mood::Neutral => "neutral",
-        Mood::Happy => "happy",
-        Mood::Excited => "excited",
-        Mood::Tense => "tense",
-        Mood::Surprised => "surprised",
-        Mood::Disappointed => "disappointed",
-        Mood::Celebrating => "celebrating",
-    }
-}
-
-/// Every mood, in the order of `agent.md`.
-pub const MOODS: [Mood; 7] = [
-    Mood::Neutral,
-    Mood::Happy,
-    Mood::Excited,
-    Mood::Tense,
-    Mood::Surprised,
-    Mood::Disappointed,
-    Mood::Celebrating,
-];
 
 /// Art is named relative to `assets/`: no absolute paths, no `..`, an image type.
 fn check_asset_path(path: &str) -> Result<(), String> {

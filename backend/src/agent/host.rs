@@ -459,8 +459,7 @@ impl AgentHandle {
     async fn announce_mood(&self, change: MoodChange) {
         let expression = self.character().expression_name(change.mood);
         tracing::debug!(mood = ?change.mood, intensity = change.intensity, %expression, "mood");
-        metrics::counter!("agent_mood_changes_total", "mood" => super::character::mood_name(change.mood))
-            .increment(1);
+        metrics::counter!("agent_mood_changes_total", "mood" => change.mood.as_str()).increment(1);
         self.event(
             EventType::AgentMood,
             &AgentMood { mood: change.mood, intensity: change.intensity, expression },
@@ -916,7 +915,11 @@ impl AgentHandle {
         let records = self
             .inner
             .storage
-            .auctions(&AuctionFilter { phases: vec![Phase::Open], campaign_id: None, limit: 100 })
+            .auctions(&AuctionFilter {
+                phases: vec![Phase::Scheduled, Phase::Open],
+                campaign_id: None,
+                limit: 100,
+            })
             .await?;
         for record in records {
             let auction = record.core.view_at(millis(now));

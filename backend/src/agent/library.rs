@@ -84,7 +84,6 @@ fn json_files(folder: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::character::MOODS;
 
     #[test]
     fn the_shipped_characters_load_with_art_for_every_mood() {
@@ -92,7 +91,7 @@ mod tests {
         assert!(library.invalid.is_empty(), "{:?}", library.invalid);
         for (id, _) in SHIPPED {
             let character = library.get(id).expect("shipped");
-            for mood in MOODS {
+            for mood in sothebais_shared::events::Mood::ALL {
                 let art = character.show.expressions.get(&mood).expect("art for every mood");
                 assert!(art.talk().is_some(), "{id} has a talking frame for {mood:?}");
             }

@@ -130,6 +130,8 @@ both_backends! {
         let settings: Vec<(String, String)> = sim.settings().into_iter().collect();
         let app = with_settings(backend, &settings).await;
         app.create_auction(json!({ "title": "Quiet Harbour" })).await;
+        // The host has opened the lot (its line) before the question comes.
+        lines(&app, 1).await;
         let post = sim.post("curie", "@SothebAIs what is the price now?", json!({})).await;
         let reply = eventually(WAIT, "the host answers on X", async || {
             sim.replies_to(&post).first().map(|reply| reply.text.clone())
