@@ -69,7 +69,7 @@ pub async fn run(backend: String, source: Source, assets: PathBuf, feed: Sender<
     let backend = backend.trim_end_matches('/').to_owned();
     let mut backoff = Duration::from_secs(1);
     let mut resume = Resume::default();
-    let images = Images::new(http.clone(), assets, feed.clone(), backend.clone());
+    let images = Downloads::new(http.clone(), assets, feed.clone(), backend.clone());
     loop {
         let started = Instant::now();
         let result = match &source {
@@ -104,7 +104,7 @@ async fn follow_websocket(
     backend: &str,
     feed: &Sender<Feed>,
     resume: &mut Resume,
-    images: &Images,
+    images: &Downloads,
 ) -> anyhow::Result<()> {
     let base = backend.replacen("http", "ws", 1);
     let mut url = format!("{base}/api/events/stream?types={TYPES}");
@@ -139,7 +139,7 @@ async fn follow_redis(
     prefix: &str,
     feed: &Sender<Feed>,
     resume: &mut Resume,
-    images: &Images,
+    images: &Downloads,
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -191,7 +191,7 @@ async fn follow_redis(
 
 /// Checks a received envelope and hands it to the app, remembering where to resume;
 /// false once the app has stopped listening. An invalid one is logged and skipped.
-fn deliver(payload: &str, resume: &mut Resume, images: &Images, feed: &Sender<Feed>) -> bool {
+fn deliver(payload: &str, resume: &mut Resume, images: &Downloads, feed: &Sender<Feed>) -> bool {
     match Envelope::parse_checked(payload) {
         Ok(event) if event.is_forged_decision() => {
             resume.last_event = Some(event.id);
@@ -256,7 +256,7 @@ async fn send_snapshot(
     http: &reqwest::Client,
     backend: &str,
     feed: &Sender<Feed>,
-    images: &Images,
+    images: &Downloads,
 ) -> anyhow::Result<()> {
     let sent = Utc::now();
     let status: Status = get(http, &format!("{backend}/api/auction/status"))
@@ -372,11 +372,11 @@ pub async fn publish(
 /// Largest lot image downloaded.
 const MAX_IMAGE: usize = 10 * 1024 * 1024;
 
-/// Downloads lots' remote images (`http(s)://`) into `assets/cache/lots/`, once
-/// each, and tells the app where they are. A failed download is tried again when
-/// the URL comes up after a minute.
+/// What the follower fetches beside the events: lots' remote images (`http(s)://`)
+/// into `assets/cache/lots/`, once each (a failed download is tried again when the
+/// URL comes up after a minute), and the host's speech for a spoken line.
 #[derive(Debug, Clone)]
-struct Images {
+struct Downloads {
     http: reqwest::Client,
     assets: PathBuf,
     feed: Sender<Feed>,
@@ -397,9 +397,9 @@ fn spoken(event: &Envelope) -> Option<String> {
 /// The longest wait for a line's speech: past it the caption shows alone.
 const SPEECH_DEADLINE: Duration = Duration::from_secs(2);
 
-impl Images {
-    fn new(http: reqwest::Client, assets: PathBuf, feed: Sender<Feed>, backend: String) -> Images {
-        Images { http, assets, feed, seen: Arc::default(), backend }
+impl Downloads {
+    fn new(http: reqwest::Client, assets: PathBuf, feed: Sender<Feed>, backend: String) -> Downloads {
+        Downloads { http, assets, feed, seen: Arc::default(), backend }
     }
 
     /// Fetches a line's speech, then hands the line over with it (caption and voice

@@ -142,22 +142,7 @@ impl Show {
     /// The host's square of the default scene on a 1280x720 frame (the layer at
     /// [1750, 832], 220 canvas units wide, on a 1920x1080 canvas), as RGB.
     async fn host_pixels(&self) -> Vec<u8> {
-        let response =
-            self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
-        let png = response.bytes().await.expect("bytes");
-        let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec())).read_info().expect("a PNG");
-        let mut pixels = vec![0; reader.output_buffer_size().expect("a frame size")];
-        let info = reader.next_frame(&mut pixels).expect("the frame");
-        let channels = info.color_type.samples();
-        let (left, top, side) = (1094, 482, 146);
-        let mut out = Vec::with_capacity(side * side * 3);
-        for y in top..top + side {
-            for x in left..left + side {
-                let at = (y * info.width as usize + x) * channels;
-                out.extend_from_slice(&pixels[at..at + 3]);
-            }
-        }
-        out
+        self.region(1094, 482, 146, 146).await
     }
 
     /// The pixels of a rectangle of a frame, as RGB.
@@ -357,14 +342,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
     // The host reacts: the agent's first-bid line in the caption, its happy face drawn.
     let deadline = Instant::now() + Duration::from_secs(20);
     let line = loop {
-        let history: Value = client
-            .get(format!("{base}/api/events/agent:message/history?limit=20"))
-            .send()
-            .await
-            .expect("history")
-            .json()
-            .await
-            .expect("json");
+        let history: Value = history(&client, &base, "agent:message", 20).await;
         let found = history["data"]["events"].as_array().into_iter().flatten().find_map(|event| {
             event["data"]["text"].as_str().filter(|text| text.contains("@alice")).map(str::to_owned)
         });
@@ -389,14 +367,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
         panic!("no frame showed 1.5 ETH; the last read:\n{text}\n{}", renderer.log().join("\n"))
     });
     eprintln!("bid to a frame showing it, OCR included: {took:?}");
-    let moods: Value = client
-        .get(format!("{base}/api/events/agent:mood/history?limit=5"))
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+    let moods: Value = history(&client, &base, "agent:mood", 5).await;
     assert_eq!(
         moods["data"]["events"][0]["data"]["expression"], "characters/auctioneer/happy.png",
         "{moods}"
@@ -558,6 +529,12 @@ async fn the_show_follows_the_auction_production() {
     }
 }
 
+/// The newest stored events of a type on the backend (`GET …/history`, newest first).
+async fn history(client: &reqwest::Client, base: &str, kind: &str, limit: u32) -> Value {
+    let response = client.get(format!("{base}/api/events/{kind}/history?limit={limit}")).send().await;
+    response.expect("history").json().await.expect("json")
+}
+
 /// Mean absolute difference per channel of two equal-sized pixel buffers.
 fn distance(a: &[u8], b: &[u8]) -> f64 {
     a.iter().zip(b).map(|(a, b)| u64::from(a.abs_diff(*b))).sum::<u64>() as f64 / a.len().max(1) as f64
@@ -617,14 +594,7 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
     assert_eq!(created.status(), 201);
     let deadline = Instant::now() + Duration::from_secs(20);
     let speech = loop {
-        let history: Value = client
-            .get(format!("{base}/api/events/agent:message/history?limit=5"))
-            .send()
-            .await
-            .expect("history")
-            .json()
-            .await
-            .expect("json");
+        let history: Value = history(&client, &base, "agent:message", 5).await;
         if let Some(speech) = history["data"]["events"][0]["data"].get("speech").cloned() {
             break speech;
         }
