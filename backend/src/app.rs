@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::events::live::EventFeed;
 use crate::http::openapi::{self, Operation};
 use crate::http::with_conventions;
+use crate::runtime::Runtime;
 use crate::storage::Storage;
 use crate::{admin, agent, auction, bus, events, social, storage};
 
@@ -66,7 +67,7 @@ impl ServiceRole {
         }
     }
 
-    fn ports(self, config: &Config) -> PortBlock {
+    pub(crate) fn ports(self, config: &Config) -> PortBlock {
         match self {
             ServiceRole::Auction => config.ports.auction,
             ServiceRole::Events => config.ports.events,
@@ -185,6 +186,30 @@ pub struct AppState {
     pub agent: agent::AgentHandle,
     /// Per-client rate limits of every API and WebSocket listener of this process.
     pub limiter: Arc<sothebais_kit::ratelimit::Limiter>,
+    /// The settings that may change while running, and the block list.
+    pub runtime: Arc<Runtime>,
+    /// Console accounts and sessions.
+    pub accounts: Arc<admin::accounts::Accounts>,
+    /// The renderer's live feed, shared by every dashboard.
+    pub preview: admin::preview::PreviewRelay,
+    /// The figures the metrics digest computes rates from.
+    pub digest: Arc<admin::services::DigestMemory>,
+    /// The HS256 signing secret: the dashboard mints short tokens with it for the
+    /// calls it makes for a signed-in account (the renderer checks the same secret).
+    pub secret: Arc<secrecy::SecretString>,
+    /// Where this process's listeners ended up, once bound.
+    pub bound: Arc<std::sync::OnceLock<Vec<ListenerAddress>>>,
+}
+
+impl AppState {
+    /// The address of a listener of this process.
+    pub fn listener(&self, role: ServiceRole, kind: ListenerKind) -> Option<SocketAddr> {
+        self.bound
+            .get()?
+            .iter()
+            .find(|bound| bound.role == role && bound.kind == kind)
+            .map(|bound| bound.addr)
+    }
 }
 
 impl fmt::Debug for AppState {
@@ -201,6 +226,10 @@ impl fmt::Debug for AppState {
 impl HasAuthenticator for AppState {
     fn authenticator(&self) -> Option<&Authenticator> {
         Some(&self.auth)
+    }
+
+    fn sessions(&self) -> Option<&dyn sothebais_kit::access::SessionStore> {
+        Some(self.accounts.as_ref())
     }
 }
 
@@ -278,9 +307,18 @@ impl Application {
         let stages = Stages::declare(&mut supervisor);
         let outbox = Arc::new(Notify::new());
         let (engine, deadlines) = Engine::new(storage.clone(), outbox.clone(), clock.clone(), config.max_bid);
-        let agent =
-            agent::AgentHandle::new(&config, storage.clone(), clock.clone(), outbox.clone(), http.clone())
-                .await?;
+        let config = Arc::new(config);
+        let runtime = Arc::new(Runtime::new(config.clone()));
+        runtime.refresh(storage.as_ref()).await.context("reading the runtime settings")?;
+        let agent = agent::AgentHandle::new(
+            &config,
+            storage.clone(),
+            clock.clone(),
+            outbox.clone(),
+            http.clone(),
+            runtime.clone(),
+        )
+        .await?;
         let mut social = social::SocialHandle::new(&config, http.clone());
         if roles.contains(&ServiceRole::Agent) {
             // Replies on X in the host's voice when the host runs here.
@@ -295,7 +333,17 @@ impl Application {
             verify_cache: Arc::default(),
             feed: EventFeed::default(),
             limiter: sothebais_kit::ratelimit::Limiter::new(config.client_rates, Some(auth.clone())),
-            config: Arc::new(config),
+            accounts: Arc::new(admin::accounts::Accounts::new(
+                storage.clone(),
+                clock.clone(),
+                config.session_idle,
+            )),
+            preview: admin::preview::PreviewRelay::new(config.stream_manager_ws_url.clone()),
+            digest: Arc::default(),
+            bound: Arc::default(),
+            secret: Arc::new(secret.clone()),
+            runtime,
+            config,
             storage,
             bus,
             auth,
@@ -322,7 +370,12 @@ impl Application {
             }
             metrics::gauge!("sothebais_role_up", "role" => role.as_str()).set(1.0);
         }
-        Ok(Application { state, listeners, deadlines, supervisor, stages })
+        let application = Application { state, listeners, deadlines, supervisor, stages };
+        let _ = application.state.bound.set(application.addresses());
+        if roles.contains(&ServiceRole::Admin) {
+            admin::announce_first_start(&application.state).await;
+        }
+        Ok(application)
     }
 
     /// The real address of every listener.
@@ -417,6 +470,7 @@ impl Application {
                     clock: state.clock.clone(),
                     outbox: state.outbox.clone(),
                     config: state.config.clone(),
+                    runtime: state.runtime.clone(),
                     handle: state.social.clone(),
                 };
                 let reader = social.clone();
@@ -439,6 +493,8 @@ impl Application {
                 );
             }
         }
+        let (runtime, storage) = (state.runtime.clone(), state.storage.clone());
+        supervisor.spawn(stages.feeds, "runtime settings", |stop| runtime.follow(storage, stop));
         let (feed, bus) = (state.feed.clone(), state.bus.clone());
         supervisor.spawn(stages.feeds, "live event feed", |stop| async move {
             feed.run(bus, stop).await;
@@ -472,6 +528,7 @@ fn api_router(role: ServiceRole, state: &AppState) -> Router {
     if role == ServiceRole::Admin {
         router = admin::gateway(router);
     }
+    let router = admin::audit::audited(router, state);
     let router = rate_limited(router, state);
     with_conventions(router, role.as_str(), state.config.request_timeout).with_state(state.clone())
 }
@@ -517,8 +574,12 @@ pub async fn health_checks(state: &AppState) -> Checks {
 
 async fn health(role: ServiceRole, state: &AppState) -> Response {
     let mut checks = health_checks(state).await;
-    if role == ServiceRole::Social && state.config.x.configured() {
-        checks.set("x_api", state.social.health());
+    if role == ServiceRole::Social {
+        if state.config.x.configured() {
+            checks.set("x_api", state.social.health());
+        } else {
+            checks.idle("X is not configured (set X_BEARER_TOKEN or run `sothebais x login`)");
+        }
     }
     if role == ServiceRole::Agent
         && let Some(llm) = state.agent.llm_health()

@@ -96,6 +96,28 @@ pub enum Command {
         #[command(subcommand)]
         command: XCommand,
     },
+    /// Manage the console's local accounts
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; the password is read from standard input (one line), or
+    /// generated and printed once when standard input is a terminal or empty
+    Add {
+        /// Lower-case letters, digits, '.', '_' or '-' (at most 32)
+        name: String,
+        /// admin, operator or viewer
+        #[arg(long, value_parser = |text: &str| text.parse::<Role>())]
+        role: Role,
+    },
+    /// List the accounts
+    List,
+    /// Remove an account; its sessions end at once
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +242,56 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
             let storage = storage::connect(&config).await.context("opening the database")?;
             tracing::info!(kind = ?storage.kind(), "migrations applied");
             Ok(None)
+        }
+        Command::User { command } => run_user(command, &config).await.map(Some),
+    }
+}
+
+/// `sothebais user …`: what it did, for the binary to print.
+async fn run_user(command: UserCommand, config: &Config) -> anyhow::Result<String> {
+    use std::io::{IsTerminal as _, Read as _};
+    let storage = storage::connect(config).await.context("opening the database")?;
+    let accounts =
+        crate::admin::accounts::Accounts::new(storage.clone(), SystemClock::shared(), config.session_idle);
+    match command {
+        UserCommand::Add { name, role } => {
+            let mut typed = String::new();
+            if !std::io::stdin().is_terminal() {
+                std::io::stdin()
+                    .read_to_string(&mut typed)
+                    .context("reading the password from standard input")?;
+            }
+            let typed = typed.lines().next().unwrap_or_default().to_owned();
+            let (password, generated) =
+                if typed.is_empty() { (crate::admin::generate_password(), true) } else { (typed, false) };
+            let account = accounts.add(&name, role, &password).await?;
+            Ok(if generated {
+                format!("Added {} ({}). Password (shown once): {password}", account.username, account.role)
+            } else {
+                format!("Added {} ({}).", account.username, account.role)
+            })
+        }
+        UserCommand::List => {
+            let list = storage.accounts().await?;
+            if list.is_empty() {
+                return Ok("No accounts yet: sothebais user add NAME --role admin".to_owned());
+            }
+            Ok(list
+                .iter()
+                .map(|account| {
+                    format!(
+                        "{:<32} {:<9} since {}",
+                        account.username,
+                        account.role,
+                        account.created_at.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        UserCommand::Remove { name } => {
+            accounts.remove(&name).await?;
+            Ok(format!("Removed {name}; their sessions ended."))
         }
     }
 }

@@ -90,6 +90,9 @@ pub const SETTINGS: &[Setting] = &[
     plain("SOTHEBAIS_TIMEZONE", "America/New_York"),
     plain("SOTHEBAIS_REQUEST_TIMEOUT_SECS", "15"),
     plain("STREAM_MANAGER_URL", "http://127.0.0.1:4200"),
+    plain("STREAM_MANAGER_WS_URL", "ws://127.0.0.1:4201"),
+    plain("ADMIN_SERVICE_HOSTS", "unset (every role on 127.0.0.1)"),
+    plain("ADMIN_SESSION_IDLE_SECS", "43200"),
     plain("BLOCKED_BIDDERS", ""),
     plain("MAX_BID_ETH", "10000"),
     plain("RATE_LIMIT_READS_PER_SEC", "100"),
@@ -221,6 +224,18 @@ pub enum TtsChoice {
     None,
 }
 
+impl TtsChoice {
+    /// The provider a choice puts first (`None` for `auto` and `none`).
+    pub fn provider_name(self) -> Option<&'static str> {
+        match self {
+            TtsChoice::Piper => Some("piper"),
+            TtsChoice::OpenAi => Some("openai"),
+            TtsChoice::Espeak => Some("espeak"),
+            TtsChoice::Auto | TtsChoice::None => None,
+        }
+    }
+}
+
 /// The host's voice (`TTS_*`).
 #[derive(Debug, Clone)]
 pub struct VoiceConfig {
@@ -280,6 +295,26 @@ fn parse_http_url(value: &str) -> Result<String, String> {
     }
 }
 
+/// `ADMIN_SERVICE_HOSTS`: `role=host,…` (`auction=auction-1,agent=10.0.0.7`).
+fn parse_service_hosts(value: &str) -> Result<BTreeMap<String, String>, String> {
+    const NAMES: [&str; 5] = ["auction", "events", "agent", "social", "admin"];
+    let mut hosts = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let Some((name, host)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not role=host"));
+        };
+        let (name, host) = (name.trim(), host.trim());
+        if !NAMES.contains(&name) {
+            return Err(format!("{name:?} is not one of {}", NAMES.join(", ")));
+        }
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            return Err(format!("{host:?} is not a host name or address"));
+        }
+        hosts.insert(name.to_owned(), host.to_owned());
+    }
+    Ok(hosts)
+}
+
 /// The listeners of every backend role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RolePorts {
@@ -309,6 +344,14 @@ pub struct Config {
     pub timezone: Tz,
     pub request_timeout: Duration,
     pub stream_manager_url: String,
+    /// The renderer's WebSocket (previews, status), relayed to dashboards.
+    pub stream_manager_ws_url: String,
+    /// The host of each backend role, by role name, where the console reads its
+    /// `/health` and `/metrics` (at the role's ports); roles not named are on
+    /// 127.0.0.1.
+    pub service_hosts: BTreeMap<String, String>,
+    /// A console session unused this long ends.
+    pub session_idle: Duration,
     /// Bidder ids or `@handles` whose bids are refused `BIDDER_BLOCKED`.
     pub blocked_bidders: Vec<String>,
     /// The sanity cap: no price or bid above this is taken (`MAX_BID_ETH`).
@@ -454,7 +497,40 @@ impl Layers {
     }
 }
 
-fn parse_millis(value: &str) -> Result<Duration, String> {
+/// `BLOCKED_BIDDERS`: bidder ids or `@handles`, comma-separated.
+pub(crate) fn parse_blocked_bidders(value: &str) -> Result<Vec<String>, String> {
+    Ok(value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect())
+}
+
+/// `X_REPLY_BUDGET_PER_15MIN`.
+pub(crate) fn parse_reply_budget(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(budget @ 1..=100) => Ok(budget),
+        _ => Err(format!("{value:?} is not a number from 1 to 100 (X allows 100 per 15 min)")),
+    }
+}
+
+/// `X_SPEND_LIMIT_USD` (set).
+pub(crate) fn parse_spend_limit(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
+        _ => Err(format!("{value:?} is not a positive number of US dollars")),
+    }
+}
+
+/// `TTS_PROVIDER`.
+pub(crate) fn parse_tts_choice(value: &str) -> Result<TtsChoice, String> {
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "auto" => TtsChoice::Auto,
+        "piper" => TtsChoice::Piper,
+        "openai" => TtsChoice::OpenAi,
+        "espeak" => TtsChoice::Espeak,
+        "none" => TtsChoice::None,
+        _ => return Err(format!("{value:?} is not auto, piper, openai, espeak or none")),
+    })
+}
+
+pub(crate) fn parse_millis(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(millis) if millis > 0 => Ok(Duration::from_millis(millis)),
         _ => Err(format!("{value:?} is not a positive number of milliseconds")),
@@ -569,14 +645,27 @@ impl Config {
                     }
                 },
             )?,
-            blocked_bidders: layers.parse("BLOCKED_BIDDERS", Vec::new(), |value| {
-                Ok(value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(str::to_owned)
-                    .collect())
-            })?,
+            stream_manager_ws_url: layers.parse(
+                "STREAM_MANAGER_WS_URL",
+                format!("ws://127.0.0.1:{}", defaults::STREAM_MANAGER + 1),
+                |value| {
+                    if value.starts_with("ws://") || value.starts_with("wss://") {
+                        Ok(value.trim_end_matches('/').to_owned())
+                    } else {
+                        Err(format!("{value:?} is not a ws(s) URL"))
+                    }
+                },
+            )?,
+            service_hosts: layers.parse("ADMIN_SERVICE_HOSTS", BTreeMap::new(), parse_service_hosts)?,
+            session_idle: layers.parse(
+                "ADMIN_SESSION_IDLE_SECS",
+                Duration::from_secs(12 * 3600),
+                |value| match value.parse::<u64>() {
+                    Ok(secs) if secs >= 60 => Ok(Duration::from_secs(secs)),
+                    _ => Err(format!("{value:?} is not a number of seconds of at least 60")),
+                },
+            )?,
+            blocked_bidders: layers.parse("BLOCKED_BIDDERS", Vec::new(), parse_blocked_bidders)?,
             max_bid: layers.parse(
                 "MAX_BID_ETH",
                 Amount::from_eth(crate::auction::rules::DEFAULT_MAX_BID_ETH),
@@ -624,18 +713,8 @@ impl Config {
                 handle: layers.optional("X_HANDLE", |value| Ok(value.trim_start_matches('@').to_owned()))?,
                 poll_interval: layers.parse("X_POLL_INTERVAL_MS", Duration::from_secs(2), parse_millis)?,
                 dry_run: layers.parse("X_DRY_RUN", false, parse_bool)?,
-                reply_budget_per_15min: layers.parse("X_REPLY_BUDGET_PER_15MIN", 80, |value| match value
-                    .parse::<u32>()
-                {
-                    Ok(budget @ 1..=100) => Ok(budget),
-                    _ => Err(format!("{value:?} is not a number from 1 to 100 (X allows 100 per 15 min)")),
-                })?,
-                spend_limit_usd: layers.optional("X_SPEND_LIMIT_USD", |value| {
-                    match value.parse::<f64>() {
-                        Ok(limit) if limit.is_finite() && limit > 0.0 => Ok(limit),
-                        _ => Err(format!("{value:?} is not a positive number of US dollars")),
-                    }
-                })?,
+                reply_budget_per_15min: layers.parse("X_REPLY_BUDGET_PER_15MIN", 80, parse_reply_budget)?,
+                spend_limit_usd: layers.optional("X_SPEND_LIMIT_USD", parse_spend_limit)?,
                 read_conversations: layers.parse("X_READ_CONVERSATIONS", true, parse_bool)?,
             },
             agent: AgentConfig {
@@ -682,16 +761,7 @@ impl Config {
                     })
                 },
                 voice: VoiceConfig {
-                    provider: layers.parse("TTS_PROVIDER", TtsChoice::Auto, |value| {
-                        Ok(match value.to_ascii_lowercase().as_str() {
-                            "auto" => TtsChoice::Auto,
-                            "piper" => TtsChoice::Piper,
-                            "openai" => TtsChoice::OpenAi,
-                            "espeak" => TtsChoice::Espeak,
-                            "none" => TtsChoice::None,
-                            _ => return Err(format!("{value:?} is not auto, piper, openai, espeak or none")),
-                        })
-                    })?,
+                    provider: layers.parse("TTS_PROVIDER", TtsChoice::Auto, parse_tts_choice)?,
                     timeout: layers.parse("TTS_TIMEOUT_MS", Duration::from_secs(3), parse_millis)?,
                     base_url: layers.optional("TTS_BASE_URL", parse_http_url)?,
                     model: layers.parse("TTS_MODEL", "tts-1".to_owned(), |value| Ok(value.to_owned()))?,
@@ -725,6 +795,29 @@ impl Config {
 
     /// The effective settings as the admin API shows them: each by its file key with
     /// its value (secrets redacted, URLs without passwords) and origin.
+    /// The raw values of every secret setting (and each URL's password), for
+    /// redacting text that may hold one (the console's log view).
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for effective in &self.effective {
+            let Some(value) = effective.value.as_deref() else { continue };
+            match effective.setting.secrecy {
+                Secrecy::Plain => {}
+                Secrecy::Secret => secrets.push(value.to_owned()),
+                Secrecy::Url => {
+                    secrets.push(value.to_owned());
+                    if let (Some(scheme_end), Some(at)) = (value.find("://"), value.rfind('@'))
+                        && let Some((_, password)) = value[scheme_end + 3..at].split_once(':')
+                    {
+                        secrets.push(password.to_owned());
+                    }
+                }
+            }
+        }
+        secrets.retain(|secret| secret.len() >= 4);
+        secrets
+    }
+
     pub fn redacted_view(&self) -> serde_json::Value {
         let settings: serde_json::Map<String, serde_json::Value> = self
             .effective

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod runtime;
 pub mod social;
 pub mod storage;
 pub mod xsim;

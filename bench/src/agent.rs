@@ -11,6 +11,7 @@
 //! - **memory** after many bidder interactions (distinct bidders, recurring): the
 //!   process's resident memory and the rows kept, against the bound.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -63,7 +64,7 @@ async fn bid_events(count: usize) -> anyhow::Result<Vec<Envelope>> {
 }
 
 /// A host of its own on a fresh SQLite database, its clock, and the folders to keep.
-type Host = (AgentHandle, std::sync::Arc<dyn Storage>, std::sync::Arc<TestClock>, Vec<tempfile::TempDir>);
+type Host = (AgentHandle, Arc<dyn Storage>, Arc<TestClock>, Vec<tempfile::TempDir>);
 
 async fn host(extra: &[(String, String)]) -> anyhow::Result<Host> {
     let (storage, folder) = Backend::Embedded.storage().await;
@@ -78,9 +79,15 @@ async fn host(extra: &[(String, String)]) -> anyhow::Result<Host> {
     let config = Config::load(&FlagValues::new(), None, &env)?;
     let clock = TestClock::new();
     let shared: SharedClock = clock.clone();
-    let agent =
-        AgentHandle::new(&config, storage.clone(), shared, Default::default(), reqwest::Client::new())
-            .await?;
+    let agent = AgentHandle::new(
+        &config,
+        storage.clone(),
+        shared,
+        Default::default(),
+        reqwest::Client::new(),
+        Arc::new(sothebais_backend::runtime::Runtime::new(Arc::new(config.clone()))),
+    )
+    .await?;
     Ok((agent, storage, clock, folder.into_iter().chain([data]).collect()))
 }
 

@@ -8,6 +8,7 @@
 //! scripts/bench -- --seconds 5       # shorter runs
 //! scripts/bench -- --memory-bids 1000000   # also the 1-million-bid memory run
 //! scripts/bench -- --suite events    # the event handler: Redis Streams to consumers
+//! scripts/bench -- --suite console   # the dashboard: first load, 20 dashboards on a hot lot
 //! ```
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
@@ -26,6 +27,7 @@ use sothebais_testkit::process::{Process, binary, gateway, token};
 use sqlx::Connection as _;
 
 mod agent;
+mod console;
 mod cpu;
 mod events;
 mod renderer;
@@ -44,6 +46,8 @@ enum Suite {
     X,
     /// The AI host: event-to-line latency (templates, a stub model) and memory.
     Agent,
+    /// The console: the dashboard's first load, and dashboards during a hot lot (needs a release renderer).
+    Console,
     /// Auction, events, X and the host (the renderer has its own suite: it needs a release renderer).
     All,
 }
@@ -84,6 +88,9 @@ struct Args {
     /// The stub model's own time per line in the agent suite, in ms
     #[arg(long, default_value_t = 200)]
     agent_model_ms: u64,
+    /// Dashboards connected in the console suite
+    #[arg(long, default_value_t = 20)]
+    dashboards: usize,
     /// PostgreSQL to create the benchmark database in
     #[arg(
         long,
@@ -134,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Agent | Suite::All) {
         agent::run(args.agent_lines, args.agent_interactions, args.agent_model_ms).await?;
+    }
+    if args.suite == Suite::Console {
+        console::run(args.seconds, args.dashboards).await?;
     }
     if args.suite == Suite::Renderer {
         let seconds = args.seconds;

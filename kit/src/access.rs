@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use futures::future::BoxFuture;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -125,8 +126,34 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Failure> {
         .ok_or_else(|| Failure::unauthenticated("the Authorization header must be `Bearer <token>`"))
 }
 
-/// Who is calling: anonymous, or the verified claims of the bearer token.
-/// A token that is present but invalid is refused with 401 right away.
+/// The cookie a signed-in browser holds (the console's sessions).
+pub const SESSION_COOKIE: &str = "sothebais_session";
+
+/// The header a write made with the session cookie must carry: the session's CSRF
+/// token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A bearer token (scripts, the renderer, other services).
+    Token,
+    /// The console's session cookie.
+    Session,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Token => "token",
+            Via::Session => "session",
+        }
+    }
+}
+
+/// Who is calling: anonymous, or the verified claims of a bearer token or session.
+/// A token that is present but invalid is refused with 401 right away; a cookie
+/// write without its CSRF token with 403.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Option<Claims>);
 
@@ -134,25 +161,80 @@ impl Caller {
     /// The claims, when the caller holds at least `required`.
     pub fn require(&self, required: Role) -> Result<&Claims, Failure> {
         match &self.0 {
-            None => Err(Failure::unauthenticated(format!("this needs a bearer token with role {required}"))),
+            None => Err(Failure::unauthenticated(format!(
+                "this needs role {required}: sign in, or send a bearer token"
+            ))),
             Some(claims) if claims.role.satisfies(required) => Ok(claims),
             Some(claims) => Err(Failure::forbidden(format!(
-                "this needs role {required}; the token has role {}",
+                "this needs role {required}; the caller has role {}",
                 claims.role
             ))),
         }
     }
 }
 
+/// A signed-in browser's session, as resolved from its cookie.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub claims: Claims,
+    /// The token every write made with this session must carry in [`CSRF_HEADER`].
+    pub csrf: String,
+}
+
+/// Where sessions are looked up: the backend's accounts. `Ok(None)` for an unknown,
+/// expired or revoked session (the caller is then anonymous).
+pub trait SessionStore: Send + Sync {
+    fn resolve<'a>(&'a self, cookie: &'a str) -> BoxFuture<'a, Result<Option<Session>, Failure>>;
+}
+
 /// State from which the [`Caller`] extractor finds the authenticator; `None` when
 /// this process cannot check tokens (it then refuses every write with 503).
 pub trait HasAuthenticator {
     fn authenticator(&self) -> Option<&Authenticator>;
+
+    /// The session store, where this process signs browsers in (the backend's
+    /// gateway); `None` elsewhere, and session cookies are then ignored.
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        None
+    }
 }
 
 impl<T: HasAuthenticator> HasAuthenticator for std::sync::Arc<T> {
     fn authenticator(&self) -> Option<&Authenticator> {
         T::authenticator(self)
+    }
+
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        T::sessions(self)
+    }
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// Where the caller of a request is written once it is known, for the audit trail:
+/// a middleware puts one in the request's extensions and reads it after the handler.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(std::sync::Arc<std::sync::Mutex<Option<(Claims, Via)>>>);
+
+impl CallerSlot {
+    pub fn set(&self, claims: &Claims, via: Via) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((claims.clone(), via));
+        }
+    }
+
+    pub fn get(&self) -> Option<(Claims, Via)> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
     }
 }
 
@@ -160,13 +242,35 @@ impl<S: HasAuthenticator + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(&parts.headers)? else { return Ok(Caller(None)) };
-        let Some(authenticator) = state.authenticator() else {
-            return Err(Failure::unavailable("token checking (configure JWT_SECRET or AUTH_JWKS_URL)"));
+        let (claims, via) = if let Some(token) = bearer(&parts.headers)? {
+            let Some(authenticator) = state.authenticator() else {
+                return Err(Failure::unavailable("token checking (configure JWT_SECRET or AUTH_JWKS_URL)"));
+            };
+            (authenticator.verify(token).await.map_err(Failure::unauthenticated)?, Via::Token)
+        } else if let (Some(store), Some(value)) = (state.sessions(), cookie(&parts.headers, SESSION_COOKIE))
+        {
+            let Some(session) = store.resolve(value).await? else { return Ok(Caller(None)) };
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
+            if !parts.method.is_safe() && !constant_time_eq(sent.unwrap_or(""), &session.csrf) {
+                return Err(Failure::forbidden(format!(
+                    "a write made with the session cookie needs the session's CSRF token in the {CSRF_HEADER} header"
+                )));
+            }
+            (session.claims, Via::Session)
+        } else {
+            return Ok(Caller(None));
         };
-        let claims = authenticator.verify(token).await.map_err(Failure::unauthenticated)?;
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set(&claims, via);
+        }
         Ok(Caller(Some(claims)))
     }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+pub fn constant_time_eq(left: &str, right: &str) -> bool {
+    left.len() == right.len()
+        && left.bytes().zip(right.bytes()).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
 /// A role a handler requires, as a type (see [`Authorized`]).

@@ -1,7 +1,8 @@
 //! The health answer every role gives on its health port:
-//! `200 {"status":"ok","checks":{…}}`, or `503` with `"status":"degraded"` (some
-//! checks fail) or `"down"` (every check fails), each check `"ok"` or the reason it
-//! fails. The one documented exception to the envelope.
+//! `200 {"status":"ok","checks":{…}}`, `200` with `"status":"idle"` and the reason
+//! when the role has nothing to do (nothing configured for it), or `503` with
+//! `"status":"degraded"` (some checks fail) or `"down"` (every check fails), each
+//! check `"ok"` or the reason it fails. The one documented exception to the envelope.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,7 +17,7 @@ pub const FAILING: &str = "failing; the reason is in this process's log";
 
 /// What a role's checks found, by check name (`database`, `redis`, `encoder`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Checks(BTreeMap<&'static str, Result<(), String>>);
+pub struct Checks(BTreeMap<&'static str, Result<(), String>>, Option<String>);
 
 impl Checks {
     pub fn new() -> Checks {
@@ -26,6 +27,12 @@ impl Checks {
     /// Records check `name`: passed, or failing for `reason`.
     pub fn set(&mut self, name: &'static str, outcome: Result<(), String>) {
         self.0.insert(name, outcome);
+    }
+
+    /// Marks the role idle: running, failing nothing, but with nothing to do, for
+    /// `reason` (for example "X is not configured").
+    pub fn idle(&mut self, reason: impl Into<String>) {
+        self.1 = Some(reason.into());
     }
 
     /// Runs `probe` with a deadline: no answer in time is a failure that says so. A
@@ -48,10 +55,12 @@ impl Checks {
         self.set(name, outcome);
     }
 
-    /// `ok`, `degraded` (some fail) or `down` (all fail).
+    /// `ok`, `idle` (nothing fails, nothing to do), `degraded` (some fail) or `down`
+    /// (all fail).
     pub fn status(&self) -> &'static str {
         let failing = self.0.values().filter(|outcome| outcome.is_err()).count();
         match failing {
+            0 if self.1.is_some() => "idle",
             0 => "ok",
             n if n == self.0.len() => "down",
             _ => "degraded",
@@ -75,13 +84,18 @@ impl Checks {
     /// The health response of `role` up for `uptime`.
     pub fn response(&self, role: &str, uptime: Duration) -> Response {
         let status = self.status();
-        let code = if status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-        let body = json!({
+        let code =
+            if matches!(status, "ok" | "idle") { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let mut body = json!({
             "status": status,
             "role": role,
             "checks": self.to_json(),
             "uptime_secs": uptime.as_secs(),
+            "version": env!("CARGO_PKG_VERSION"),
         });
+        if let Some(reason) = &self.1 {
+            body["idle"] = json!(reason);
+        }
         (code, axum::Json(body)).into_response()
     }
 }

@@ -2,22 +2,45 @@
 //! gateway: on `ADMIN_PORT` it also serves every other role's API under its prefix,
 //! the merged OpenAPI document, and `/api/stream` proxied to the renderer.
 
+pub mod accounts;
+mod api;
+pub mod audit;
 mod dashboard;
+pub mod preview;
 mod proxy;
+pub mod services;
+pub mod throttle;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::{Html, Response};
-use axum::routing::{any, get};
+use axum::response::Response;
+use axum::routing::{any, get, post};
 use serde_json::json;
+
+pub use api::{announce_first_start, generate_password, redact};
 
 use crate::app::{AppState, ServiceRole, health_checks};
 use crate::http::ok;
 use crate::http::openapi::{self, Operation};
-use sothebais_kit::access::{AdminRole, Authorized, Role};
+use sothebais_kit::access::Role;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/admin/status", get(status)).route("/api/admin/config", get(config))
+    Router::new()
+        .route("/api/admin/status", get(status))
+        .route("/api/admin/login", post(api::login))
+        .route("/api/admin/logout", post(api::logout))
+        .route("/api/admin/session", get(api::session))
+        .route("/api/admin/first-login", get(api::first_login))
+        .route("/api/admin/password", post(api::set_password))
+        .route("/api/admin/services/status", get(api::services_status))
+        .route("/api/admin/services/metrics", get(api::services_metrics))
+        .route("/api/admin/config", get(api::config).post(api::change_config))
+        .route("/api/admin/logs", get(api::logs))
+        .route("/api/admin/maintenance", post(api::maintenance))
+        .route("/api/admin/audit", get(api::audit))
+        .route("/api/admin/blocklist", get(api::blocklist).post(api::block).delete(api::unblock))
+        .route("/api/admin/users", get(api::users).post(api::add_user).delete(api::remove_user))
+        .route("/api/admin/live", get(preview::upgrade))
 }
 
 pub fn operations() -> Vec<Operation> {
@@ -27,8 +50,74 @@ pub fn operations() -> Vec<Operation> {
             "/api/admin/status",
             "Roles in this process, storage and bus, health checks, uptime, event consumers with pending entries and dead letters",
         ),
-        Operation::new("GET", "/api/admin/config", "The effective configuration, secrets redacted")
+        Operation::new(
+            "POST",
+            "/api/admin/login",
+            "Sign in with `username` and `password`: a session cookie and the CSRF token for writes",
+        ),
+        Operation::new("POST", "/api/admin/logout", "End the session of the cookie"),
+        Operation::new("GET", "/api/admin/session", "The signed-in account, its role and the CSRF token"),
+        Operation::new(
+            "GET",
+            "/api/admin/first-login",
+            "The first start's one-time sign-in link (`?token=`), from this machine only",
+        ),
+        Operation::new(
+            "POST",
+            "/api/admin/password",
+            "Set the signed-in account's own password (`password`); its other sessions end",
+        )
+        .auth(Role::Viewer),
+        Operation::new(
+            "GET",
+            "/api/admin/services/status",
+            "Every role's and the renderer's health as each reports it, with version and uptime",
+        ),
+        Operation::new(
+            "GET",
+            "/api/admin/services/metrics",
+            "Key figures per role: bids/s, decision p99, events lag, dead letters, fps, drops, X spend, fallbacks",
+        ),
+        Operation::new(
+            "GET",
+            "/api/admin/config",
+            "The effective configuration, secrets redacted, each setting with its origin",
+        )
+        .auth(Role::Admin),
+        Operation::new(
+            "POST",
+            "/api/admin/config",
+            "Change settings that may change while running (`{\"NAME\": \"value\"}`); others are refused by name",
+        )
+        .auth(Role::Admin),
+        Operation::new("GET", "/api/admin/logs", "Recent log lines (`level`, `since`, `limit`), secrets redacted")
             .auth(Role::Admin),
+        Operation::new(
+            "POST",
+            "/api/admin/maintenance",
+            "`action`: `backup` (SQLite online backup), `prune_events` (`older_than_days`), `retry_dead_letters`",
+        )
+        .auth(Role::Admin),
+        Operation::new("GET", "/api/admin/audit", "Every write through any API: who, what, when, how it ended")
+            .auth(Role::Admin),
+        Operation::new("GET", "/api/admin/blocklist", "Bidders refused `BIDDER_BLOCKED`").auth(Role::Operator),
+        Operation::new("POST", "/api/admin/blocklist", "Block a bidder (`entry`: id or @handle, `reason`)")
+            .auth(Role::Operator),
+        Operation::new("DELETE", "/api/admin/blocklist", "Unblock a bidder (`?entry=`)").auth(Role::Operator),
+        Operation::new("GET", "/api/admin/users", "Console accounts").auth(Role::Admin),
+        Operation::new(
+            "POST",
+            "/api/admin/users",
+            "Add an account (`username`, `role`, `password` or one generated and answered once)",
+        )
+        .auth(Role::Admin),
+        Operation::new("DELETE", "/api/admin/users", "Remove an account (`?username=`); its sessions end")
+            .auth(Role::Admin),
+        Operation::new(
+            "GET",
+            "/api/admin/live",
+            "WebSocket: the renderer's status and JPEG previews, one renderer connection for every dashboard",
+        ),
     ]
 }
 
@@ -42,7 +131,7 @@ pub fn gateway(mut router: Router<AppState>) -> Router<AppState> {
         .route("/api/openapi.json", get(merged_openapi))
         .route("/api/stream", any(proxy::to_renderer))
         .route("/api/stream/{*rest}", any(proxy::to_renderer))
-        .route("/", get(|| async { Html(dashboard::PAGE) }))
+        .merge(dashboard::router())
 }
 
 /// The merged document, bare like each role's: every role's operations and the
@@ -128,8 +217,4 @@ async fn status(State(state): State<AppState>) -> Response {
         "timezone": state.config.timezone.name(),
         "consumers": consumers,
     }))
-}
-
-async fn config(State(state): State<AppState>, _admin: Authorized<AdminRole>) -> Response {
-    ok(state.config.redacted_view())
 }

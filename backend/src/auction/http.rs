@@ -314,13 +314,7 @@ async fn place_bid(
         None => only_open_auction(&state, received_at).await?,
     };
     tracing::Span::current().record("auction_id", tracing::field::display(auction_id));
-    let blocked = state.config.blocked_bidders.iter().any(|entry| {
-        *entry == bidder.id
-            || bidder
-                .handle
-                .as_deref()
-                .is_some_and(|handle| entry.trim_start_matches('@') == handle.trim_start_matches('@'))
-    });
+    let blocked = state.runtime.is_blocked(&bidder.id, bidder.handle.as_deref());
     let input = BidInput {
         id: Uuid::now_v7(),
         amount: request.amount.trim().parse::<Amount>().ok().into(),

@@ -255,15 +255,21 @@ async fn retry_dead_letters(
     if letters.is_empty() {
         return Err(Error::NotFound(format!("dead letter or event {key}")));
     }
+    let retried = hand_back(&state, &letters, &claims.sub).await?;
+    Ok(ok(Retried { retried }))
+}
+
+/// Hands dead letters back to their consumers for delivery; their ids.
+pub async fn hand_back(state: &AppState, letters: &[DeadLetter], by: &str) -> Result<Vec<uuid::Uuid>> {
     // Hand back first, then remove: a failure in between leaves a dead letter that
     // was already retried, never a lost one.
-    for letter in &letters {
+    for letter in letters {
         state.bus.publish_raw(&crate::bus::direct_stream(&letter.consumer), &letter.payload).await?;
     }
     let retried: Vec<uuid::Uuid> = letters.iter().map(|letter| letter.id).collect();
     state.storage.remove_dead_letters(&retried).await?;
-    tracing::info!(count = retried.len(), by = %claims.sub, "dead letters handed back for delivery");
-    Ok(ok(Retried { retried }))
+    tracing::info!(count = retried.len(), %by, "dead letters handed back for delivery");
+    Ok(retried)
 }
 
 /// Where a replay starts or ends.

@@ -79,6 +79,6 @@ async fn status(State(state): State<AppState>) -> Result<Response> {
         "posts": posts,
         "resources": resources,
         "spend_usd": {"show": spend, "by_lot": view.by_lot},
-        "spend_limit_usd": state.config.x.spend_limit_usd,
+        "spend_limit_usd": state.runtime.spend_limit_usd(),
     })))
 }

@@ -9,6 +9,8 @@ mod delivery_sql;
 mod social_sql;
 #[macro_use]
 mod agent_sql;
+#[macro_use]
+mod admin_sql;
 mod postgres;
 mod sqlite;
 
@@ -26,6 +28,7 @@ use uuid::Uuid;
 
 use crate::auction::rules::{AuctionCore, Phase};
 
+pub use admin_sql::{Account, AuditEntry, BlockEntry, RuntimeSetting, SessionRow};
 pub use agent_sql::{Memory, MemorySubject};
 pub use postgres::PostgresStorage;
 pub use social_sql::{LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
@@ -380,8 +383,42 @@ pub trait AgentStorage: Send + Sync {
     async fn set_agent_value(&self, key: &str, value: &str) -> Result<(), StorageError>;
 }
 
+/// The console's tables: accounts, sessions, the audit trail, the block list and
+/// settings changed while running; and event pruning.
 #[async_trait]
-pub trait Storage: SharedStorage + DeliveryStorage + SocialStorage + AgentStorage + fmt::Debug {
+pub trait AdminStorage: Send + Sync {
+    /// Adds an account; `false` when the name is taken.
+    async fn add_account(&self, account: &Account) -> Result<bool, StorageError>;
+    async fn account(&self, username: &str) -> Result<Option<Account>, StorageError>;
+    async fn accounts(&self) -> Result<Vec<Account>, StorageError>;
+    /// Removes an account and revokes its sessions; `false` when there was none.
+    async fn remove_account(&self, username: &str, at: DateTime<Utc>) -> Result<bool, StorageError>;
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StorageError>;
+    async fn add_session(&self, session: &SessionRow) -> Result<(), StorageError>;
+    async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StorageError>;
+    async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StorageError>;
+    /// Ends one session; `false` when it had ended already.
+    async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// Ends every session of an account; how many were live.
+    async fn revoke_sessions_of(&self, username: &str, at: DateTime<Utc>) -> Result<u64, StorageError>;
+    async fn add_audit(&self, entry: &AuditEntry) -> Result<(), StorageError>;
+    /// The audit trail, newest first, before `before` when given.
+    async fn audit(&self, before: Option<DateTime<Utc>>, limit: u32)
+    -> Result<Vec<AuditEntry>, StorageError>;
+    /// Adds a bidder to the block list; `false` when it was there.
+    async fn block_bidder(&self, entry: &BlockEntry) -> Result<bool, StorageError>;
+    async fn unblock_bidder(&self, entry: &str) -> Result<bool, StorageError>;
+    async fn blocked_bidders(&self) -> Result<Vec<BlockEntry>, StorageError>;
+    async fn set_runtime_setting(&self, setting: &RuntimeSetting) -> Result<(), StorageError>;
+    async fn runtime_settings(&self) -> Result<Vec<RuntimeSetting>, StorageError>;
+    /// Deletes stored events older than `before` that the outbox no longer holds.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+}
+
+#[async_trait]
+pub trait Storage:
+    SharedStorage + DeliveryStorage + SocialStorage + AgentStorage + AdminStorage + fmt::Debug
+{
     fn kind(&self) -> StorageKind;
 
     /// Succeeds when the database answers.
@@ -397,6 +434,11 @@ pub trait Storage: SharedStorage + DeliveryStorage + SocialStorage + AgentStorag
 
     /// One stored event by id.
     async fn event(&self, id: Uuid) -> Result<Option<StoredEvent>, StorageError>;
+
+    /// Writes a consistent copy of the database to `file` while it stays in use
+    /// (SQLite's `VACUUM INTO`); `false` where backups are the database server's own
+    /// (PostgreSQL: `pg_dump`).
+    async fn backup(&self, file: &Path) -> Result<bool, StorageError>;
 }
 
 /// Auctions, bids, campaigns and the outbox, written once for both databases (see

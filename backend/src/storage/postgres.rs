@@ -306,6 +306,10 @@ impl Storage for PostgresStorage {
             .await?;
         row.as_ref().map(PostgresStorage::decode).transpose()
     }
+
+    async fn backup(&self, _file: &std::path::Path) -> Result<bool, StorageError> {
+        Ok(false)
+    }
 }
 
 auction_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
@@ -314,3 +318,4 @@ delivery_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 
 social_storage!(PostgresStorage, Postgres);
 agent_storage!(PostgresStorage, Postgres);
+admin_storage!(PostgresStorage, Postgres);

@@ -289,6 +289,11 @@ impl Storage for SqliteStorage {
             .await?;
         row.as_ref().map(SqliteStorage::decode).transpose()
     }
+
+    async fn backup(&self, file: &Path) -> Result<bool, StorageError> {
+        sqlx::query("VACUUM INTO ?").bind(file.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(true)
+    }
 }
 
 auction_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
@@ -297,3 +302,4 @@ delivery_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 
 social_storage!(SqliteStorage, Sqlite);
 agent_storage!(SqliteStorage, Sqlite);
+admin_storage!(SqliteStorage, Sqlite);

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin;
 mod agent;
 mod auction;
 mod auction_ws;

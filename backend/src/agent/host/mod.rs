@@ -105,6 +105,8 @@ struct Inner {
     speaking: std::sync::atomic::AtomicBool,
     /// When the last `agent:message` was stored (for the benchmark's event-to-line figure).
     last_line: Mutex<Option<std::time::Instant>>,
+    /// The settings that may change while running (the voice's provider).
+    runtime: Arc<crate::runtime::Runtime>,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -172,6 +174,7 @@ impl AgentHandle {
         clock: SharedClock,
         outbox: Arc<Notify>,
         http: reqwest::Client,
+        runtime: Arc<crate::runtime::Runtime>,
     ) -> anyhow::Result<AgentHandle> {
         let uploads = config.data_dir.join("characters");
         let library = Library::load(&config.agent.characters_dir, &uploads);
@@ -235,6 +238,7 @@ impl AgentHandle {
                 queued: Notify::new(),
                 speaking: std::sync::atomic::AtomicBool::new(false),
                 last_line: Mutex::new(None),
+                runtime,
             }),
         })
     }

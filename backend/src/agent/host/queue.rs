@@ -3,6 +3,7 @@
 //! next only after the last one's audio has played; stale lines are dropped.
 
 use super::*;
+use crate::config::TtsChoice;
 
 /// A stream line waiting for the voice (lines are spoken one at a time).
 #[derive(Debug)]
@@ -67,8 +68,17 @@ impl AgentHandle {
                 tracing::debug!(line = %job.message.text, "stale line dropped");
                 continue;
             }
-            let settings = self.character().show.voice.clone().unwrap_or_default();
-            let spoken = voice.speak(&job.message.text, &settings).await;
+            let mut settings = self.character().show.voice.clone().unwrap_or_default();
+            // A provider chosen while running (`TTS_PROVIDER` through the console)
+            // comes before the character's.
+            let spoken = match self.inner.runtime.tts_override() {
+                Some(TtsChoice::None) => None,
+                Some(choice) => {
+                    settings.provider = choice.provider_name().map(str::to_owned).or(settings.provider);
+                    voice.speak(&job.message.text, &settings).await
+                }
+                None => voice.speak(&job.message.text, &settings).await,
+            };
             let mut message = job.message;
             message.speech = spoken.as_ref().map(|spoken| spoken.speech.clone());
             self.host().last_message = Some(message.clone());

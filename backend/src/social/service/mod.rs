@@ -163,6 +163,8 @@ pub struct Social {
     pub clock: SharedClock,
     pub outbox: Arc<Notify>,
     pub config: Arc<Config>,
+    /// The reply budget, spend limit, poll interval and block list in force.
+    pub runtime: Arc<crate::runtime::Runtime>,
     pub handle: SocialHandle,
 }
 

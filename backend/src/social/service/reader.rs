@@ -7,9 +7,9 @@ impl Social {
     /// Polls X until `stop`: each round finishes posts left undecided by a crash, reads
     /// new mentions and the open lots' conversations, and decides what it read.
     pub async fn read(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let interval = self.config.x.poll_interval;
         let mut account = None;
         loop {
+            let interval = self.runtime.poll_interval();
             // Rounds start every interval (not an interval after the last ended), so a
             // long round does not stretch the time a post waits to be read.
             let began = tokio::time::Instant::now();
@@ -322,9 +322,7 @@ impl Social {
             Reading::Invalid(_) => Offer::Unreadable,
         };
         let bidder = Bidder { id: format!("x:{}", post.author_id), handle: Some(format!("@{bidder_name}")) };
-        let blocked = self.config.blocked_bidders.iter().any(|entry| {
-            *entry == bidder.id || entry.trim_start_matches('@').eq_ignore_ascii_case(&bidder_name)
-        });
+        let blocked = self.runtime.is_blocked(&bidder.id, bidder.handle.as_deref());
         let input = BidInput {
             id: Uuid::now_v7(),
             amount: offer,

@@ -31,10 +31,10 @@ impl Social {
         }
         self.queue_standings().await?;
         let pending = self.storage.social_writes(Some(WriteState::Pending), None, 200).await?;
-        let budget = self.config.x.reply_budget_per_15min as usize;
+        let budget = self.runtime.reply_budget_per_15min() as usize;
         let mut left = budget.saturating_sub(sent.len());
         let spend = self.handle.client.spend().0;
-        let spent_share = self.config.x.spend_limit_usd.map_or(0.0, |limit| spend / limit);
+        let spent_share = self.runtime.spend_limit_usd().map_or(0.0, |limit| spend / limit);
         let important = pending
             .iter()
             .filter(|write| !matches!(write.kind, WriteKind::Rejected | WriteKind::Answer))

@@ -1,0 +1,140 @@
+//! Login throttling (pure; time passed in): after a few failures from one client
+//! address or against one account, each further attempt waits a delay that doubles
+//! with every failure, up to a ceiling. A success clears the account's count.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Failures allowed before any delay.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest delay between attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// A key quiet this long is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Keys kept at most; the oldest are forgotten first.
+const MAX_KEYS: usize = 100_000;
+
+/// The delay after `failures` failures.
+pub fn delay_after(failures: u32) -> Duration {
+    if failures < FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - FREE_FAILURES).min(20);
+    Duration::from_secs(1u64 << doublings).min(MAX_DELAY)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: DateTime<Utc>,
+}
+
+/// Failures by key (`addr:<ip>` or `user:<name>`).
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: HashMap<String, Failures>,
+}
+
+impl LoginThrottle {
+    /// `Err(wait)` when any of `keys` must wait before another attempt.
+    pub fn check(&self, keys: &[String], now: DateTime<Utc>) -> Result<(), Duration> {
+        let wait = keys
+            .iter()
+            .filter_map(|key| self.failures.get(key))
+            .map(|failures| {
+                let allowed_at = failures.last + delay_after(failures.count);
+                (allowed_at - now).to_std().unwrap_or(Duration::ZERO)
+            })
+            .max()
+            .unwrap_or(Duration::ZERO);
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    /// Counts a failed attempt against every key.
+    pub fn failed(&mut self, keys: &[String], now: DateTime<Utc>) {
+        if self.failures.len() >= MAX_KEYS {
+            self.failures
+                .retain(|_, failures| (now - failures.last).to_std().unwrap_or_default() < FORGET_AFTER);
+        }
+        for key in keys {
+            let entry = self.failures.entry(key.clone()).or_insert(Failures { count: 0, last: now });
+            if (now - entry.last).to_std().unwrap_or_default() >= FORGET_AFTER {
+                entry.count = 0;
+            }
+            entry.count = entry.count.saturating_add(1);
+            entry.last = now;
+        }
+    }
+
+    /// A success clears the keys' failures.
+    pub fn succeeded(&mut self, keys: &[String]) {
+        for key in keys {
+            self.failures.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("time")
+    }
+
+    fn keys() -> Vec<String> {
+        vec!["addr:10.0.0.1".into(), "user:ada".into()]
+    }
+
+    #[test]
+    fn delay_is_free_at_first_then_doubles_up_to_the_ceiling() {
+        assert_eq!(delay_after(0), Duration::ZERO);
+        assert_eq!(delay_after(FREE_FAILURES - 1), Duration::ZERO);
+        assert_eq!(delay_after(FREE_FAILURES), Duration::from_secs(1));
+        assert_eq!(delay_after(FREE_FAILURES + 3), Duration::from_secs(8));
+        assert_eq!(delay_after(FREE_FAILURES + 40), MAX_DELAY);
+    }
+
+    #[test]
+    fn failures_past_the_free_ones_make_the_next_attempt_wait() {
+        let mut throttle = LoginThrottle::default();
+        for second in 0..i64::from(FREE_FAILURES) {
+            assert_eq!(throttle.check(&keys(), at(second)), Ok(()));
+            throttle.failed(&keys(), at(second));
+        }
+        let last = i64::from(FREE_FAILURES) - 1;
+        assert_eq!(throttle.check(&keys(), at(last)), Err(Duration::from_secs(1)));
+        assert_eq!(throttle.check(&keys(), at(last + 1)), Ok(()));
+        throttle.failed(&keys(), at(last + 1));
+        assert_eq!(throttle.check(&keys(), at(last + 2)), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn an_account_under_attack_waits_from_every_address() {
+        let mut throttle = LoginThrottle::default();
+        for second in 0..10 {
+            throttle.failed(&[format!("addr:10.0.0.{second}"), "user:ada".into()], at(second));
+        }
+        let elsewhere = vec!["addr:192.168.1.9".to_owned(), "user:ada".to_owned()];
+        assert!(throttle.check(&elsewhere, at(10)).is_err());
+        let other_account = vec!["addr:192.168.1.9".to_owned(), "user:bob".to_owned()];
+        assert_eq!(throttle.check(&other_account, at(10)), Ok(()));
+    }
+
+    #[test]
+    fn a_success_clears_and_a_quiet_hour_forgets() {
+        let mut throttle = LoginThrottle::default();
+        for second in 0..8 {
+            throttle.failed(&keys(), at(second));
+        }
+        throttle.succeeded(&keys());
+        assert_eq!(throttle.check(&keys(), at(8)), Ok(()));
+        for second in 0..8 {
+            throttle.failed(&keys(), at(second));
+        }
+        throttle.failed(&keys(), at(4000));
+        assert_eq!(throttle.check(&keys(), at(4000)), Ok(()), "one fresh failure after an hour is free");
+    }
+}
