@@ -343,3 +343,57 @@ async fn redaction_hides_every_configured_secret() {
     }
     assert!(answers[0].contains("[redacted]"));
 }
+
+#[tokio::test]
+async fn the_dashboard_asks_for_sign_in_then_serves_every_page_and_its_assets() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = no_redirects.get(app.gateway("/auctions")).send().await.expect("send");
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login?next=/auctions");
+    let login = app.client.get(app.gateway("/login")).send().await.expect("send");
+    assert!(login.text().await.expect("page").contains("Sign in"));
+    for (asset, kind) in
+        [("htmx.min.js", "text/javascript"), ("app.js", "text/javascript"), ("style.css", "text/css")]
+    {
+        let response =
+            app.client.get(app.gateway(&format!("/ui/assets/{asset}"))).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.headers()["content-type"].to_str().expect("type").starts_with(kind), "{asset}");
+    }
+    let (status, body) =
+        read_json(app.client.get(app.gateway("/ui/assets/missing.js")).send().await.expect("send")).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "NOT_FOUND");
+
+    add_account(&app, "ada", Role::Operator).await;
+    let browser = sign_in(&app, "ada").await;
+    let auction = app.create_auction(json!({ "title": "Dashboard lot" })).await;
+    for page in ["/", "/auctions", &format!("/auctions/{auction}"), "/stream", "/host", "/events", "/system"]
+    {
+        let response =
+            app.client.get(app.gateway(page)).header("cookie", &browser.cookie).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{page}");
+        let html = response.text().await.expect("page");
+        assert!(
+            html.contains(&format!("<meta name=\"csrf-token\" content=\"{}\">", browser.csrf)),
+            "{page}: the CSRF token for app.js"
+        );
+        assert!(html.contains("/ui/assets/htmx.min.js") && html.contains("Sign out"), "{page}");
+    }
+    let fragment = app
+        .client
+        .get(app.gateway("/ui/fragment/auction-list"))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("send");
+    let html = fragment.text().await.expect("fragment");
+    assert!(
+        html.contains("Dashboard lot") && !html.contains("Start now") && html.contains("Cancel"),
+        "an open lot, cancellable: {html}"
+    );
+    let anonymous = app.client.get(app.gateway("/ui/fragment/auction-list")).send().await.expect("send");
+    assert_eq!(anonymous.status(), 401);
+}

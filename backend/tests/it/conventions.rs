@@ -184,21 +184,6 @@ async fn gateway_forwards_stream_requests_to_the_renderer() {
 }
 
 #[tokio::test]
-async fn dashboard_is_served_at_the_gateway_root() {
-    let app = TestApp::spawn(Backend::Embedded).await;
-    let response = app.client.get(app.gateway("/")).send().await.expect("send");
-    assert_eq!(response.status(), 200);
-    let page = response.text().await.expect("body");
-    assert!(
-        page.contains("SothebAIs")
-            && page.contains("/api/admin/status")
-            && page.contains("/api/auction/status")
-            && page.contains("/api/stream/frame"),
-        "the page shows the status, the auctions and what is on air"
-    );
-}
-
-#[tokio::test]
 async fn a_client_past_its_rate_gets_429_with_retry_after_and_operators_are_not_limited() {
     let app = TestApp::spawn_with(
         Backend::Embedded,
