@@ -73,6 +73,10 @@ pub struct Status {
     pub uptime_secs: u64,
     /// Whether the renderer follows the backend's events now.
     pub following: bool,
+    /// From a spoken line's `agent:message` to its first audible sample on the
+    /// track, over the latest lines (`None` before the first).
+    pub speech_delay_ms: Option<Percentiles>,
+    pub speech_lines: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -662,7 +662,9 @@ fn take_inbox(
                         metrics::counter!("stream_events_applied_total").increment(1);
                         timing.unseen.push((arrival, count.0));
                         show.speaking(levels, secs);
-                        let _ = sounds.sender.send(sound::Play::Voice(clip));
+                        let _ = sounds
+                            .sender
+                            .send(sound::Play::Voice { clip, published_ms: Some(event.timestamp) });
                     }
                 }
                 Feed::Connected(connected) => timing.following = connected,
@@ -806,6 +808,9 @@ fn publish_view(
     metrics::gauge!("stream_frames_rendered").set(pushed as f64);
     metrics::gauge!("stream_encoder_queue").set(stats.queued.load(Ordering::Relaxed) as f64);
     let encoding = timing.encoding;
+    let mut delays: Vec<f64> =
+        stats.speech_delays_ms.lock().map(|delays| delays.iter().copied().collect()).unwrap_or_default();
+    delays.sort_by(f64::total_cmp);
     let status = api::Status {
         state,
         fps,
@@ -821,6 +826,11 @@ fn publish_view(
         scene: on_air.scene.as_ref().map(|scene| scene.name.clone()).unwrap_or_default(),
         uptime_secs: timing.started.elapsed().as_secs(),
         following: timing.following,
+        speech_delay_ms: (!delays.is_empty()).then(|| api::Percentiles {
+            p50: sothebais_kit::stats::percentile(&delays, 0.5).unwrap_or(0.0),
+            p99: sothebais_kit::stats::percentile(&delays, 0.99).unwrap_or(0.0),
+        }),
+        speech_lines: delays.len(),
     };
     let scenes = api::Scenes {
         active: status.scene.clone(),

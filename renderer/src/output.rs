@@ -364,7 +364,13 @@ pub struct OutputStats {
     pub first_frame: Mutex<Option<(Instant, f64)>>,
     /// Why the output stopped, when it failed.
     pub failed: Mutex<Option<String>>,
+    /// The latest delays, in ms, from a spoken line's `agent:message` to its first
+    /// audible sample on the track.
+    pub speech_delays_ms: Mutex<std::collections::VecDeque<f64>>,
 }
+
+/// Speech delays kept for the status.
+pub const SPEECH_DELAYS_KEPT: usize = 200;
 
 /// A frame shared with the stream manager's preview, handed to GStreamer without a copy.
 struct Shared(Arc<Vec<u8>>);
@@ -490,7 +496,16 @@ impl Pipeline {
             while let Ok(play) = sounds.try_recv() {
                 mixer.take(play);
             }
-            mixer.mix_into(&mut samples);
+            if let Some(published_ms) = mixer.mix_into(&mut samples) {
+                let delay_ms = (chrono::Utc::now().timestamp_millis() - published_ms).max(0) as f64;
+                metrics::histogram!("stream_speech_delay_seconds").record(delay_ms / 1000.0);
+                if let Ok(mut delays) = stats.speech_delays_ms.lock() {
+                    if delays.len() == SPEECH_DELAYS_KEPT {
+                        delays.pop_front();
+                    }
+                    delays.push_back(delay_ms);
+                }
+            }
             let mut audio = gst::Buffer::from_mut_slice(samples);
             if let Some(audio) = audio.get_mut() {
                 audio.set_pts(gst::ClockTime::from_nseconds(first * 1_000_000_000 / AUDIO_RATE));

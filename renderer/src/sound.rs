@@ -27,9 +27,14 @@ pub type Clip = Arc<Vec<i16>>;
 pub enum Play {
     /// A sound effect.
     Effect(Clip),
-    /// The host's voice: sound effects are ducked under it.
-    Voice(Clip),
+    /// The host's voice: sound effects are ducked under it. `published_ms` is when
+    /// its `agent:message` was published (the envelope's timestamp), so the delay to
+    /// its first audible sample on the track can be measured.
+    Voice { clip: Clip, published_ms: Option<i64> },
 }
+
+/// A sample at least this loud (about -40 dBFS) is audible.
+pub const AUDIBLE: i16 = 328;
 
 /// How loud sound effects play while the host speaks.
 pub const DUCKED: f32 = 0.3;
@@ -110,6 +115,8 @@ impl Bank {
 pub struct Mixer {
     playing: Vec<(Clip, usize)>,
     voice: Option<(Clip, usize)>,
+    /// The playing line's publication time, until its first audible sample.
+    unheard: Option<i64>,
 }
 
 fn mix(out: &mut [u8], clip: &[i16], position: &mut usize, gain: f32) {
@@ -136,24 +143,38 @@ impl Mixer {
         match play {
             Play::Effect(clip) => self.play(clip),
             // A new line replaces one still playing (it never plays over it).
-            Play::Voice(clip) => self.voice = Some((clip, 0)),
+            Play::Voice { clip, published_ms } => {
+                self.voice = Some((clip, 0));
+                self.unheard = published_ms;
+            }
         }
     }
 
     /// Mixes the next `frames` stereo frames into `out` (little-endian i16 pairs),
     /// saturating instead of wrapping; effects are ducked while the voice speaks.
-    pub fn mix_into(&mut self, out: &mut [u8]) {
+    /// Returns the playing line's publication time when its first audible sample
+    /// is in this share of the track.
+    pub fn mix_into(&mut self, out: &mut [u8]) -> Option<i64> {
         let gain = if self.voice.is_some() { DUCKED } else { 1.0 };
+        let mut heard = None;
         if let Some((clip, position)) = &mut self.voice {
+            let start = *position;
             mix(out, clip, position, 1.0);
+            if self.unheard.is_some()
+                && clip[start..*position].iter().any(|sample| sample.unsigned_abs() >= AUDIBLE.unsigned_abs())
+            {
+                heard = self.unheard.take();
+            }
             if *position >= clip.len() {
                 self.voice = None;
+                self.unheard = None;
             }
         }
         for (clip, position) in &mut self.playing {
             mix(out, clip, position, gain);
         }
         self.playing.retain(|(clip, position)| *position < clip.len());
+        heard
     }
 }
 
@@ -247,7 +268,7 @@ mod tests {
     #[test]
     fn effects_are_ducked_under_the_voice_and_a_new_line_replaces_the_old() {
         let mut mixer = Mixer::default();
-        mixer.take(Play::Voice(Arc::new(vec![100; 4])));
+        mixer.take(Play::Voice { clip: Arc::new(vec![100; 4]), published_ms: None });
         mixer.take(Play::Effect(Arc::new(vec![1000; 8])));
         let mut out = vec![0u8; 8];
         mixer.mix_into(&mut out);
@@ -257,11 +278,23 @@ mod tests {
         let mut out = vec![0u8; 8];
         mixer.mix_into(&mut out);
         assert_eq!(i16::from_le_bytes([out[0], out[1]]), 1000, "full again after the voice");
-        mixer.take(Play::Voice(Arc::new(vec![1; 100])));
-        mixer.take(Play::Voice(Arc::new(vec![2; 100])));
+        mixer.take(Play::Voice { clip: Arc::new(vec![1; 100]), published_ms: None });
+        mixer.take(Play::Voice { clip: Arc::new(vec![2; 100]), published_ms: None });
         let mut out = vec![0u8; 4];
         mixer.mix_into(&mut out);
         assert_eq!(i16::from_le_bytes([out[0], out[1]]), 2, "the newer line only");
+    }
+
+    #[test]
+    fn a_line_is_heard_at_its_first_audible_sample_once() {
+        let mut mixer = Mixer::default();
+        let mut line = vec![0i16; 8];
+        line.extend([2000i16; 8]);
+        mixer.take(Play::Voice { clip: Arc::new(line), published_ms: Some(42) });
+        let mut out = vec![0u8; 16];
+        assert_eq!(mixer.mix_into(&mut out), None, "silence first");
+        assert_eq!(mixer.mix_into(&mut out), Some(42), "the first loud share");
+        assert_eq!(mixer.mix_into(&mut out), None, "heard once");
     }
 
     #[test]
