@@ -27,7 +27,7 @@ use sothebais_testkit::process::{Process, binary, gateway, token};
 
 const PASSWORD: &str = "benchmark console password";
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

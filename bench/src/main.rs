@@ -9,6 +9,7 @@
 //! scripts/bench -- --memory-bids 1000000   # also the 1-million-bid memory run
 //! scripts/bench -- --suite events    # the event handler: Redis Streams to consumers
 //! scripts/bench -- --suite console   # the dashboard: first load, 20 dashboards on a hot lot
+//! scripts/bench -- --suite voice     # the voice: agent:message to first audible sample
 //! ```
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
@@ -32,6 +33,7 @@ mod cpu;
 mod events;
 mod renderer;
 mod social;
+mod voice;
 
 /// Which benchmarks to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +50,8 @@ enum Suite {
     Agent,
     /// The console: the dashboard's first load, and dashboards during a hot lot (needs a release renderer).
     Console,
+    /// The host's voice on the stream: message to first audible sample, fps while speaking (needs a release renderer).
+    Voice,
     /// Auction, events, X and the host (the renderer has its own suite: it needs a release renderer).
     All,
 }
@@ -144,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Console {
         console::run(args.seconds, args.dashboards).await?;
+    }
+    if args.suite == Suite::Voice {
+        voice::run(args.seconds).await?;
     }
     if args.suite == Suite::Renderer {
         let seconds = args.seconds;
