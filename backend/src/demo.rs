@@ -104,6 +104,10 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
             .env("SOTHEBAIS_BACKEND_URL", format!("http://{gateway}"))
             .env("SOTHEBAIS_DATA_DIR", &data_dir)
             .args(["--output", &output.display().to_string()])
+            // Its own process group: Ctrl-C reaches the demo only, which stops the
+            // renderer with one SIGTERM (a second signal would leave the recording
+            // unfinalised).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", renderer_binary.display()))?;
