@@ -562,9 +562,19 @@ pub struct PasswordRequest {
 pub async fn set_password(
     State(state): State<AppState>,
     caller: Caller,
+    slot: Option<Extension<CallerSlot>>,
     Json(request): Json<PasswordRequest>,
 ) -> Result<Response> {
     let claims = caller.require(Role::Viewer)?;
+    // Only a signed-in browser changes its own password: a bearer token's subject
+    // is not proof of owning the console account of that name.
+    let via = slot.and_then(|Extension(slot)| slot.get()).map(|(_, via)| via);
+    if via != Some(Via::Session) {
+        return Err(Failure::forbidden(
+            "a password is set from a signed-in console session, not with a token",
+        )
+        .into());
+    }
     let exists = state.storage.account(&claims.sub).await?.is_some();
     if exists {
         state.accounts.set_password(&claims.sub, &request.password).await.map_err(account_error)?;

@@ -68,9 +68,10 @@ impl LoginThrottle {
         }
     }
 
-    /// A success clears the keys' failures.
+    /// A success clears the account's failures (never the address's: one valid
+    /// account must not reset an address trying others).
     pub fn succeeded(&mut self, keys: &[String]) {
-        for key in keys {
+        for key in keys.iter().filter(|key| key.starts_with("user:")) {
             self.failures.remove(key);
         }
     }
@@ -130,7 +131,10 @@ mod tests {
             throttle.failed(&keys(), at(second));
         }
         throttle.succeeded(&keys());
-        assert_eq!(throttle.check(&keys(), at(8)), Ok(()));
+        let elsewhere = vec!["addr:10.9.9.9".to_owned(), "user:ada".to_owned()];
+        assert_eq!(throttle.check(&elsewhere, at(8)), Ok(()), "the account's count is cleared");
+        assert!(throttle.check(&keys(), at(8)).is_err(), "the address's is not");
+        let mut throttle = LoginThrottle::default();
         for second in 0..8 {
             throttle.failed(&keys(), at(second));
         }

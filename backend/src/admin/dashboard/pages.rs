@@ -431,7 +431,7 @@ async fn lot_detail(state: &AppState, api: &Api<'_>, viewer: &Viewer, id: &str) 
                     dt { "Ends" } dd { (when(state, &auction["ends_at"])) @if auction["extended"] == true { " (extended)" } }
                     dt { "Outcome" } dd {
                         @if auction["outcome"].is_null() { "–" }
-                        @else { (text(&auction["outcome"]["result"])) @if !auction["outcome"]["winner"].is_null() { " · " (text(&auction["outcome"]["winner"]["handle"])) " for " (text(&auction["outcome"]["price"])) " ETH" } }
+                        @else { (text(&auction["outcome"]["result"])) @if !auction["outcome"]["winner"].is_null() { " · " (text(&auction["outcome"]["winner"]["handle"])) " for " (text(&auction["outcome"]["amount"])) " ETH" } }
                     }
                     dt { "Hash chain" } dd data-verify {
                         @match &verify {

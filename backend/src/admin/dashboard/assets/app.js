@@ -91,7 +91,13 @@ document.addEventListener('submit', async (event) => {
       const envelope = await response.json();
       if (!response.ok) throw new Error(envelope.error ? envelope.error.message : `HTTP ${response.status}`);
       const next = new URLSearchParams(location.search).get('next');
-      location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : '/';
+      // Only a page of this console: anything that resolves elsewhere goes home.
+      let target = '/';
+      try {
+        const url = new URL(next || '/', location.origin);
+        if (url.origin === location.origin) target = url.pathname + url.search + url.hash;
+      } catch (_) { /* not a URL */ }
+      location.href = target;
     } catch (failure) { if (error) error.textContent = failure.message; }
     return;
   }
