@@ -261,6 +261,14 @@ impl Accounts {
         }))
     }
 
+    /// The live session of a request's cookie, if it has one.
+    pub async fn session_of(&self, headers: &axum::http::HeaderMap) -> Result<Option<Session>, StorageError> {
+        match sothebais_kit::access::cookie(headers, sothebais_kit::access::SESSION_COOKIE) {
+            Some(value) => self.session(value).await,
+            None => Ok(None),
+        }
+    }
+
     /// When no admin account exists: a fresh one-time sign-in token (the previous
     /// one stops working). `None` when an admin exists.
     pub async fn first_start_token(&self) -> Result<Option<String>, StorageError> {

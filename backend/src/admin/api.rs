@@ -105,11 +105,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller, headers: Head
 
 /// `GET /api/admin/session`: who is signed in, and the CSRF token for writes.
 pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    let session = match sothebais_kit::access::cookie(&headers, SESSION_COOKIE) {
-        Some(value) => state.accounts.session(value).await?,
-        None => None,
-    };
-    let Some(session) = session else {
+    let Some(session) = state.accounts.session_of(&headers).await? else {
         return Err(Failure::unauthenticated("not signed in").into());
     };
     Ok(ok(json!({

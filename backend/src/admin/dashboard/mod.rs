@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
-use sothebais_kit::access::{Role, SESSION_COOKIE, Session};
+use sothebais_kit::access::{Role, Session};
 
 use crate::app::{AppState, ListenerKind, ServiceRole};
 
@@ -73,11 +73,7 @@ impl Viewer {
 
 /// The page's viewer, or a redirect to the sign-in page.
 pub async fn viewer(state: &AppState, headers: &HeaderMap, uri: &OriginalUri) -> Result<Viewer, Response> {
-    let session = match sothebais_kit::access::cookie(headers, SESSION_COOKIE) {
-        Some(value) => state.accounts.session(value).await.ok().flatten(),
-        None => None,
-    };
-    match session {
+    match state.accounts.session_of(headers).await.ok().flatten() {
         Some(session) => Ok(Viewer { session }),
         None => {
             let next = uri.0.path_and_query().map_or("/", |value| value.as_str());
@@ -147,22 +143,33 @@ const NAV: [(&str, &str); 6] = [
     ("/system", "System"),
 ];
 
+/// A page's `<head>`: its title, the stylesheet and `app.js` (asset URLs carry the
+/// version), and for a signed-in page the CSRF token and htmx.
+fn head(title: &str, csrf: Option<&str>) -> Markup {
+    let version = env!("CARGO_PKG_VERSION");
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(csrf) = csrf {
+                meta name="csrf-token" content=(csrf);
+                meta name="htmx-config" content=r#"{"history":false}"#;
+            }
+            title { "SothebAIs · " (title) }
+            link rel="stylesheet" href={ "/ui/assets/style.css?v=" (version) };
+            @if csrf.is_some() { script src={ "/ui/assets/htmx.min.js?v=" (version) } defer {} }
+            script src={ "/ui/assets/app.js?v=" (version) } defer {}
+        }
+    }
+}
+
 /// A whole page: the header with the navigation and the account, then `body`.
 pub fn layout(state: &AppState, viewer: &Viewer, current: &str, body: Markup) -> Response {
-    let version = env!("CARGO_PKG_VERSION");
+    let title = NAV.iter().find(|(path, _)| *path == current).map_or("Console", |(_, name)| *name);
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="csrf-token" content=(viewer.session.csrf);
-                meta name="htmx-config" content=r#"{"history":false}"#;
-                title { "SothebAIs · " (NAV.iter().find(|(path, _)| *path == current).map_or("Console", |(_, name)| *name)) }
-                link rel="stylesheet" href={ "/ui/assets/style.css?v=" (version) };
-                script src={ "/ui/assets/htmx.min.js?v=" (version) } defer {}
-                script src={ "/ui/assets/app.js?v=" (version) } defer {}
-            }
+            (head(title, Some(&viewer.session.csrf)))
             body data-role=(viewer.role().as_str()) data-timezone=(state.config.timezone.name()) {
                 header {
                     a.brand href="/" { "SothebAIs" }
@@ -186,22 +193,13 @@ pub fn layout(state: &AppState, viewer: &Viewer, current: &str, body: Markup) ->
 
 async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // Already signed in: straight to the console.
-    if let Some(value) = sothebais_kit::access::cookie(&headers, SESSION_COOKIE)
-        && let Ok(Some(_)) = state.accounts.session(value).await
-    {
+    if let Ok(Some(_)) = state.accounts.session_of(&headers).await {
         return Redirect::to("/").into_response();
     }
-    let version = env!("CARGO_PKG_VERSION");
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "SothebAIs · Sign in" }
-                link rel="stylesheet" href={ "/ui/assets/style.css?v=" (version) };
-                script src={ "/ui/assets/app.js?v=" (version) } defer {}
-            }
+            (head("Sign in", None))
             body.login {
                 form #login-form data-login {
                     h1 { "SothebAIs" }
