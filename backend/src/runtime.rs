@@ -116,13 +116,16 @@ pub fn names_bidder(entry: &str, id: &str, handle: Option<&str>) -> bool {
 pub struct Runtime {
     config: Arc<Config>,
     values: RwLock<Values>,
+    /// Held from reading the database to applying what was read, so a refresh
+    /// that read older values never lands after one that read newer.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
     /// The start-up configuration's values, before anything stored is read.
     pub fn new(config: Arc<Config>) -> Runtime {
         let values = resolve(&config, &[], &[]);
-        Runtime { config, values: RwLock::new(values) }
+        Runtime { config, values: RwLock::new(values), refreshing: tokio::sync::Mutex::new(()) }
     }
 
     pub fn values(&self) -> Values {
@@ -167,6 +170,7 @@ impl Runtime {
 
     /// Reads the stored changes and block list again.
     pub async fn refresh(&self, storage: &dyn Storage) -> Result<(), StorageError> {
+        let _one_at_a_time = self.refreshing.lock().await;
         let changes = storage.runtime_settings().await?;
         let blocked = storage.blocked_bidders().await?;
         let values = resolve(&self.config, &changes, &blocked);

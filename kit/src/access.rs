@@ -278,6 +278,13 @@ pub trait RequiredRole: Send + Sync {
     const ROLE: Role;
 }
 
+/// Requires `viewer`: any signed-in caller (every role holds it).
+#[derive(Debug)]
+pub struct ViewerRole;
+impl RequiredRole for ViewerRole {
+    const ROLE: Role = Role::Viewer;
+}
+
 /// Requires `operator` (or `admin`).
 #[derive(Debug)]
 pub struct OperatorRole;

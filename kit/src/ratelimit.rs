@@ -1,9 +1,11 @@
 //! Per-client rate limits on a role's API: token buckets by client address, one for
 //! reads (GET, HEAD) and one for writes (every other method). Past its bucket a
 //! client gets 429 `RATE_LIMITED` with `Retry-After`. Requests carrying a valid
-//! operator or admin token are not limited: they are the show's own tools (the
-//! dashboard, the renderer, scripts), and a token can be revoked. Bids keep their own
-//! per-bidder limit besides.
+//! console token (viewer, operator or admin) are not limited: they are the show's
+//! own tools (the dashboard, whose pages call the API as their account from the
+//! gateway's own address, the renderer, scripts), and a token can be revoked. A
+//! bidder's token is limited like any client. Bids keep their own per-bidder limit
+//! besides.
 //!
 //! Behind a reverse proxy every client has the proxy's address; the proxy then needs
 //! its own limits (docs/api.md).
@@ -96,7 +98,7 @@ impl Limiter {
 
     async fn exempt(&self, token: Option<String>) -> bool {
         let (Some(authenticator), Some(token)) = (&self.authenticator, token) else { return false };
-        authenticator.verify(&token).await.is_ok_and(|claims| claims.role.satisfies(Role::Operator))
+        authenticator.verify(&token).await.is_ok_and(|claims| claims.role != Role::Bidder)
     }
 }
 
@@ -140,5 +142,25 @@ mod tests {
         assert_eq!(limiter.take(Kind::Read, two), Ok(()), "another client has its own bucket");
         assert_eq!(limiter.take(Kind::Write, one), Ok(()), "writes have their own bucket");
         assert_eq!(limiter.take(Kind::Write, one), Err(1));
+    }
+
+    #[tokio::test]
+    async fn console_tokens_are_exempt_and_bidder_tokens_are_not() {
+        let secret = secrecy::SecretString::from("a-test-secret-of-enough-length-0123456789");
+        let authenticator = Arc::new(Authenticator::new(
+            Some(secrecy::ExposeSecret::expose_secret(&secret).as_bytes()),
+            None,
+            reqwest::Client::new(),
+        ));
+        let limiter = Limiter::new(ClientRates::default(), Some(authenticator));
+        let token = |role| {
+            crate::access::issue_token(&secret, "someone", role, std::time::Duration::from_secs(60)).ok()
+        };
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            assert!(limiter.exempt(token(role)).await, "{role}");
+        }
+        assert!(!limiter.exempt(token(Role::Bidder)).await);
+        assert!(!limiter.exempt(Some("not a token".into())).await);
+        assert!(!limiter.exempt(None).await);
     }
 }

@@ -165,12 +165,18 @@ fn convert(
     }
 }
 
-/// Counts the backdrop camera's draws (it runs before the frame's camera).
+/// Counts the backdrop camera's draws (it runs before the frame's camera). A draw
+/// counts only when no pipeline was still being made: a pass whose pipeline is not
+/// ready is skipped without a word (the sprites', the blit into the image), and on a
+/// loaded CPU rasterizer that can last many frames after start-up.
 fn count_backdrop_draws(
     _view: ViewQuery<&ViewTarget, With<BackdropCamera>>,
     backdrop: Option<Res<Backdrop>>,
+    pipeline_cache: Res<PipelineCache>,
 ) {
-    if let Some(backdrop) = backdrop {
+    if let Some(backdrop) = backdrop
+        && pipeline_cache.waiting_pipelines().next().is_none()
+    {
         backdrop.drawn.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -193,8 +199,7 @@ fn start_frame(
 ) {
     let target = view.into_inner();
     started.0 = true;
-    // The backdrop, once its camera has drawn it twice (the first draw after start-up
-    // may not reach the image).
+    // The backdrop, once its camera has drawn it twice with every pipeline ready.
     let source = backdrop
         .filter(|backdrop| backdrop.used && backdrop.drawn.load(Ordering::Acquire) >= 2)
         .and_then(|backdrop| images.get(&backdrop.image));

@@ -602,9 +602,12 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let speech_ms = speech["duration_ms"].as_u64().expect("duration");
+    // The line plays once the renderer has fetched its audio: look for the line's
+    // length and a little more (a frame is a PNG encoded on a busy box, so there
+    // are few of them).
     let started = Instant::now();
     let mut speaking = Vec::new();
-    while started.elapsed() < Duration::from_millis(speech_ms) {
+    while started.elapsed() < Duration::from_millis(speech_ms + 1500) {
         speaking.push(show.region(MOUTH.0, MOUTH.1, MOUTH.2, MOUTH.3).await);
     }
     // Then silence: the closed mouth, and how much frames differ without speech.

@@ -21,6 +21,8 @@ use crate::storage::{Account, SessionRow, Storage, StorageError};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 10;
+/// Password checks run at once at most; more wait their turn.
+const PARALLEL_CHECKS: usize = 4;
 /// A session seen again within this long is not written back (one write a minute
 /// at most per session).
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -101,6 +103,8 @@ pub struct Accounts {
     clock: SharedClock,
     idle: Duration,
     throttle: Mutex<LoginThrottle>,
+    /// Password checks running at once, at most.
+    checking: tokio::sync::Semaphore,
     /// A hash to check against when the user does not exist, so an unknown name
     /// costs the same time as a wrong password.
     decoy_hash: String,
@@ -134,6 +138,7 @@ impl Accounts {
             clock,
             idle,
             throttle: Mutex::new(LoginThrottle::default()),
+            checking: tokio::sync::Semaphore::new(PARALLEL_CHECKS),
             decoy_hash: hash_password(&random_hex()),
             first_login: Mutex::new(None),
         }
@@ -176,24 +181,37 @@ impl Accounts {
         }
     }
 
-    /// Sets a new password and ends the account's other sessions.
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), AccountError> {
+    /// Sets a new password and ends the account's sessions but the one of `keep`
+    /// (the cookie of the session that set it).
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password: &str,
+        keep: Option<&str>,
+    ) -> Result<(), AccountError> {
         check_password(password)?;
         let password = password.to_owned();
         let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.unwrap_or_default();
         if !self.storage.set_password(username, &hash).await? {
             return Err(AccountError::NoSuchUser(username.to_owned()));
         }
-        self.storage.revoke_sessions_of(username, self.now()).await?;
+        let keep = keep.map(sha256_hex);
+        self.storage.revoke_sessions_of(username, keep.as_deref(), self.now()).await?;
         Ok(())
     }
 
     /// Checks a login, throttled per client address and per account.
     pub async fn login(&self, address: &str, username: &str, password: &str) -> Result<Login, StorageError> {
         let keys = vec![format!("addr:{address}"), format!("user:{}", username.to_ascii_lowercase())];
-        if let Err(wait) = self.throttle.lock().map_err(|_| poisoned())?.check(&keys, self.now()) {
+        if let Err(wait) = self.throttle.lock().map_err(|_| poisoned())?.admit(&keys, self.now()) {
             return Ok(Login::Throttled(wait));
         }
+        // Argon2 takes 19 MiB and a core for a moment: a few checks at a time.
+        let _permit = self
+            .checking
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Database("the password checks were closed".into()))?;
         let account = self.storage.account(username).await?;
         let hash =
             account.as_ref().map_or_else(|| self.decoy_hash.clone(), |account| account.password_hash.clone());
@@ -207,10 +225,8 @@ impl Accounts {
                 let session = self.open_session(&account.username, role).await?;
                 Ok(Login::SignedIn { account, session })
             }
-            None => {
-                self.throttle.lock().map_err(|_| poisoned())?.failed(&keys, self.now());
-                Ok(Login::Refused)
-            }
+            // Counted as a failure when it was let in.
+            None => Ok(Login::Refused),
         }
     }
 

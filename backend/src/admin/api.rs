@@ -3,7 +3,6 @@
 //! recent logs, maintenance, the audit trail, the block list and accounts.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
@@ -13,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sothebais_kit::access::{
-    AdminRole, Authorized, Caller, CallerSlot, Claims, OperatorRole, Role, SESSION_COOKIE, Via,
+    AdminRole, Authorized, Caller, CallerSlot, Claims, OperatorRole, Role, SESSION_COOKIE, Via, ViewerRole,
 };
 use sothebais_kit::http::Failure;
 
@@ -30,16 +29,18 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// The cookie that holds a session, or that ends it (`max_age` 0).
-fn session_cookie(value: &str, max_age: Duration, headers: &HeaderMap) -> HeaderValue {
+/// The cookie that holds a session, or with `ending` the one that ends it. It has no
+/// `Max-Age`: the server ends a session after `ADMIN_SESSION_IDLE_SECS` without use,
+/// and a lifetime fixed at sign-in would end one still in use.
+fn session_cookie(value: &str, ending: bool, headers: &HeaderMap) -> HeaderValue {
     // Behind TLS (a proxy that says so), the cookie is only ever sent over TLS.
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())
         .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
     let text = format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        max_age.as_secs(),
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{}{}",
+        if ending { "; Max-Age=0" } else { "" },
         if secure { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("sothebais_session=; Max-Age=0"))
@@ -83,7 +84,7 @@ pub async fn login(
             }));
             response
                 .headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&session.cookie, state.accounts.idle(), &headers));
+                .insert(header::SET_COOKIE, session_cookie(&session.cookie, false, &headers));
             Ok(response)
         }
     }
@@ -99,7 +100,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller, headers: Head
         tracing::info!(user = %claims.sub, "signed out");
     }
     let mut response = ok(json!({ "signed_out": true }));
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", Duration::ZERO, &headers));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", true, &headers));
     Ok(response)
 }
 
@@ -139,9 +140,7 @@ pub async fn first_login(
     };
     tracing::info!("signed in with the first start's link; set the admin's password now");
     let mut response = Redirect::to("/system?setup=1").into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&session.cookie, state.accounts.idle(), &headers));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&session.cookie, false, &headers));
     Ok(response)
 }
 
@@ -161,11 +160,11 @@ pub async fn announce_first_start(state: &AppState) {
     }
 }
 
-pub async fn services_status(State(state): State<AppState>) -> Response {
+pub async fn services_status(State(state): State<AppState>, _viewer: Authorized<ViewerRole>) -> Response {
     ok(super::services::status(&state).await)
 }
 
-pub async fn services_metrics(State(state): State<AppState>) -> Response {
+pub async fn services_metrics(State(state): State<AppState>, _viewer: Authorized<ViewerRole>) -> Response {
     ok(super::services::digest(&state).await)
 }
 
@@ -559,6 +558,7 @@ pub async fn set_password(
     State(state): State<AppState>,
     caller: Caller,
     slot: Option<Extension<CallerSlot>>,
+    headers: HeaderMap,
     Json(request): Json<PasswordRequest>,
 ) -> Result<Response> {
     let claims = caller.require(Role::Viewer)?;
@@ -573,7 +573,8 @@ pub async fn set_password(
     }
     let exists = state.storage.account(&claims.sub).await?.is_some();
     if exists {
-        state.accounts.set_password(&claims.sub, &request.password).await.map_err(account_error)?;
+        let keep = sothebais_kit::access::cookie(&headers, SESSION_COOKIE);
+        state.accounts.set_password(&claims.sub, &request.password, keep).await.map_err(account_error)?;
     } else {
         state.accounts.add(&claims.sub, claims.role, &request.password).await.map_err(account_error)?;
     }

@@ -15,7 +15,9 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where a role's listener of `kind` is: its real address when it runs in this
 /// process, else its host (`ADMIN_SERVICE_HOSTS`, default 127.0.0.1) at its port.
-fn address(state: &AppState, role: ServiceRole, kind: ListenerKind) -> String {
+/// The base URL of a role's listener: this process's own where it runs the role
+/// (an unspecified bind address reached on loopback), else `ADMIN_SERVICE_HOSTS`.
+pub fn address(state: &AppState, role: ServiceRole, kind: ListenerKind) -> String {
     if let Some(addr) = state.listener(role, kind) {
         let addr = SocketAddr::new(
             if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() },

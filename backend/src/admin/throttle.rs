@@ -1,6 +1,7 @@
 //! Login throttling (pure; time passed in): after a few failures from one client
 //! address or against one account, each further attempt waits a delay that doubles
-//! with every failure, up to a ceiling. A success clears the account's count.
+//! with every failure, up to a ceiling. An attempt counts as a failure from the
+//! moment it is let in; a success takes that back and clears the account's count.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -52,6 +53,15 @@ impl LoginThrottle {
         if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
+    /// Lets an attempt in, or `Err(wait)`. An attempt let in counts as a failure
+    /// from that moment until it succeeds, so attempts sent side by side are
+    /// throttled as they arrive, not after their passwords were checked.
+    pub fn admit(&mut self, keys: &[String], now: DateTime<Utc>) -> Result<(), Duration> {
+        self.check(keys, now)?;
+        self.failed(keys, now);
+        Ok(())
+    }
+
     /// Counts a failed attempt against every key.
     pub fn failed(&mut self, keys: &[String], now: DateTime<Utc>) {
         if self.failures.len() >= MAX_KEYS {
@@ -68,11 +78,16 @@ impl LoginThrottle {
         }
     }
 
-    /// A success clears the account's failures (never the address's: one valid
-    /// account must not reset an address trying others).
+    /// An admitted attempt succeeded: the account's failures are cleared, and the
+    /// address loses only the one this attempt was counted as (one valid account
+    /// must not reset an address trying others).
     pub fn succeeded(&mut self, keys: &[String]) {
-        for key in keys.iter().filter(|key| key.starts_with("user:")) {
-            self.failures.remove(key);
+        for key in keys {
+            if key.starts_with("user:") {
+                self.failures.remove(key);
+            } else if let Some(entry) = self.failures.get_mut(key) {
+                entry.count = entry.count.saturating_sub(1);
+            }
         }
     }
 }
@@ -125,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn a_success_clears_and_a_quiet_hour_forgets() {
+    fn a_success_clears_the_account_and_takes_back_only_its_own_count_from_the_address() {
         let mut throttle = LoginThrottle::default();
         for second in 0..8 {
             throttle.failed(&keys(), at(second));
@@ -134,6 +149,27 @@ mod tests {
         let elsewhere = vec!["addr:10.9.9.9".to_owned(), "user:ada".to_owned()];
         assert_eq!(throttle.check(&elsewhere, at(8)), Ok(()), "the account's count is cleared");
         assert!(throttle.check(&keys(), at(8)).is_err(), "the address's is not");
+
+        let mut throttle = LoginThrottle::default();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.admit(&keys(), at(0)), Ok(()));
+            throttle.succeeded(&keys());
+        }
+        assert_eq!(throttle.admit(&keys(), at(0)), Ok(()), "successes are not failures of the address");
+    }
+
+    #[test]
+    fn attempts_side_by_side_are_throttled_as_they_arrive() {
+        let mut throttle = LoginThrottle::default();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.admit(&keys(), at(0)), Ok(()));
+        }
+        // None of the five has been checked yet; the sixth already waits.
+        assert_eq!(throttle.admit(&keys(), at(0)), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_quiet_hour_forgets() {
         let mut throttle = LoginThrottle::default();
         for second in 0..8 {
             throttle.failed(&keys(), at(second));

@@ -280,6 +280,7 @@ macro_rules! admin_storage {
             async fn revoke_sessions_of(
                 &self,
                 username: &str,
+                except: Option<&str>,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<u64, StorageError> {
                 let mut sql =
@@ -287,6 +288,9 @@ macro_rules! admin_storage {
                 sql.push_bind(at.timestamp_millis())
                     .push(" WHERE revoked_at_ms IS NULL AND username = ")
                     .push_bind(username.to_owned());
+                if let Some(except) = except {
+                    sql.push(" AND id_hash <> ").push_bind(except.to_owned());
+                }
                 Ok(sql.build().execute(&self.pool).await?.rows_affected())
             }
 

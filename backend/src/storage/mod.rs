@@ -399,8 +399,13 @@ pub trait AdminStorage: Send + Sync {
     async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StorageError>;
     /// Ends one session; `false` when it had ended already.
     async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<bool, StorageError>;
-    /// Ends every session of an account; how many were live.
-    async fn revoke_sessions_of(&self, username: &str, at: DateTime<Utc>) -> Result<u64, StorageError>;
+    /// Ends every session of an account but `except` (an `id_hash`); how many were live.
+    async fn revoke_sessions_of(
+        &self,
+        username: &str,
+        except: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
     async fn add_audit(&self, entry: &AuditEntry) -> Result<(), StorageError>;
     /// The audit trail, newest first, before `before` when given.
     async fn audit(&self, before: Option<DateTime<Utc>>, limit: u32)

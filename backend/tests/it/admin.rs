@@ -48,6 +48,8 @@ async fn sign_in(app: &TestApp, name: &str) -> Browser {
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
+    // No lifetime fixed at sign-in: the server ends the session when it goes idle.
+    assert!(!cookie.contains("Max-Age") && !cookie.contains("Expires"), "{cookie}");
     let value = cookie.split(';').next().expect("pair").to_owned();
     Browser { cookie: value, csrf: body["data"]["csrf_token"].as_str().expect("csrf token").to_owned() }
 }
@@ -99,6 +101,32 @@ both_backends! {
         assert_error(&body, "RATE_LIMITED");
         assert!(cookie.is_none());
         assert!(body["error"]["details"]["retry_after_secs"].as_u64().is_some_and(|secs| secs >= 1), "{body}");
+    }
+
+    async fn logins_sent_side_by_side_are_throttled_as_they_arrive(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        add_account(&app, "ada", Role::Operator).await;
+        let attempts = (0..12).map(|_| login(&app, "ada", "guess"));
+        let statuses: Vec<u16> = futures::future::join_all(attempts).await.into_iter().map(|(status, _, _)| status).collect();
+        let refused = statuses.iter().filter(|status| **status == 401).count();
+        let throttled = statuses.iter().filter(|status| **status == 429).count();
+        assert_eq!((refused, throttled), (5, 7), "only the free attempts reach a password check: {statuses:?}");
+    }
+
+    async fn setting_a_password_keeps_this_session_and_ends_the_others(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        add_account(&app, "ada", Role::Operator).await;
+        let laptop = sign_in(&app, "ada").await;
+        let phone = sign_in(&app, "ada").await;
+        let new_password = "a new long password";
+        let (status, body) = call(&app, &laptop, Method::POST, "/api/admin/password", Some(json!({ "password": new_password })), true).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _) = call(&app, &laptop, Method::GET, "/api/admin/session", None, false).await;
+        assert_eq!(status, 200, "the session that set it goes on");
+        let (status, _) = call(&app, &phone, Method::GET, "/api/admin/session", None, false).await;
+        assert_eq!(status, 401, "every other session ends");
+        let (status, _, _) = login(&app, "ada", new_password).await;
+        assert_eq!(status, 200);
     }
 
     async fn a_session_ends_after_its_idle_time_and_on_sign_out(backend: Backend) {
@@ -263,7 +291,11 @@ both_backends! {
 
     async fn services_report_their_own_health_and_an_unconfigured_role_is_idle(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let (status, body) = app.get("/api/admin/services/status").await;
+        for path in ["/api/admin/services/status", "/api/admin/services/metrics"] {
+            let (status, body) = app.get(path).await;
+            assert_eq!(status, 401, "{path} is for signed-in callers: {body}");
+        }
+        let (status, body) = app.get_as("/api/admin/services/status", Role::Viewer).await;
         assert_eq!(status, 200, "{body}");
         let services = body["data"]["services"].as_array().expect("services");
         let status_of = |name: &str| services.iter().find(|service| service["name"] == name).map(|service| service["status"].clone());
@@ -276,7 +308,7 @@ both_backends! {
         let own = app.client.get(app.url(sothebais_backend::ServiceRole::Social, sothebais_backend::app::ListenerKind::Health, "/health")).send().await.expect("send");
         let own: Value = own.json().await.expect("json");
         assert_eq!(own["status"], "idle");
-        let (status, digest) = app.get("/api/admin/services/metrics").await;
+        let (status, digest) = app.get_as("/api/admin/services/metrics", Role::Viewer).await;
         assert_eq!(status, 200, "{digest}");
         assert!(digest["data"]["auction"]["bids_total"].is_number(), "{digest}");
         assert_eq!(digest["data"]["events"]["dead_letters"], 0, "{digest}");
@@ -396,4 +428,56 @@ async fn the_dashboard_asks_for_sign_in_then_serves_every_page_and_its_assets() 
     );
     let anonymous = app.client.get(app.gateway("/ui/fragment/auction-list")).send().await.expect("send");
     assert_eq!(anonymous.status(), 401);
+
+    // A viewer sees every page without an error in place of a section, and no action.
+    add_account(&app, "vic", Role::Viewer).await;
+    let viewer = sign_in(&app, "vic").await;
+    for page in ["/", "/auctions", &format!("/auctions/{auction}"), "/events", "/system"] {
+        let response =
+            app.client.get(app.gateway(page)).header("cookie", &viewer.cookie).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{page}");
+        let html = response.text().await.expect("page");
+        for refusal in ["this needs role", "not reachable", "without an answer"] {
+            assert!(!html.contains(refusal), "{page} shows {refusal:?}: {html}");
+        }
+        // The one write a viewer is offered: their own password.
+        let writes = html.matches("data-method=").count();
+        let own_password = html.matches("data-api=\"/api/admin/password\"").count();
+        assert_eq!(writes, own_password, "{page} offers a viewer a write");
+    }
+}
+
+#[tokio::test]
+async fn a_write_cut_off_by_the_request_timeout_is_audited_as_timed_out() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let slow = axum::Router::new().route(
+        "/api/slow",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "done"
+        }),
+    );
+    let router = sothebais_backend::admin::audit::audited(slow, &app.state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(100),
+        ))
+        .with_state(app.state.clone());
+    let request = Request::post("/api/slow").body(Body::empty()).expect("request");
+    let response = router.oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries = app.state.storage.audit(None, 10).await.expect("audit");
+        if let Some(entry) = entries.iter().find(|entry| entry.path == "/api/slow") {
+            assert_eq!((entry.status, entry.method.as_str()), (408, "POST"), "{entry:?}");
+            assert!(entry.note.contains("may or may not"), "{entry:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the timed-out write was never audited: {entries:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -38,8 +38,8 @@ pub struct Backdrop {
     until: u64,
 }
 
-/// How many draws a change gets: the first draw after start-up may go by before the
-/// GPU has all it needs (the pipeline that writes the image is made on first use).
+/// How many draws a change gets (`convert.rs` counts only draws made with every
+/// pipeline ready; two leave a margin for a resource prepared a frame late).
 const DRAWS_PER_CHANGE: u64 = 2;
 
 /// Marks the camera that draws the backdrop.

@@ -104,9 +104,6 @@ pub struct Api<'a> {
 
 impl<'a> Api<'a> {
     pub fn new(state: &'a AppState, viewer: &Viewer) -> Api<'a> {
-        let port = state
-            .listener(ServiceRole::Admin, ListenerKind::Api)
-            .map_or(state.config.ports.admin.api, |addr| addr.port());
         let token = sothebais_kit::access::issue_token(
             &state.secret,
             viewer.name(),
@@ -114,7 +111,8 @@ impl<'a> Api<'a> {
             Duration::from_secs(60),
         )
         .ok();
-        Api { state, base: format!("http://127.0.0.1:{port}"), token }
+        let base = super::services::address(state, ServiceRole::Admin, ListenerKind::Api);
+        Api { state, base, token }
     }
 
     /// The `data` of a GET, or the reason it failed (the envelope's message).
@@ -225,12 +223,31 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+/// A bidder as people know them: the handle, or the id where there is none.
+pub fn bidder(bidder: &Value) -> String {
+    match bidder["handle"].as_str().filter(|handle| !handle.is_empty()) {
+        Some(handle) => handle.to_owned(),
+        None => text(&bidder["id"]),
+    }
+}
+
+/// A time as the API gives it: RFC 3339 text, or Unix milliseconds (an event's
+/// `timestamp`).
+fn instant(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    match value {
+        Value::String(text) => {
+            chrono::DateTime::parse_from_rfc3339(text).ok().map(|at| at.with_timezone(&chrono::Utc))
+        }
+        Value::Number(millis) => millis.as_i64().and_then(chrono::DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}
+
 /// A time as the show's timezone shows it, with UTC beside.
 pub fn when(state: &AppState, value: &Value) -> Markup {
-    let Some(at) = value.as_str().and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok()) else {
+    let Some(utc) = instant(value) else {
         return html! { "–" };
     };
-    let utc = at.with_timezone(&chrono::Utc);
     let local = utc.with_timezone(&state.config.timezone);
     html! {
         time datetime=(utc.to_rfc3339()) title=(utc.to_rfc3339()) {
@@ -243,4 +260,19 @@ pub fn when(state: &AppState, value: &Value) -> Markup {
 /// A message in place of a section that could not be read.
 pub fn unavailable(what: &str, reason: &str) -> Markup {
     html! { p.muted { (what) ": " (reason) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_as_rfc3339_text_or_unix_milliseconds() {
+        let text = instant(&Value::from("2026-12-02T10:00:00.250Z"));
+        let millis = instant(&Value::from(1_796_205_600_250_i64));
+        assert_eq!(text, millis);
+        assert!(text.is_some());
+        assert_eq!(instant(&Value::from("yesterday")), None);
+        assert_eq!(instant(&Value::Null), None);
+    }
 }

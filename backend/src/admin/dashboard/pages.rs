@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sothebais_kit::access::Role;
 
-use super::{Api, Viewer, layout, text, unavailable, viewer, when};
+use super::{Api, Viewer, bidder, layout, text, unavailable, viewer, when};
 use crate::app::AppState;
 
 /// A section htmx refreshes when the page's live feed says something changed.
@@ -145,7 +145,7 @@ async fn on_air(state: &AppState, api: &Api<'_>) -> Markup {
                 p.big {
                     span data-high-bid=(text(&auction["id"])) {
                         @if auction["high_bid"].is_null() { "opens at " (text(&auction["starting_price"])) " ETH" }
-                        @else { (text(&auction["high_bid"]["amount"])) " ETH by " (text(&auction["high_bid"]["bidder"]["handle"])) }
+                        @else { (text(&auction["high_bid"]["amount"])) " ETH by " (bidder(&auction["high_bid"]["bidder"])) }
                     }
                 }
                 p {
@@ -424,14 +424,14 @@ async fn lot_detail(state: &AppState, api: &Api<'_>, viewer: &Viewer, id: &str) 
                     dt { "Reserve" } dd { (text(&auction["reserve_price"])) @if auction["reserve_met"] == true { " (met)" } }
                     dt { "High bid" } dd {
                         @if auction["high_bid"].is_null() { "none" }
-                        @else { (text(&auction["high_bid"]["amount"])) " ETH by " (text(&auction["high_bid"]["bidder"]["handle"])) }
+                        @else { (text(&auction["high_bid"]["amount"])) " ETH by " (bidder(&auction["high_bid"]["bidder"])) }
                     }
                     dt { "Next bid at least" } dd { (text(&auction["min_next_bid"])) " ETH" }
                     dt { "Starts" } dd { (when(state, &auction["starts_at"])) }
                     dt { "Ends" } dd { (when(state, &auction["ends_at"])) @if auction["extended"] == true { " (extended)" } }
                     dt { "Outcome" } dd {
                         @if auction["outcome"].is_null() { "–" }
-                        @else { (text(&auction["outcome"]["result"])) @if !auction["outcome"]["winner"].is_null() { " · " (text(&auction["outcome"]["winner"]["handle"])) " for " (text(&auction["outcome"]["amount"])) " ETH" } }
+                        @else { (text(&auction["outcome"]["result"])) @if !auction["outcome"]["winner"].is_null() { " · " (bidder(&auction["outcome"]["winner"])) " for " (text(&auction["outcome"]["amount"])) " ETH" } }
                     }
                     dt { "Hash chain" } dd data-verify {
                         @match &verify {
@@ -468,7 +468,7 @@ async fn lot_detail(state: &AppState, api: &Api<'_>, viewer: &Viewer, id: &str) 
                                 @for bid in history["bids"].as_array().cloned().unwrap_or_default().iter().rev() {
                                     tr class=(text(&bid["status"])) {
                                         td { (text(&bid["seq"])) }
-                                        td { (text(&bid["bidder"]["handle"])) }
+                                        td { (bidder(&bid["bidder"])) }
                                         td { (text(&bid["amount"])) }
                                         td { @if bid["status"] == "accepted" { "accepted" } @else { (text(&bid["reason"])) } }
                                         td { (when(state, &bid["received_at"])) }
@@ -737,6 +737,27 @@ async fn history(state: &AppState, api: &Api<'_>, pattern: &str) -> Markup {
 }
 
 async fn dead_letters(state: &AppState, api: &Api<'_>, viewer: &Viewer) -> Markup {
+    // The letters themselves (events with their data) are for operators; a viewer
+    // sees how many each consumer has.
+    if !viewer.can(Role::Operator) {
+        let status = match api.get("/api/admin/status").await {
+            Ok(status) => status,
+            Err(reason) => return unavailable("dead letters", &reason),
+        };
+        let consumers = status["consumers"].as_array().cloned().unwrap_or_default();
+        let total: u64 = consumers.iter().filter_map(|consumer| consumer["dead_letters"].as_u64()).sum();
+        return html! {
+            @if total == 0 { p.muted { "None: every event was delivered." } }
+            @else {
+                ul {
+                    @for consumer in consumers.iter().filter(|consumer| consumer["dead_letters"].as_u64().unwrap_or(0) > 0) {
+                        li { (text(&consumer["name"])) ": " (text(&consumer["dead_letters"])) }
+                    }
+                }
+                p.muted { "An operator can read and retry them." }
+            }
+        };
+    }
     let letters = match api.get("/api/events/dead-letters").await {
         Ok(letters) => letters,
         Err(reason) => return unavailable("dead letters", &reason),
@@ -947,7 +968,7 @@ async fn config(api: &Api<'_>, viewer: &Viewer) -> Markup {
                         td { code { (name) } }
                         td {
                             @if changeable.contains(&name) {
-                                form.inline data-api="/api/admin/config" data-method="POST" data-name=(name) {
+                                form.inline data-api="/api/admin/config" data-method="POST" {
                                     input name=(name) value=(setting["value"].as_str().unwrap_or_default());
                                     button type="submit" title="change now" { "✎ Set" }
                                 }
