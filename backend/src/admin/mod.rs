@@ -72,12 +72,14 @@ pub fn operations() -> Vec<Operation> {
             "GET",
             "/api/admin/services/status",
             "Every role's and the renderer's health as each reports it, with version and uptime",
-        ),
+        )
+        .auth(Role::Viewer),
         Operation::new(
             "GET",
             "/api/admin/services/metrics",
             "Key figures per role: bids/s, decision p99, events lag, dead letters, fps, drops, X spend, fallbacks",
-        ),
+        )
+        .auth(Role::Viewer),
         Operation::new(
             "GET",
             "/api/admin/config",
