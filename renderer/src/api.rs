@@ -4,7 +4,6 @@
 //! times a second and takes [`Command`]s from a channel, so a slow client never
 //! touches the render loop.
 
-use std::io::Cursor;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -29,6 +28,7 @@ use sothebais_kit::ratelimit::{ClientRates, Limiter, Rate};
 use sothebais_shared::api::codes;
 use sothebais_shared::ports::PortBlock;
 
+use crate::frame_cache::{Encoding, FrameCache};
 use crate::output::OutputStats;
 use crate::scene::draw::{LayerInfo, Patch};
 
@@ -52,7 +52,7 @@ pub struct Frame {
 
 impl Frame {
     /// The frame as RGBA.
-    fn image(&self) -> Option<image::RgbaImage> {
+    pub fn image(&self) -> Option<image::RgbaImage> {
         let pixels = crate::convert::i420_to_rgba(&self.data, self.width, self.height)?;
         image::RgbaImage::from_raw(self.width, self.height, pixels)
     }
@@ -122,6 +122,10 @@ pub struct View {
 pub struct Shared {
     pub view: Mutex<View>,
     pub frame: Mutex<Option<Frame>>,
+    /// The latest frame's PNG and JPEG encodes, shared by every caller.
+    pub frames: FrameCache,
+    /// WebSocket clients connected now (at most [`MAX_SOCKETS`]).
+    pub sockets: std::sync::atomic::AtomicUsize,
     pub commands: Mutex<Sender<Command>>,
     pub stats: Arc<OutputStats>,
     /// Checks operator tokens: HS256 with the backend's secret, RS256 from `AUTH_JWKS_URL`.
@@ -133,6 +137,8 @@ pub struct Shared {
     pub assets: std::path::PathBuf,
     /// Where recordings started through the API go (`<data dir>/recordings`).
     pub recordings: std::path::PathBuf,
+    /// Where winning-moment clips are written (`<data dir>/clips`).
+    pub clips: std::path::PathBuf,
     pub started: Instant,
 }
 
@@ -172,6 +178,8 @@ pub async fn bind(shared: AppState, ip: IpAddr, ports: PortBlock) -> anyhow::Res
         .route("/api/stream/scenes/active", post(pin_scene))
         .route("/api/stream/frame", get(frame))
         .route("/api/stream/playback", post(playback))
+        .route("/api/stream/clips", get(clips))
+        .route("/api/stream/clips/{file}", get(clip))
         .route(
             "/api/stream/assets/upload",
             post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
@@ -567,23 +575,6 @@ struct FrameQuery {
     width: Option<u32>,
 }
 
-/// Encodes the latest frame as PNG, or JPEG scaled to `width`.
-fn encode(frame: &Frame, jpeg: bool, width: Option<u32>) -> Option<Vec<u8>> {
-    let mut image = frame.image()?;
-    if let Some(width) = width.filter(|width| *width < frame.width) {
-        let height = (u64::from(frame.height) * u64::from(width) / u64::from(frame.width)).max(1) as u32;
-        image = image::imageops::thumbnail(&image, width, height);
-    }
-    let mut bytes = Cursor::new(Vec::new());
-    if jpeg {
-        let rgb = image::DynamicImage::ImageRgba8(image).to_rgb8();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80).encode_image(&rgb).ok()?;
-    } else {
-        image.write_to(&mut bytes, image::ImageFormat::Png).ok()?;
-    }
-    Some(bytes.into_inner())
-}
-
 async fn frame(
     State(shared): State<AppState>,
     query: Result<Query<FrameQuery>, axum::extract::rejection::QueryRejection>,
@@ -609,20 +600,93 @@ async fn frame(
         return fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "no frame rendered yet");
     };
     let number = latest.number;
-    let encoded =
-        tokio::task::spawn_blocking(move || encode(&latest, jpeg, query.width)).await.ok().flatten();
-    match encoded {
+    match shared.frames.get(latest, Encoding { jpeg, width: query.width }).await {
         Some(bytes) => (
             [
                 (header::CONTENT_TYPE, if jpeg { "image/jpeg" } else { "image/png" }.to_owned()),
                 (header::CACHE_CONTROL, "no-store".to_owned()),
                 (header::HeaderName::from_static("x-frame-number"), number.to_string()),
             ],
-            bytes,
+            bytes.to_vec(),
         )
             .into_response(),
         None => fail(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the frame could not be encoded"),
     }
+}
+
+/// `GET /api/stream/clips`: the winning-moment clips on disk, newest first.
+async fn clips(State(shared): State<AppState>) -> Response {
+    let folder = shared.clips.clone();
+    let clips = tokio::task::spawn_blocking(move || crate::clips::list(&folder)).await.unwrap_or_default();
+    let clips: Vec<serde_json::Value> = clips
+        .into_iter()
+        .map(|clip| {
+            serde_json::json!({
+                "auction_id": clip.auction_id,
+                "path": clip.path,
+                "duration_ms": clip.duration_ms,
+                "bytes": clip.bytes,
+                "created_at": clip.created_at,
+                "url": format!("/api/stream/clips/{}.mp4", clip.auction_id),
+            })
+        })
+        .collect();
+    ok(serde_json::json!({ "clips": clips }))
+}
+
+/// `GET /api/stream/clips/{auction_id}.mp4`: one clip, with byte ranges for seeking.
+async fn clip(
+    State(shared): State<AppState>,
+    Path(file): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(auction_id) = file.strip_suffix(".mp4").and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
+        return fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("{file:?} is not <auction id>.mp4"));
+    };
+    let path = shared.clips.join(format!("{auction_id}.mp4"));
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no clip of lot {auction_id}"));
+    };
+    let total = bytes.len();
+    let range = headers.get(header::RANGE).and_then(|value| value.to_str().ok());
+    match range.map(|range| byte_range(range, total)) {
+        None => {
+            ([(header::CONTENT_TYPE, "video/mp4"), (header::ACCEPT_RANGES, "bytes")], bytes).into_response()
+        }
+        Some(Some((first, last))) => (
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_TYPE, "video/mp4".to_owned()),
+                (header::ACCEPT_RANGES, "bytes".to_owned()),
+                (header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}")),
+            ],
+            bytes[first..=last].to_vec(),
+        )
+            .into_response(),
+        Some(None) => {
+            let mut response =
+                fail(StatusCode::RANGE_NOT_SATISFIABLE, codes::BAD_REQUEST, "the range is outside the clip");
+            if let Ok(value) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
+    }
+}
+
+/// One `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range of a body of
+/// `total` bytes, as inclusive indices (pure); `None` when it is not satisfiable.
+fn byte_range(range: &str, total: usize) -> Option<(usize, usize)> {
+    let (first, last) = range.strip_prefix("bytes=")?.split_once('-')?;
+    let (first, last) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let suffix: usize = suffix.parse().ok()?;
+            (total.checked_sub(suffix.min(total))?, total.checked_sub(1)?)
+        }
+        (first, "") => (first.parse().ok()?, total.checked_sub(1)?),
+        (first, last) => (first.parse().ok()?, last.parse::<usize>().ok()?.min(total.checked_sub(1)?)),
+    };
+    (first <= last && last < total).then_some((first, last))
 }
 
 #[derive(Debug, Deserialize)]
@@ -637,8 +701,36 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let fps = query.preview_fps.unwrap_or(2).min(5);
-    upgrade.on_upgrade(move |socket| feed_socket(socket, shared, fps))
+    let connected = shared.sockets.fetch_add(1, Ordering::Relaxed);
+    if connected >= MAX_SOCKETS {
+        shared.sockets.fetch_sub(1, Ordering::Relaxed);
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            format!(
+                "{MAX_SOCKETS} WebSocket clients are connected already (the console relays one to every dashboard)"
+            ),
+        );
+    }
+    // Given back when the socket ends, or when the upgrade never happens.
+    let slot = SocketSlot(shared.clone());
+    upgrade.on_upgrade(move |socket| async move {
+        feed_socket(socket, shared, fps).await;
+        drop(slot);
+    })
 }
+
+/// One of the [`MAX_SOCKETS`] WebSocket places, taken until dropped.
+struct SocketSlot(AppState);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The most WebSocket clients at once: each gets previews encoded on the render box.
+pub const MAX_SOCKETS: usize = 32;
 
 /// `stream:state` and `stream:quality` every second, `stream:layer` when the layers
 /// changed, and `stream:frame` JPEG previews; a client that cannot keep up is dropped
@@ -678,8 +770,8 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
                 let width = latest.width.min(480);
                 let height =
                     (u64::from(latest.height) * u64::from(width) / u64::from(latest.width.max(1))) as u32;
-                if let Ok(Some(jpeg)) =
-                    tokio::task::spawn_blocking(move || encode(&latest, true, Some(width))).await
+                if let Some(jpeg) =
+                    shared.frames.get(latest, Encoding { jpeg: true, width: Some(width) }).await
                 {
                     messages.push(serde_json::json!({
                         "type": "stream:frame",
@@ -688,7 +780,7 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
                             "width": width,
                             "height": height,
                             "frame": last_frame,
-                            "image": base64::engine::general_purpose::STANDARD.encode(jpeg),
+                            "image": base64::engine::general_purpose::STANDARD.encode(jpeg.as_slice()),
                         }
                     }));
                 }
@@ -710,6 +802,18 @@ async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_ranges_are_read_as_browsers_send_them() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(byte_range("bytes=0-5000", 1000), Some((0, 999)));
+        assert_eq!(byte_range("bytes=1000-", 1000), None);
+        assert_eq!(byte_range("bytes=5-1", 1000), None);
+        assert_eq!(byte_range("items=0-1", 1000), None);
+        assert_eq!(byte_range("bytes=0-0", 0), None);
+    }
 
     #[test]
     fn upload_names_are_cleaned_and_cannot_leave_the_folder() {

@@ -241,6 +241,11 @@ impl Branch {
         }
     }
 
+    /// The format of a track's buffers, before any is pushed.
+    pub fn set_caps(&mut self, track: Track, caps: gst::Caps) {
+        self.caps[track as usize] = Some(caps);
+    }
+
     /// Hands one encoded buffer to the output, starting or restarting it when due.
     pub fn push(&mut self, track: Track, buffer: &gst::Buffer, caps: Option<&gst::Caps>) {
         let index = track as usize;

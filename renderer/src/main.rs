@@ -8,8 +8,10 @@
 mod api;
 mod branch;
 mod character;
+mod clips;
 mod convert;
 mod follow;
+mod frame_cache;
 mod output;
 mod scene;
 mod show;
@@ -36,9 +38,10 @@ use bevy::window::ExitCondition;
 use clap::Parser;
 use secrecy::SecretString;
 use sothebais_kit::telemetry::LogFormat;
+use sothebais_shared::auction::OutcomeResult;
 use sothebais_shared::events::{
-    Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamEnded, StreamErrorData,
-    StreamQuality, StreamSceneUpdate, StreamStarted,
+    AuctionSnapshot, AuctionWinner, Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamClip, StreamEnded,
+    StreamErrorData, StreamQuality, StreamSceneUpdate, StreamStarted,
 };
 use sothebais_shared::ports::{PortBlock, defaults};
 
@@ -79,6 +82,10 @@ struct Cli {
     /// Override the preset's keyframe interval (seconds)
     #[arg(long, env = "STREAM_KEYFRAME_SECS", value_parser = clap::value_parser!(u32).range(1..=10))]
     keyframe_secs: Option<u32>,
+    /// Seconds of stream kept for winning-moment clips (written to <data dir>/clips
+    /// when a lot is sold); 0 writes none
+    #[arg(long, env = "STREAM_CLIP_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=120))]
+    clip_secs: u64,
     /// Stop after this many frames (recordings, tests); default: run until stopped
     #[arg(long)]
     frames: Option<u64>,
@@ -157,6 +164,8 @@ struct Inbox {
     /// Events the renderer publishes (`stream:*`).
     outbox: Option<tokio::sync::mpsc::UnboundedSender<Envelope>>,
     stop: Arc<AtomicBool>,
+    /// Where a sold lot's hammer is marked for its clip (`None`: no clips).
+    clips: Option<Arc<clips::Clips>>,
 }
 
 /// The sound effects and the way to the output thread's mixer.
@@ -290,6 +299,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         view: Mutex::new(api::View::default()),
         frame: Mutex::new(None),
+        frames: frame_cache::FrameCache::default(),
+        sockets: std::sync::atomic::AtomicUsize::new(0),
         commands: Mutex::new(command_sender),
         stats: stats.clone(),
         auth,
@@ -297,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         outputs: std::sync::OnceLock::new(),
         assets: cli.assets.clone(),
         recordings: cli.data_dir.join("recordings"),
+        clips: cli.data_dir.join("clips"),
         started: Instant::now(),
     });
     let ports =
@@ -325,7 +337,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     runtime.spawn(wait_for_signal(stop.clone()));
 
-    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames)?;
+    let clips = if cli.clip_secs == 0 {
+        None
+    } else {
+        let cut = clips::Cut::new(
+            Duration::from_secs(cli.clip_secs),
+            Duration::from_secs(u64::from(encoding.keyframe_secs)),
+        );
+        let outbox = outbox.clone();
+        let announce = move |clip: &clips::ClipInfo| {
+            if let Some(outbox) = &outbox {
+                let data = StreamClip {
+                    auction_id: clip.auction_id,
+                    path: clip.path.clone(),
+                    duration_ms: clip.duration_ms,
+                };
+                send_event(outbox, EventType::StreamClip, &data);
+            }
+        };
+        Some(Arc::new(clips::Clips::start(cli.data_dir.join("clips"), cut, announce)?))
+    };
+    let pipeline = Pipeline::start(encoding, encoder, &outputs, cli.frames, clips.clone())?;
     let _ = shared.outputs.set(pipeline.outputs());
     let masked: Vec<String> = outputs.iter().map(Output::masked).collect();
     for url in &masked {
@@ -382,6 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         commands: Mutex::new(commands),
         outbox: outbox.clone(),
         stop,
+        clips,
     })
     .insert_resource(Timing {
         started: Instant::now(),
@@ -654,6 +687,11 @@ fn take_inbox(
                     if show.apply(&event, now) {
                         metrics::counter!("stream_events_applied_total").increment(1);
                         timing.unseen.push((arrival, count.0));
+                        if let Some(clips) = &inbox.clips
+                            && let Some(auction_id) = sold_now(&event)
+                        {
+                            clips.sold(auction_id);
+                        }
                     }
                 }
                 Feed::Speech { event, arrival, clip, levels, secs } => {
@@ -686,6 +724,23 @@ fn take_inbox(
             }
         }
     }
+}
+
+/// The lot an event says was sold: `auction:end` with a sold outcome, or
+/// `auction:winner` (whichever comes first; the clips take each lot once).
+fn sold_now(event: &Envelope) -> Option<uuid::Uuid> {
+    let (auction_id, outcome) = match event.event_type {
+        EventType::AuctionWinner => {
+            let winner = event.decode::<AuctionWinner>().ok()?;
+            (winner.auction_id, winner.outcome)
+        }
+        EventType::AuctionEnd => {
+            let auction = event.decode::<AuctionSnapshot>().ok()?.auction;
+            (auction.id, auction.outcome?)
+        }
+        _ => return None,
+    };
+    (outcome.result == OutcomeResult::Sold).then_some(auction_id)
 }
 
 /// Logs what the scene systems did and publishes it as `stream:*` events.

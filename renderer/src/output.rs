@@ -399,6 +399,7 @@ impl Pipeline {
         encoder: &str,
         outputs: &[Output],
         frames: Option<u64>,
+        clips: Option<Arc<crate::clips::Clips>>,
     ) -> anyhow::Result<Pipeline> {
         let description = launch_description(&encoding, encoder);
         let pipeline = gst::parse::launch(&description)
@@ -431,6 +432,7 @@ impl Pipeline {
                 .and_then(|element| element.dynamic_cast::<gst_app::AppSink>().ok())
                 .with_context(|| format!("the pipeline has no appsink {name}"))?;
             let branches = branches.clone();
+            let clips = clips.clone();
             sink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |sink| {
@@ -447,11 +449,14 @@ impl Pipeline {
                             buffer.set_pts(pts);
                             buffer.set_dts(dts);
                         }
+                        let caps = sample.caps_owned();
                         if let Ok(mut branches) = branches.lock() {
-                            let caps = sample.caps_owned();
                             for branch in branches.iter_mut() {
                                 branch.push(track, &buffer, caps.as_ref());
                             }
+                        }
+                        if let Some(clips) = &clips {
+                            clips.push(track, &buffer, caps.as_ref());
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })

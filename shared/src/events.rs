@@ -435,6 +435,7 @@ event_types! {
     StreamQuality = "stream:quality" => Stream, StreamQuality;
     StreamSceneUpdate = "stream:scene:update" => Stream, StreamSceneUpdate;
     StreamAssetLoaded = "stream:asset:loaded" => Stream, StreamAssetLoaded;
+    StreamClip = "stream:clip" => Stream, StreamClip;
     AgentMessage = "agent:message" => Agent, AgentMessage;
     AgentMood = "agent:mood" => Agent, AgentMood;
     AgentInteraction = "agent:interaction" => Agent, AgentInteraction;
@@ -667,6 +668,15 @@ pub struct StreamSceneUpdate {
 pub struct StreamAssetLoaded {
     pub path: String,
     pub kind: String,
+}
+
+/// `stream:clip`: a sold lot's winning-moment clip was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamClip {
+    pub auction_id: Uuid,
+    /// The clip file on the renderer's machine (`<data dir>/clips/<auction id>.mp4`).
+    pub path: String,
+    pub duration_ms: u64,
 }
 
 // ---- data of agent events ----

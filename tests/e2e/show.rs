@@ -207,7 +207,7 @@ fn start_renderer(
     let recording = dir.join(file);
     let mut renderer_env: BTreeMap<String, String> = BTreeMap::new();
     renderer_env.insert("SOTHEBAIS_DATA_DIR".into(), dir.join("data").display().to_string());
-    for key in ["REDIS_URL", "REDIS_KEY_PREFIX"] {
+    for key in ["REDIS_URL", "REDIS_KEY_PREFIX", "STREAM_CLIP_SECS"] {
         if let Some(value) = env.get(key) {
             renderer_env.insert(key.into(), value.clone());
         }
@@ -668,5 +668,161 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
         .map(|(_, db)| *db)
         .fold(f64::NEG_INFINITY, f64::max);
     assert!(quiet < -50.0, "elsewhere the track is near silent: loudest {quiet:.1} dB");
+    let _ = server.terminate(Duration::from_secs(10));
+}
+
+/// What ffprobe says of a file: `-show_entries <entries>` as JSON.
+fn probe(file: &Path, args: &[&str]) -> Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    serde_json::from_slice(&output.stdout).expect("ffprobe's JSON")
+}
+
+#[tokio::test]
+#[expect(clippy::print_stderr, reason = "the measured figures are said in the test output")]
+async fn a_sold_lot_gets_its_winning_moment_clip_and_a_lot_without_bids_none() {
+    if !Backend::all().contains(&Backend::Embedded) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = Backend::Embedded.process_settings().await;
+    env.insert("STREAM_CLIP_SECS".into(), "10".into());
+    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
+    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
+    let operator = token(dir.path(), &env, "operator").expect("token");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let (mut renderer, show, _, _, _) = start_renderer(dir.path(), &base, &env, &client, "clips.mkv");
+    let deadline = Instant::now() + START;
+    loop {
+        let status = show.json("/api/stream/status").await;
+        if status["data"]["following"] == true && status["data"]["frames_rendered"].as_u64() > Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renderer never followed: {status}\n{}",
+            renderer.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let open = |title: &str, secs: u64| {
+        client
+            .post(format!("{base}/api/auction/auctions"))
+            .bearer_auth(&operator)
+            .json(&json!({ "title": title, "starting_price": "1", "starts_at": chrono::Utc::now().to_rfc3339(), "duration_secs": secs, "anti_snipe": null }))
+            .send()
+    };
+    // A lot that ends unsold first, then one sold to @alice, each more than a clip
+    // after the renderer started.
+    let unsold: Value = open("Empty Room", 15).await.expect("create").json().await.expect("json");
+    let sold: Value = open("Quiet Harbour", 25).await.expect("create").json().await.expect("json");
+    let (unsold, sold) = (
+        unsold["data"]["id"].as_str().expect("id").to_owned(),
+        sold["data"]["id"].as_str().expect("id").to_owned(),
+    );
+    let bid: Value = client
+        .post(format!("{base}/api/auction/bid"))
+        .bearer_auth(&operator)
+        .json(
+            &json!({ "auction_id": sold, "amount": "1.5", "bidder": { "id": "x:alice", "handle": "alice" } }),
+        )
+        .send()
+        .await
+        .expect("bid")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(bid["data"]["bid"]["status"], "accepted", "{bid}");
+
+    // The clip is announced once its few seconds after the hammer are encoded.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let announced = loop {
+        let history = history(&client, &base, "stream:clip", 5).await;
+        if let Some(event) = history["data"]["events"].as_array().and_then(|events| events.first()) {
+            break event["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "no stream:clip: {history}\n{}", renderer.log().join("\n"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(announced["auction_id"], sold, "{announced}");
+    let path = PathBuf::from(announced["path"].as_str().expect("path"));
+    assert_eq!(path, dir.path().join("data").join("clips").join(format!("{sold}.mp4")));
+    assert_eq!(announced["duration_ms"], 10_000, "a clip of STREAM_CLIP_SECS: {announced}");
+
+    // Listed; the unsold lot has none.
+    let listed = show.json("/api/stream/clips").await;
+    let clips = listed["data"]["clips"].as_array().cloned().unwrap_or_default();
+    assert_eq!(clips.len(), 1, "one clip, the sold lot's: {listed}");
+    assert_eq!(clips[0]["auction_id"], sold);
+    assert!(!listed.to_string().contains(&unsold));
+
+    // Served whole, by byte range, and a lot without a clip is not found.
+    let served =
+        client.get(format!("{}/api/stream/clips/{sold}.mp4", show.stream)).send().await.expect("clip");
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "video/mp4");
+    let bytes = served.bytes().await.expect("bytes");
+    assert_eq!(bytes.as_ref(), std::fs::read(&path).expect("the clip file"));
+    let ranged = client
+        .get(format!("{}/api/stream/clips/{sold}.mp4", show.stream))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.expect("bytes").as_ref(), &bytes[..100]);
+    let missing =
+        client.get(format!("{}/api/stream/clips/{unsold}.mp4", show.stream)).send().await.expect("404");
+    assert_eq!(missing.status(), 404);
+    let missing: Value = missing.json().await.expect("the envelope");
+    assert_eq!(missing["error"]["code"], "NOT_FOUND", "{missing}");
+
+    // A playable H.264 + AAC file of the setting's length (within a frame at 15 fps
+    // and an AAC frame), starting at a keyframe.
+    let streams = probe(&path, &["-show_entries", "stream=codec_name,codec_type"]);
+    let codecs: Vec<&str> = streams["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|stream| stream["codec_name"].as_str())
+        .collect();
+    assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{streams}");
+    let format = probe(&path, &["-show_entries", "format=duration"]);
+    let duration: f64 =
+        format["format"]["duration"].as_str().and_then(|text| text.parse().ok()).expect("duration");
+    eprintln!("clip of {duration:.3} s, {} KiB", bytes.len() / 1024);
+    assert!((duration - 10.0).abs() <= 1.0 / 15.0 + 0.025, "{duration} s");
+    let first = probe(
+        &path,
+        &["-select_streams", "v", "-read_intervals", "%+#1", "-show_entries", "frame=key_frame,pict_type"],
+    );
+    assert_eq!(first["frames"][0]["key_frame"], 1, "{first}");
+
+    // The hammer is inside: the clip begins with the lot open and ends on its sale.
+    let frame_at = |seek: &[&str], name: &str| {
+        let png = dir.path().join(name);
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(seek)
+            .arg("-i")
+            .arg(&path)
+            .args(["-frames:v", "1"])
+            .arg(&png)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        ocr(&std::fs::read(&png).expect("frame"), dir.path()).to_lowercase()
+    };
+    let (opening, closing) = (frame_at(&[], "first.png"), frame_at(&["-sseof", "-0.5"], "last.png"));
+    eprintln!("clip opens on {opening:?}\ncloses on {closing:?}");
+    assert!(!shows(&opening, "sold"), "the lot is still open at the clip's start: {opening}");
+    assert!(shows(&closing, "sold"), "the sale is shown at the clip's end: {closing}");
+
+    let exit = renderer.terminate(Duration::from_secs(30)).expect("renderer stops");
+    assert!(exit.success(), "{exit:?}");
     let _ = server.terminate(Duration::from_secs(10));
 }

@@ -184,6 +184,16 @@ fn stream_operations() -> Vec<Operation> {
         .auth(Role::Operator),
         Operation::new("POST", "/api/stream/assets/upload", "Upload an image, font or sound (multipart)")
             .auth(Role::Operator),
+        Operation::new(
+            "GET",
+            "/api/stream/clips",
+            "The winning-moment clips of sold lots, newest first: auction id, file, duration, size",
+        ),
+        Operation::new(
+            "GET",
+            "/api/stream/clips/{file}",
+            "One clip as MP4 (`<auction id>.mp4`; byte ranges for seeking; binary, not the envelope)",
+        ),
     ]
 }
 
