@@ -120,7 +120,7 @@ pub enum UserCommand {
     Remove { name: String },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Simulated viewers who bid by posting
     #[arg(long, default_value_t = 12)]
@@ -128,8 +128,9 @@ pub struct DemoArgs {
     /// Seed of the audience's choices
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Lots in the campaign
-    #[arg(long, default_value_t = 3)]
+    /// Lots in the campaign, each run by the next rules in turn: a reserve that is
+    /// met, a hidden reserve that is not, sudden death, a hot lot with anti-snipe
+    #[arg(long, default_value_t = 4)]
     pub lots: u32,
     /// Seconds each lot is open (anti-snipe adds at most a third of it)
     #[arg(long, default_value_t = 45)]
@@ -146,6 +147,12 @@ pub struct DemoArgs {
     /// Do not start the renderer even when it is built
     #[arg(long)]
     pub no_renderer: bool,
+    /// Also stream to this output (rtmp(s):// URL or a file; repeatable), beside the recording
+    #[arg(long, value_name = "URL")]
+    pub output: Vec<String>,
+    /// Schedule a new campaign each time the last lot has closed (a stand that runs all day)
+    #[arg(long = "loop")]
+    pub r#loop: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,34 +15,103 @@ use sothebais_shared::amount::Amount;
 use sothebais_shared::auction::{AntiSnipe, NewAuction, NewCampaign};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{Application, ListenerKind, ServiceRole};
+use std::collections::HashMap;
+
+use sothebais_shared::auction::{Bidder, Campaign, Outcome, OutcomeResult};
+use sothebais_shared::events::{
+    AuctionExtended, AuctionSnapshot, BidEvent, Envelope, EventType, SocialReply,
+};
+use uuid::Uuid;
+
+use crate::app::{AppState, Application, ListenerKind, ServiceRole};
 use crate::cli::DemoArgs;
 use crate::config::Config;
 use crate::xsim::{SimOptions, XSim};
 
-const TITLES: [&str; 6] =
-    ["Blue Hour", "Quiet Harbour", "Night Garden", "Salt Road", "Paper Moon", "Last Light"];
+const TITLES: [&str; 8] = [
+    "Blue Hour",
+    "Quiet Harbour",
+    "Night Garden",
+    "Salt Road",
+    "Paper Moon",
+    "Last Light",
+    "Glass Orchard",
+    "Iron Tide",
+];
 
-/// The campaign the demo schedules: `lots` lots of `lot_secs`, far enough apart that
-/// an extended lot, with its grace, never overlaps the next.
-pub fn campaign(args: &DemoArgs, now: chrono::DateTime<chrono::Utc>) -> NewCampaign {
+/// The rules a demo lot is run by, in turn, so one campaign shows each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// A visible reserve at the starting price: the first bid meets it.
+    ReserveMet,
+    /// A hidden reserve far above what the audience bids: the lot goes unsold.
+    ReserveNotMet,
+    /// No anti-snipe: the lot closes at its scheduled end whatever comes late.
+    SuddenDeath,
+    /// A low start and a wide anti-snipe window: the snipers' late bids extend it.
+    Hot,
+}
+
+impl Rules {
+    pub const CYCLE: [Rules; 4] = [Rules::ReserveMet, Rules::ReserveNotMet, Rules::SuddenDeath, Rules::Hot];
+
+    pub fn of_lot(index: u32) -> Rules {
+        Rules::CYCLE[index as usize % Rules::CYCLE.len()]
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rules::ReserveMet => "reserve at the start price",
+            Rules::ReserveNotMet => "hidden reserve",
+            Rules::SuddenDeath => "sudden death",
+            Rules::Hot => "hot lot, anti-snipe",
+        }
+    }
+}
+
+/// The campaign the demo schedules: `lots` lots of `lot_secs`, each run by the next
+/// of [`Rules::CYCLE`], far enough apart that an extended lot, with its grace, never
+/// overlaps the next.
+pub fn campaign(args: &DemoArgs, now: chrono::DateTime<chrono::Utc>, round: u32) -> NewCampaign {
     let extension = args.lot_secs / 3;
+    let snipe = |window: u32| AntiSnipe {
+        window_secs: window.max(1),
+        reset_secs: window.max(1),
+        max_extension_secs: extension,
+    };
     let lots = (0..args.lots)
-        .map(|index| NewAuction {
-            title: TITLES[index as usize % TITLES.len()].to_owned(),
-            starting_price: Amount::from_wei(500_000_000_000_000_000u128 << index.min(6)),
-            duration_secs: Some(args.lot_secs),
-            late_grace_secs: Some(args.grace_secs),
-            anti_snipe: Some(Some(AntiSnipe {
-                window_secs: extension.max(1),
-                reset_secs: extension.max(1),
-                max_extension_secs: extension,
-            })),
-            ..NewAuction::default()
+        .map(|index| {
+            let rules = Rules::of_lot(index);
+            let start = Amount::from_wei(500_000_000_000_000_000u128 << (index % 4));
+            let base = NewAuction {
+                title: TITLES[(index + round * args.lots) as usize % TITLES.len()].to_owned(),
+                starting_price: start,
+                duration_secs: Some(args.lot_secs),
+                late_grace_secs: Some(args.grace_secs),
+                anti_snipe: Some(Some(snipe(args.lot_secs / 6))),
+                ..NewAuction::default()
+            };
+            match rules {
+                Rules::ReserveMet => {
+                    NewAuction { reserve_price: Some(start), reserve_visible: Some(true), ..base }
+                }
+                Rules::ReserveNotMet => NewAuction {
+                    reserve_price: Some(Amount::from_wei(start.wei().saturating_mul(100))),
+                    reserve_visible: Some(false),
+                    ..base
+                },
+                Rules::SuddenDeath => NewAuction { anti_snipe: Some(None), ..base },
+                Rules::Hot => NewAuction {
+                    starting_price: Amount::from_wei(100_000_000_000_000_000),
+                    anti_snipe: Some(Some(snipe(extension))),
+                    ..base
+                },
+            }
         })
         .collect();
+    let name = if round == 0 { "Demo show".to_owned() } else { format!("Demo show, round {}", round + 1) };
     NewCampaign {
-        name: "Demo show".into(),
+        name,
         timezone: None,
         starts_at: sothebais_shared::time::CampaignStart::At(
             (now + chrono::Duration::seconds(i64::from(args.lead_secs))).fixed_offset(),
@@ -52,6 +121,135 @@ pub fn campaign(args: &DemoArgs, now: chrono::DateTime<chrono::Utc>) -> NewCampa
         concurrent: false,
         lots,
     }
+}
+
+/// What the demo has seen of one lot.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Tally {
+    accepted: u32,
+    refused: u32,
+    extensions: u32,
+    replies: u32,
+    reply_failures: u32,
+}
+
+/// Follows the show's events and says, for the campaign's lots, one line as each
+/// opens, is extended and closes (pure: the caller prints the lines).
+#[derive(Debug, Default)]
+pub struct Narrator {
+    /// The campaign's lots in order: (auction id, title).
+    lots: Vec<(Uuid, String)>,
+    tallies: HashMap<Uuid, Tally>,
+    closed: usize,
+}
+
+impl Narrator {
+    pub fn follow(&mut self, campaign: &Campaign) {
+        self.lots = campaign.lots.iter().map(|lot| (lot.auction_id, lot.title.clone())).collect();
+        self.tallies.clear();
+        self.closed = 0;
+    }
+
+    /// Whether every lot of the campaign has closed.
+    pub fn done(&self) -> bool {
+        !self.lots.is_empty() && self.closed == self.lots.len()
+    }
+
+    fn lot(&self, id: Uuid) -> Option<(usize, &str)> {
+        self.lots.iter().position(|(lot, _)| *lot == id).map(|index| (index, self.lots[index].1.as_str()))
+    }
+
+    /// The line `event` is worth, if any; `spend_usd` is what X cost for the lot so far.
+    pub fn line(&mut self, event: &Envelope, spend_usd: impl Fn(Uuid) -> f64) -> Option<String> {
+        let total = self.lots.len();
+        let time = |at: chrono::DateTime<chrono::Utc>| at.format("%H:%M:%S").to_string();
+        match event.event_type {
+            EventType::AuctionStart => {
+                let auction = event.decode::<AuctionSnapshot>().ok()?.auction;
+                let (index, title) = self.lot(auction.id)?;
+                Some(format!(
+                    "lot {}/{total} open: {title} ({}) from {} ETH, ends {}",
+                    index + 1,
+                    Rules::of_lot(index as u32).describe(),
+                    auction.starting_price,
+                    auction.ends_at.map(time).unwrap_or_default(),
+                ))
+            }
+            EventType::AuctionBidAccepted | EventType::AuctionBidRejected => {
+                let bid = event.decode::<BidEvent>().ok()?.bid;
+                self.lot(bid.auction_id)?;
+                let tally = self.tallies.entry(bid.auction_id).or_default();
+                if event.event_type == EventType::AuctionBidAccepted {
+                    tally.accepted += 1;
+                } else {
+                    tally.refused += 1;
+                }
+                None
+            }
+            EventType::AuctionExtended => {
+                let extended = event.decode::<AuctionExtended>().ok()?;
+                let (index, title) = self.lot(extended.auction_id)?;
+                let line = format!(
+                    "lot {}/{total} extended: {title} now ends {}",
+                    index + 1,
+                    time(extended.ends_at)
+                );
+                self.tallies.entry(extended.auction_id).or_default().extensions += 1;
+                Some(line)
+            }
+            EventType::SocialReplySent | EventType::SocialReplyFailed => {
+                let reply = event.decode::<SocialReply>().ok()?;
+                let id = reply.auction_id?;
+                self.lot(id)?;
+                let tally = self.tallies.entry(id).or_default();
+                if event.event_type == EventType::SocialReplySent {
+                    tally.replies += 1;
+                } else {
+                    tally.reply_failures += 1;
+                }
+                None
+            }
+            EventType::AuctionEnd => {
+                let auction = event.decode::<AuctionSnapshot>().ok()?.auction;
+                let (index, title) = self.lot(auction.id)?;
+                let title = title.to_owned();
+                let result = match &auction.outcome {
+                    Some(Outcome { result: OutcomeResult::Sold, winner, amount }) => format!(
+                        "SOLD to {} for {} ETH",
+                        winner.as_ref().map_or_else(|| "?".to_owned(), who),
+                        amount.map(|amount| amount.to_string()).unwrap_or_default()
+                    ),
+                    Some(Outcome { result: OutcomeResult::ReserveNotMet, .. }) => {
+                        "unsold, reserve not met".to_owned()
+                    }
+                    Some(Outcome { result: OutcomeResult::NoBids, .. }) => "unsold, no bids".to_owned(),
+                    None => format!("{:?}", auction.state).to_lowercase(),
+                };
+                let tally = self.tallies.get(&auction.id).cloned().unwrap_or_default();
+                self.closed += 1;
+                Some(format!(
+                    "lot {}/{total} closed: {title} {result} · {} bids accepted, {} refused · {} extensions · {} X replies{} · ${:.3} X spend",
+                    index + 1,
+                    tally.accepted,
+                    tally.refused,
+                    tally.extensions,
+                    tally.replies,
+                    if tally.reply_failures > 0 {
+                        format!(" ({} failed)", tally.reply_failures)
+                    } else {
+                        String::new()
+                    },
+                    spend_usd(auction.id),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `@handle`, or the bidder's id without one.
+fn who(bidder: &Bidder) -> String {
+    bidder.handle.as_ref().map_or_else(|| bidder.id.clone(), |handle| format!("@{handle}"))
 }
 
 pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
@@ -80,12 +278,15 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
     let gateway = application.address(ServiceRole::Admin, ListenerKind::Api).context("the gateway")?;
     let auction_api =
         application.address(ServiceRole::Auction, ListenerKind::Api).context("the auction API")?;
+    // Listening before the campaign exists: no lot's first event is missed.
+    let events = application.state().feed.subscribe();
     let campaign = application
         .state()
         .engine
-        .create_campaign(&campaign(&args, chrono::Utc::now()), timezone)
+        .create_campaign(&campaign(&args, chrono::Utc::now(), 0), timezone)
         .await
         .map_err(|error| anyhow::anyhow!("scheduling the demo campaign: {error}"))?;
+    tokio::spawn(narrate(application.state().clone(), args.clone(), campaign.clone(), events));
     tokio::spawn(crate::xsim::audience::run(
         sim.clone(),
         format!("http://{auction_api}"),
@@ -104,6 +305,7 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
             .env("SOTHEBAIS_BACKEND_URL", format!("http://{gateway}"))
             .env("SOTHEBAIS_DATA_DIR", &data_dir)
             .args(["--output", &output.display().to_string()])
+            .args(args.output.iter().flat_map(|output| ["--output", output.as_str()]))
             // Its own process group: Ctrl-C reaches the demo only, which stops the
             // renderer with one SIGTERM (a second signal would leave the recording
             // unfinalised).
@@ -147,6 +349,55 @@ pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
     running.await.context("the backend panicked")?
 }
 
+/// Says each lot's opening, extensions and result as they happen, and with
+/// `--loop` schedules the next campaign once the last lot has closed.
+async fn narrate(
+    state: AppState,
+    args: DemoArgs,
+    mut campaign: Campaign,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<Envelope>>,
+) {
+    let mut narrator = Narrator::default();
+    narrator.follow(&campaign);
+    let mut round = 0;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "the demo's narrator fell behind the show's events");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let spend = |id: Uuid| state.social.view().by_lot.get(&id).copied().unwrap_or(0.0);
+        if let Some(line) = narrator.line(&event, spend) {
+            tracing::info!("{line}");
+        }
+        if !narrator.done() {
+            continue;
+        }
+        if !args.r#loop {
+            tracing::info!(campaign = %campaign.name, "every lot has closed; Ctrl-C stops the demo (--loop runs another round)");
+            narrator.follow(&Campaign { lots: Vec::new(), ..campaign.clone() });
+            continue;
+        }
+        round += 1;
+        let next = self::campaign(&args, chrono::Utc::now(), round);
+        match state.engine.create_campaign(&next, state.config.timezone).await {
+            Ok(scheduled) => {
+                let first = scheduled.lots.first().map(|lot| lot.starts_at.to_rfc3339()).unwrap_or_default();
+                tracing::info!(campaign = %scheduled.name, first_lot = %first, "next round scheduled");
+                campaign = scheduled;
+                narrator.follow(&campaign);
+            }
+            Err(error) => {
+                tracing::error!(%error, "the next round could not be scheduled");
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,12 +413,47 @@ mod tests {
             grace_secs: 15,
             x_port: 0,
             no_renderer: true,
+            output: Vec::new(),
+            r#loop: false,
         };
-        let plan = campaign(&args, chrono::Utc::now());
+        let plan = campaign(&args, chrono::Utc::now(), 0);
         let snipe = plan.lots[0].anti_snipe.flatten().expect("anti-snipe");
         let grace = plan.lots[0].late_grace_secs.unwrap_or(0);
         assert!(snipe.max_extension_secs + grace < plan.gap_secs.unwrap_or(0), "{snipe:?} {plan:?}");
         assert_eq!(plan.lots.len(), 3);
         assert!(plan.lots[1].starting_price > plan.lots[0].starting_price);
+    }
+
+    #[test]
+    fn a_campaign_shows_each_rule_in_turn() {
+        let args = DemoArgs {
+            audience: 1,
+            seed: 1,
+            lots: 5,
+            lot_secs: 30,
+            lead_secs: 5,
+            grace_secs: 5,
+            x_port: 0,
+            no_renderer: true,
+            output: Vec::new(),
+            r#loop: true,
+        };
+        let plan = campaign(&args, chrono::Utc::now(), 0);
+        let lots = &plan.lots;
+        assert_eq!(lots[0].reserve_price, Some(lots[0].starting_price), "met by the first bid");
+        assert_eq!(lots[0].reserve_visible, Some(true));
+        assert!(
+            lots[1].reserve_price.is_some_and(|reserve| reserve.wei() >= lots[1].starting_price.wei() * 100)
+        );
+        assert_eq!(lots[1].reserve_visible, Some(false));
+        assert_eq!(lots[2].anti_snipe, Some(None), "sudden death");
+        let hot = lots[3].anti_snipe.flatten().expect("anti-snipe");
+        assert_eq!(hot.window_secs, 10, "a third of the lot: the snipers' last seconds extend it");
+        assert!(lots[3].starting_price < lots[0].starting_price);
+        assert_eq!(lots[4].reserve_price, Some(lots[4].starting_price), "the cycle starts over");
+        // A later round gets other titles.
+        let next = campaign(&args, chrono::Utc::now(), 1);
+        assert_ne!(next.lots[0].title, lots[0].title);
+        assert!(next.name.contains("round 2"), "{}", next.name);
     }
 }

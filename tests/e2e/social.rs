@@ -232,6 +232,14 @@ async fn sothebais_demo_runs_a_campaign_that_the_audience_bids_on_and_stops_clea
     .await
     .expect("a result");
     assert!(result.contains("SOLD"), "the audience bid: {result}");
+    // The demo said how the lot went, on its own log.
+    let opened = demo.wait_for_line("lot 1/1 open", WAIT).expect("the lot's opening line");
+    assert!(opened.contains("reserve at the start price"), "{opened}");
+    let closed = demo.wait_for_line("lot 1/1 closed", WAIT).expect("the lot's summary");
+    assert!(
+        closed.contains("SOLD to @") && closed.contains("bids accepted") && closed.contains("X replies"),
+        "{closed}"
+    );
     let status = get_json(&client, &format!("{dashboard}/api/social/status")).await.expect("status");
     assert_eq!(status["data"]["connected"], true, "{status}");
     let exit = demo.terminate(WAIT).expect("stops");
