@@ -1,7 +1,7 @@
 //! Real processes for end-to-end tests and benchmarks: find the built binaries, start
 //! them, learn their listeners from their logs, stop them with a signal or a kill.
 //!
-//! The binaries must be built first (`cargo build --bins`); the test command does it.
+//! The binaries must be built first (`cargo build --workspace --bins`: a plain `--bins` builds the default members only, not the renderer, and a stale renderer then runs); the test command does it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -23,7 +23,7 @@ pub fn binary(name: &str) -> PathBuf {
     let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name)).collect();
     let found = candidates.iter().find(|path| path.exists()).cloned();
     found.unwrap_or_else(|| {
-        panic!("{name} is missing next to {}: build it first with `cargo build --bins`", exe.display())
+        panic!("{name} is missing next to {}: build it first with `cargo build --workspace --bins`", exe.display())
     })
 }
 
