@@ -1,7 +1,9 @@
 //! Real processes for end-to-end tests and benchmarks: find the built binaries, start
 //! them, learn their listeners from their logs, stop them with a signal or a kill.
 //!
-//! The binaries must be built first (`cargo build --workspace --bins`: a plain `--bins` builds the default members only, not the renderer, and a stale renderer then runs); the test command does it.
+//! The binaries must be built first (`cargo build --workspace --bins`: a plain `--bins`
+//! builds the default members only, not the renderer, and a stale renderer then runs);
+//! the test command does it.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
