@@ -336,6 +336,20 @@ pub fn animate(
     }
 }
 
+/// The host's face, animated after the scene's layers: its scale multiplies the
+/// one [`Stage::Layout`] set this frame.
+#[derive(Debug)]
+pub struct CharacterPlugin;
+
+impl Plugin for CharacterPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(
+            Update,
+            animate.in_set(crate::stage::Stage::Animate).after(crate::scene::draw::animate),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,11 +375,15 @@ mod tests {
     #[test]
     fn the_face_follows_the_mood_event() {
         let mut app = App::new();
-        app.add_plugins((MinimalPlugins, AssetPlugin::default()))
-            .init_asset::<Image>()
-            .insert_resource(Show::default())
-            .insert_resource(AssetFiles::new(assets_dir()))
-            .add_systems(Update, animate);
+        app.add_plugins((
+            MinimalPlugins,
+            AssetPlugin::default(),
+            crate::stage::StagesPlugin,
+            CharacterPlugin,
+        ))
+        .init_asset::<Image>()
+        .insert_resource(Show::default())
+        .insert_resource(AssetFiles::new(assets_dir()));
         let parent = app.world_mut().spawn((Transform::default(), Visibility::default())).id();
         {
             let world = app.world_mut();

@@ -62,8 +62,7 @@ pub fn bounds(keyframes: &[Duration], hammer: Duration, cut: Cut) -> Option<(Dur
     let wanted_end = hammer + cut.tail;
     let before = || keyframes.iter().copied().filter(|keyframe| *keyframe <= hammer);
     let start = before()
-        .filter(|keyframe| *keyframe + cut.length > hammer && *keyframe + cut.length <= wanted_end)
-        .next_back()
+        .rfind(|keyframe| *keyframe + cut.length > hammer && *keyframe + cut.length <= wanted_end)
         .or_else(|| before().find(|keyframe| *keyframe + cut.length > hammer))?;
     Some((start, (start + cut.length).min(wanted_end)))
 }

@@ -7,51 +7,45 @@
 
 mod api;
 mod branch;
+mod bridge;
+mod capture;
 mod character;
 mod clips;
 mod convert;
 mod follow;
 mod frame_cache;
 mod output;
+mod report;
 mod scene;
 mod show;
 mod sound;
+mod stage;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::app::{PluginsState, TerminalCtrlCHandlerPlugin};
-use bevy::asset::RenderAssetUsages;
-use bevy::camera::{CameraMainTextureUsages, CameraOutputMode, CompositingSpace, RenderTarget};
-use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
-use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use bevy::render::render_resource::{TextureFormat, TextureUsages};
-use bevy::render::storage::ShaderBuffer;
 use bevy::window::ExitCondition;
 use clap::Parser;
 use secrecy::SecretString;
 use sothebais_kit::telemetry::LogFormat;
-use sothebais_shared::auction::OutcomeResult;
-use sothebais_shared::events::{
-    AuctionSnapshot, AuctionWinner, Envelope, EventType, Source as EventSource, StreamAssetLoaded, StreamClip, StreamEnded,
-    StreamErrorData, StreamQuality, StreamSceneUpdate, StreamStarted,
-};
+use sothebais_shared::events::{EventType, StreamClip, StreamEnded, StreamStarted};
 use sothebais_shared::ports::{PortBlock, defaults};
 
-use crate::api::{Command, Frame, Shared};
-use crate::follow::Feed;
+use crate::api::Shared;
+use crate::bridge::{Inbox, send_event};
+use crate::capture::{FrameSink, process_cpu_secs};
 use crate::output::{Encoding, Output, OutputStats, Pipeline};
-use crate::scene::backdrop;
-use crate::scene::draw::{self as draw, AssetFiles, Canvas, News, OnAir, Overrides, SceneNews};
+use crate::report::Timing;
+use crate::scene::draw::Canvas;
 use crate::scene::library::{Change, Library};
-use crate::show::Show;
+use crate::sound::Sounds;
 
 /// The SothebAIs renderer.
 #[derive(Debug, Parser)]
@@ -146,80 +140,25 @@ struct Cli {
     auth_jwks_url: Option<String>,
 }
 
-/// Where rendered frames go: to the output thread, dropped when it falls behind.
-#[derive(Resource)]
-struct FrameSink {
-    sender: SyncSender<Arc<Vec<u8>>>,
-    stats: Arc<OutputStats>,
-    shared: Arc<Shared>,
-    width: u32,
-    height: u32,
+/// The whole app: the stages and each concern's plugin (Bevy's own plugins and the
+/// resources made from the command line are added beside it in [`run`]).
+#[derive(Debug)]
+struct RendererPlugin {
+    assets: PathBuf,
 }
 
-/// The channels from the Tokio side: the follower's feed and the API's commands.
-#[derive(Resource)]
-struct Inbox {
-    feed: Mutex<Receiver<Feed>>,
-    commands: Mutex<Receiver<Command>>,
-    /// Events the renderer publishes (`stream:*`).
-    outbox: Option<tokio::sync::mpsc::UnboundedSender<Envelope>>,
-    stop: Arc<AtomicBool>,
-    /// Where a sold lot's hammer is marked for its clip (`None`: no clips).
-    clips: Option<Arc<clips::Clips>>,
-}
-
-/// The sound effects and the way to the output thread's mixer.
-#[derive(Resource)]
-struct Sounds {
-    bank: sound::Bank,
-    sender: std::sync::mpsc::Sender<sound::Play>,
-}
-
-/// Plays the sound of each show event of this frame.
-fn play_sounds(
-    show: Res<Show>,
-    mut sounds: ResMut<Sounds>,
-    mut news: ResMut<News>,
-    time: Res<Time>,
-    mut since: Local<f32>,
-) {
-    // Sound files are looked at once a second: an uploaded or edited one is used
-    // from then on.
-    *since += time.delta_secs();
-    if *since >= 1.0 {
-        *since = 0.0;
-        for file in sounds.bank.refresh() {
-            info!("sound {file} reloaded");
-            news.0.push(SceneNews::AssetLoaded(file.to_owned()));
-        }
+impl Plugin for RendererPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((
+            stage::StagesPlugin,
+            bridge::BridgePlugin,
+            scene::ScenePlugin { assets: self.assets.clone() },
+            character::CharacterPlugin,
+            sound::SoundPlugin,
+            capture::CapturePlugin,
+            report::ReportPlugin,
+        ));
     }
-    for trigger in &show.triggers {
-        if let Some(clip) = sounds.bank.get(*trigger) {
-            let _ = sounds.sender.send(sound::Play::Effect(clip));
-        }
-    }
-}
-
-/// How often the renderer publishes `stream:quality`.
-const QUALITY_EVERY: Duration = Duration::from_secs(10);
-
-/// Figures the status and metrics report.
-#[derive(Resource)]
-struct Timing {
-    started: Instant,
-    last: Option<Instant>,
-    frame_times: VecDeque<f64>,
-    frame_ends: VecDeque<Instant>,
-    following: bool,
-    /// Events applied and not yet seen in a read-back frame: (arrival, frame applied).
-    unseen: Vec<(Instant, u32)>,
-    readbacks: u64,
-    encoder: String,
-    encoding: Encoding,
-    failed_reported: bool,
-    /// Bytes each output had taken at `bytes_at`, for its bitrate.
-    bytes: Vec<u64>,
-    bytes_at: Option<Instant>,
 }
 
 fn main() -> ExitCode {
@@ -391,16 +330,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>()
             .disable::<bevy::log::LogPlugin>(),
-        convert::ConvertPlugin,
+        RendererPlugin { assets: cli.assets.clone() },
     ))
     .set_runner(grid_runner(if cli.unpaced { None } else { Some(output::slot(encoding.fps)) }))
+    // What the Tokio side and the output thread are reached through, made above.
     .insert_resource(Canvas { width: encoding.width, height: encoding.height })
-    .insert_resource(Show::default())
     .insert_resource(library)
-    .insert_resource(AssetFiles::new(cli.assets.clone()))
-    .init_resource::<OnAir>()
-    .init_resource::<Overrides>()
-    .init_resource::<News>()
     .insert_resource(FrameSink {
         sender,
         stats: stats.clone(),
@@ -416,39 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         stop,
         clips,
     })
-    .insert_resource(Timing {
-        started: Instant::now(),
-        last: None,
-        frame_times: VecDeque::new(),
-        frame_ends: VecDeque::new(),
-        following: false,
-        unseen: Vec::new(),
-        readbacks: 0,
-        encoder: encoder.to_owned(),
-        encoding,
-        failed_reported: false,
-        bytes: Vec::new(),
-        bytes_at: None,
-    })
-    .add_systems(Startup, (setup_target, backdrop::setup))
-    .add_systems(
-        Update,
-        (
-            take_inbox,
-            play_sounds,
-            draw::poll_files,
-            draw::switch_scene,
-            draw::update_nodes,
-            draw::start_animations,
-            draw::animate,
-            character::animate,
-            backdrop::bake,
-            report_news,
-            publish_view,
-            stop_when_finished,
-        )
-            .chain(),
-    );
+    .insert_resource(Timing::new(encoder, encoding));
     if let Some(outbox) = &outbox {
         let started = StreamStarted {
             outputs: masked,
@@ -555,16 +458,6 @@ fn eprintln_line(line: &str) {
     eprintln!("sothebais-renderer: {line}");
 }
 
-/// CPU seconds (user + system) this process has used, from `/proc` (0 elsewhere).
-fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let fields: Vec<&str> =
-        stat.rsplit_once(") ").map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime, in clock ticks of 1/100 s on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Sets `stop` on the first SIGINT or SIGTERM, so the app ends and the outputs are
 /// finalised; a second signal exits at once.
 async fn wait_for_signal(stop: Arc<AtomicBool>) {
@@ -580,357 +473,6 @@ async fn wait_for_signal(stop: Arc<AtomicBool>) {
     if let Some(signal) = signals.next().await {
         warn!("second {signal}: exiting at once; the outputs are not finalised");
         std::process::exit(130);
-    }
-}
-
-fn send_event<T: serde::Serialize>(
-    outbox: &tokio::sync::mpsc::UnboundedSender<Envelope>,
-    event_type: EventType,
-    data: &T,
-) {
-    if let Ok(event) = Envelope::new_typed(event_type, EventSource::StreamManager, data) {
-        let _ = outbox.send(event);
-    }
-}
-
-/// The camera draws the frame; the conversion pass (`convert.rs`) turns it into I420
-/// planes in a storage buffer, and that buffer is read back every frame.
-fn setup_target(
-    mut commands: Commands,
-    mut images: ResMut<Assets<Image>>,
-    mut buffers: ResMut<Assets<ShaderBuffer>>,
-    canvas: Res<Canvas>,
-) {
-    // The camera's own target only sizes the view: its output is never written.
-    let image = Image::new_target_texture(canvas.width, canvas.height, TextureFormat::Rgba8UnormSrgb, None);
-    let handle = images.add(image);
-    let planes = buffers.add(ShaderBuffer::with_size(
-        convert::i420_len(canvas.width, canvas.height),
-        RenderAssetUsages::RENDER_WORLD,
-    ));
-    commands.insert_resource(convert::Planes(planes.clone()));
-    commands.spawn((
-        Camera2d,
-        // The conversion pass clears the frame (see convert.rs) and reads it.
-        Camera { output_mode: CameraOutputMode::Skip, clear_color: ClearColorConfig::None, ..default() },
-        Msaa::Off,
-        // Blending in gamma space, as image editors and browsers do: the main texture
-        // then holds the encoded colours the conversion pass reads as they are (no
-        // sRGB decode and encode per pixel, which a CPU rasterizer pays dearly for).
-        CompositingSpace::Srgb,
-        // Each frame starts as a copy of the backdrop (scene/backdrop.rs).
-        CameraMainTextureUsages::default().with(TextureUsages::COPY_DST),
-        RenderTarget::Image(handle.into()),
-        IsDefaultUiCamera,
-        convert::FrameCamera,
-    ));
-    commands.spawn(Readback::buffer(planes)).observe(
-        |mut frame: On<ReadbackComplete>,
-         sink: Res<FrameSink>,
-         count: Res<FrameCount>,
-         mut timing: ResMut<Timing>| {
-            // Until the conversion pass has run, the planes hold zeros (converted luma
-            // is never below 16): no frame has been drawn yet, so none goes out.
-            if frame.data.first().is_none_or(|luma| *luma < 16) {
-                return;
-            }
-            let data = Arc::new(std::mem::take(&mut frame.event_mut().data));
-            timing.readbacks += 1;
-            if let Ok(mut first) = sink.stats.first_frame.lock()
-                && first.is_none()
-            {
-                *first = Some((Instant::now(), process_cpu_secs()));
-            }
-            if let Ok(mut latest) = sink.shared.frame.lock() {
-                *latest = Some(Frame {
-                    data: data.clone(),
-                    width: sink.width,
-                    height: sink.height,
-                    number: timing.readbacks,
-                });
-            }
-            if sink.sender.try_send(data).is_err() {
-                sink.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("stream_frames_dropped_total").increment(1);
-            }
-            // An event applied in update N is drawn by the render of N (one frame
-            // later with pipelined rendering) and read back after that.
-            let now = Instant::now();
-            timing.unseen.retain(|(arrival, applied)| {
-                if count.0 >= applied.saturating_add(2) {
-                    metrics::histogram!("stream_event_to_pixel_seconds").record(now.duration_since(*arrival));
-                    false
-                } else {
-                    true
-                }
-            });
-        },
-    );
-}
-
-/// Applies what the follower and the API sent since the last frame.
-fn take_inbox(
-    inbox: Res<Inbox>,
-    mut show: ResMut<Show>,
-    mut library: ResMut<Library>,
-    mut overrides: ResMut<Overrides>,
-    mut timing: ResMut<Timing>,
-    count: Res<FrameCount>,
-    sounds: Res<Sounds>,
-) {
-    let now = chrono::Utc::now();
-    if let Ok(feed) = inbox.feed.lock() {
-        while let Ok(item) = feed.try_recv() {
-            match item {
-                Feed::Snapshot(snapshot, taken) => show.apply_snapshot(snapshot, taken),
-                Feed::Event(event, arrival) => {
-                    if show.apply(&event, now) {
-                        metrics::counter!("stream_events_applied_total").increment(1);
-                        timing.unseen.push((arrival, count.0));
-                        if let Some(clips) = &inbox.clips
-                            && let Some(auction_id) = sold_now(&event)
-                        {
-                            clips.sold(auction_id);
-                        }
-                    }
-                }
-                Feed::Speech { event, arrival, clip, levels, secs } => {
-                    // The caption and the voice start together.
-                    if show.apply(&event, now) {
-                        metrics::counter!("stream_events_applied_total").increment(1);
-                        timing.unseen.push((arrival, count.0));
-                        show.speaking(levels, secs);
-                        let _ = sounds
-                            .sender
-                            .send(sound::Play::Voice { clip, published_ms: Some(event.timestamp) });
-                    }
-                }
-                Feed::Connected(connected) => timing.following = connected,
-                Feed::Image { url, path } => show.image_ready(url, path),
-            }
-        }
-    }
-    if let Ok(commands) = inbox.commands.lock() {
-        while let Ok(command) = commands.try_recv() {
-            match command {
-                Command::Pin(name) => match library.pin(name.clone()) {
-                    Ok(()) => info!("scene pinned by the operator: {}", name.as_deref().unwrap_or("(rules)")),
-                    Err(error) => warn!("{error}"),
-                },
-                Command::Patch(id, patch) => {
-                    info!("layer {id} patched by the operator");
-                    overrides.0.insert(id, patch);
-                }
-            }
-        }
-    }
-}
-
-/// The lot an event says was sold: `auction:end` with a sold outcome, or
-/// `auction:winner` (whichever comes first; the clips take each lot once).
-fn sold_now(event: &Envelope) -> Option<uuid::Uuid> {
-    let (auction_id, outcome) = match event.event_type {
-        EventType::AuctionWinner => {
-            let winner = event.decode::<AuctionWinner>().ok()?;
-            (winner.auction_id, winner.outcome)
-        }
-        EventType::AuctionEnd => {
-            let auction = event.decode::<AuctionSnapshot>().ok()?.auction;
-            (auction.id, auction.outcome?)
-        }
-        _ => return None,
-    };
-    (outcome.result == OutcomeResult::Sold).then_some(auction_id)
-}
-
-/// Logs what the scene systems did and publishes it as `stream:*` events.
-fn report_news(mut news: ResMut<News>, inbox: Res<Inbox>) {
-    for item in news.0.drain(..) {
-        let Some(outbox) = &inbox.outbox else { continue };
-        match item {
-            SceneNews::OnAir(scene) => {
-                send_event(outbox, EventType::StreamSceneUpdate, &StreamSceneUpdate { scene, layer: None });
-            }
-            SceneNews::Changed(Change::Invalid(error)) => send_event(
-                outbox,
-                EventType::StreamError,
-                &StreamErrorData {
-                    kind: "scene".to_owned(),
-                    message: error.message.clone(),
-                    file: Some(error.file.clone()),
-                    line: Some(error.line),
-                    column: Some(error.column),
-                },
-            ),
-            SceneNews::Changed(_) => {}
-            SceneNews::AssetLoaded(path) => {
-                let kind = if path.ends_with(".ttf") || path.ends_with(".otf") { "font" } else { "image" };
-                send_event(
-                    outbox,
-                    EventType::StreamAssetLoaded,
-                    &StreamAssetLoaded { path, kind: kind.to_owned() },
-                );
-            }
-        }
-    }
-}
-
-/// Measures the frame and, four times a second, publishes the renderer's view of
-/// itself for the API.
-#[allow(clippy::too_many_arguments, reason = "a Bevy system takes what it touches")]
-fn publish_view(
-    mut timing: ResMut<Timing>,
-    sink: Res<FrameSink>,
-    library: Res<Library>,
-    on_air: Res<OnAir>,
-    overrides: Res<Overrides>,
-    nodes: Query<(&draw::Node, &Visibility, Option<&Text2d>)>,
-    inbox: Res<Inbox>,
-    show: Res<Show>,
-    files: Res<AssetFiles>,
-    mut since: Local<Option<Instant>>,
-    mut quality_at: Local<Option<Instant>>,
-) {
-    let now = Instant::now();
-    if let Some(last) = timing.last {
-        let secs = now.duration_since(last).as_secs_f64();
-        metrics::histogram!("stream_frame_time_seconds").record(secs);
-        timing.frame_times.push_back(secs * 1000.0);
-        if timing.frame_times.len() > 300 {
-            timing.frame_times.pop_front();
-        }
-    }
-    timing.last = Some(now);
-    timing.frame_ends.push_back(now);
-    while timing.frame_ends.front().is_some_and(|end| now.duration_since(*end) > Duration::from_secs(1)) {
-        timing.frame_ends.pop_front();
-    }
-    if since.is_some_and(|since| now.duration_since(since) < Duration::from_millis(250)) {
-        return;
-    }
-    *since = Some(now);
-    let mut sorted: Vec<f64> = timing.frame_times.iter().copied().collect();
-    sorted.sort_by(f64::total_cmp);
-    let stats = &sink.stats;
-    let pushed = stats.frames_pushed.load(Ordering::Relaxed);
-    let dropped = stats.frames_dropped.load(Ordering::Relaxed);
-    let failed = stats.failed.lock().ok().and_then(|failed| failed.clone());
-    let reports: Vec<branch::Report> = sink
-        .shared
-        .outputs
-        .get()
-        .and_then(|outputs| {
-            outputs.lock().ok().map(|branches| branches.iter().map(|b| b.report().clone()).collect())
-        })
-        .unwrap_or_default();
-    // Bitrate of each output over the last quarter second or more.
-    let elapsed = timing.bytes_at.map_or(0.0, |at| now.duration_since(at).as_secs_f64());
-    let outputs: Vec<api::OutputStatus> = reports
-        .iter()
-        .enumerate()
-        .map(|(index, report)| {
-            let before = timing.bytes.get(index).copied().unwrap_or(report.bytes);
-            let kbps = if elapsed > 0.0 {
-                report.bytes.saturating_sub(before) as f64 * 8.0 / 1000.0 / elapsed
-            } else {
-                0.0
-            };
-            api::OutputStatus {
-                url: report.url.clone(),
-                state: report.state,
-                bitrate_kbps: kbps.round() as u32,
-                reconnects: report.reconnects,
-            }
-        })
-        .collect();
-    timing.bytes = reports.iter().map(|report| report.bytes).collect();
-    timing.bytes_at = Some(now);
-    let state = if failed.is_some() {
-        "error"
-    } else if pushed == 0 {
-        "idle"
-    } else if outputs.iter().any(|output| output.state == "live") {
-        "live"
-    } else if outputs.iter().any(|output| output.state == "reconnecting") {
-        "reconnecting"
-    } else if outputs.iter().all(|output| output.state == "stopped") {
-        "idle"
-    } else {
-        "error"
-    };
-    let fps = timing.frame_ends.len() as f64;
-    metrics::gauge!("stream_fps").set(fps);
-    metrics::gauge!("stream_frames_rendered").set(pushed as f64);
-    metrics::gauge!("stream_encoder_queue").set(stats.queued.load(Ordering::Relaxed) as f64);
-    let encoding = timing.encoding;
-    let mut delays: Vec<f64> =
-        stats.speech_delays_ms.lock().map(|delays| delays.iter().copied().collect()).unwrap_or_default();
-    delays.sort_by(f64::total_cmp);
-    let status = api::Status {
-        state,
-        fps,
-        frame_time_ms: api::Percentiles {
-            p50: sothebais_kit::stats::percentile(&sorted, 0.5).unwrap_or(0.0),
-            p99: sothebais_kit::stats::percentile(&sorted, 0.99).unwrap_or(0.0),
-        },
-        frames_rendered: pushed,
-        frames_dropped: dropped,
-        outputs,
-        encoder: timing.encoder.clone(),
-        resolution: format!("{}x{}", encoding.width, encoding.height),
-        scene: on_air.scene.as_ref().map(|scene| scene.name.clone()).unwrap_or_default(),
-        uptime_secs: timing.started.elapsed().as_secs(),
-        following: timing.following,
-        speech_delay_ms: (!delays.is_empty()).then(|| api::Percentiles {
-            p50: sothebais_kit::stats::percentile(&delays, 0.5).unwrap_or(0.0),
-            p99: sothebais_kit::stats::percentile(&delays, 0.99).unwrap_or(0.0),
-        }),
-        speech_lines: delays.len(),
-    };
-    let scenes = api::Scenes {
-        active: status.scene.clone(),
-        pinned: library.pinned().map(str::to_owned),
-        scenes: library
-            .list()
-            .into_iter()
-            .map(|(name, states, error)| api::SceneInfo {
-                name,
-                states,
-                error: error.map(|error| error.to_string()),
-            })
-            .collect(),
-    };
-    let layers = draw::layer_infos(&on_air, &overrides, &show, &files, &nodes);
-    if let Some(why) = &failed
-        && !timing.failed_reported
-    {
-        timing.failed_reported = true;
-        error!("output failed: {why}");
-    }
-    // Every ten seconds, the figures as a `stream:quality` event.
-    if let Some(outbox) = &inbox.outbox
-        && quality_at.is_none_or(|at| now.duration_since(at) >= QUALITY_EVERY)
-    {
-        *quality_at = Some(now);
-        let quality = StreamQuality {
-            fps: status.fps,
-            frame_time_ms_p50: status.frame_time_ms.p50,
-            frame_time_ms_p99: status.frame_time_ms.p99,
-            frames_dropped: status.frames_dropped,
-            bitrate_kbps: status.outputs.iter().map(|output| f64::from(output.bitrate_kbps)).sum(),
-        };
-        send_event(outbox, EventType::StreamQuality, &quality);
-    }
-    if let Ok(mut view) = sink.shared.view.lock() {
-        *view = api::View { status, layers, scenes };
-    }
-}
-
-/// Ends the app once the output thread has finished (frame limit reached or failed)
-/// or a signal asked to stop.
-fn stop_when_finished(sink: Res<FrameSink>, inbox: Res<Inbox>, mut exit: MessageWriter<AppExit>) {
-    if sink.stats.finished.load(Ordering::Relaxed) || inbox.stop.load(Ordering::Relaxed) {
-        exit.write(AppExit::Success);
     }
 }
 

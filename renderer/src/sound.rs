@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bevy::log::warn;
+use bevy::prelude::*;
 
 use crate::output::AUDIO_RATE;
+use crate::scene::draw::{News, SceneNews};
 use crate::scene::format::Trigger;
+use crate::show::Show;
+use crate::stage::Stage;
 
 /// The file played for each event, under `assets/`.
 pub const SOUNDS: [(Trigger, &str); 3] = [
@@ -175,6 +178,48 @@ impl Mixer {
         }
         self.playing.retain(|(clip, position)| *position < clip.len());
         heard
+    }
+}
+
+/// The sound effects and the way to the output thread's mixer.
+#[derive(Resource)]
+pub struct Sounds {
+    pub bank: Bank,
+    pub sender: std::sync::mpsc::Sender<Play>,
+}
+
+/// Plays the sound of each show event of this frame.
+pub fn play_sounds(
+    show: Res<Show>,
+    mut sounds: ResMut<Sounds>,
+    mut news: ResMut<News>,
+    time: Res<Time>,
+    mut since: Local<f32>,
+) {
+    // Sound files are looked at once a second: an uploaded or edited one is used
+    // from then on.
+    *since += time.delta_secs();
+    if *since >= 1.0 {
+        *since = 0.0;
+        for file in sounds.bank.refresh() {
+            info!("sound {file} reloaded");
+            news.0.push(SceneNews::AssetLoaded(file.to_owned()));
+        }
+    }
+    for trigger in &show.triggers {
+        if let Some(clip) = sounds.bank.get(*trigger) {
+            let _ = sounds.sender.send(Play::Effect(clip));
+        }
+    }
+}
+
+/// Plays each show event's sound, before the scene's animations take the events.
+#[derive(Debug)]
+pub struct SoundPlugin;
+
+impl Plugin for SoundPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Update, play_sounds.in_set(Stage::Scene).before(crate::scene::draw::switch_scene));
     }
 }
 

@@ -25,7 +25,10 @@ pub fn binary(name: &str) -> PathBuf {
     let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name)).collect();
     let found = candidates.iter().find(|path| path.exists()).cloned();
     found.unwrap_or_else(|| {
-        panic!("{name} is missing next to {}: build it first with `cargo build --workspace --bins`", exe.display())
+        panic!(
+            "{name} is missing next to {}: build it first with `cargo build --workspace --bins`",
+            exe.display()
+        )
     })
 }
 

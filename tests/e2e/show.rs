@@ -819,8 +819,9 @@ async fn a_sold_lot_gets_its_winning_moment_clip_and_a_lot_without_bids_none() {
     };
     let (opening, closing) = (frame_at(&[], "first.png"), frame_at(&["-sseof", "-0.5"], "last.png"));
     eprintln!("clip opens on {opening:?}\ncloses on {closing:?}");
-    assert!(!shows(&opening, "sold"), "the lot is still open at the clip's start: {opening}");
-    assert!(shows(&closing, "sold"), "the sale is shown at the clip's end: {closing}");
+    // ("sold to @alice", not "sold": the host may call the other lot unsold.)
+    assert!(!shows(&opening, "sold to @alice"), "the lot is still open at the clip's start: {opening}");
+    assert!(shows(&closing, "sold to @alice"), "the sale is shown at the clip's end: {closing}");
 
     let exit = renderer.terminate(Duration::from_secs(30)).expect("renderer stops");
     assert!(exit.success(), "{exit:?}");

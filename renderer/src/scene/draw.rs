@@ -734,23 +734,23 @@ mod tests {
         assert_eq!(caption("hello world", 10.0, layer, None).1, 0.0);
     }
 
-    /// A bare app with the scene systems and no renderer.
+    /// A bare app with the scene plugin in its stages and no renderer.
     fn app(scene_text: &str) -> App {
         let dir = tempfile::tempdir().expect("dir");
         std::fs::write(dir.path().join("default.toml"), scene_text).expect("write");
         let (library, _) = Library::open(dir.path());
         let mut app = App::new();
-        app.add_plugins((MinimalPlugins, AssetPlugin::default()))
-            .init_asset::<Image>()
-            .init_asset::<Font>()
-            .insert_resource(library)
-            .insert_resource(Canvas { width: 960, height: 540 })
-            .insert_resource(Show::default())
-            .insert_resource(AssetFiles::new(dir.path().to_path_buf()))
-            .init_resource::<OnAir>()
-            .init_resource::<Overrides>()
-            .init_resource::<News>()
-            .add_systems(Update, (switch_scene, update_nodes, start_animations, animate).chain());
+        app.add_plugins((
+            MinimalPlugins,
+            AssetPlugin::default(),
+            crate::stage::StagesPlugin,
+            crate::scene::ScenePlugin { assets: dir.path().to_path_buf() },
+        ))
+        .init_asset::<Image>()
+        .init_asset::<Font>()
+        .insert_resource(library)
+        .insert_resource(Canvas { width: 960, height: 540 })
+        .insert_resource(Show::default());
         // Keep the folder alive as long as the app.
         std::mem::forget(dir);
         app
