@@ -575,6 +575,71 @@ fn a_baked_panel_follows_patches_and_edits_on_air() {
     wait_for_pixel(&api, background, [0x1e, 0x64, 0xc8], "the background changed");
 }
 
+#[test]
+fn a_long_result_line_and_title_stay_inside_their_card() {
+    // A dark card on the left half and the blue background beside it; the texts are
+    // far wider than the card at their font size.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenes = dir.path().join("scenes");
+    std::fs::create_dir(&scenes).expect("scenes dir");
+    let scene = "title = \"Fit\"\ncanvas = [640, 360]\nbackground = \"#1e64c8\"\n\n\
+        [[layer]]\nid = \"card\"\nkind = \"panel\"\nat = [0, 0]\nsize = [300, 360]\ncolor = \"#161922\"\n\n\
+        [[layer]]\nid = \"result\"\nkind = \"text\"\nat = [20, 120]\nanchor = \"left\"\nfont_size = 60\n\
+        color = \"#ffffff\"\nz = 2\ntext = \"SOLD to @a_very_long_handle for 123.456 ETH\"\nsize = [260, 80]\nfit = \"shrink\"\n\n\
+        [[layer]]\nid = \"title\"\nkind = \"text\"\nat = [20, 260]\nanchor = \"left\"\nfont_size = 40\n\
+        color = \"#ffffff\"\nz = 2\ntext = \"The Extraordinarily Long Title of a Lot Nobody Can Read\"\nsize = [260, 60]\nfit = \"ellipsis\"\n";
+    std::fs::write(scenes.join("fit.toml"), scene).expect("write scene");
+    let recording = dir.path().join("show.mkv");
+    let show = Running::start(&[
+        "--fps",
+        "15",
+        "--output",
+        recording.to_str().expect("path"),
+        "--scenes",
+        scenes.to_str().expect("path"),
+        "--scene",
+        "fit",
+        "--jwt-secret",
+        SECRET,
+    ]);
+    let api = show.api();
+    let background = [0x1e, 0x64, 0xc8];
+    let near =
+        |pixel: [u8; 3], want: [u8; 3]| pixel.iter().zip(want).all(|(got, want)| got.abs_diff(want) <= 24);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let frame = image::load_from_memory(&request(&api, "GET", "/api/stream/frame", &[], b"").1)
+            .map(|image| image.to_rgb8());
+        if let Ok(frame) = frame {
+            // Text pixels (bright) inside the card, in each text's rows; none beside it.
+            let bright = |x: u32, y: u32| frame.get_pixel(x, y).0.iter().all(|channel| *channel > 150);
+            let inside = |rows: std::ops::Range<u32>| {
+                rows.flat_map(|y| (0..300).map(move |x| (x, y))).filter(|(x, y)| bright(*x, *y)).count()
+            };
+            let (result, title) = (inside(80..160), inside(230..290));
+            let outside = (0..360)
+                .flat_map(|y| (304..640).map(move |x| (x, y)))
+                .filter(|(x, y)| !near(frame.get_pixel(*x, *y).0, background))
+                .count();
+            if result > 50 && title > 50 && outside == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the texts never fitted their card: {result} and {title} text pixels inside, {outside} pixels beside it"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let layers = get(&api, "/api/stream/layers");
+    let title = layers["data"]["layers"]
+        .as_array()
+        .and_then(|layers| layers.iter().find(|layer| layer["id"] == "title"))
+        .and_then(|layer| layer["text"].as_str().map(str::to_owned))
+        .expect("the title layer");
+    assert!(title.ends_with('…') && title.starts_with("The Extra"), "the title is cut: {title:?}");
+}
+
 /// Serves `body` (JSON) at every path of a local port, on a thread, until the test ends.
 fn serve_json(body: String) -> String {
     use std::io::{Read as _, Write as _};

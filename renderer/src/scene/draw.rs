@@ -12,9 +12,9 @@ use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
 use bevy::sprite::Anchor as SpriteAnchor;
-use bevy::text::{FontSource, Justify as TextJustify, TextBounds};
+use bevy::text::{FontSource, Justify as TextJustify, TextBounds, TextLayoutInfo};
 
-use super::format::{Anchor, Colour, Effect, Justify, Layer, LayerKind, Position, Scene, Trigger};
+use super::format::{Anchor, Colour, Effect, Justify, Layer, LayerKind, Position, Scene, TextFit, Trigger};
 use super::library::{Change, Library};
 use crate::character::{self, Character};
 use crate::show::Show;
@@ -84,6 +84,78 @@ pub struct Node {
     pub row: Option<usize>,
     base: Vec3,
     base_colour: Color,
+}
+
+/// How a `shrink` or `ellipsis` text keeps inside its box: what the last layout
+/// measured decides this frame's scale or cut (see [`fit_texts`]).
+#[derive(Debug, Component)]
+pub struct TextFitting {
+    pub fit: TextFit,
+    /// The box, in pixels.
+    pub bounds: Vec2,
+    /// `shrink`: the scale that fits the text as last laid out.
+    pub scale: f32,
+    /// `ellipsis`: how many characters of `full` are shown before the "…".
+    pub keep: Option<usize>,
+    /// `ellipsis`: the whole text the layer has now.
+    pub full: String,
+}
+
+impl TextFitting {
+    fn new(fit: TextFit, bounds: Vec2) -> TextFitting {
+        TextFitting { fit, bounds, scale: 1.0, keep: None, full: String::new() }
+    }
+}
+
+/// The scale that fits a text laid out at `measured` into `bounds`, never above 1
+/// (pure).
+pub fn fit_scale(measured: Vec2, bounds: Vec2) -> f32 {
+    if measured.x <= 0.0 || measured.y <= 0.0 {
+        return 1.0;
+    }
+    (bounds.x / measured.x).min(bounds.y / measured.y).min(1.0)
+}
+
+/// How many characters to keep before the "…" when `shown` characters measured
+/// `measured` wide in a box `width` wide; `None` when they fit (pure).
+pub fn ellipsis_keep(shown: usize, measured: f32, width: f32) -> Option<usize> {
+    if measured <= width || measured <= 0.0 {
+        return None;
+    }
+    let fitting = (shown as f32 * width / measured).floor() as usize;
+    Some(fitting.saturating_sub(1))
+}
+
+/// `text` cut to `keep` characters and "…" (as it is when it is no longer).
+pub fn cut(text: &str, keep: usize) -> String {
+    if text.chars().count() <= keep {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(keep).collect();
+    cut.push('…');
+    cut
+}
+
+/// Reads each fitted text's last layout: a `shrink` text's scale, an `ellipsis`
+/// text's cut for this frame (before [`update_nodes`] applies them).
+pub fn fit_texts(mut texts: Query<(&TextLayoutInfo, &Text2d, &mut TextFitting)>) {
+    for (layout, text, mut fitting) in &mut texts {
+        let measured = layout.size / layout.scale_factor.max(f32::EPSILON);
+        match fitting.fit {
+            TextFit::Shrink => {
+                let scale = fit_scale(measured, fitting.bounds);
+                if (fitting.scale - scale).abs() > 1e-4 {
+                    fitting.scale = scale;
+                }
+            }
+            TextFit::Ellipsis => {
+                if let Some(keep) = ellipsis_keep(text.0.chars().count(), measured.x, fitting.bounds.x) {
+                    fitting.keep = Some(keep);
+                }
+            }
+            TextFit::Wrap => {}
+        }
+    }
 }
 
 /// An animation running on a node.
@@ -356,21 +428,26 @@ fn spawn_layer(
                 Justify::Center => TextJustify::Center,
                 Justify::Right => TextJustify::Right,
             };
-            commands.spawn((
+            // Wrapped at the box's width, or one line fitted into the box.
+            let wraps = layer.fit == TextFit::Wrap;
+            let mut entity = commands.spawn((
                 Text2d::default(),
                 text_font(layer, fit, files, fonts),
                 TextColor(base_colour),
                 TextLayout::justify(justify),
-                TextBounds { width: size.map(|size| size.x), height: None },
+                TextBounds { width: size.filter(|_| wraps).map(|size| size.x), height: None },
                 anchor,
                 Transform::from_translation(base),
                 node(None, base),
             ));
+            if let Some(size) = size.filter(|_| !wraps) {
+                entity.insert(TextFitting::new(layer.fit, size));
+            }
         }
         LayerKind::Ticker => {
             for row in 0..layer.rows {
                 let base = (place - Vec2::Y * layer.row_height * fit.scale * row as f32).extend(layer.z);
-                commands.spawn((
+                let mut entity = commands.spawn((
                     Text2d::default(),
                     text_font(layer, fit, files, fonts),
                     TextColor(base_colour),
@@ -378,6 +455,9 @@ fn spawn_layer(
                     Transform::from_translation(base),
                     node(Some(row), base),
                 ));
+                if let Some(size) = size.filter(|_| layer.fit != TextFit::Wrap) {
+                    entity.insert(TextFitting::new(layer.fit, size));
+                }
             }
         }
         LayerKind::Character => {
@@ -414,6 +494,7 @@ pub fn update_nodes(
         Option<&mut Text2d>,
         Option<&mut TextColor>,
         Option<&mut Sprite>,
+        Option<&mut TextFitting>,
     )>,
 ) {
     let Some(scene) = on_air.scene.as_ref() else { return };
@@ -421,7 +502,7 @@ pub fn update_nodes(
     let now = chrono::Utc::now();
     let lookup = |name: &str| show.field(name, now);
     let rows: Vec<_> = show.ticker().collect();
-    for (node, mut transform, mut visibility, text, text_colour, sprite) in &mut nodes {
+    for (node, mut transform, mut visibility, text, text_colour, sprite, fitting) in &mut nodes {
         let Some(layer) = scene.layers.get(node.layer) else { continue };
         let patch = overrides.0.get(&layer.id);
         let mut shown = layer.show_when.as_ref().is_none_or(|condition| condition.holds(lookup));
@@ -498,9 +579,24 @@ pub fn update_nodes(
         }
         // Only what changed is written: an unchanged component is not re-extracted,
         // re-laid out or propagated on the next frame.
-        if transform.translation != base || transform.scale != Vec3::ONE {
+        // A fitted text: the scale that fits its box, or its cut.
+        let mut scale = Vec3::ONE;
+        if let Some(mut fitting) = fitting {
+            scale = Vec3::new(fitting.scale, fitting.scale, 1.0);
+            if let Some(full) = content.take() {
+                if fitting.full != full {
+                    fitting.full.clone_from(&full);
+                    fitting.keep = None;
+                }
+                content = Some(match fitting.keep {
+                    Some(keep) => cut(&full, keep),
+                    None => full,
+                });
+            }
+        }
+        if transform.translation != base || transform.scale != scale {
             transform.translation = base;
-            transform.scale = Vec3::ONE;
+            transform.scale = scale;
         }
         visibility.set_if_neq(if shown { Visibility::Inherited } else { Visibility::Hidden });
         let colour = colour.with_alpha(colour.alpha() * opacity);
@@ -818,5 +914,80 @@ show_when = "auction.state == closing"
             .insert("bid".into(), Patch { text: Some("Hold on".into()), ..Patch::default() });
         app.update();
         assert_eq!(texts(&mut app)[0], "Hold on");
+    }
+
+    const FITTED_SCENE: &str = r#"
+[[layer]]
+id = "result"
+kind = "text"
+text = "SOLD to @curie for 1.8 ETH"
+size = [200, 50]
+fit = "shrink"
+
+[[layer]]
+id = "title"
+kind = "text"
+text = "abcdefghij"
+size = [200, 50]
+fit = "ellipsis"
+"#;
+
+    /// Lays the texts out as the text pipeline would have: each fitted text as wide
+    /// as `width_per_char` times its characters.
+    fn lay_out(app: &mut App, width_per_char: f32) {
+        let world = app.world_mut();
+        let mut texts = world.query_filtered::<(Entity, &Text2d), With<TextFitting>>();
+        let laid: Vec<(Entity, usize)> =
+            texts.iter(world).map(|(entity, text)| (entity, text.0.chars().count())).collect();
+        for (entity, chars) in laid {
+            world.entity_mut(entity).insert(TextLayoutInfo {
+                size: Vec2::new(width_per_char * chars as f32, 40.0),
+                scale_factor: 1.0,
+                ..TextLayoutInfo::default()
+            });
+        }
+    }
+
+    #[test]
+    fn a_long_text_shrinks_or_is_cut_to_stay_in_its_box() {
+        let mut app = app(FITTED_SCENE);
+        app.update();
+        assert_eq!(texts(&mut app), ["SOLD to @curie for 1.8 ETH", "abcdefghij"], "full until laid out");
+        // Laid out 40 px a character: far wider than the 200 px boxes (at 960x540,
+        // half of the 1920 canvas: 100 px).
+        for _ in 0..4 {
+            lay_out(&mut app, 40.0);
+            app.update();
+        }
+        let mut query = app.world_mut().query::<(&Node, &Transform, &Text2d)>();
+        let mut found: Vec<(usize, f32, String)> = query
+            .iter(app.world())
+            .map(|(node, transform, text)| (node.layer, transform.scale.x, text.0.clone()))
+            .collect();
+        found.sort_by_key(|(layer, _, _)| *layer);
+        let (_, shrunk, result) = &found[0];
+        assert_eq!(result, "SOLD to @curie for 1.8 ETH", "shrink keeps every character");
+        let wide = 40.0 * result.chars().count() as f32;
+        assert!((shrunk * wide - 100.0).abs() < 0.5, "scaled to the box's 100 px: {shrunk}");
+        let (_, scale, title) = &found[1];
+        assert_eq!(*scale, 1.0);
+        assert!(title.ends_with('…') && title.chars().count() * 40 <= 100, "cut to the box: {title:?}");
+        // A shorter title is shown whole again.
+        let patch = Patch { text: Some("ab".into()), ..Patch::default() };
+        app.world_mut().resource_mut::<Overrides>().0.insert("title".into(), patch);
+        app.update();
+        assert_eq!(texts(&mut app)[1], "ab");
+    }
+
+    #[test]
+    fn fitting_is_pure_arithmetic() {
+        assert_eq!(fit_scale(Vec2::new(400.0, 40.0), Vec2::new(200.0, 50.0)), 0.5);
+        assert_eq!(fit_scale(Vec2::new(100.0, 100.0), Vec2::new(200.0, 50.0)), 0.5, "the height too");
+        assert_eq!(fit_scale(Vec2::new(100.0, 40.0), Vec2::new(200.0, 50.0)), 1.0, "never grows");
+        assert_eq!(fit_scale(Vec2::ZERO, Vec2::new(200.0, 50.0)), 1.0, "not laid out yet");
+        assert_eq!(ellipsis_keep(10, 400.0, 200.0), Some(4));
+        assert_eq!(ellipsis_keep(10, 150.0, 200.0), None);
+        assert_eq!(cut("abcdefghij", 4), "abcd…");
+        assert_eq!(cut("abc", 4), "abc");
     }
 }

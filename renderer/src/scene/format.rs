@@ -141,6 +141,11 @@ pub struct Layer {
     /// `left`, `center` or `right`: how lines of a text block line up.
     #[serde(default)]
     pub justify: Justify,
+    /// How a text keeps inside its `size`: `wrap` (lines broken at the width; the
+    /// default), `shrink` (one line, scaled down to fit the box) or `ellipsis` (one
+    /// line, cut with "…" at the width).
+    #[serde(default)]
+    pub fit: TextFit,
     /// Text with `{field}` placeholders bound to the show's state.
     #[serde(default)]
     pub text: Option<Template>,
@@ -277,6 +282,16 @@ impl TryFrom<String> for Anchor {
     fn try_from(name: String) -> Result<Self, Self::Error> {
         Anchor::from_name(&name)
     }
+}
+
+/// How a text layer keeps inside its box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFit {
+    #[default]
+    Wrap,
+    Shrink,
+    Ellipsis,
 }
 
 /// How the lines of a text block line up.
@@ -630,6 +645,16 @@ fn check_layer(layer: &Layer) -> Result<(), String> {
     if needs_size && layer.size.is_none() {
         return Err(format!("a {} layer needs `size = [width, height]`", layer.kind.as_str()));
     }
+    if layer.fit != TextFit::Wrap && layer.size.is_none() {
+        return Err(
+            "`fit = \"shrink\"` or `\"ellipsis\"` needs `size = [width, height]`, the box to fit".to_owned()
+        );
+    }
+    if layer.fit != TextFit::Wrap
+        && !matches!(layer.kind, LayerKind::Text | LayerKind::Countdown | LayerKind::Ticker)
+    {
+        return Err(format!("`fit` is for text layers, not a {} layer", layer.kind.as_str()));
+    }
     if layer.size.is_some_and(|[w, h]| !(w > 0.0 && h > 0.0)) {
         return Err("`size` must be positive".to_owned());
     }
@@ -747,6 +772,17 @@ on = { bid_accepted = "pulse 300ms ease-out" }
             parse_text("title = \"x\"\n\n[[layer]]\nid = \"card\"\nkind = \"panel\"\n").expect_err("size");
         assert!(error.message.contains("needs `size"), "{error}");
         assert!((3..=4).contains(&error.line), "{error}");
+        let unboxed = parse_text("[[layer]]\nid = \"t\"\nkind = \"text\"\ntext = \"x\"\nfit = \"shrink\"\n")
+            .expect_err("fit without a box");
+        assert!(unboxed.message.contains("the box to fit"), "{unboxed}");
+        let panel =
+            parse_text("[[layer]]\nid = \"p\"\nkind = \"panel\"\nsize = [1, 1]\nfit = \"ellipsis\"\n")
+                .expect_err("fit on a panel");
+        assert!(panel.message.contains("for text layers"), "{panel}");
+        let unknown =
+            parse_text("[[layer]]\nid = \"t\"\nkind = \"text\"\nsize = [1, 1]\nfit = \"squeeze\"\n")
+                .expect_err("unknown fit");
+        assert_eq!(unknown.line, 5, "{unknown}");
         let twice = parse_text(
             "[[layer]]\nid = \"a\"\nkind = \"countdown\"\n[[layer]]\nid = \"a\"\nkind = \"countdown\"\n",
         )

@@ -35,7 +35,7 @@ impl Plugin for ScenePlugin {
                 (
                     draw::poll_files.in_set(Stage::Ingest),
                     draw::switch_scene.in_set(Stage::Scene),
-                    draw::update_nodes.in_set(Stage::Layout),
+                    (draw::fit_texts, draw::update_nodes).chain().in_set(Stage::Layout),
                     (draw::start_animations, draw::animate).chain().in_set(Stage::Animate),
                     backdrop::bake.in_set(Stage::Capture),
                 ),
