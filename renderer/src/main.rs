@@ -8,6 +8,7 @@
 mod api;
 mod branch;
 mod bridge;
+mod builtin;
 mod capture;
 mod character;
 mod clips;
@@ -105,9 +106,11 @@ struct Cli {
     /// Put this scene on air whatever the auction's state (a name or scenes/NAME.toml)
     #[arg(long)]
     scene: Option<String>,
-    /// The folder of images, fonts and sounds (uploads and downloaded lot images land here)
-    #[arg(long, env = "STREAM_ASSETS_DIR", default_value = "assets")]
-    assets: PathBuf,
+    /// The folder of images, fonts and sounds (uploads and downloaded lot images land
+    /// here); default: `assets` beside the binary, else `assets` here. Fonts, the lot
+    /// placeholder and the sounds missing from it are built in
+    #[arg(long, env = "STREAM_ASSETS_DIR")]
+    assets: Option<PathBuf>,
     /// Address every listener of the stream manager binds (0.0.0.0 in containers)
     #[arg(long, alias = "host", env = "SOTHEBAIS_BIND", default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
@@ -209,6 +212,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     output::check_system()?;
     let encoder = output::pick_encoder(&cli.encoder)?;
 
+    let binary = std::env::current_exe().ok();
+    let (assets, found) =
+        builtin::find_folder(cli.assets.clone(), binary.as_deref(), &std::env::current_dir()?);
+    if found {
+        info!("assets from {}", assets.display());
+    } else {
+        eprintln_line(&format!(
+            "no assets folder at {}: the built-in fonts, lot placeholder and sounds are used",
+            assets.display()
+        ));
+    }
     let (mut library, changes) = Library::open(&cli.scenes);
     for change in &changes {
         if let Change::Invalid(error) = change {
@@ -245,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         auth,
         prometheus,
         outputs: std::sync::OnceLock::new(),
-        assets: cli.assets.clone(),
+        assets: assets.clone(),
         recordings: cli.data_dir.join("recordings"),
         clips: cli.data_dir.join("clips"),
         started: Instant::now(),
@@ -268,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(url) => follow::Source::Redis { url: url.clone(), prefix: cli.redis_key_prefix.clone() },
             None => follow::Source::WebSocket,
         };
-        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), cli.assets.clone(), feed_sender));
+        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), assets.clone(), feed_sender));
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(follow::publish(cli.backend.clone(), source, secret, receiver));
         Some(sender)
@@ -330,7 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>()
             .disable::<bevy::log::LogPlugin>(),
-        RendererPlugin { assets: cli.assets.clone() },
+        RendererPlugin { assets: assets.clone() },
     ))
     .set_runner(grid_runner(if cli.unpaced { None } else { Some(output::slot(encoding.fps)) }))
     // What the Tokio side and the output thread are reached through, made above.
@@ -343,7 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         width: encoding.width,
         height: encoding.height,
     })
-    .insert_resource(Sounds { bank: sound::Bank::load(&cli.assets), sender: sound_sender })
+    .insert_resource(Sounds { bank: sound::Bank::load(&assets), sender: sound_sender })
     .insert_resource(Inbox {
         feed: Mutex::new(feed),
         commands: Mutex::new(commands),

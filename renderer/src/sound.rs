@@ -90,7 +90,8 @@ impl Bank {
             }
             let first = !self.stamps.contains_key(&trigger);
             self.stamps.insert(trigger, stamp);
-            match std::fs::read(&path).map_err(|error| error.to_string()).and_then(|bytes| read_wav(&bytes)) {
+            let bytes = crate::builtin::read(&self.dir, file).ok_or_else(|| "it cannot be read".to_owned());
+            match bytes.and_then(|(bytes, _)| read_wav(&bytes)) {
                 Ok(samples) => {
                     self.clips.insert(trigger, Arc::new(samples));
                     if !first {

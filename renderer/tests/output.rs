@@ -238,7 +238,16 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
-        let mut child = renderer(args).stderr(Stdio::piped()).spawn().expect("start the renderer");
+        Running::spawn(renderer(args))
+    }
+
+    fn spawn(mut command: Command) -> Running {
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("start the renderer");
+        let log = Running::read_log(&mut child);
+        Running { child, log }
+    }
+
+    fn read_log(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         if let Some(stderr) = child.stderr.take() {
             let log = log.clone();
@@ -250,7 +259,7 @@ impl Running {
                 }
             });
         }
-        Running { child, log }
+        log
     }
 
     fn log(&self) -> String {
@@ -638,6 +647,77 @@ fn a_long_result_line_and_title_stay_inside_their_card() {
         .and_then(|layer| layer["text"].as_str().map(str::to_owned))
         .expect("the title layer");
     assert!(title.ends_with('…') && title.starts_with("The Extra"), "the title is cut: {title:?}");
+}
+
+/// The frame once the scene has settled (its fade-ins done), as RGB.
+fn settled_frame(api: &str) -> image::RgbImage {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let frame = image::load_from_memory(&request(api, "GET", "/api/stream/frame", &[], b"").1);
+        if let Ok(frame) = frame {
+            // Two seconds past the first frame: the lot image's 800 ms fade-in is over.
+            std::thread::sleep(Duration::from_secs(2));
+            let later = image::load_from_memory(&request(api, "GET", "/api/stream/frame", &[], b"").1);
+            return later.unwrap_or(frame).to_rgb8();
+        }
+        assert!(Instant::now() < deadline, "no frame");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The mean difference per channel of two frames over a rectangle.
+fn region_distance(a: &image::RgbImage, b: &image::RgbImage, (x, y, w, h): (u32, u32, u32, u32)) -> f64 {
+    let mut sum = 0u64;
+    for row in y..y + h {
+        for column in x..x + w {
+            let (pa, pb) = (a.get_pixel(column, row).0, b.get_pixel(column, row).0);
+            sum += pa.iter().zip(pb).map(|(pa, pb)| u64::from(pa.abs_diff(pb))).sum::<u64>();
+        }
+    }
+    sum as f64 / f64::from(w * h * 3)
+}
+
+#[test]
+fn started_from_an_empty_folder_the_default_scene_has_its_fonts_and_placeholder() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scenes = repo.join("scenes");
+    let run = |cwd: &Path, assets: Option<&Path>| {
+        let recording = cwd.join("show.mkv");
+        let mut args = vec![
+            "--fps".to_owned(),
+            "15".to_owned(),
+            "--output".to_owned(),
+            recording.display().to_string(),
+            "--scenes".to_owned(),
+            scenes.display().to_string(),
+            "--scene".to_owned(),
+            "default".to_owned(),
+        ];
+        if let Some(assets) = assets {
+            args.extend(["--assets".to_owned(), assets.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = renderer(&args);
+        command.current_dir(cwd).env_remove("STREAM_ASSETS_DIR");
+        let mut show = Running::spawn(command);
+        let frame = settled_frame(&show.api());
+        let _ = Command::new("kill").args(["-TERM", &show.child.id().to_string()]).status();
+        let _ = show.child.wait();
+        (frame, show.log())
+    };
+    let with_files = tempfile::tempdir().expect("dir");
+    let (expected, _) = run(with_files.path(), Some(&repo.join("assets")));
+    let empty = tempfile::tempdir().expect("dir");
+    let (frame, log) = run(empty.path(), None);
+    assert!(log.contains("the built-in fonts, lot placeholder and sounds are used"), "{log}");
+    // The lot card's picture and its title line, at 640x360 (a third of the canvas).
+    let (picture, title) = ((30, 58, 226, 186), (30, 252, 220, 24));
+    let card = image::RgbImage::from_pixel(WIDTH, HEIGHT, image::Rgb([0x16, 0x19, 0x22]));
+    assert!(region_distance(&frame, &card, picture) > 20.0, "the placeholder is drawn, not an empty card");
+    let (picture_off, title_off) =
+        (region_distance(&frame, &expected, picture), region_distance(&frame, &expected, title));
+    assert!(picture_off < 3.0, "the same placeholder as the repository's: {picture_off:.2}");
+    assert!(title_off < 3.0, "the title in the same font as with the repository's files: {title_off:.2}");
 }
 
 /// Serves `body` (JSON) at every path of a local port, on a thread, until the test ends.

@@ -206,9 +206,19 @@ impl AssetFiles {
         std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
     }
 
-    fn read_image(path: &Path) -> Option<Image> {
-        let bytes = std::fs::read(path).ok()?;
-        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    /// The bytes of `relative` under the folder, or its built-in copy when the
+    /// folder has none (said once in the log).
+    fn read(dir: &Path, relative: &str) -> Option<Vec<u8>> {
+        let (bytes, built_in) = crate::builtin::read(dir, relative)?;
+        if built_in {
+            info!("{relative} is not in {}: the built-in copy is used", dir.display());
+        }
+        Some(bytes.into_owned())
+    }
+
+    fn read_image(dir: &Path, relative: &str) -> Option<Image> {
+        let bytes = AssetFiles::read(dir, relative)?;
+        let extension = Path::new(relative).extension()?.to_str()?.to_ascii_lowercase();
         match Image::from_buffer(
             &bytes,
             ImageType::Extension(&extension),
@@ -219,7 +229,7 @@ impl AssetFiles {
         ) {
             Ok(image) => Some(image),
             Err(error) => {
-                warn!("image {} cannot be read: {error}", path.display());
+                warn!("image {} cannot be read: {error}", dir.join(relative).display());
                 None
             }
         }
@@ -231,7 +241,7 @@ impl AssetFiles {
         let path = self.dir.join(relative);
         let entry = self.images.entry(relative.to_owned()).or_insert_with(|| {
             let stamp = AssetFiles::stamp(&path);
-            (AssetFiles::read_image(&path).map(|image| images.add(image)), stamp)
+            (AssetFiles::read_image(&self.dir, relative).map(|image| images.add(image)), stamp)
         });
         entry.0.clone()
     }
@@ -247,7 +257,7 @@ impl AssetFiles {
         let path = self.dir.join(relative);
         let entry = self.fonts.entry(relative.to_owned()).or_insert_with(|| {
             let stamp = AssetFiles::stamp(&path);
-            (std::fs::read(&path).ok().map(|bytes| fonts.add(Font::from_bytes(bytes))), stamp)
+            (AssetFiles::read(&self.dir, relative).map(|bytes| fonts.add(Font::from_bytes(bytes))), stamp)
         });
         entry.0.clone()
     }
@@ -261,7 +271,7 @@ impl AssetFiles {
             let now = AssetFiles::stamp(&path);
             if now != *stamp {
                 *stamp = now;
-                if let Some(image) = AssetFiles::read_image(&path) {
+                if let Some(image) = AssetFiles::read_image(&self.dir, relative) {
                     match handle {
                         Some(handle) => {
                             let _ = images.insert(handle.id(), image);
@@ -277,7 +287,7 @@ impl AssetFiles {
             let now = AssetFiles::stamp(&path);
             if now != *stamp {
                 *stamp = now;
-                if let Ok(bytes) = std::fs::read(&path) {
+                if let Some(bytes) = AssetFiles::read(&self.dir, relative) {
                     match handle {
                         Some(handle) => {
                             let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
