@@ -241,6 +241,24 @@ impl Running {
         Running::spawn(renderer(args))
     }
 
+    /// Recording to `dir/show.mkv` at 15 fps with `scene` of `scenes` pinned on air, and
+    /// the test's token secret.
+    fn on_scene(dir: &Path, scenes: &Path, scene: &str) -> Running {
+        let recording = dir.join("show.mkv");
+        Running::start(&[
+            "--fps",
+            "15",
+            "--output",
+            recording.to_str().expect("path"),
+            "--scenes",
+            scenes.to_str().expect("path"),
+            "--scene",
+            scene,
+            "--jwt-secret",
+            SECRET,
+        ])
+    }
+
     fn spawn(mut command: Command) -> Running {
         let mut child = command.stderr(Stdio::piped()).spawn().expect("start the renderer");
         let log = Running::read_log(&mut child);
@@ -549,19 +567,7 @@ fn a_baked_panel_follows_patches_and_edits_on_air() {
         )
     };
     std::fs::write(scenes.join("swatch.toml"), swatch("#d4b038")).expect("write scene");
-    let recording = dir.path().join("show.mkv");
-    let show = Running::start(&[
-        "--fps",
-        "15",
-        "--output",
-        recording.to_str().expect("path"),
-        "--scenes",
-        scenes.to_str().expect("path"),
-        "--scene",
-        "swatch",
-        "--jwt-secret",
-        SECRET,
-    ]);
+    let show = Running::on_scene(dir.path(), &scenes, "swatch");
     let api = show.api();
     let (panel, background) = ((160, 180), (480, 180));
     wait_for_pixel(&api, panel, [0xd4, 0xb0, 0x38], "the panel never showed");
@@ -598,19 +604,7 @@ fn a_long_result_line_and_title_stay_inside_their_card() {
         [[layer]]\nid = \"title\"\nkind = \"text\"\nat = [20, 260]\nanchor = \"left\"\nfont_size = 40\n\
         color = \"#ffffff\"\nz = 2\ntext = \"The Extraordinarily Long Title of a Lot Nobody Can Read\"\nsize = [260, 60]\nfit = \"ellipsis\"\n";
     std::fs::write(scenes.join("fit.toml"), scene).expect("write scene");
-    let recording = dir.path().join("show.mkv");
-    let show = Running::start(&[
-        "--fps",
-        "15",
-        "--output",
-        recording.to_str().expect("path"),
-        "--scenes",
-        scenes.to_str().expect("path"),
-        "--scene",
-        "fit",
-        "--jwt-secret",
-        SECRET,
-    ]);
+    let show = Running::on_scene(dir.path(), &scenes, "fit");
     let api = show.api();
     let background = [0x1e, 0x64, 0xc8];
     let near =

@@ -76,6 +76,23 @@ struct Show {
 }
 
 impl Show {
+    /// Waits until the renderer follows the backend and has rendered a frame.
+    async fn wait_until_following(&self, renderer: &Process) {
+        let deadline = Instant::now() + START;
+        loop {
+            let status = self.json("/api/stream/status").await;
+            if status["data"]["following"] == true && status["data"]["frames_rendered"].as_u64() > Some(0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the renderer never followed: {status}\n{}",
+                renderer.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn json(&self, path: &str) -> Value {
         let response = self.client.get(format!("{}{path}", self.stream)).send().await.expect("request");
         response.json().await.expect("json")
@@ -570,19 +587,7 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
     let operator = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let (mut renderer, show, recording, _, _) = start_renderer(dir.path(), &base, &env, &client, "voice.mkv");
-    let deadline = Instant::now() + START;
-    loop {
-        let status = show.json("/api/stream/status").await;
-        if status["data"]["following"] == true && status["data"]["frames_rendered"].as_u64() > Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the renderer never followed: {status}\n{}",
-            renderer.log().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    show.wait_until_following(&renderer).await;
     // A lot opens (the bidding scene goes on air): the host announces it aloud.
     let created = client
         .post(format!("{base}/api/auction/auctions"))
@@ -696,19 +701,7 @@ async fn a_sold_lot_gets_its_winning_moment_clip_and_a_lot_without_bids_none() {
     let operator = token(dir.path(), &env, "operator").expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let (mut renderer, show, _, _, _) = start_renderer(dir.path(), &base, &env, &client, "clips.mkv");
-    let deadline = Instant::now() + START;
-    loop {
-        let status = show.json("/api/stream/status").await;
-        if status["data"]["following"] == true && status["data"]["frames_rendered"].as_u64() > Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the renderer never followed: {status}\n{}",
-            renderer.log().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    show.wait_until_following(&renderer).await;
     let open = |title: &str, secs: u64| {
         client
             .post(format!("{base}/api/auction/auctions"))
