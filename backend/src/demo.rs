@@ -378,8 +378,7 @@ async fn narrate(
         }
         if !args.r#loop {
             tracing::info!(campaign = %campaign.name, "every lot has closed; Ctrl-C stops the demo (--loop runs another round)");
-            narrator.follow(&Campaign { lots: Vec::new(), ..campaign.clone() });
-            continue;
+            return;
         }
         round += 1;
         let next = self::campaign(&args, chrono::Utc::now(), round);

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use sothebais_shared::events::Mood;
 
-use crate::scene::draw::AssetFiles;
+use crate::scene::assets::AssetFiles;
 use crate::show::Show;
 
 /// The frames of an expression image, by the convention of `assets/characters/`: the

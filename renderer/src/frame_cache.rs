@@ -12,7 +12,7 @@ use crate::api::Frame;
 
 /// How a frame is wanted: JPEG or PNG, and at most how wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Encoding {
+pub struct FrameFormat {
     pub jpeg: bool,
     /// `None` or a width at least the frame's: full size.
     pub width: Option<u32>,
@@ -22,7 +22,7 @@ pub struct Encoding {
 #[derive(Debug, Default)]
 struct Encodes {
     number: u64,
-    done: Vec<(Encoding, Arc<Vec<u8>>)>,
+    done: Vec<(FrameFormat, Arc<Vec<u8>>)>,
 }
 
 /// The encodes of the newest frame asked for.
@@ -34,24 +34,24 @@ pub struct FrameCache {
 
 impl FrameCache {
     /// `frame` encoded as asked, from the cache when this frame was encoded so before.
-    pub async fn get(&self, frame: Frame, encoding: Encoding) -> Option<Arc<Vec<u8>>> {
-        let encoding = Encoding { width: encoding.width.filter(|width| *width < frame.width), ..encoding };
+    pub async fn get(&self, frame: Frame, format: FrameFormat) -> Option<Arc<Vec<u8>>> {
+        let format = FrameFormat { width: format.width.filter(|width| *width < frame.width), ..format };
         // Held across the encode: callers for the same frame wait and share it.
         let mut latest = self.latest.lock().await;
         if latest.number != frame.number {
             *latest = Encodes { number: frame.number, done: Vec::new() };
         }
-        if let Some((_, bytes)) = latest.done.iter().find(|(known, _)| *known == encoding) {
+        if let Some((_, bytes)) = latest.done.iter().find(|(known, _)| *known == format) {
             metrics::counter!("stream_frame_encodes_total", "cached" => "true").increment(1);
             return Some(bytes.clone());
         }
         let number = frame.number;
-        let bytes = tokio::task::spawn_blocking(move || encode(&frame, encoding)).await.ok().flatten()?;
+        let bytes = tokio::task::spawn_blocking(move || encode(&frame, format)).await.ok().flatten()?;
         self.encodes.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("stream_frame_encodes_total", "cached" => "false").increment(1);
         let bytes = Arc::new(bytes);
         if latest.number == number {
-            latest.done.push((encoding, bytes.clone()));
+            latest.done.push((format, bytes.clone()));
         }
         Some(bytes)
     }
@@ -64,14 +64,14 @@ impl FrameCache {
 }
 
 /// Encodes a frame as PNG, or JPEG (quality 80), scaled down to `width`.
-fn encode(frame: &Frame, encoding: Encoding) -> Option<Vec<u8>> {
+fn encode(frame: &Frame, format: FrameFormat) -> Option<Vec<u8>> {
     let mut image = frame.image()?;
-    if let Some(width) = encoding.width.filter(|width| *width < frame.width) {
+    if let Some(width) = format.width.filter(|width| *width < frame.width) {
         let height = (u64::from(frame.height) * u64::from(width) / u64::from(frame.width)).max(1) as u32;
         image = image::imageops::thumbnail(&image, width, height);
     }
     let mut bytes = Cursor::new(Vec::new());
-    if encoding.jpeg {
+    if format.jpeg {
         let rgb = image::DynamicImage::ImageRgba8(image).to_rgb8();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80).encode_image(&rgb).ok()?;
     } else {
@@ -94,7 +94,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_frame_is_encoded_once_per_format_and_width_whatever_the_callers() {
         let cache = Arc::new(FrameCache::default());
-        let png = Encoding { jpeg: false, width: None };
+        let png = FrameFormat { jpeg: false, width: None };
         let callers: Vec<_> = (0..16)
             .map(|_| {
                 let cache = cache.clone();
@@ -109,10 +109,10 @@ mod tests {
         assert!(answers.iter().all(|bytes| Arc::ptr_eq(bytes, &answers[0])), "the same bytes shared");
         assert!(answers[0].starts_with(b"\x89PNG"));
         // A JPEG preview is another encode, once; a width past the frame's is full size.
-        let jpeg = cache.get(frame(1), Encoding { jpeg: true, width: Some(32) }).await.expect("jpeg");
+        let jpeg = cache.get(frame(1), FrameFormat { jpeg: true, width: Some(32) }).await.expect("jpeg");
         assert!(jpeg.starts_with(&[0xFF, 0xD8]));
-        cache.get(frame(1), Encoding { jpeg: true, width: Some(32) }).await.expect("jpeg");
-        cache.get(frame(1), Encoding { jpeg: false, width: Some(640) }).await.expect("png");
+        cache.get(frame(1), FrameFormat { jpeg: true, width: Some(32) }).await.expect("jpeg");
+        cache.get(frame(1), FrameFormat { jpeg: false, width: Some(640) }).await.expect("png");
         assert_eq!(cache.encodes(), 2);
         // The next frame is encoded again.
         cache.get(frame(2), png).await.expect("png");

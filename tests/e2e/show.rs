@@ -206,6 +206,32 @@ fn countdowns(text: &str) -> Vec<i64> {
         .collect()
 }
 
+/// An embedded backend (`sothebais serve` with the `extra` settings) and a renderer
+/// following it (`start_renderer`), recording to `dir/<file>`, once it follows.
+struct OnAir {
+    server: Process,
+    base: String,
+    operator: String,
+    client: reqwest::Client,
+    renderer: Process,
+    show: Show,
+    recording: PathBuf,
+}
+
+impl OnAir {
+    async fn embedded(dir: &Path, extra: &[(&str, &str)], file: &str) -> OnAir {
+        let mut env = Backend::Embedded.process_settings().await;
+        env.extend(extra.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+        let mut server = Process::start(&binary("sothebais"), &["serve"], dir, &env).expect("start");
+        let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
+        let operator = token(dir, &env, "operator").expect("token");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        let (renderer, show, recording, _, _) = start_renderer(dir, &base, &env, &client, file);
+        show.wait_until_following(&renderer).await;
+        OnAir { server, base, operator, client, renderer, show, recording }
+    }
+}
+
 /// A renderer following `base` at 1280x720, 15 fps, on copies of the repository's
 /// scenes and assets under `dir`, recording to `dir/<file>`; with the backend's Redis
 /// settings when it has them. Returns it, its API, the recording and the folders.
@@ -580,14 +606,8 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut env = Backend::Embedded.process_settings().await;
-    env.insert("TTS_PROVIDER".into(), "espeak".into());
-    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
-    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
-    let operator = token(dir.path(), &env, "operator").expect("token");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-    let (mut renderer, show, recording, _, _) = start_renderer(dir.path(), &base, &env, &client, "voice.mkv");
-    show.wait_until_following(&renderer).await;
+    let OnAir { mut server, base, operator, client, mut renderer, show, recording } =
+        OnAir::embedded(dir.path(), &[("TTS_PROVIDER", "espeak")], "voice.mkv").await;
     // A lot opens (the bidding scene goes on air): the host announces it aloud.
     let created = client
         .post(format!("{base}/api/auction/auctions"))
@@ -694,14 +714,8 @@ async fn a_sold_lot_gets_its_winning_moment_clip_and_a_lot_without_bids_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut env = Backend::Embedded.process_settings().await;
-    env.insert("STREAM_CLIP_SECS".into(), "10".into());
-    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
-    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
-    let operator = token(dir.path(), &env, "operator").expect("token");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-    let (mut renderer, show, _, _, _) = start_renderer(dir.path(), &base, &env, &client, "clips.mkv");
-    show.wait_until_following(&renderer).await;
+    let OnAir { mut server, base, operator, client, mut renderer, show, .. } =
+        OnAir::embedded(dir.path(), &[("STREAM_CLIP_SECS", "10")], "clips.mkv").await;
     let open = |title: &str, secs: u64| {
         client
             .post(format!("{base}/api/auction/auctions"))

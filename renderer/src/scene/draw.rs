@@ -4,16 +4,14 @@
 //! output keeps running.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use bevy::asset::RenderAssetUsages;
-use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
 use bevy::sprite::Anchor as SpriteAnchor;
-use bevy::text::{FontSource, Justify as TextJustify, TextBounds, TextLayoutInfo};
+use bevy::text::{FontSource, Justify as TextJustify, TextBounds};
 
+use super::assets::AssetFiles;
+use super::fit::{TextFitting, cut};
 use super::format::{Anchor, Colour, Effect, Justify, Layer, LayerKind, Position, Scene, TextFit, Trigger};
 use super::library::{Change, Library};
 use crate::character::{self, Character};
@@ -86,78 +84,6 @@ pub struct Node {
     base_colour: Color,
 }
 
-/// How a `shrink` or `ellipsis` text keeps inside its box: what the last layout
-/// measured decides this frame's scale or cut (see [`fit_texts`]).
-#[derive(Debug, Component)]
-pub struct TextFitting {
-    pub fit: TextFit,
-    /// The box, in pixels.
-    pub bounds: Vec2,
-    /// `shrink`: the scale that fits the text as last laid out.
-    pub scale: f32,
-    /// `ellipsis`: how many characters of `full` are shown before the "…".
-    pub keep: Option<usize>,
-    /// `ellipsis`: the whole text the layer has now.
-    pub full: String,
-}
-
-impl TextFitting {
-    fn new(fit: TextFit, bounds: Vec2) -> TextFitting {
-        TextFitting { fit, bounds, scale: 1.0, keep: None, full: String::new() }
-    }
-}
-
-/// The scale that fits a text laid out at `measured` into `bounds`, never above 1
-/// (pure).
-pub fn fit_scale(measured: Vec2, bounds: Vec2) -> f32 {
-    if measured.x <= 0.0 || measured.y <= 0.0 {
-        return 1.0;
-    }
-    (bounds.x / measured.x).min(bounds.y / measured.y).min(1.0)
-}
-
-/// How many characters to keep before the "…" when `shown` characters measured
-/// `measured` wide in a box `width` wide; `None` when they fit (pure).
-pub fn ellipsis_keep(shown: usize, measured: f32, width: f32) -> Option<usize> {
-    if measured <= width || measured <= 0.0 {
-        return None;
-    }
-    let fitting = (shown as f32 * width / measured).floor() as usize;
-    Some(fitting.saturating_sub(1))
-}
-
-/// `text` cut to `keep` characters and "…" (as it is when it is no longer).
-pub fn cut(text: &str, keep: usize) -> String {
-    if text.chars().count() <= keep {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(keep).collect();
-    cut.push('…');
-    cut
-}
-
-/// Reads each fitted text's last layout: a `shrink` text's scale, an `ellipsis`
-/// text's cut for this frame (before [`update_nodes`] applies them).
-pub fn fit_texts(mut texts: Query<(&TextLayoutInfo, &Text2d, &mut TextFitting)>) {
-    for (layout, text, mut fitting) in &mut texts {
-        let measured = layout.size / layout.scale_factor.max(f32::EPSILON);
-        match fitting.fit {
-            TextFit::Shrink => {
-                let scale = fit_scale(measured, fitting.bounds);
-                if (fitting.scale - scale).abs() > 1e-4 {
-                    fitting.scale = scale;
-                }
-            }
-            TextFit::Ellipsis => {
-                if let Some(keep) = ellipsis_keep(text.0.chars().count(), measured.x, fitting.bounds.x) {
-                    fitting.keep = Some(keep);
-                }
-            }
-            TextFit::Wrap => {}
-        }
-    }
-}
-
 /// An animation running on a node.
 #[derive(Debug, Component)]
 pub struct Playing {
@@ -188,119 +114,6 @@ pub struct Patch {
 
 #[derive(Debug, Resource, Default)]
 pub struct Overrides(pub HashMap<String, Patch>);
-
-/// Fonts and images read from the assets folder, reloaded when their file changes.
-#[derive(Debug, Resource)]
-pub struct AssetFiles {
-    pub dir: PathBuf,
-    images: HashMap<String, (Option<Handle<Image>>, Option<SystemTime>)>,
-    fonts: HashMap<String, (Option<Handle<Font>>, Option<SystemTime>)>,
-}
-
-impl AssetFiles {
-    pub fn new(dir: PathBuf) -> AssetFiles {
-        AssetFiles { dir, images: HashMap::new(), fonts: HashMap::new() }
-    }
-
-    fn stamp(path: &Path) -> Option<SystemTime> {
-        std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
-    }
-
-    /// The bytes of `relative` under the folder, or its built-in copy when the
-    /// folder has none (said once in the log).
-    fn read(dir: &Path, relative: &str) -> Option<Vec<u8>> {
-        let (bytes, built_in) = crate::builtin::read(dir, relative)?;
-        if built_in {
-            info!("{relative} is not in {}: the built-in copy is used", dir.display());
-        }
-        Some(bytes.into_owned())
-    }
-
-    fn read_image(dir: &Path, relative: &str) -> Option<Image> {
-        let bytes = AssetFiles::read(dir, relative)?;
-        let extension = Path::new(relative).extension()?.to_str()?.to_ascii_lowercase();
-        match Image::from_buffer(
-            &bytes,
-            ImageType::Extension(&extension),
-            CompressedImageFormats::NONE,
-            true,
-            ImageSampler::Default,
-            RenderAssetUsages::RENDER_WORLD,
-        ) {
-            Ok(image) => Some(image),
-            Err(error) => {
-                warn!("image {} cannot be read: {error}", dir.join(relative).display());
-                None
-            }
-        }
-    }
-
-    /// The image at `relative` under the assets folder, loaded once.
-    pub fn image(&mut self, relative: &str, images: &mut Assets<Image>) -> Option<Handle<Image>> {
-        super::format::safe_asset_path(relative).ok()?;
-        let path = self.dir.join(relative);
-        let entry = self.images.entry(relative.to_owned()).or_insert_with(|| {
-            let stamp = AssetFiles::stamp(&path);
-            (AssetFiles::read_image(&self.dir, relative).map(|image| images.add(image)), stamp)
-        });
-        entry.0.clone()
-    }
-
-    /// Whether the image at `relative` is loaded.
-    pub fn has_image(&self, relative: &str) -> bool {
-        self.images.get(relative).is_some_and(|(handle, _)| handle.is_some())
-    }
-
-    /// The font at `relative` under the assets folder, loaded once.
-    pub fn font(&mut self, relative: &str, fonts: &mut Assets<Font>) -> Option<Handle<Font>> {
-        super::format::safe_asset_path(relative).ok()?;
-        let path = self.dir.join(relative);
-        let entry = self.fonts.entry(relative.to_owned()).or_insert_with(|| {
-            let stamp = AssetFiles::stamp(&path);
-            (AssetFiles::read(&self.dir, relative).map(|bytes| fonts.add(Font::from_bytes(bytes))), stamp)
-        });
-        entry.0.clone()
-    }
-
-    /// Reloads the assets whose files changed, in place (entities keep their handles).
-    /// Returns the paths reloaded.
-    pub fn refresh(&mut self, images: &mut Assets<Image>, fonts: &mut Assets<Font>) -> Vec<String> {
-        let mut reloaded = Vec::new();
-        for (relative, (handle, stamp)) in &mut self.images {
-            let path = self.dir.join(relative.as_str());
-            let now = AssetFiles::stamp(&path);
-            if now != *stamp {
-                *stamp = now;
-                if let Some(image) = AssetFiles::read_image(&self.dir, relative) {
-                    match handle {
-                        Some(handle) => {
-                            let _ = images.insert(handle.id(), image);
-                        }
-                        None => *handle = Some(images.add(image)),
-                    }
-                    reloaded.push(relative.clone());
-                }
-            }
-        }
-        for (relative, (handle, stamp)) in &mut self.fonts {
-            let path = self.dir.join(relative.as_str());
-            let now = AssetFiles::stamp(&path);
-            if now != *stamp {
-                *stamp = now;
-                if let Some(bytes) = AssetFiles::read(&self.dir, relative) {
-                    match handle {
-                        Some(handle) => {
-                            let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
-                        }
-                        None => *handle = Some(fonts.add(Font::from_bytes(bytes))),
-                    }
-                    reloaded.push(relative.clone());
-                }
-            }
-        }
-        reloaded
-    }
-}
 
 /// What the scene systems report to the rest of the renderer (logs, API, events).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -810,8 +623,11 @@ pub fn layer_infos(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
     use crate::show::Snapshot;
     use crate::show::tests::{accepted, at, auction};
+    use bevy::text::TextLayoutInfo;
 
     fn scene(text: &str) -> Scene {
         super::super::format::parse(Path::new("t.toml"), text).expect("scene")
@@ -987,17 +803,5 @@ fit = "ellipsis"
         app.world_mut().resource_mut::<Overrides>().0.insert("title".into(), patch);
         app.update();
         assert_eq!(texts(&mut app)[1], "ab");
-    }
-
-    #[test]
-    fn fitting_is_pure_arithmetic() {
-        assert_eq!(fit_scale(Vec2::new(400.0, 40.0), Vec2::new(200.0, 50.0)), 0.5);
-        assert_eq!(fit_scale(Vec2::new(100.0, 100.0), Vec2::new(200.0, 50.0)), 0.5, "the height too");
-        assert_eq!(fit_scale(Vec2::new(100.0, 40.0), Vec2::new(200.0, 50.0)), 1.0, "never grows");
-        assert_eq!(fit_scale(Vec2::ZERO, Vec2::new(200.0, 50.0)), 1.0, "not laid out yet");
-        assert_eq!(ellipsis_keep(10, 400.0, 200.0), Some(4));
-        assert_eq!(ellipsis_keep(10, 150.0, 200.0), None);
-        assert_eq!(cut("abcdefghij", 4), "abcd…");
-        assert_eq!(cut("abc", 4), "abc");
     }
 }

@@ -1,8 +1,10 @@
 //! Scenes: the file format designers edit, the folder of scene files with hot
 //! reload, and the Bevy systems that draw the scene on air.
 
+pub mod assets;
 pub mod backdrop;
 pub mod draw;
+pub mod fit;
 pub mod format;
 pub mod library;
 
@@ -25,7 +27,7 @@ pub struct ScenePlugin {
 
 impl Plugin for ScenePlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(draw::AssetFiles::new(self.assets.clone()))
+        app.insert_resource(assets::AssetFiles::new(self.assets.clone()))
             .init_resource::<draw::OnAir>()
             .init_resource::<draw::Overrides>()
             .init_resource::<draw::News>()
@@ -35,7 +37,7 @@ impl Plugin for ScenePlugin {
                 (
                     draw::poll_files.in_set(Stage::Ingest),
                     draw::switch_scene.in_set(Stage::Scene),
-                    (draw::fit_texts, draw::update_nodes).chain().in_set(Stage::Layout),
+                    (fit::fit_texts, draw::update_nodes).chain().in_set(Stage::Layout),
                     (draw::start_animations, draw::animate).chain().in_set(Stage::Animate),
                     backdrop::bake.in_set(Stage::Capture),
                 ),

@@ -5,18 +5,15 @@
 //! touches the render loop.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
@@ -28,7 +25,10 @@ use sothebais_kit::ratelimit::{ClientRates, Limiter, Rate};
 use sothebais_shared::api::codes;
 use sothebais_shared::ports::PortBlock;
 
-use crate::frame_cache::{Encoding, FrameCache};
+use crate::frame_cache::{FrameCache, FrameFormat};
+
+mod clips;
+mod socket;
 use crate::output::OutputStats;
 use crate::scene::draw::{LayerInfo, Patch};
 
@@ -178,14 +178,14 @@ pub async fn bind(shared: AppState, ip: IpAddr, ports: PortBlock) -> anyhow::Res
         .route("/api/stream/scenes/active", post(pin_scene))
         .route("/api/stream/frame", get(frame))
         .route("/api/stream/playback", post(playback))
-        .route("/api/stream/clips", get(clips))
-        .route("/api/stream/clips/{file}", get(clip))
+        .route("/api/stream/clips", get(clips::list))
+        .route("/api/stream/clips/{file}", get(clips::serve))
         .route(
             "/api/stream/assets/upload",
             post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
         )
         .route("/health", get(health));
-    let ws = Router::new().route("/", get(websocket));
+    let ws = Router::new().route("/", get(socket::websocket));
     let health = Router::new().route("/health", get(health));
     let with = |router: Router<AppState>, timeout| {
         with_conventions(router, "stream", timeout).with_state(shared.clone())
@@ -600,7 +600,7 @@ async fn frame(
         return fail(StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "no frame rendered yet");
     };
     let number = latest.number;
-    match shared.frames.get(latest, Encoding { jpeg, width: query.width }).await {
+    match shared.frames.get(latest, FrameFormat { jpeg, width: query.width }).await {
         Some(bytes) => (
             [
                 (header::CONTENT_TYPE, if jpeg { "image/jpeg" } else { "image/png" }.to_owned()),
@@ -614,206 +614,9 @@ async fn frame(
     }
 }
 
-/// `GET /api/stream/clips`: the winning-moment clips on disk, newest first.
-async fn clips(State(shared): State<AppState>) -> Response {
-    let folder = shared.clips.clone();
-    let clips = tokio::task::spawn_blocking(move || crate::clips::list(&folder)).await.unwrap_or_default();
-    let clips: Vec<serde_json::Value> = clips
-        .into_iter()
-        .map(|clip| {
-            serde_json::json!({
-                "auction_id": clip.auction_id,
-                "path": clip.path,
-                "duration_ms": clip.duration_ms,
-                "bytes": clip.bytes,
-                "created_at": clip.created_at,
-                "url": format!("/api/stream/clips/{}.mp4", clip.auction_id),
-            })
-        })
-        .collect();
-    ok(serde_json::json!({ "clips": clips }))
-}
-
-/// `GET /api/stream/clips/{auction_id}.mp4`: one clip, with byte ranges for seeking.
-async fn clip(
-    State(shared): State<AppState>,
-    Path(file): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let Some(auction_id) = file.strip_suffix(".mp4").and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
-        return fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("{file:?} is not <auction id>.mp4"));
-    };
-    let path = shared.clips.join(format!("{auction_id}.mp4"));
-    let Ok(bytes) = tokio::fs::read(&path).await else {
-        return fail(StatusCode::NOT_FOUND, codes::NOT_FOUND, format!("no clip of lot {auction_id}"));
-    };
-    let total = bytes.len();
-    let range = headers.get(header::RANGE).and_then(|value| value.to_str().ok());
-    match range.map(|range| byte_range(range, total)) {
-        None => {
-            ([(header::CONTENT_TYPE, "video/mp4"), (header::ACCEPT_RANGES, "bytes")], bytes).into_response()
-        }
-        Some(Some((first, last))) => (
-            StatusCode::PARTIAL_CONTENT,
-            [
-                (header::CONTENT_TYPE, "video/mp4".to_owned()),
-                (header::ACCEPT_RANGES, "bytes".to_owned()),
-                (header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}")),
-            ],
-            bytes[first..=last].to_vec(),
-        )
-            .into_response(),
-        Some(None) => {
-            let mut response =
-                fail(StatusCode::RANGE_NOT_SATISFIABLE, codes::BAD_REQUEST, "the range is outside the clip");
-            if let Ok(value) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            response
-        }
-    }
-}
-
-/// One `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range of a body of
-/// `total` bytes, as inclusive indices (pure); `None` when it is not satisfiable.
-fn byte_range(range: &str, total: usize) -> Option<(usize, usize)> {
-    let (first, last) = range.strip_prefix("bytes=")?.split_once('-')?;
-    let (first, last) = match (first.trim(), last.trim()) {
-        ("", suffix) => {
-            let suffix: usize = suffix.parse().ok()?;
-            (total.checked_sub(suffix.min(total))?, total.checked_sub(1)?)
-        }
-        (first, "") => (first.parse().ok()?, total.checked_sub(1)?),
-        (first, last) => (first.parse().ok()?, last.parse::<usize>().ok()?.min(total.checked_sub(1)?)),
-    };
-    (first <= last && last < total).then_some((first, last))
-}
-
-#[derive(Debug, Deserialize)]
-struct WsQuery {
-    /// Preview frames per second (0 for none, at most 5).
-    preview_fps: Option<u32>,
-}
-
-async fn websocket(
-    State(shared): State<AppState>,
-    Query(query): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let fps = query.preview_fps.unwrap_or(2).min(5);
-    let connected = shared.sockets.fetch_add(1, Ordering::Relaxed);
-    if connected >= MAX_SOCKETS {
-        shared.sockets.fetch_sub(1, Ordering::Relaxed);
-        return fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::UNAVAILABLE,
-            format!(
-                "{MAX_SOCKETS} WebSocket clients are connected already (the console relays one to every dashboard)"
-            ),
-        );
-    }
-    // Given back when the socket ends, or when the upgrade never happens.
-    let slot = SocketSlot(shared.clone());
-    upgrade.on_upgrade(move |socket| async move {
-        feed_socket(socket, shared, fps).await;
-        drop(slot);
-    })
-}
-
-/// One of the [`MAX_SOCKETS`] WebSocket places, taken until dropped.
-struct SocketSlot(AppState);
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The most WebSocket clients at once: each gets previews encoded on the render box.
-pub const MAX_SOCKETS: usize = 32;
-
-/// `stream:state` and `stream:quality` every second, `stream:layer` when the layers
-/// changed, and `stream:frame` JPEG previews; a client that cannot keep up is dropped
-/// (each send has a deadline).
-async fn feed_socket(mut socket: WebSocket, shared: AppState, preview_fps: u32) {
-    let tick_ms = if preview_fps == 0 { 1000 } else { 1000 / u64::from(preview_fps) };
-    let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
-    let mut ticks = 0u64;
-    let mut last_frame = u64::MAX;
-    let mut last_layers: Option<serde_json::Value> = None;
-    loop {
-        ticker.tick().await;
-        let mut messages = Vec::new();
-        if ticks.is_multiple_of((1000 / tick_ms).max(1)) {
-            let View { status, layers, .. } = view(&shared);
-            let quality = serde_json::json!({
-                "fps": status.fps,
-                "frame_time_ms_p50": status.frame_time_ms.p50,
-                "frame_time_ms_p99": status.frame_time_ms.p99,
-                "frames_dropped": status.frames_dropped,
-                "bitrate_kbps": status.outputs.iter().map(|output| f64::from(output.bitrate_kbps)).sum::<f64>(),
-            });
-            messages.push(serde_json::json!({ "type": "stream:state", "data": status }));
-            messages.push(serde_json::json!({ "type": "stream:quality", "data": quality }));
-            // The layers, whenever a text, visibility or position changed.
-            let layers = serde_json::json!({ "layers": layers });
-            if last_layers.as_ref() != Some(&layers) {
-                messages.push(serde_json::json!({ "type": "stream:layer", "data": layers }));
-                last_layers = Some(layers);
-            }
-        }
-        ticks += 1;
-        if preview_fps > 0 {
-            let latest = shared.frame.lock().ok().and_then(|frame| frame.clone());
-            if let Some(latest) = latest.filter(|frame| frame.number != last_frame) {
-                last_frame = latest.number;
-                let width = latest.width.min(480);
-                let height =
-                    (u64::from(latest.height) * u64::from(width) / u64::from(latest.width.max(1))) as u32;
-                if let Some(jpeg) =
-                    shared.frames.get(latest, Encoding { jpeg: true, width: Some(width) }).await
-                {
-                    messages.push(serde_json::json!({
-                        "type": "stream:frame",
-                        "data": {
-                            "format": "jpeg",
-                            "width": width,
-                            "height": height,
-                            "frame": last_frame,
-                            "image": base64::engine::general_purpose::STANDARD.encode(jpeg.as_slice()),
-                        }
-                    }));
-                }
-            }
-        }
-        for message in messages {
-            let send = socket.send(Message::Text(message.to_string().into()));
-            match tokio::time::timeout(sothebais_kit::http::WS_SEND_TIMEOUT, send).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
-        }
-        if shared.stats.finished.load(Ordering::Relaxed) {
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_ranges_are_read_as_browsers_send_them() {
-        assert_eq!(byte_range("bytes=0-99", 1000), Some((0, 99)));
-        assert_eq!(byte_range("bytes=900-", 1000), Some((900, 999)));
-        assert_eq!(byte_range("bytes=-100", 1000), Some((900, 999)));
-        assert_eq!(byte_range("bytes=0-5000", 1000), Some((0, 999)));
-        assert_eq!(byte_range("bytes=1000-", 1000), None);
-        assert_eq!(byte_range("bytes=5-1", 1000), None);
-        assert_eq!(byte_range("items=0-1", 1000), None);
-        assert_eq!(byte_range("bytes=0-0", 0), None);
-    }
 
     #[test]
     fn upload_names_are_cleaned_and_cannot_leave_the_folder() {
