@@ -249,7 +249,11 @@ impl Narrator {
 
 /// `@handle`, or the bidder's id without one.
 fn who(bidder: &Bidder) -> String {
-    bidder.handle.as_ref().map_or_else(|| bidder.id.clone(), |handle| format!("@{handle}"))
+    // (Handles read from X keep their `@`; those given through the API may not.)
+    bidder
+        .handle
+        .as_ref()
+        .map_or_else(|| bidder.id.clone(), |handle| format!("@{}", handle.trim_start_matches('@')))
 }
 
 pub async fn run(args: DemoArgs, mut config: Config) -> anyhow::Result<()> {
@@ -454,5 +458,14 @@ mod tests {
         let next = campaign(&args, chrono::Utc::now(), 1);
         assert_ne!(next.lots[0].title, lots[0].title);
         assert!(next.name.contains("round 2"), "{}", next.name);
+    }
+
+    #[test]
+    fn a_winner_is_named_with_one_at_sign() {
+        let named =
+            |handle: Option<&str>| who(&Bidder { id: "x:1".into(), handle: handle.map(str::to_owned) });
+        assert_eq!(named(Some("@turing")), "@turing");
+        assert_eq!(named(Some("alice")), "@alice");
+        assert_eq!(named(None), "x:1");
     }
 }
