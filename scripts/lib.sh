@@ -91,7 +91,16 @@ ensure_renderer_packages() {
 
 ensure_renderer_test_packages() {
     ensure_renderer_packages
-    ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr
+    ensure_packages ffmpeg nginx-light libnginx-mod-rtmp tesseract-ocr gstreamer1.0-tools
+}
+
+# The deployment tests simulate the images' apt installs: they need package lists.
+ensure_apt_lists() {
+    if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 && [ -z "$apt_updated" ]; then
+        step "fetching Debian's package lists (apt-get update)"
+        $SUDO apt-get update -qq || fail "apt-get update failed"
+        apt_updated=1
+    fi
 }
 
 # The console's browser tests: Debian's Chromium and its WebDriver.

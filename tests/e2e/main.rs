@@ -3,6 +3,7 @@
 mod backend;
 mod console;
 mod crash;
+mod deploy;
 mod outbox;
 mod show;
 mod social;

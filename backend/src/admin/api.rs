@@ -346,7 +346,7 @@ pub async fn maintenance(
                 )
             } else {
                 (
-                    json!({ "action": "backup", "file": null, "message": "PostgreSQL is backed up by the database itself: pg_dump (see docs/deployment.md)" }),
+                    json!({ "action": "backup", "file": null, "message": "PostgreSQL is backed up with pg_dump: scripts/backup, the backup service of compose.yaml (see docs/deploy.md)" }),
                     "backup: PostgreSQL (pg_dump)".to_owned(),
                 )
             }

@@ -67,9 +67,12 @@ pub async fn login(config: &Config, port: u16, announce: impl FnOnce(&str)) -> a
         config.x.client_id.clone().context("set X_CLIENT_ID (your X app's OAuth 2.0 client id)")?;
     let verifier = random_text(64);
     let state = random_text(24);
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+    // On SOTHEBAIS_BIND: loopback on a laptop, 0.0.0.0 in a container, where the port
+    // is published to the host's loopback (docs/deploy.md). The redirect X is told is
+    // always the browser's 127.0.0.1, as registered with the app.
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((config.bind, port)))
         .await
-        .with_context(|| format!("listening for X's redirect on 127.0.0.1:{port}"))?;
+        .with_context(|| format!("listening for X's redirect on {}:{port}", config.bind))?;
     let redirect = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
     let (sender, receiver) = oneshot::channel();
     let waiting: Waiting = std::sync::Arc::new(Mutex::new(Some(sender)));
