@@ -140,7 +140,7 @@ pub fn report_news(mut news: ResMut<News>, inbox: Res<Inbox>) {
             SceneNews::OnAir(scene) => {
                 send_event(outbox, EventType::StreamSceneUpdate, &StreamSceneUpdate { scene, layer: None });
             }
-            SceneNews::Changed(Change::Invalid(error)) => send_event(
+            SceneNews::Changed(Change::Invalid(error) | Change::MissingAsset(error)) => send_event(
                 outbox,
                 EventType::StreamError,
                 &StreamErrorData {

@@ -226,15 +226,14 @@ pub fn animate(
     time: Res<Time>,
     show: Res<Show>,
     mut files: ResMut<AssetFiles>,
-    mut images: ResMut<Assets<Image>>,
     mut characters: Query<(&mut Character, &mut Transform, &Children), Without<Part>>,
     mut parts: Query<(&Part, &mut Transform, &mut Sprite)>,
 ) {
     let target = expression(show.mood);
     // The art of the expression, once its files are read (a missing file is read once).
     let art = show.expression.as_deref().and_then(art_frames).and_then(|(face, talk, blink)| {
-        let face = files.image(&face, &mut images)?;
-        Some((face, files.image(&talk, &mut images), files.image(&blink, &mut images)))
+        let face = files.image(&face)?;
+        Some((face, files.image(&talk), files.image(&blink)))
     });
     // A spoken line opens the mouth with its loudness, window by window; a line
     // without speech flaps it while the caption types.
@@ -355,10 +354,6 @@ mod tests {
     use super::*;
     use crate::show::Snapshot;
 
-    fn assets_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets")
-    }
-
     #[test]
     fn each_mood_has_its_own_face() {
         let moods = Mood::ALL;
@@ -382,8 +377,16 @@ mod tests {
             CharacterPlugin,
         ))
         .init_asset::<Image>()
+        .init_asset::<Font>()
         .insert_resource(Show::default())
-        .insert_resource(AssetFiles::new(assets_dir()));
+        // The art comes from the file watcher, as in the renderer.
+        .init_resource::<crate::scene::library::Library>()
+        .init_resource::<crate::scene::draw::News>()
+        .add_systems(Update, crate::scene::draw::apply_files.in_set(crate::stage::Stage::Ingest));
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let channels = crate::files::watch(std::path::Path::new("/nonexistent/scenes"), &assets);
+        app.insert_resource(AssetFiles::new(Some(channels.requests)))
+            .insert_resource(crate::scene::draw::FileInbox(std::sync::Mutex::new(channels.updates)));
         let parent = app.world_mut().spawn((Transform::default(), Visibility::default())).id();
         {
             let world = app.world_mut();
@@ -430,6 +433,14 @@ mod tests {
             chrono::Utc::now(),
         );
         app.insert_resource(show);
+        // Asked for on the first frame, read on the watcher's thread, shown once there.
+        for _ in 0..500 {
+            app.update();
+            if app.world().resource::<AssetFiles>().has_image("characters/pixel/happy.png") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         app.update();
         let mut parts = app.world_mut().query::<(&Part, &Transform, &Sprite)>();
         let (art, mouth) = parts.iter(app.world()).fold(

@@ -13,6 +13,7 @@ mod capture;
 mod character;
 mod clips;
 mod convert;
+mod files;
 mod follow;
 mod frame_cache;
 mod output;
@@ -147,6 +148,7 @@ struct Cli {
 /// resources made from the command line are added beside it in [`run`]).
 #[derive(Debug)]
 struct RendererPlugin {
+    scenes: PathBuf,
     assets: PathBuf,
 }
 
@@ -155,7 +157,7 @@ impl Plugin for RendererPlugin {
         app.add_plugins((
             stage::StagesPlugin,
             bridge::BridgePlugin,
-            scene::ScenePlugin { assets: self.assets.clone() },
+            scene::ScenePlugin { scenes: self.scenes.clone(), assets: self.assets.clone() },
             character::CharacterPlugin,
             sound::SoundPlugin,
             capture::CapturePlugin,
@@ -223,15 +225,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             assets.display()
         ));
     }
-    let (mut library, changes) = Library::open(&cli.scenes);
+    // A first look at the scenes, to say at once what is wrong and to check the pin;
+    // from here on the file watcher reads them (`files.rs`).
+    let (mut checked, changes) = Library::open(&cli.scenes);
     for change in &changes {
-        if let Change::Invalid(error) = change {
-            eprintln_line(&format!("scene error (skipped until fixed): {error}"));
+        match change {
+            Change::Invalid(error) => eprintln_line(&format!("scene error (skipped until fixed): {error}")),
+            Change::MissingAsset(error) => eprintln_line(&format!("scene asset missing: {error}")),
+            Change::Loaded(_) | Change::Removed(_) => {}
         }
     }
-    if let Some(scene) = &cli.scene {
-        library.pin(Some(scene_name(scene))).map_err(anyhow::Error::msg)?;
-    }
+    let pin = cli.scene.as_ref().map(|scene| scene_name(scene));
+    checked.pin(pin.clone()).map_err(anyhow::Error::msg)?;
+    let library = Library::pinned_to(pin);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -344,7 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<TerminalCtrlCHandlerPlugin>()
             .disable::<bevy::log::LogPlugin>(),
-        RendererPlugin { assets: assets.clone() },
+        RendererPlugin { scenes: cli.scenes.clone(), assets: assets.clone() },
     ))
     .set_runner(grid_runner(if cli.unpaced { None } else { Some(output::slot(encoding.fps)) }))
     // What the Tokio side and the output thread are reached through, made above.
@@ -357,7 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         width: encoding.width,
         height: encoding.height,
     })
-    .insert_resource(Sounds { bank: sound::Bank::load(&assets), sender: sound_sender })
+    .insert_resource(Sounds { bank: sound::Bank::default(), sender: sound_sender })
     .insert_resource(Inbox {
         feed: Mutex::new(feed),
         commands: Mutex::new(commands),

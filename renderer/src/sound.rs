@@ -3,14 +3,11 @@
 //! frame's share of the track by the output thread.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bevy::prelude::*;
 
 use crate::output::AUDIO_RATE;
-use crate::scene::draw::{News, SceneNews};
 use crate::scene::format::Trigger;
 use crate::show::Show;
 use crate::stage::Stage;
@@ -59,54 +56,28 @@ fn stereo(audio: &sothebais_shared::wav::Mono) -> Vec<i16> {
     audio.samples.iter().flat_map(|sample| [*sample, *sample]).collect()
 }
 
-/// The sound effects, by event, read from the assets folder and read again when a
-/// file changes (an upload, an edit).
+/// The sound effects, by event, as the file watcher (`files.rs`) read them from the
+/// assets folder (or the built-in copies): a changed file replaces its sound, a
+/// broken one silences its event until a good file is there.
 #[derive(Debug, Clone, Default)]
 pub struct Bank {
-    dir: PathBuf,
     clips: HashMap<Trigger, Clip>,
-    /// Each file's modification time when it was last read (`None`: missing).
-    stamps: HashMap<Trigger, Option<SystemTime>>,
 }
 
 impl Bank {
-    /// Loads the sounds under `assets`, the built-in copy for a missing one; an
-    /// unreadable one is skipped with a warning (its event is then silent until a
-    /// good file is there).
-    pub fn load(assets: &Path) -> Bank {
-        let mut bank = Bank { dir: assets.to_owned(), ..Bank::default() };
-        bank.refresh();
-        bank
-    }
-
-    /// Reads again the files whose modification time changed since the last look;
-    /// returns the ones now in use.
-    pub fn refresh(&mut self) -> Vec<&'static str> {
-        let mut reloaded = Vec::new();
-        for (trigger, file) in SOUNDS {
-            let path = self.dir.join(file);
-            let stamp = std::fs::metadata(&path).and_then(|meta| meta.modified()).ok();
-            if self.stamps.get(&trigger) == Some(&stamp) {
-                continue;
+    /// Takes what the watcher read for `trigger`'s file.
+    pub fn put(&mut self, trigger: Trigger, clip: Result<Clip, String>) -> Result<(), String> {
+        match clip {
+            Ok(clip) => {
+                self.clips.insert(trigger, clip);
+                Ok(())
             }
-            let first = !self.stamps.contains_key(&trigger);
-            self.stamps.insert(trigger, stamp);
-            let bytes = crate::builtin::read(&self.dir, file).ok_or_else(|| "it cannot be read".to_owned());
-            match bytes.and_then(|(bytes, _)| read_wav(&bytes)) {
-                Ok(samples) => {
-                    self.clips.insert(trigger, Arc::new(samples));
-                    if !first {
-                        reloaded.push(file);
-                    }
-                }
-                Err(error) => {
-                    // A bad file silences its event rather than playing what was there.
-                    self.clips.remove(&trigger);
-                    warn!("sound {} not used: {error}", path.display());
-                }
+            Err(error) => {
+                // A bad file silences its event rather than playing what was there.
+                self.clips.remove(&trigger);
+                Err(error)
             }
         }
-        reloaded
     }
 
     pub fn get(&self, trigger: Trigger) -> Option<Clip> {
@@ -191,23 +162,7 @@ pub struct Sounds {
 }
 
 /// Plays the sound of each show event of this frame.
-pub fn play_sounds(
-    show: Res<Show>,
-    mut sounds: ResMut<Sounds>,
-    mut news: ResMut<News>,
-    time: Res<Time>,
-    mut since: Local<f32>,
-) {
-    // Sound files are looked at once a second: an uploaded or edited one is used
-    // from then on.
-    *since += time.delta_secs();
-    if *since >= 1.0 {
-        *since = 0.0;
-        for file in sounds.bank.refresh() {
-            info!("sound {file} reloaded");
-            news.0.push(SceneNews::AssetLoaded(file.to_owned()));
-        }
-    }
+pub fn play_sounds(show: Res<Show>, sounds: Res<Sounds>) {
     for trigger in &show.triggers {
         if let Some(clip) = sounds.bank.get(*trigger) {
             let _ = sounds.sender.send(Play::Effect(clip));
@@ -256,41 +211,19 @@ mod tests {
     }
 
     #[test]
-    fn a_sound_file_written_or_changed_later_is_used_after_a_refresh() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir(dir.path().join("sounds")).expect("sounds dir");
-        let path = dir.path().join("sounds/bid_accepted.wav");
-        let mut bank = Bank::load(dir.path());
-        let built_in = bank.get(Trigger::BidAccepted).map(|clip| clip.len());
-        assert!(built_in.is_some_and(|len| len > 1000), "no file yet: the built-in chime");
-
-        let write = |samples: &[i16], age_secs: u64| {
-            std::fs::write(&path, wav(2, samples)).expect("write");
-            // Distinct modification times, however coarse the file system's clock.
-            let when = SystemTime::now() - std::time::Duration::from_secs(age_secs);
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .and_then(|file| file.set_modified(when))
-                .expect("touch");
-        };
-        write(&[1, 1, 2, 2], 20);
-        assert_eq!(bank.refresh(), ["sounds/bid_accepted.wav"]);
+    fn a_new_sound_replaces_the_old_and_a_broken_one_silences_its_event() {
+        let mut bank = Bank::default();
+        assert!(bank.put(Trigger::BidAccepted, Ok(Arc::new(vec![1, 1, 2, 2]))).is_ok());
         assert_eq!(bank.get(Trigger::BidAccepted).map(|clip| clip.len()), Some(4));
-        assert!(bank.refresh().is_empty(), "unchanged: not read again");
-
-        write(&[3, 3, 4, 4, 5, 5], 10);
-        assert_eq!(bank.refresh(), ["sounds/bid_accepted.wav"]);
+        assert!(bank.put(Trigger::BidAccepted, Ok(Arc::new(vec![3; 6]))).is_ok());
         assert_eq!(bank.get(Trigger::BidAccepted).map(|clip| clip.len()), Some(6));
-
-        std::fs::write(&path, b"not a wav").expect("break it");
-        bank.refresh();
+        assert!(bank.put(Trigger::BidAccepted, Err("not a wav".into())).is_err());
         assert!(bank.get(Trigger::BidAccepted).is_none(), "a broken file silences its event");
     }
 
     #[test]
     fn the_sounds_that_come_with_the_project_are_readable() {
-        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
         for (_, file) in SOUNDS {
             let bytes = std::fs::read(assets.join(file)).expect("sound file");
             assert!(read_wav(&bytes).is_ok_and(|samples| samples.len() > 1000), "{file}");

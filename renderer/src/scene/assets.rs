@@ -1,123 +1,125 @@
-//! The fonts and images the scenes name, read from the assets folder (or the copy
-//! built into the binary) and read again when their file changes.
+//! The fonts and images the scenes and the character use, as the app holds them:
+//! handles to what the file watcher (`files.rs`) read and decoded on its own thread.
+//! Asking for one the app does not have yet sends the watcher a request and answers
+//! `None` until it arrives; the render loop never reads a file.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::mpsc::Sender;
 
-use bevy::asset::RenderAssetUsages;
-use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
 
-/// Fonts and images read from the assets folder, reloaded when their file changes.
+/// Where one asset stands.
+#[derive(Debug, Clone)]
+enum Slot<T: Asset> {
+    /// Asked for; the watcher has not answered yet.
+    Waiting,
+    Loaded(Handle<T>),
+    /// Neither in the assets folder nor built in (yet: a file that appears is loaded).
+    Missing,
+}
+
+/// Fonts and images by their path under the assets folder.
 #[derive(Debug, Resource)]
 pub struct AssetFiles {
-    pub dir: PathBuf,
-    images: HashMap<String, (Option<Handle<Image>>, Option<SystemTime>)>,
-    fonts: HashMap<String, (Option<Handle<Font>>, Option<SystemTime>)>,
+    /// Requests to the watcher (`None`: no watcher, nothing arrives).
+    requests: Option<Sender<String>>,
+    images: HashMap<String, Slot<Image>>,
+    fonts: HashMap<String, Slot<Font>>,
 }
 
 impl AssetFiles {
-    pub fn new(dir: PathBuf) -> AssetFiles {
-        AssetFiles { dir, images: HashMap::new(), fonts: HashMap::new() }
+    pub fn new(requests: Option<Sender<String>>) -> AssetFiles {
+        AssetFiles { requests, images: HashMap::new(), fonts: HashMap::new() }
     }
 
-    fn stamp(path: &Path) -> Option<SystemTime> {
-        std::fs::metadata(path).and_then(|meta| meta.modified()).ok()
-    }
-
-    /// The bytes of `relative` under the folder, or its built-in copy when the
-    /// folder has none (said once in the log).
-    fn read(dir: &Path, relative: &str) -> Option<Vec<u8>> {
-        let (bytes, built_in) = crate::builtin::read(dir, relative)?;
-        if built_in {
-            info!("{relative} is not in {}: the built-in copy is used", dir.display());
+    fn request<T: Asset>(
+        requests: Option<&Sender<String>>,
+        slots: &mut HashMap<String, Slot<T>>,
+        relative: &str,
+    ) {
+        if let Some(requests) = requests {
+            let _ = requests.send(relative.to_owned());
         }
-        Some(bytes.into_owned())
+        slots.insert(relative.to_owned(), Slot::Waiting);
     }
 
-    fn read_image(dir: &Path, relative: &str) -> Option<Image> {
-        let bytes = AssetFiles::read(dir, relative)?;
-        let extension = Path::new(relative).extension()?.to_str()?.to_ascii_lowercase();
-        match Image::from_buffer(
-            &bytes,
-            ImageType::Extension(&extension),
-            CompressedImageFormats::NONE,
-            true,
-            ImageSampler::Default,
-            RenderAssetUsages::RENDER_WORLD,
-        ) {
-            Ok(image) => Some(image),
-            Err(error) => {
-                warn!("image {} cannot be read: {error}", dir.join(relative).display());
+    /// The image at `relative` under the assets folder, once it is loaded.
+    pub fn image(&mut self, relative: &str) -> Option<Handle<Image>> {
+        super::format::safe_asset_path(relative).ok()?;
+        match self.images.get(relative) {
+            Some(Slot::Loaded(handle)) => Some(handle.clone()),
+            Some(Slot::Waiting | Slot::Missing) => None,
+            None => {
+                AssetFiles::request(self.requests.as_ref(), &mut self.images, relative);
                 None
             }
         }
     }
 
-    /// The image at `relative` under the assets folder, loaded once.
-    pub fn image(&mut self, relative: &str, images: &mut Assets<Image>) -> Option<Handle<Image>> {
-        super::format::safe_asset_path(relative).ok()?;
-        let path = self.dir.join(relative);
-        let entry = self.images.entry(relative.to_owned()).or_insert_with(|| {
-            let stamp = AssetFiles::stamp(&path);
-            (AssetFiles::read_image(&self.dir, relative).map(|image| images.add(image)), stamp)
-        });
-        entry.0.clone()
-    }
-
     /// Whether the image at `relative` is loaded.
     pub fn has_image(&self, relative: &str) -> bool {
-        self.images.get(relative).is_some_and(|(handle, _)| handle.is_some())
+        matches!(self.images.get(relative), Some(Slot::Loaded(_)))
     }
 
-    /// The font at `relative` under the assets folder, loaded once.
-    pub fn font(&mut self, relative: &str, fonts: &mut Assets<Font>) -> Option<Handle<Font>> {
+    /// Whether the font at `relative` is loaded.
+    pub fn font_loaded(&self, relative: &str) -> bool {
+        matches!(self.fonts.get(relative), Some(Slot::Loaded(_)))
+    }
+
+    /// The font at `relative` under the assets folder, once it is loaded (a scene's
+    /// fonts arrive before the scene itself).
+    pub fn font(&mut self, relative: &str) -> Option<Handle<Font>> {
         super::format::safe_asset_path(relative).ok()?;
-        let path = self.dir.join(relative);
-        let entry = self.fonts.entry(relative.to_owned()).or_insert_with(|| {
-            let stamp = AssetFiles::stamp(&path);
-            (AssetFiles::read(&self.dir, relative).map(|bytes| fonts.add(Font::from_bytes(bytes))), stamp)
-        });
-        entry.0.clone()
+        match self.fonts.get(relative) {
+            Some(Slot::Loaded(handle)) => Some(handle.clone()),
+            Some(Slot::Waiting | Slot::Missing) => None,
+            None => {
+                AssetFiles::request(self.requests.as_ref(), &mut self.fonts, relative);
+                None
+            }
+        }
     }
 
-    /// Reloads the assets whose files changed, in place (entities keep their handles).
-    /// Returns the paths reloaded.
-    pub fn refresh(&mut self, images: &mut Assets<Image>, fonts: &mut Assets<Font>) -> Vec<String> {
-        let mut reloaded = Vec::new();
-        for (relative, (handle, stamp)) in &mut self.images {
-            let path = self.dir.join(relative.as_str());
-            let now = AssetFiles::stamp(&path);
-            if now != *stamp {
-                *stamp = now;
-                if let Some(image) = AssetFiles::read_image(&self.dir, relative) {
-                    match handle {
-                        Some(handle) => {
-                            let _ = images.insert(handle.id(), image);
-                        }
-                        None => *handle = Some(images.add(image)),
-                    }
-                    reloaded.push(relative.clone());
-                }
+    /// Takes an image the watcher decoded (`None`: it cannot be read); a reload
+    /// replaces the asset in place, so entities keep their handles. True when an
+    /// image is now loaded.
+    pub fn put_image(&mut self, relative: String, image: Option<Image>, images: &mut Assets<Image>) -> bool {
+        let slot = self.images.entry(relative).or_insert(Slot::Waiting);
+        match (image, &*slot) {
+            (Some(image), Slot::Loaded(handle)) => {
+                let _ = images.insert(handle.id(), image);
+                true
+            }
+            (Some(image), _) => {
+                *slot = Slot::Loaded(images.add(image));
+                true
+            }
+            // An unreadable new version leaves the last good one on air.
+            (None, Slot::Loaded(_)) => false,
+            (None, _) => {
+                *slot = Slot::Missing;
+                false
             }
         }
-        for (relative, (handle, stamp)) in &mut self.fonts {
-            let path = self.dir.join(relative.as_str());
-            let now = AssetFiles::stamp(&path);
-            if now != *stamp {
-                *stamp = now;
-                if let Some(bytes) = AssetFiles::read(&self.dir, relative) {
-                    match handle {
-                        Some(handle) => {
-                            let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
-                        }
-                        None => *handle = Some(fonts.add(Font::from_bytes(bytes))),
-                    }
-                    reloaded.push(relative.clone());
-                }
+    }
+
+    /// Takes a font's bytes as the watcher read them; as [`AssetFiles::put_image`].
+    pub fn put_font(&mut self, relative: String, bytes: Option<Vec<u8>>, fonts: &mut Assets<Font>) -> bool {
+        let slot = self.fonts.entry(relative).or_insert(Slot::Waiting);
+        match (bytes, &*slot) {
+            (Some(bytes), Slot::Loaded(handle)) => {
+                let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
+                true
+            }
+            (Some(bytes), _) => {
+                *slot = Slot::Loaded(fonts.add(Font::from_bytes(bytes)));
+                true
+            }
+            (None, Slot::Loaded(_)) => false,
+            (None, _) => {
+                *slot = Slot::Missing;
+                false
             }
         }
-        reloaded
     }
 }

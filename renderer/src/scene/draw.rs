@@ -128,35 +128,64 @@ pub enum SceneNews {
 #[derive(Debug, Resource, Default)]
 pub struct News(pub Vec<SceneNews>);
 
-/// How often the scene and asset files are checked.
-const POLL_SECS: f32 = 0.25;
+/// What the file watcher (`files.rs`) sent, read and decoded on its thread.
+#[derive(Debug, Resource)]
+pub struct FileInbox(pub std::sync::Mutex<std::sync::mpsc::Receiver<crate::files::Update>>);
 
-/// Re-reads changed scene and asset files four times a second.
-pub fn poll_files(
-    time: Res<Time>,
-    mut since: Local<f32>,
+/// Applies what the file watcher sent since the last frame: scene files, images,
+/// fonts, sounds (no file is read here).
+pub fn apply_files(
+    inbox: Res<FileInbox>,
     mut library: ResMut<Library>,
     mut files: ResMut<AssetFiles>,
     mut images: ResMut<Assets<Image>>,
     mut fonts: ResMut<Assets<Font>>,
+    mut sounds: Option<ResMut<crate::sound::Sounds>>,
     mut news: ResMut<News>,
 ) {
-    *since += time.delta_secs();
-    if *since < POLL_SECS {
-        return;
-    }
-    *since = 0.0;
-    for change in library.poll() {
-        match &change {
-            Change::Loaded(name) => info!("scene {name} loaded"),
-            Change::Invalid(error) => warn!("scene error, the last good version stays on air: {error}"),
-            Change::Removed(name) => info!("scene {name} removed"),
+    use crate::files::Update;
+    let Ok(updates) = inbox.0.lock() else { return };
+    while let Ok(update) = updates.try_recv() {
+        match update {
+            Update::Scenes(scene_files) => {
+                for change in library.apply(scene_files) {
+                    match &change {
+                        Change::Loaded(name) => info!("scene {name} loaded"),
+                        Change::Invalid(error) => {
+                            warn!("scene error, the last good version stays on air: {error}")
+                        }
+                        Change::MissingAsset(error) => warn!("scene asset missing: {error}"),
+                        Change::Removed(name) => info!("scene {name} removed"),
+                    }
+                    news.0.push(SceneNews::Changed(change));
+                }
+            }
+            Update::Image { path, image } => {
+                let reload = files.has_image(&path);
+                if files.put_image(path.clone(), image, &mut images) && reload {
+                    info!("asset {path} reloaded");
+                    news.0.push(SceneNews::AssetLoaded(path));
+                }
+            }
+            Update::Font { path, bytes } => {
+                let reload = files.font_loaded(&path);
+                if files.put_font(path.clone(), bytes, &mut fonts) && reload {
+                    info!("asset {path} reloaded");
+                    news.0.push(SceneNews::AssetLoaded(path));
+                }
+            }
+            Update::Sound { trigger, file, clip, first } => {
+                let Some(sounds) = sounds.as_mut() else { continue };
+                match sounds.bank.put(trigger, clip) {
+                    Ok(()) if !first => {
+                        info!("sound {file} reloaded");
+                        news.0.push(SceneNews::AssetLoaded(file.to_owned()));
+                    }
+                    Ok(()) => {}
+                    Err(error) => warn!("sound {file} not used: {error}"),
+                }
+            }
         }
-        news.0.push(SceneNews::Changed(change));
-    }
-    for path in files.refresh(&mut images, &mut fonts) {
-        info!("asset {path} reloaded");
-        news.0.push(SceneNews::AssetLoaded(path));
     }
 }
 
@@ -172,7 +201,6 @@ pub fn switch_scene(
     mut overrides: ResMut<Overrides>,
     nodes: Query<Entity, With<Node>>,
     mut files: ResMut<AssetFiles>,
-    mut fonts: ResMut<Assets<Font>>,
     mut images: ResMut<Assets<Image>>,
     mut news: ResMut<News>,
 ) {
@@ -193,7 +221,7 @@ pub fn switch_scene(
     }
     let fit = Fit::new(*canvas, scene.canvas);
     for (index, layer) in scene.layers.iter().enumerate() {
-        spawn_layer(&mut commands, index, layer, fit, &mut files, &mut fonts, &mut images);
+        spawn_layer(&mut commands, index, layer, fit, &mut files, &mut images);
     }
     commands.insert_resource(ClearColor(colour(scene.background)));
     info!("scene {} on air ({} layers)", scene.name, scene.layers.len());
@@ -204,9 +232,9 @@ pub fn switch_scene(
     show.triggers.push(Trigger::Enter);
 }
 
-fn text_font(layer: &Layer, fit: Fit, files: &mut AssetFiles, fonts: &mut Assets<Font>) -> TextFont {
+fn text_font(layer: &Layer, fit: Fit, files: &mut AssetFiles) -> TextFont {
     let font = TextFont::from_font_size(layer.font_size * fit.scale);
-    match layer.font.as_deref().and_then(|path| files.font(path, fonts)) {
+    match layer.font.as_deref().and_then(|path| files.font(path)) {
         Some(handle) => TextFont { font: FontSource::Handle(handle), ..font },
         None => font,
     }
@@ -218,7 +246,6 @@ fn spawn_layer(
     layer: &Layer,
     fit: Fit,
     files: &mut AssetFiles,
-    fonts: &mut Assets<Font>,
     images: &mut Assets<Image>,
 ) {
     let place = fit.place(layer.at, layer.offset);
@@ -239,7 +266,7 @@ fn spawn_layer(
         LayerKind::Image => {
             let mut sprite = Sprite::from_color(Color::NONE, size.unwrap_or(Vec2::ONE));
             let fixed = layer.image.as_ref().filter(|image| image.fields().next().is_none());
-            if let Some(handle) = fixed.and_then(|image| files.image(&image.source, images)) {
+            if let Some(handle) = fixed.and_then(|image| files.image(&image.source)) {
                 sprite.image = handle;
                 sprite.color = Color::WHITE;
             }
@@ -255,7 +282,7 @@ fn spawn_layer(
             let wraps = layer.fit == TextFit::Wrap;
             let mut entity = commands.spawn((
                 Text2d::default(),
-                text_font(layer, fit, files, fonts),
+                text_font(layer, fit, files),
                 TextColor(base_colour),
                 TextLayout::justify(justify),
                 TextBounds { width: size.filter(|_| wraps).map(|size| size.x), height: None },
@@ -272,7 +299,7 @@ fn spawn_layer(
                 let base = (place - Vec2::Y * layer.row_height * fit.scale * row as f32).extend(layer.z);
                 let mut entity = commands.spawn((
                     Text2d::default(),
-                    text_font(layer, fit, files, fonts),
+                    text_font(layer, fit, files),
                     TextColor(base_colour),
                     anchor,
                     Transform::from_translation(base),
@@ -309,7 +336,6 @@ pub fn update_nodes(
     on_air: Res<OnAir>,
     overrides: Res<Overrides>,
     mut files: ResMut<AssetFiles>,
-    mut images: ResMut<Assets<Image>>,
     mut nodes: Query<(
         &Node,
         &mut Transform,
@@ -375,11 +401,8 @@ pub fn update_nodes(
             LayerKind::Image => {
                 if layer.image.as_ref().is_some_and(|image| image.fields().next().is_some()) {
                     let (first, fallback) = image_sources(layer, lookup);
-                    image = Some(
-                        first
-                            .and_then(|path| files.image(&path, &mut images))
-                            .or_else(|| files.image(&fallback?, &mut images)),
-                    );
+                    image =
+                        Some(first.and_then(|path| files.image(&path)).or_else(|| files.image(&fallback?)));
                 }
             }
             LayerKind::Panel | LayerKind::Character => {}
@@ -659,23 +682,83 @@ mod tests {
     /// A bare app with the scene plugin in its stages and no renderer.
     fn app(scene_text: &str) -> App {
         let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("default.toml"), scene_text).expect("write");
-        let (library, _) = Library::open(dir.path());
+        let app = app_in(dir.path(), scene_text);
+        // Keep the folder alive as long as the app.
+        std::mem::forget(dir);
+        app
+    }
+
+    /// The app with its scenes and assets in `dir`.
+    fn app_in(dir: &Path, scene_text: &str) -> App {
+        std::fs::write(dir.join("default.toml"), scene_text).expect("write");
         let mut app = App::new();
         app.add_plugins((
             MinimalPlugins,
             AssetPlugin::default(),
             crate::stage::StagesPlugin,
-            crate::scene::ScenePlugin { assets: dir.path().to_path_buf() },
+            crate::scene::ScenePlugin { scenes: dir.to_path_buf(), assets: dir.to_path_buf() },
         ))
         .init_asset::<Image>()
         .init_asset::<Font>()
-        .insert_resource(library)
         .insert_resource(Canvas { width: 960, height: 540 })
         .insert_resource(Show::default());
-        // Keep the folder alive as long as the app.
-        std::mem::forget(dir);
         app
+    }
+
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+        assert!(made.success(), "mkfifo {}", path.display());
+    }
+
+    /// Updates the app until `done` (the watcher works on its own thread meanwhile).
+    fn update_until(app: &mut App, what: &str, done: impl Fn(&mut App) -> bool) -> usize {
+        for frames in 1..=2000 {
+            app.update();
+            if done(app) {
+                return frames;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("never: {what}");
+    }
+
+    #[test]
+    fn frames_go_on_while_a_scene_file_and_an_image_take_as_long_as_they_take_to_read() {
+        // A FIFO blocks its reader until a writer comes: were a file read on the
+        // render thread, the frames would stop at it.
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(dir.path().join("lots")).expect("mkdir");
+        let mut app = app_in(dir.path(), "[[layer]]\nid = \"t\"\nkind = \"text\"\ntext = \"Hello\"\n");
+        app.update();
+        assert_eq!(texts(&mut app), ["Hello"]);
+        mkfifo(&dir.path().join("slow.toml"));
+        mkfifo(&dir.path().join("lots/slow.png"));
+        // Well past the watcher's next look (it now waits on slow.toml), frames go on.
+        let mut frames = 0;
+        while frames < 100 {
+            app.update();
+            frames += 1;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(texts(&mut app), ["Hello"], "the scene on air stays");
+        // The scene arrives and names the image, which the watcher then waits on too.
+        let scene = dir.path().join("slow.toml");
+        let image = dir.path().join("lots/slow.png");
+        let writer = std::thread::spawn(move || {
+            std::fs::write(
+                &scene,
+                "states = [\"closed\"]\n[[layer]]\nid = \"p\"\nkind = \"image\"\nimage = \"lots/slow.png\"\nsize = [10, 10]\n",
+            )
+            .expect("write the scene");
+            let png = crate::builtin::file("lots/placeholder.png").expect("a PNG");
+            std::fs::write(&image, png).expect("write the image");
+        });
+        let waited = update_until(&mut app, "the slow scene and its image arrive", |app| {
+            app.world().resource::<Library>().names().contains(&"slow".to_owned())
+        });
+        assert!(waited > 0);
+        assert!(app.world().resource::<AssetFiles>().has_image("lots/slow.png"), "its image came before it");
+        writer.join().expect("the writer");
     }
 
     fn texts(app: &mut App) -> Vec<String> {

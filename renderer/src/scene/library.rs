@@ -19,51 +19,46 @@ fn built_in() -> Option<Arc<Scene>> {
     format::parse(Path::new("<built-in>/default.toml"), BUILT_IN).ok().map(Arc::new)
 }
 
-/// One scene file and what is known of it.
+/// What reading the scenes folder found for one file (made by [`SceneFolder::scan`]
+/// on the file watcher's thread, applied by [`Library::apply`] in the app).
 #[derive(Debug, Clone)]
-struct Entry {
-    /// The last version that read without error (none if it never did).
-    good: Option<Arc<Scene>>,
-    /// Bumped whenever `good` changes.
-    version: u64,
-    stamp: Option<(SystemTime, u64)>,
-    error: Option<SceneError>,
+pub enum SceneFile {
+    /// A file read anew (or the built-in default when the folder has none); `missing`
+    /// names the fonts and images it names that are neither in the assets folder nor
+    /// built in (the scene goes on air without them).
+    Read { name: String, scene: Result<Arc<Scene>, SceneError>, missing: Vec<SceneError> },
+    /// A file gone; `replacement` is the built-in default for `default`.
+    Gone { name: String, replacement: Option<Arc<Scene>> },
 }
 
-/// What a poll found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Loaded(String),
-    Invalid(SceneError),
-    Removed(String),
-}
-
-/// All scenes, by name.
-#[derive(Debug, Resource)]
-pub struct Library {
+/// The scenes folder as last seen: each file's modification time and size, so a scan
+/// reads only what changed.
+#[derive(Debug)]
+pub struct SceneFolder {
     dir: PathBuf,
-    entries: BTreeMap<String, Entry>,
-    /// The scene the operator put on air (`--scene`, `POST /api/stream/scenes/active`).
-    pinned: Option<String>,
+    stamps: BTreeMap<String, Option<(SystemTime, u64)>>,
+    /// Whether the built-in default has been handed out (on the first scan).
+    built_in_sent: bool,
 }
 
-impl Library {
-    /// Reads every `*.toml` under `dir` (a missing folder means only the built-in scene).
-    pub fn open(dir: &Path) -> (Library, Vec<Change>) {
-        let mut library = Library { dir: dir.to_path_buf(), entries: BTreeMap::new(), pinned: None };
-        if let Some(scene) = built_in() {
-            library.entries.insert(
-                "default".to_owned(),
-                Entry { good: Some(scene), version: 0, stamp: None, error: None },
-            );
-        }
-        let changes = library.poll();
-        (library, changes)
+impl SceneFolder {
+    pub fn new(dir: &Path) -> SceneFolder {
+        SceneFolder { dir: dir.to_path_buf(), stamps: BTreeMap::new(), built_in_sent: false }
     }
 
-    /// Re-reads the files that changed since the last poll.
-    pub fn poll(&mut self) -> Vec<Change> {
-        let mut changes = Vec::new();
+    /// The files that changed since the last scan (all of them the first time), each
+    /// with its text for locating errors.
+    pub fn scan(&mut self) -> Vec<(SceneFile, Option<String>)> {
+        let mut found = Vec::new();
+        // The built-in default first, so a `default.toml` that never reads leaves it.
+        if !self.built_in_sent {
+            self.built_in_sent = true;
+            if let Some(scene) = built_in() {
+                let read =
+                    SceneFile::Read { name: "default".to_owned(), scene: Ok(scene), missing: Vec::new() };
+                found.push((read, Some(BUILT_IN.to_owned())));
+            }
+        }
         let mut present = Vec::new();
         let files = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().map(|entry| entry.path());
         for path in files.filter(|path| path.extension().is_some_and(|extension| extension == "toml")) {
@@ -74,64 +69,123 @@ impl Library {
             let stamp = std::fs::metadata(&path)
                 .ok()
                 .map(|meta| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
-            let entry = self.entries.entry(name.clone()).or_insert(Entry {
-                good: None,
-                version: 0,
-                stamp: None,
-                error: None,
-            });
-            if stamp.is_some() && entry.stamp == stamp {
+            if stamp.is_some() && self.stamps.get(&name) == Some(&stamp) {
                 continue;
             }
-            entry.stamp = stamp;
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(error) => {
-                    let error = SceneError {
+            self.stamps.insert(name.clone(), stamp);
+            let (scene, text) = match std::fs::read_to_string(&path) {
+                Ok(text) => (format::parse(&path, &text).map(Arc::new), Some(text)),
+                Err(error) => (
+                    Err(SceneError {
                         file: path.display().to_string(),
                         line: 1,
                         column: 1,
                         message: format!("cannot read: {error}"),
-                    };
-                    entry.error = Some(error.clone());
-                    changes.push(Change::Invalid(error));
-                    continue;
-                }
+                    }),
+                    None,
+                ),
             };
-            match format::parse(&path, &text) {
-                Ok(scene) => {
-                    if entry.good.as_deref() != Some(&scene) {
-                        entry.good = Some(Arc::new(scene));
-                        entry.version += 1;
-                        changes.push(Change::Loaded(name));
-                    }
-                    entry.error = None;
-                }
-                Err(error) => {
-                    entry.error = Some(error.clone());
-                    changes.push(Change::Invalid(error));
-                }
-            }
+            found.push((SceneFile::Read { name, scene, missing: Vec::new() }, text));
         }
-        let removed: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(name, entry)| entry.stamp.is_some() && !present.contains(name))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in removed {
-            if name == "default" {
-                // Back to the built-in default.
-                if let Some(entry) = self.entries.get_mut(&name) {
-                    entry.stamp = None;
-                    entry.error = None;
-                    entry.good = built_in();
-                    entry.version += 1;
+        let gone: Vec<String> = self.stamps.keys().filter(|name| !present.contains(name)).cloned().collect();
+        for name in gone {
+            self.stamps.remove(&name);
+            let replacement = if name == "default" { built_in() } else { None };
+            found.push((SceneFile::Gone { name, replacement }, None));
+        }
+        found
+    }
+}
+
+/// One scene and what is known of it.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The last version that read without error (none if it never did).
+    good: Option<Arc<Scene>>,
+    /// Bumped whenever `good` changes.
+    version: u64,
+    error: Option<SceneError>,
+}
+
+/// What applying a file changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Loaded(String),
+    Invalid(SceneError),
+    /// A scene on air (or ready) names a font or image that is nowhere.
+    MissingAsset(SceneError),
+    Removed(String),
+}
+
+/// All scenes, by name, as the file watcher delivered them.
+#[derive(Debug, Resource, Default)]
+pub struct Library {
+    entries: BTreeMap<String, Entry>,
+    /// The scene the operator put on air (`--scene`, `POST /api/stream/scenes/active`).
+    pinned: Option<String>,
+}
+
+impl Library {
+    /// Reads every `*.toml` under `dir` at once (a missing folder means only the
+    /// built-in scene): for checks at start and for tests.
+    pub fn open(dir: &Path) -> (Library, Vec<Change>) {
+        let mut library = Library::default();
+        let files = SceneFolder::new(dir).scan().into_iter().map(|(file, _)| file).collect();
+        let changes = library.apply(files);
+        (library, changes)
+    }
+
+    /// An empty library with the operator's pin (`--scene`), filled by the watcher.
+    pub fn pinned_to(pinned: Option<String>) -> Library {
+        Library { entries: BTreeMap::new(), pinned }
+    }
+
+    /// Takes what a scan found.
+    pub fn apply(&mut self, files: Vec<SceneFile>) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for file in files {
+            match file {
+                SceneFile::Read { name, scene, missing } => {
+                    let entry = self.entries.entry(name.clone()).or_insert(Entry {
+                        good: None,
+                        version: 0,
+                        error: None,
+                    });
+                    match scene {
+                        Ok(scene) => {
+                            if entry.good.as_deref() != Some(&*scene) {
+                                entry.good = Some(scene);
+                                entry.version += 1;
+                                changes.push(Change::Loaded(name));
+                            }
+                            entry.error = missing.first().cloned();
+                            changes.extend(missing.into_iter().map(Change::MissingAsset));
+                        }
+                        Err(error) => {
+                            entry.error = Some(error.clone());
+                            changes.push(Change::Invalid(error));
+                        }
+                    }
                 }
-            } else {
-                self.entries.remove(&name);
+                SceneFile::Gone { name, replacement } => {
+                    match replacement {
+                        Some(scene) => {
+                            let entry = self.entries.entry(name.clone()).or_insert(Entry {
+                                good: None,
+                                version: 0,
+                                error: None,
+                            });
+                            entry.good = Some(scene);
+                            entry.error = None;
+                            entry.version += 1;
+                        }
+                        None => {
+                            self.entries.remove(&name);
+                        }
+                    }
+                    changes.push(Change::Removed(name));
+                }
             }
-            changes.push(Change::Removed(name));
         }
         changes
     }
@@ -211,10 +265,22 @@ mod tests {
 
     const SOLD: &str = "states = [\"closed\"]\n[[layer]]\nid = \"r\"\nkind = \"countdown\"\n";
 
+    /// A library fed by a folder, as the watcher feeds it.
+    fn open(dir: &Path) -> (SceneFolder, Library) {
+        let mut folder = SceneFolder::new(dir);
+        let mut library = Library::default();
+        library.apply(scan(&mut folder));
+        (folder, library)
+    }
+
+    fn scan(folder: &mut SceneFolder) -> Vec<SceneFile> {
+        folder.scan().into_iter().map(|(file, _)| file).collect()
+    }
+
     #[test]
     fn the_built_in_default_is_there_without_a_folder() {
         let (library, changes) = Library::open(Path::new("/nonexistent/scenes"));
-        assert!(changes.is_empty());
+        assert_eq!(changes, vec![Change::Loaded("default".into())]);
         let (scene, _) = library.pick("open").expect("default");
         assert_eq!(scene.name, "default");
         assert!(!scene.layers.is_empty());
@@ -225,7 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         write(dir.path(), "sold.toml", SOLD);
         let (mut library, changes) = Library::open(dir.path());
-        assert_eq!(changes, vec![Change::Loaded("sold".into())]);
+        assert_eq!(changes, vec![Change::Loaded("default".into()), Change::Loaded("sold".into())]);
         assert_eq!(library.pick("closed").expect("sold").0.name, "sold");
         assert_eq!(library.pick("open").expect("default").0.name, "default");
         library.pin(Some("sold".into())).expect("pin");
@@ -239,10 +305,10 @@ mod tests {
     fn an_invalid_edit_keeps_the_last_good_scene_and_says_where() {
         let dir = tempfile::tempdir().expect("dir");
         write(dir.path(), "sold.toml", SOLD);
-        let (mut library, _) = Library::open(dir.path());
+        let (mut folder, mut library) = open(dir.path());
         let (_, version) = library.pick("closed").expect("sold");
         write(dir.path(), "sold.toml", "states = [\"closed\"]\n[[layer]]\nid = \"r\"\nkind = \"countdwn\"\n");
-        let changes = library.poll();
+        let changes = library.apply(scan(&mut folder));
         let [Change::Invalid(error)] = changes.as_slice() else { panic!("{changes:?}") };
         assert_eq!(error.line, 4);
         assert!(error.file.ends_with("sold.toml"));
@@ -250,20 +316,20 @@ mod tests {
         assert_eq!((scene.layers[0].id.as_str(), same), ("r", version));
         assert_eq!(library.errors().len(), 1);
         write(dir.path(), "sold.toml", SOLD.replace("\"r\"", "\"result\"").as_str());
-        assert_eq!(library.poll(), vec![Change::Loaded("sold".into())]);
+        assert_eq!(library.apply(scan(&mut folder)), vec![Change::Loaded("sold".into())]);
         assert!(library.errors().is_empty());
         assert!(library.pick("closed").expect("new").1 > version);
-        assert!(library.poll().is_empty(), "nothing changed since");
+        assert!(scan(&mut folder).is_empty(), "nothing changed since: nothing read");
     }
 
     #[test]
     fn a_removed_default_falls_back_to_the_built_in_one() {
         let dir = tempfile::tempdir().expect("dir");
         write(dir.path(), "default.toml", SOLD);
-        let (mut library, _) = Library::open(dir.path());
+        let (mut folder, mut library) = open(dir.path());
         assert_eq!(library.pick("open").expect("file").0.layers.len(), 1);
         std::fs::remove_file(dir.path().join("default.toml")).expect("rm");
-        assert_eq!(library.poll(), vec![Change::Removed("default".into())]);
+        assert_eq!(library.apply(scan(&mut folder)), vec![Change::Removed("default".into())]);
         assert!(library.pick("open").expect("built in").0.layers.len() > 1);
     }
 }

@@ -14,20 +14,28 @@ use bevy::prelude::*;
 
 use crate::stage::Stage;
 
-/// The scene on air: the library's files looked at in [`Stage::Ingest`], the scene
-/// for the moment switched in [`Stage::Scene`], the layers laid out in
-/// [`Stage::Layout`] and animated in [`Stage::Animate`], the still panels baked into
-/// the backdrop in [`Stage::Capture`]. The [`library::Library`] and the
-/// [`draw::Canvas`] come from the caller (opened and checked at start).
+/// The scene on air: what the file watcher (`files.rs`, started here, on its own
+/// thread) read applied in [`Stage::Ingest`], the scene for the moment switched in
+/// [`Stage::Scene`], the layers laid out in [`Stage::Layout`] and animated in
+/// [`Stage::Animate`], the still panels baked into the backdrop in
+/// [`Stage::Capture`]. The [`draw::Canvas`] comes from the caller; so may the
+/// [`library::Library`] (with the operator's pin), else it starts empty.
 #[derive(Debug)]
 pub struct ScenePlugin {
+    /// The folder of scene files.
+    pub scenes: PathBuf,
     /// The assets folder the scenes' images and fonts are read from.
     pub assets: PathBuf,
 }
 
 impl Plugin for ScenePlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(assets::AssetFiles::new(self.assets.clone()))
+        let channels = crate::files::watch(&self.scenes, &self.assets);
+        if !app.world().contains_resource::<library::Library>() {
+            app.init_resource::<library::Library>();
+        }
+        app.insert_resource(assets::AssetFiles::new(Some(channels.requests)))
+            .insert_resource(draw::FileInbox(std::sync::Mutex::new(channels.updates)))
             .init_resource::<draw::OnAir>()
             .init_resource::<draw::Overrides>()
             .init_resource::<draw::News>()
@@ -35,7 +43,7 @@ impl Plugin for ScenePlugin {
             .add_systems(
                 Update,
                 (
-                    draw::poll_files.in_set(Stage::Ingest),
+                    draw::apply_files.in_set(Stage::Ingest),
                     draw::switch_scene.in_set(Stage::Scene),
                     (fit::fit_texts, draw::update_nodes).chain().in_set(Stage::Layout),
                     (draw::start_animations, draw::animate).chain().in_set(Stage::Animate),
