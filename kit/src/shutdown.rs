@@ -16,6 +16,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
+/// What [`Supervisor::run`] returns when a second signal came while stopping: the
+/// caller should exit at once (what was not stopped yet is cut short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedAtOnce {
+    pub signal: &'static str,
+    pub stage: &'static str,
+}
+
+impl std::fmt::Display for StoppedAtOnce {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "stopped at once by a second {} while stopping {}", self.signal, self.stage)
+    }
+}
+
+impl std::error::Error for StoppedAtOnce {}
+
 /// A stage of a [`Supervisor`]; stages stop in the order they were made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage(usize);
@@ -106,7 +122,7 @@ impl Supervisor {
                     Some(ended) = self.ended.recv() => self.record(ended, false, &mut failures),
                     Some(signal) = signals.next() => {
                         tracing::warn!(signal, stage = name, "second signal: stopping at once");
-                        anyhow::bail!("stopped at once by a second {signal} while stopping {name}");
+                        return Err(StoppedAtOnce { signal, stage: name }.into());
                     }
                 }
             }

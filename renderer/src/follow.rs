@@ -57,7 +57,8 @@ pub enum Source {
 const TYPES: &str = "auction:*,agent:message,agent:mood";
 const STREAMS: [Category; 2] = [Category::Auction, Category::Agent];
 
-/// Follows the backend at `backend` until the receiver is gone.
+/// Follows the backend at `backend` until the receiver is gone (or the task is
+/// stopped).
 pub async fn run(backend: String, source: Source, assets: PathBuf, feed: Sender<Feed>) {
     let http = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(http) => http,
@@ -292,18 +293,31 @@ async fn send_snapshot(
 /// Publishes the renderer's own events (`stream:*`): `XADD` to `events:stream`
 /// with Redis, else `POST /api/events/{type}` with an operator token signed with
 /// the backend's secret. An event that cannot be delivered is logged and dropped:
-/// these events report, they decide nothing.
+/// these events report, they decide nothing. Once `stop` fires it takes no new
+/// event and ends when the queued ones are handed over.
 pub async fn publish(
     backend: String,
     source: Source,
     secret: Option<secrecy::SecretString>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok();
     let backend = backend.trim_end_matches('/').to_owned();
     let mut redis_connection = None;
     let mut warned = false;
-    while let Some(event) = events.recv().await {
+    let mut stopping = false;
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = stop.cancelled(), if !stopping => {
+                // Take nothing new; what is queued (`stream:end` among it) still goes.
+                stopping = true;
+                events.close();
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         let Ok(payload) = serde_json::to_string(&event) else { continue };
         let result: anyhow::Result<()> = async {
             match &source {

@@ -48,6 +48,7 @@ use crate::report::Timing;
 use crate::scene::draw::Canvas;
 use crate::scene::library::{Change, Library};
 use crate::sound::Sounds;
+use sothebais_kit::shutdown::{StoppedAtOnce, Supervisor};
 
 /// The SothebAIs renderer.
 #[derive(Debug, Parser)]
@@ -272,12 +273,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let ports =
         PortBlock { api: cli.port, ws: cli.ws_port, metrics: cli.metrics_port, health: cli.health_port };
+    // Every task stops on one signal, stage by stage, each logged (`stopping
+    // stage=…`): the app and its outputs first (the recording finalised), then the
+    // API, the follower, and last the publisher with the final `stream:*` events. A
+    // second signal exits at once.
+    let _entered = runtime.enter();
+    let mut supervisor = Supervisor::new();
+    let render_stage = supervisor.stage("render");
+    let listeners_stage = supervisor.stage("listeners");
+    let follower_stage = supervisor.stage("follower");
+    let publisher_stage = supervisor.stage("publisher");
     for listener in runtime.block_on(api::bind(shared.clone(), cli.bind, ports))? {
-        runtime.spawn(async move {
-            if let Err(error) = listener.serve(std::future::pending()).await {
-                error!("{error:#}");
-            }
-        });
+        let name = format!("stream manager {}", listener.kind);
+        supervisor.spawn(listeners_stage, name, |stop| listener.serve(stop.cancelled_owned()));
     }
 
     let (feed_sender, feed) = std::sync::mpsc::channel();
@@ -288,13 +296,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(url) => follow::Source::Redis { url: url.clone(), prefix: cli.redis_key_prefix.clone() },
             None => follow::Source::WebSocket,
         };
-        runtime.spawn(follow::run(cli.backend.clone(), source.clone(), assets.clone(), feed_sender));
+        let follow = follow::run(cli.backend.clone(), source.clone(), assets.clone(), feed_sender);
+        supervisor.spawn(follower_stage, "follower", |stop| async move {
+            tokio::select! {
+                // It ends when the app is gone: that is no failure, the stop follows.
+                () = follow => stop.cancelled().await,
+                () = stop.cancelled() => {}
+            }
+            Ok(())
+        });
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        runtime.spawn(follow::publish(cli.backend.clone(), source, secret, receiver));
+        let backend = cli.backend.clone();
+        supervisor.spawn(publisher_stage, "publisher", |stop| async move {
+            follow::publish(backend, source, secret, receiver, stop.clone()).await;
+            stop.cancelled().await;
+            Ok(())
+        });
         Some(sender)
     };
+    // The render stage: tells the app to stop and waits until its outputs are final.
     let stop = Arc::new(AtomicBool::new(false));
-    runtime.spawn(wait_for_signal(stop.clone()));
+    let (finalised, outputs_final) = tokio::sync::oneshot::channel::<()>();
+    {
+        let stop = stop.clone();
+        supervisor.spawn(render_stage, "app and outputs", |token| async move {
+            token.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+            let _ = outputs_final.await;
+            Ok(())
+        });
+    }
+    let (end_of_show, internal) = sothebais_kit::shutdown::channel_signals();
+    let signals = futures::stream::select(
+        anyhow::Context::context(sothebais_kit::shutdown::signals(), "listening for SIGINT and SIGTERM")?,
+        internal,
+    );
+    let supervised = runtime.spawn(async move {
+        match supervisor.run(signals).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.downcast_ref::<StoppedAtOnce>().is_some() => {
+                warn!("{error}: exiting; the outputs are not finalised");
+                std::process::exit(130);
+            }
+            Err(error) => Err(error),
+        }
+    });
 
     let clips = if cli.clip_secs == 0 {
         None
@@ -368,7 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         feed: Mutex::new(feed),
         commands: Mutex::new(commands),
         outbox: outbox.clone(),
-        stop,
+        stop: stop.clone(),
         clips,
     })
     .insert_resource(Timing::new(encoder, encoding));
@@ -403,8 +449,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         send_event(outbox, EventType::StreamEnd, &StreamEnded { reason, frames_rendered });
     }
-    // Give the publisher a moment to hand over the last events.
-    runtime.shutdown_timeout(Duration::from_secs(2));
+    // The app ended (a signal, the frame count, the outputs done): the stages after
+    // the render stage stop now, the publisher last with `stream:end`.
+    let _ = finalised.send(());
+    if !stop.load(Ordering::Relaxed) {
+        // Not stopped by a signal: the stop starts here.
+        let _ = end_of_show.send("the end of the show");
+    }
+    drop(outbox);
+    let stopped = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), supervised).await });
+    match stopped {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => warn!("{error:#}"),
+        Ok(Err(error)) => warn!("the supervisor: {error}"),
+        Err(_) => warn!("the tasks did not stop within 10 s"),
+    }
+    drop(_entered);
+    runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
 
@@ -476,24 +537,6 @@ impl Grid {
 #[expect(clippy::print_stderr, reason = "start-up lines for the operator")]
 fn eprintln_line(line: &str) {
     eprintln!("sothebais-renderer: {line}");
-}
-
-/// Sets `stop` on the first SIGINT or SIGTERM, so the app ends and the outputs are
-/// finalised; a second signal exits at once.
-async fn wait_for_signal(stop: Arc<AtomicBool>) {
-    use futures::StreamExt as _;
-    let Ok(mut signals) = sothebais_kit::shutdown::signals() else {
-        warn!("cannot listen for SIGINT and SIGTERM");
-        return;
-    };
-    if let Some(signal) = signals.next().await {
-        info!("{signal}: stopping, finishing the outputs (a second signal stops at once)");
-        stop.store(true, Ordering::Relaxed);
-    }
-    if let Some(signal) = signals.next().await {
-        warn!("second {signal}: exiting at once; the outputs are not finalised");
-        std::process::exit(130);
-    }
 }
 
 #[cfg(test)]

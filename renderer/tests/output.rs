@@ -848,3 +848,79 @@ fn without_an_output_the_show_is_recorded_under_the_data_dir() {
     assert!(url.contains("/recordings/show-") && url.ends_with(".mkv"), "{url}");
     assert!(dir.path().join("recordings").is_dir(), "the recordings folder is made");
 }
+
+fn interrupt(child: &Child) {
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    assert!(sent.success(), "SIGINT sent");
+}
+
+/// The exit status, once the process has ended (within `timeout`).
+fn exited(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn sigint_finalises_the_recording_stage_by_stage_and_a_second_one_exits_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // An MP4 is only playable once finalised (its index is written at the end).
+    let file = dir.path().join("show.mp4");
+    let mut show = Running::start(&["--fps", "15", "--output", file.to_str().expect("path")]);
+    let api = show.api();
+    wait_for_status(&api, "frames encoded", Duration::from_secs(90), |status| {
+        status["outputs"][0]["state"] == "live"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    interrupt(&show.child);
+    let status = exited(&mut show.child, Duration::from_secs(60)).expect("it stops");
+    assert!(status.success(), "a clean stop: {status:?}\n{}", show.log());
+    let streams = probe(file.to_str().expect("path"));
+    assert_eq!(stream(&streams, "video")["codec_name"], "h264", "a finalised, playable MP4");
+    let log = show.log();
+    let positions: Vec<usize> = ["render", "listeners", "follower", "publisher"]
+        .iter()
+        .filter_map(|stage| log.find(&format!("stopped stage=\"{stage}\"")))
+        .collect();
+    assert_eq!(positions.len(), 4, "every stage is logged as stopped:\n{log}");
+    assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "in this order:\n{log}");
+
+    // An ingest that accepts the connection and never answers holds the finish up
+    // (each output gets up to 15 s to end its stream): a second SIGINT cuts it short.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a silent ingest");
+    let port = silent.local_addr().expect("addr").port();
+    let accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept() {
+            held.push(connection);
+            if held.len() > 20 {
+                break;
+            }
+        }
+    });
+    let recording = dir.path().join("second.mp4");
+    let url = format!("rtmp://127.0.0.1:{port}/live/key");
+    let mut show =
+        Running::start(&["--fps", "15", "--output", recording.to_str().expect("path"), "--output", &url]);
+    let api = show.api();
+    wait_for_status(&api, "the recording live", Duration::from_secs(90), |status| {
+        status["outputs"][0]["state"] == "live"
+    });
+    interrupt(&show.child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !show.log().contains("stopping stage=\"render\"") {
+        assert!(Instant::now() < deadline, "the first SIGINT starts the stop:\n{}", show.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(show.child.try_wait().ok().flatten().is_none(), "still finishing its outputs:\n{}", show.log());
+    interrupt(&show.child);
+    let status = exited(&mut show.child, Duration::from_secs(10)).expect("the second SIGINT ends it");
+    assert_eq!(status.code(), Some(130), "exits at once:\n{}", show.log());
+    assert!(show.log().contains("second signal: stopping at once"), "{}", show.log());
+    drop(accepting);
+}

@@ -323,6 +323,22 @@ mod tests {
     }
 
     #[test]
+    fn a_scene_naming_a_missing_asset_goes_on_air_with_the_error_listed() {
+        let scene = Arc::new(format::parse(Path::new("sold.toml"), SOLD).expect("scene"));
+        let error =
+            SceneError { file: "sold.toml".into(), line: 3, column: 9, message: "image gone.png".into() };
+        let mut library = Library::default();
+        let changes = library.apply(vec![SceneFile::Read {
+            name: "sold".into(),
+            scene: Ok(scene),
+            missing: vec![error.clone()],
+        }]);
+        assert_eq!(changes, vec![Change::Loaded("sold".into()), Change::MissingAsset(error.clone())]);
+        assert_eq!(library.pick("closed").expect("on air anyway").0.name, "sold");
+        assert_eq!(library.list()[0].2, Some(error), "the API lists the error");
+    }
+
+    #[test]
     fn a_removed_default_falls_back_to_the_built_in_one() {
         let dir = tempfile::tempdir().expect("dir");
         write(dir.path(), "default.toml", SOLD);
