@@ -20,13 +20,37 @@ pub enum Track {
     Audio,
 }
 
+/// Where an output stands (`state` in `GET /api/stream/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    /// Taking the stream.
+    Live,
+    /// Lost (or not reached yet): trying again after a backoff.
+    Reconnecting,
+    /// Given up on (a file that cannot be written); the others go on.
+    Error,
+    /// Stopped by the operator or at the end of the show.
+    Stopped,
+}
+
+impl OutputState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputState::Live => "live",
+            OutputState::Reconnecting => "reconnecting",
+            OutputState::Error => "error",
+            OutputState::Stopped => "stopped",
+        }
+    }
+}
+
 /// What an output reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// The URL or path, key masked.
     pub url: String,
-    /// `live`, `reconnecting` or `error`.
-    pub state: &'static str,
+    pub state: OutputState,
     pub reconnects: u64,
     /// Encoded bytes handed to this output so far.
     pub bytes: u64,
@@ -85,7 +109,7 @@ impl Branch {
         Branch {
             report: Report {
                 url: masked.clone(),
-                state: "reconnecting",
+                state: OutputState::Reconnecting,
                 reconnects: 0,
                 bytes: 0,
                 error: None,
@@ -118,7 +142,7 @@ impl Branch {
         let result = self.finish(Duration::from_secs(15));
         self.stopped = true;
         self.pending.clear();
-        self.report.state = "stopped";
+        self.report.state = OutputState::Stopped;
         info!("output {} stopped by the operator", self.masked);
         result
     }
@@ -126,7 +150,7 @@ impl Branch {
     /// Starts a stopped output again at the next keyframe; a file output starts a
     /// new file (`show-1.mkv`, `show-2.mkv`, …) rather than overwrite the last one.
     pub fn resume(&mut self) {
-        if !self.stopped && self.report.state != "error" {
+        if !self.stopped && self.report.state != OutputState::Error {
             return;
         }
         if let Output::File { path, .. } = &mut self.output {
@@ -144,7 +168,7 @@ impl Branch {
         self.stopped = false;
         self.retry_at = None;
         self.failures = 0;
-        self.report.state = "reconnecting";
+        self.report.state = OutputState::Reconnecting;
         self.report.error = None;
         info!("output {} started by the operator", self.masked);
     }
@@ -201,7 +225,7 @@ impl Branch {
         }
         self.running =
             Some(Running { pipeline, video, audio, started: Instant::now(), keyframe_seen: false });
-        self.report.state = "live";
+        self.report.state = OutputState::Live;
         self.report.error = None;
         info!("output {} started", self.masked);
         Ok(())
@@ -218,14 +242,14 @@ impl Branch {
         }
         self.report.error = Some(why.clone());
         if self.keep_everything {
-            self.report.state = "error";
+            self.report.state = OutputState::Error;
             warn!("output {} failed: {why}", self.masked);
             return;
         }
         self.failures += 1;
         let wait = backoff(self.failures);
         self.retry_at = Some(Instant::now() + wait);
-        self.report.state = "reconnecting";
+        self.report.state = OutputState::Reconnecting;
         warn!("output {} failed: {why}; reconnecting in {} s", self.masked, wait.as_secs());
     }
 
@@ -258,7 +282,7 @@ impl Branch {
             return;
         }
         self.check();
-        if self.running.is_none() && self.report.state != "error" {
+        if self.running.is_none() && self.report.state != OutputState::Error {
             let first = self.retry_at.is_none();
             if first && !self.caps.iter().all(Option::is_some) {
                 if self.pending.len() < 1000 {

@@ -555,7 +555,10 @@ impl Pipeline {
         // Every output ends its streams and finalises its file or connection.
         let mut result = encoded;
         if let Ok(mut branches) = self.branches.lock() {
-            for branch in branches.iter_mut().filter(|branch| branch.report().state != "stopped") {
+            for branch in branches
+                .iter_mut()
+                .filter(|branch| branch.report().state != crate::branch::OutputState::Stopped)
+            {
                 let finished = branch.finish(Duration::from_secs(15));
                 if result.is_ok() {
                     result = finished;

@@ -11,6 +11,7 @@ use sothebais_shared::events::{EventType, StreamQuality};
 
 use crate::api;
 use crate::branch;
+use crate::branch::OutputState;
 use crate::bridge::{Inbox, send_event};
 use crate::capture::FrameSink;
 use crate::output::Encoding;
@@ -145,11 +146,11 @@ pub fn publish_view(
         "error"
     } else if pushed == 0 {
         "idle"
-    } else if outputs.iter().any(|output| output.state == "live") {
+    } else if outputs.iter().any(|output| output.state == OutputState::Live) {
         "live"
-    } else if outputs.iter().any(|output| output.state == "reconnecting") {
+    } else if outputs.iter().any(|output| output.state == OutputState::Reconnecting) {
         "reconnecting"
-    } else if outputs.iter().all(|output| output.state == "stopped") {
+    } else if outputs.iter().all(|output| output.state == OutputState::Stopped) {
         "idle"
     } else {
         "error"

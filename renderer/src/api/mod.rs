@@ -85,10 +85,10 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutputStatus {
     pub url: String,
-    pub state: &'static str,
+    pub state: crate::branch::OutputState,
     pub bitrate_kbps: u32,
     pub reconnects: u64,
 }
@@ -227,8 +227,13 @@ fn health_checks(shared: &Shared) -> Checks {
         .status
         .outputs
         .iter()
-        .filter(|output| matches!(output.state, "error" | "reconnecting"))
-        .map(|output| format!("{} is {}", output.url, output.state))
+        .filter(|output| {
+            matches!(
+                output.state,
+                crate::branch::OutputState::Error | crate::branch::OutputState::Reconnecting
+            )
+        })
+        .map(|output| format!("{} is {}", output.url, output.state.as_str()))
         .collect();
     checks.set("ingest", if troubled.is_empty() { Ok(()) } else { Err(troubled.join("; ")) });
     checks
@@ -396,7 +401,7 @@ async fn playback(
         let chosen = |branch: &crate::branch::Branch| !picked || parsed.iter().any(|(url, _)| branch.is(url));
         if action != "start" {
             for branch in branches.iter_mut().filter(|branch| chosen(branch)) {
-                if branch.report().state != "stopped" {
+                if branch.report().state != crate::branch::OutputState::Stopped {
                     let _ = branch.stop();
                 }
             }
@@ -417,7 +422,7 @@ async fn playback(
             .iter()
             .map(|branch| {
                 let report = branch.report();
-                serde_json::json!({ "url": report.url, "state": report.state, "reconnects": report.reconnects })
+                serde_json::json!({ "url": report.url, "state": report.state.as_str(), "reconnects": report.reconnects })
             })
             .collect())
     })
