@@ -32,28 +32,56 @@ impl AssetFiles {
         AssetFiles { requests, images: HashMap::new(), fonts: HashMap::new() }
     }
 
-    fn request<T: Asset>(
+    /// The handle in `slots` for `relative` once loaded; asks the watcher the first time.
+    fn get<T: Asset>(
         requests: Option<&Sender<String>>,
         slots: &mut HashMap<String, Slot<T>>,
         relative: &str,
-    ) {
-        if let Some(requests) = requests {
-            let _ = requests.send(relative.to_owned());
+    ) -> Option<Handle<T>> {
+        super::format::safe_asset_path(relative).ok()?;
+        match slots.get(relative) {
+            Some(Slot::Loaded(handle)) => Some(handle.clone()),
+            Some(Slot::Waiting | Slot::Missing) => None,
+            None => {
+                if let Some(requests) = requests {
+                    let _ = requests.send(relative.to_owned());
+                }
+                slots.insert(relative.to_owned(), Slot::Waiting);
+                None
+            }
         }
-        slots.insert(relative.to_owned(), Slot::Waiting);
+    }
+
+    /// Takes what the watcher read (`None`: it cannot be read); a reload replaces the
+    /// asset in place, so entities keep their handles. True when it is now loaded.
+    fn put<T: Asset>(
+        slots: &mut HashMap<String, Slot<T>>,
+        relative: String,
+        value: Option<T>,
+        assets: &mut Assets<T>,
+    ) -> bool {
+        let slot = slots.entry(relative).or_insert(Slot::Waiting);
+        match (value, &*slot) {
+            (Some(value), Slot::Loaded(handle)) => {
+                let _ = assets.insert(handle.id(), value);
+                true
+            }
+            (Some(value), _) => {
+                *slot = Slot::Loaded(assets.add(value));
+                true
+            }
+            // An unreadable new version leaves the last good one on air.
+            (None, Slot::Loaded(_)) => false,
+            (None, _) => {
+                *slot = Slot::Missing;
+                false
+            }
+        }
     }
 
     /// The image at `relative` under the assets folder, once it is loaded.
     pub fn image(&mut self, relative: &str) -> Option<Handle<Image>> {
-        super::format::safe_asset_path(relative).ok()?;
-        match self.images.get(relative) {
-            Some(Slot::Loaded(handle)) => Some(handle.clone()),
-            Some(Slot::Waiting | Slot::Missing) => None,
-            None => {
-                AssetFiles::request(self.requests.as_ref(), &mut self.images, relative);
-                None
-            }
-        }
+        AssetFiles::get(self.requests.as_ref(), &mut self.images, relative)
     }
 
     /// Whether the image at `relative` is loaded.
@@ -69,57 +97,16 @@ impl AssetFiles {
     /// The font at `relative` under the assets folder, once it is loaded (a scene's
     /// fonts arrive before the scene itself).
     pub fn font(&mut self, relative: &str) -> Option<Handle<Font>> {
-        super::format::safe_asset_path(relative).ok()?;
-        match self.fonts.get(relative) {
-            Some(Slot::Loaded(handle)) => Some(handle.clone()),
-            Some(Slot::Waiting | Slot::Missing) => None,
-            None => {
-                AssetFiles::request(self.requests.as_ref(), &mut self.fonts, relative);
-                None
-            }
-        }
+        AssetFiles::get(self.requests.as_ref(), &mut self.fonts, relative)
     }
 
-    /// Takes an image the watcher decoded (`None`: it cannot be read); a reload
-    /// replaces the asset in place, so entities keep their handles. True when an
-    /// image is now loaded.
+    /// Takes an image the watcher decoded.
     pub fn put_image(&mut self, relative: String, image: Option<Image>, images: &mut Assets<Image>) -> bool {
-        let slot = self.images.entry(relative).or_insert(Slot::Waiting);
-        match (image, &*slot) {
-            (Some(image), Slot::Loaded(handle)) => {
-                let _ = images.insert(handle.id(), image);
-                true
-            }
-            (Some(image), _) => {
-                *slot = Slot::Loaded(images.add(image));
-                true
-            }
-            // An unreadable new version leaves the last good one on air.
-            (None, Slot::Loaded(_)) => false,
-            (None, _) => {
-                *slot = Slot::Missing;
-                false
-            }
-        }
+        AssetFiles::put(&mut self.images, relative, image, images)
     }
 
-    /// Takes a font's bytes as the watcher read them; as [`AssetFiles::put_image`].
+    /// Takes a font's bytes as the watcher read them.
     pub fn put_font(&mut self, relative: String, bytes: Option<Vec<u8>>, fonts: &mut Assets<Font>) -> bool {
-        let slot = self.fonts.entry(relative).or_insert(Slot::Waiting);
-        match (bytes, &*slot) {
-            (Some(bytes), Slot::Loaded(handle)) => {
-                let _ = fonts.insert(handle.id(), Font::from_bytes(bytes));
-                true
-            }
-            (Some(bytes), _) => {
-                *slot = Slot::Loaded(fonts.add(Font::from_bytes(bytes)));
-                true
-            }
-            (None, Slot::Loaded(_)) => false,
-            (None, _) => {
-                *slot = Slot::Missing;
-                false
-            }
-        }
+        AssetFiles::put(&mut self.fonts, relative, bytes.map(Font::from_bytes), fonts)
     }
 }
