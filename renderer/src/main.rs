@@ -17,6 +17,7 @@ mod files;
 mod follow;
 mod frame_cache;
 mod output;
+mod publish;
 mod report;
 mod scene;
 mod show;
@@ -308,7 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let backend = cli.backend.clone();
         supervisor.spawn(publisher_stage, "publisher", |stop| async move {
-            follow::publish(backend, source, secret, receiver, stop.clone()).await;
+            publish::run(backend, source, secret, receiver, stop.clone()).await;
             stop.cancelled().await;
             Ok(())
         });
