@@ -153,7 +153,7 @@ pub fn report_news(mut news: ResMut<News>, inbox: Res<Inbox>) {
             ),
             SceneNews::Changed(_) => {}
             SceneNews::AssetLoaded(path) => {
-                let kind = if path.ends_with(".ttf") || path.ends_with(".otf") { "font" } else { "image" };
+                let kind = if crate::files::is_font(&path) { "font" } else { "image" };
                 send_event(
                     outbox,
                     EventType::StreamAssetLoaded,

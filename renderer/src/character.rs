@@ -382,11 +382,11 @@ mod tests {
         // The art comes from the file watcher, as in the renderer.
         .init_resource::<crate::scene::library::Library>()
         .init_resource::<crate::scene::draw::News>()
-        .add_systems(Update, crate::scene::draw::apply_files.in_set(crate::stage::Stage::Ingest));
+        .add_systems(Update, crate::files::apply_files.in_set(crate::stage::Stage::Ingest));
         let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
         let channels = crate::files::watch(std::path::Path::new("/nonexistent/scenes"), &assets);
         app.insert_resource(AssetFiles::new(Some(channels.requests)))
-            .insert_resource(crate::scene::draw::FileInbox(std::sync::Mutex::new(channels.updates)));
+            .insert_resource(crate::files::FileInbox(std::sync::Mutex::new(channels.updates)));
         let parent = app.world_mut().spawn((Transform::default(), Visibility::default())).id();
         {
             let world = app.world_mut();

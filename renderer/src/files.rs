@@ -2,7 +2,7 @@
 //! the fonts and images they and the character name, the sound effects) is looked
 //! at, read and decoded on this thread, four times a second, and handed to the app
 //! through a channel as ready values ([`Update`]). The render loop only applies them
-//! (`scene::draw::apply_files`): a slow disk, a huge image or a folder of thousands
+//! (`apply_files`, below, in `Stage::Ingest`): a slow disk, a huge image or a folder of thousands
 //! of scenes never costs it a frame.
 //!
 //! A scene's own fonts and images are sent before the scene, so it goes on air with
@@ -18,10 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::log::{info, warn};
-use bevy::prelude::Image;
+use bevy::prelude::*;
 
+use crate::scene::assets::AssetFiles;
+use crate::scene::draw::{News, SceneNews};
 use crate::scene::format::{LayerKind, Scene, SceneError, Trigger};
-use crate::scene::library::{SceneFile, SceneFolder};
+use crate::scene::library::{Change, Library, SceneFile, SceneFolder};
 use crate::sound::{Clip, SOUNDS};
 
 /// How often the folders are looked at.
@@ -66,6 +68,11 @@ pub fn watch(scenes: &Path, assets: &Path) -> Channels {
 enum Kind {
     Image,
     Font,
+}
+
+/// Whether an asset path names a font (else an image).
+pub fn is_font(relative: &str) -> bool {
+    kind(relative) == Kind::Font
 }
 
 fn kind(relative: &str) -> Kind {
@@ -271,6 +278,68 @@ fn decode(dir: &Path, relative: &str, bytes: &[u8]) -> Option<Image> {
         Err(error) => {
             warn!("image {} cannot be read: {error}", dir.join(relative).display());
             None
+        }
+    }
+}
+
+// ---- The app's side: applying what arrives, in `Stage::Ingest`. ----
+
+/// The app's end of the watcher's channel: what it read and decoded.
+#[derive(Debug, Resource)]
+pub struct FileInbox(pub std::sync::Mutex<Receiver<Update>>);
+
+/// Applies what the file watcher sent since the last frame: scene files, images,
+/// fonts, sounds (no file is read here).
+pub fn apply_files(
+    inbox: Res<FileInbox>,
+    mut library: ResMut<Library>,
+    mut files: ResMut<AssetFiles>,
+    mut images: ResMut<Assets<Image>>,
+    mut fonts: ResMut<Assets<Font>>,
+    mut sounds: Option<ResMut<crate::sound::Sounds>>,
+    mut news: ResMut<News>,
+) {
+    let Ok(updates) = inbox.0.lock() else { return };
+    while let Ok(update) = updates.try_recv() {
+        match update {
+            Update::Scenes(scene_files) => {
+                for change in library.apply(scene_files) {
+                    match &change {
+                        Change::Loaded(name) => info!("scene {name} loaded"),
+                        Change::Invalid(error) => {
+                            warn!("scene error, the last good version stays on air: {error}")
+                        }
+                        Change::MissingAsset(error) => warn!("scene asset missing: {error}"),
+                        Change::Removed(name) => info!("scene {name} removed"),
+                    }
+                    news.0.push(SceneNews::Changed(change));
+                }
+            }
+            Update::Image { path, image } => {
+                let reload = files.has_image(&path);
+                if files.put_image(path.clone(), image, &mut images) && reload {
+                    info!("asset {path} reloaded");
+                    news.0.push(SceneNews::AssetLoaded(path));
+                }
+            }
+            Update::Font { path, bytes } => {
+                let reload = files.font_loaded(&path);
+                if files.put_font(path.clone(), bytes, &mut fonts) && reload {
+                    info!("asset {path} reloaded");
+                    news.0.push(SceneNews::AssetLoaded(path));
+                }
+            }
+            Update::Sound { trigger, file, clip, first } => {
+                let Some(sounds) = sounds.as_mut() else { continue };
+                match sounds.bank.put(trigger, clip) {
+                    Ok(()) if !first => {
+                        info!("sound {file} reloaded");
+                        news.0.push(SceneNews::AssetLoaded(file.to_owned()));
+                    }
+                    Ok(()) => {}
+                    Err(error) => warn!("sound {file} not used: {error}"),
+                }
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::capture::FrameSink;
 use crate::output::Encoding;
 use crate::scene::assets::AssetFiles;
 use crate::scene::draw::{self as draw, OnAir, Overrides};
+use crate::scene::format::{LayerKind, Position};
 use crate::scene::library::Library;
 use crate::show::Show;
 use crate::stage::Stage;
@@ -197,7 +198,7 @@ pub fn publish_view(
             })
             .collect(),
     };
-    let layers = draw::layer_infos(&on_air, &overrides, &show, &files, &nodes);
+    let layers = layer_infos(&on_air, &overrides, &show, &files, &nodes);
     if let Some(why) = &failed
         && !timing.failed_reported
     {
@@ -229,4 +230,78 @@ pub fn stop_when_finished(sink: Res<FrameSink>, inbox: Res<Inbox>, mut exit: Mes
     if sink.stats.finished.load(Ordering::Relaxed) || inbox.stop.load(Ordering::Relaxed) {
         exit.write(AppExit::Success);
     }
+}
+
+/// A layer as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerInfo {
+    pub id: String,
+    pub kind: &'static str,
+    pub visible: bool,
+    pub z: f32,
+    /// `[x, y, width, height]` in the scene's canvas units.
+    pub rect: [f32; 4],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The picture an image layer shows (a path under the assets folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// The layers of the scene on air, as drawn now.
+pub fn layer_infos(
+    on_air: &OnAir,
+    overrides: &Overrides,
+    show: &Show,
+    files: &AssetFiles,
+    nodes: &Query<(&draw::Node, &Visibility, Option<&Text2d>)>,
+) -> Vec<LayerInfo> {
+    let Some(scene) = on_air.scene.as_ref() else { return Vec::new() };
+    let mut infos: Vec<LayerInfo> = scene
+        .layers
+        .iter()
+        .map(|layer| {
+            let (x, y) = match layer.at {
+                Position::Point(x, y) => (x, y),
+                Position::Named(anchor) => {
+                    let (fx, fy) = anchor.fraction();
+                    (fx * scene.canvas[0], fy * scene.canvas[1])
+                }
+            };
+            let [w, h] = layer.size.unwrap_or([0.0, 0.0]);
+            let (fx, fy) = layer.anchor.fraction();
+            let patch = overrides.0.get(&layer.id);
+            let (x, y) = patch.and_then(|patch| patch.position).map_or((x, y), |[x, y]| (x, y));
+            let image = (layer.kind == LayerKind::Image)
+                .then(|| {
+                    let now = chrono::Utc::now();
+                    let (first, fallback) = draw::image_sources(layer, |name| show.field(name, now));
+                    first.filter(|path| files.has_image(path)).or(fallback)
+                })
+                .flatten();
+            LayerInfo {
+                id: layer.id.clone(),
+                kind: layer.kind.as_str(),
+                visible: false,
+                z: patch.and_then(|patch| patch.z).unwrap_or(layer.z),
+                rect: [x + layer.offset[0] - fx * w, y + layer.offset[1] - fy * h, w, h],
+                text: None,
+                image,
+            }
+        })
+        .collect();
+    for (node, visibility, text) in nodes.iter() {
+        let Some(info) = infos.get_mut(node.layer) else { continue };
+        info.visible |= *visibility != Visibility::Hidden;
+        if let Some(text) = text.filter(|text| !text.0.is_empty()) {
+            match &mut info.text {
+                Some(joined) => {
+                    joined.push('\n');
+                    joined.push_str(&text.0);
+                }
+                None => info.text = Some(text.0.clone()),
+            }
+        }
+    }
+    infos
 }

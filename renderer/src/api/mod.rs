@@ -30,7 +30,8 @@ use crate::frame_cache::{FrameCache, FrameFormat};
 mod clips;
 mod socket;
 use crate::output::OutputStats;
-use crate::scene::draw::{LayerInfo, Patch};
+use crate::report::LayerInfo;
+use crate::scene::draw::Patch;
 
 /// What the operator asks of the running renderer.
 #[derive(Debug, Clone, PartialEq)]

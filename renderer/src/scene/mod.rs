@@ -35,7 +35,7 @@ impl Plugin for ScenePlugin {
             app.init_resource::<library::Library>();
         }
         app.insert_resource(assets::AssetFiles::new(Some(channels.requests)))
-            .insert_resource(draw::FileInbox(std::sync::Mutex::new(channels.updates)))
+            .insert_resource(crate::files::FileInbox(std::sync::Mutex::new(channels.updates)))
             .init_resource::<draw::OnAir>()
             .init_resource::<draw::Overrides>()
             .init_resource::<draw::News>()
@@ -43,7 +43,7 @@ impl Plugin for ScenePlugin {
             .add_systems(
                 Update,
                 (
-                    draw::apply_files.in_set(Stage::Ingest),
+                    crate::files::apply_files.in_set(Stage::Ingest),
                     draw::switch_scene.in_set(Stage::Scene),
                     (fit::fit_texts, draw::update_nodes).chain().in_set(Stage::Layout),
                     (draw::start_animations, draw::animate).chain().in_set(Stage::Animate),
