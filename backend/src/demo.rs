@@ -130,6 +130,9 @@ struct Tally {
     refused: u32,
     extensions: u32,
     replies: u32,
+    /// Replies X refused under its reply rule (the post did not summon the show):
+    /// such bidders hear of their bid in the lot's standings posts instead.
+    not_repliable: u32,
     reply_failures: u32,
 }
 
@@ -189,10 +192,18 @@ impl Narrator {
             EventType::AuctionExtended => {
                 let extended = event.decode::<AuctionExtended>().ok()?;
                 let (index, title) = self.lot(extended.auction_id)?;
+                // Anti-snipe resets the end to `reset_secs` after the bid, so a bid
+                // late in the window may add well under a second: say by how much.
+                let added = (extended.ends_at - extended.previous_ends_at).num_milliseconds();
                 let line = format!(
-                    "lot {}/{total} extended: {title} now ends {}",
+                    "lot {}/{total} extended: {title} now ends {} (+{:.1} s)",
                     index + 1,
-                    time(extended.ends_at)
+                    format!(
+                        "{}.{}",
+                        extended.ends_at.format("%H:%M:%S"),
+                        extended.ends_at.timestamp_subsec_millis() / 100
+                    ),
+                    added as f64 / 1000.0,
                 );
                 self.tallies.entry(extended.auction_id).or_default().extensions += 1;
                 Some(line)
@@ -204,6 +215,8 @@ impl Narrator {
                 let tally = self.tallies.entry(id).or_default();
                 if event.event_type == EventType::SocialReplySent {
                     tally.replies += 1;
+                } else if reply.error.as_deref() == Some("not_repliable") {
+                    tally.not_repliable += 1;
                 } else {
                     tally.reply_failures += 1;
                 }
@@ -228,12 +241,17 @@ impl Narrator {
                 let tally = self.tallies.get(&auction.id).cloned().unwrap_or_default();
                 self.closed += 1;
                 Some(format!(
-                    "lot {}/{total} closed: {title} {result} · {} bids accepted, {} refused · {} extensions · {} X replies{} · ${:.3} X spend",
+                    "lot {}/{total} closed: {title} {result} · {} bids accepted, {} refused · {} extensions · {} X replies{}{} · ${:.3} X spend",
                     index + 1,
                     tally.accepted,
                     tally.refused,
                     tally.extensions,
                     tally.replies,
+                    if tally.not_repliable > 0 {
+                        format!(" ({} answered in standings: X's reply rule)", tally.not_repliable)
+                    } else {
+                        String::new()
+                    },
                     if tally.reply_failures > 0 {
                         format!(" ({} failed)", tally.reply_failures)
                     } else {
@@ -403,6 +421,8 @@ async fn narrate(
 
 #[cfg(test)]
 mod tests {
+    use sothebais_shared::events::Source;
+
     use super::*;
 
     #[test]
@@ -458,6 +478,46 @@ mod tests {
         let next = campaign(&args, chrono::Utc::now(), 1);
         assert_ne!(next.lots[0].title, lots[0].title);
         assert!(next.name.contains("round 2"), "{}", next.name);
+    }
+
+    #[test]
+    fn an_extension_says_to_the_tenth_how_much_it_added() {
+        let id = Uuid::now_v7();
+        let mut narrator = Narrator { lots: vec![(id, "Iron Tide".into())], ..Narrator::default() };
+        let before = chrono::DateTime::parse_from_rfc3339("2026-12-03T13:21:42.100Z").expect("time").to_utc();
+        let extended = AuctionExtended {
+            auction_id: id,
+            bid_id: Uuid::now_v7(),
+            previous_ends_at: before,
+            ends_at: before + chrono::Duration::milliseconds(500),
+            seq: 7,
+        };
+        let event =
+            Envelope::new(EventType::AuctionExtended, Source::AuctionEngine, &extended).expect("event");
+        let line = narrator.line(&event, |_| 0.0).expect("a line");
+        assert_eq!(line, "lot 1/1 extended: Iron Tide now ends 13:21:42.6 (+0.5 s)");
+    }
+
+    #[test]
+    fn replies_refused_by_the_reply_rule_are_not_called_failures() {
+        let id = Uuid::now_v7();
+        let mut narrator = Narrator { lots: vec![(id, "Salt Road".into())], ..Narrator::default() };
+        let reply = |error: Option<&str>| SocialReply {
+            in_reply_to: Some("1".into()),
+            reply_id: None,
+            auction_id: Some(id),
+            kind: "accepted".into(),
+            text: "Bid accepted".into(),
+            standings: false,
+            error: error.map(str::to_owned),
+        };
+        for error in ["not_repliable", "not_repliable", "http_503"] {
+            let event = Envelope::new(EventType::SocialReplyFailed, Source::Social, &reply(Some(error)))
+                .expect("event");
+            assert_eq!(narrator.line(&event, |_| 0.0), None);
+        }
+        let tally = &narrator.tallies[&id];
+        assert_eq!((tally.not_repliable, tally.reply_failures), (2, 1));
     }
 
     #[test]

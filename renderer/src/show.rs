@@ -79,8 +79,13 @@ impl TickerBid {
 }
 
 /// The handle a viewer knows a bidder by (the id when there is none).
+/// A bidder's handle without its `@` (the scenes and the result line add one):
+/// handles read from X keep theirs, those given through the API may not.
 fn handle(bidder: &Bidder) -> String {
-    bidder.handle.clone().unwrap_or_else(|| bidder.id.clone())
+    bidder
+        .handle
+        .as_deref()
+        .map_or_else(|| bidder.id.clone(), |handle| handle.trim_start_matches('@').to_owned())
 }
 
 /// A line of the host, shown as a caption from `started` (renderer clock).
@@ -575,6 +580,14 @@ pub mod tests {
         assert_eq!(show.field("auction.high_bid.handle", at(1)).as_deref(), Some("alice"));
         assert_eq!(show.ticker().count(), 1);
         assert_eq!(show.triggers, vec![Trigger::BidAccepted]);
+    }
+
+    #[test]
+    fn a_handle_read_from_x_is_drawn_with_one_at_sign() {
+        let mut show = open_show();
+        show.apply(&accepted(1, "@curie", "1.5"), at(1));
+        assert_eq!(show.field("auction.high_bid.handle", at(1)).as_deref(), Some("curie"));
+        assert_eq!(show.ticker().map(|bid| bid.handle.as_str()).collect::<Vec<_>>(), ["curie"]);
     }
 
     #[test]

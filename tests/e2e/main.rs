@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sothebais` binary, started as an operator would.
 
 mod backend;
+mod campaign;
 mod console;
 mod crash;
 mod deploy;

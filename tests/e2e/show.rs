@@ -15,11 +15,11 @@ use sothebais_testkit::process::{Process, RENDERER_FREE_PORTS, addr, binary, gat
 const START: Duration = Duration::from_secs(60);
 
 /// The repository's folder `name` (scenes, assets).
-fn repo(name: &str) -> PathBuf {
+pub(crate) fn repo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir").flatten() {
         let path = entry.path();
@@ -55,7 +55,7 @@ async fn image_server(body: Vec<u8>) -> String {
 }
 
 /// The text tesseract reads in a PNG (sparse text: a broadcast frame is not a page).
-fn ocr(png: &[u8], dir: &Path) -> String {
+pub(crate) fn ocr(png: &[u8], dir: &Path) -> String {
     let file = dir.join("frame.png");
     std::fs::write(&file, png).expect("write frame");
     let output = Command::new("tesseract")
@@ -69,15 +69,15 @@ fn ocr(png: &[u8], dir: &Path) -> String {
 /// The banner's rows on a 1280x720 frame of the default scene.
 const BANNER: (usize, usize) = (655, 720);
 
-struct Show {
-    client: reqwest::Client,
-    stream: String,
-    dir: PathBuf,
+pub(crate) struct Show {
+    pub(crate) client: reqwest::Client,
+    pub(crate) stream: String,
+    pub(crate) dir: PathBuf,
 }
 
 impl Show {
     /// Waits until the renderer follows the backend and has rendered a frame.
-    async fn wait_until_following(&self, renderer: &Process) {
+    pub(crate) async fn wait_until_following(&self, renderer: &Process) {
         let deadline = Instant::now() + START;
         loop {
             let status = self.json("/api/stream/status").await;
@@ -93,12 +93,12 @@ impl Show {
         }
     }
 
-    async fn json(&self, path: &str) -> Value {
+    pub(crate) async fn json(&self, path: &str) -> Value {
         let response = self.client.get(format!("{}{path}", self.stream)).send().await.expect("request");
         response.json().await.expect("json")
     }
 
-    async fn frame_text(&self) -> String {
+    pub(crate) async fn frame_text(&self) -> String {
         let response =
             self.client.get(format!("{}/api/stream/frame", self.stream)).send().await.expect("frame");
         assert_eq!(response.status(), 200);
@@ -130,7 +130,11 @@ impl Show {
     }
 
     /// Reads frames until one shows `wanted`; the time it took, or the last text read.
-    async fn until_frame_shows(&self, wanted: &str, timeout: Duration) -> Result<Duration, String> {
+    pub(crate) async fn until_frame_shows(
+        &self,
+        wanted: &str,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
         self.until_shows(wanted, timeout, None).await
     }
 
@@ -181,19 +185,19 @@ impl Show {
         out
     }
 
-    async fn frames_rendered(&self) -> u64 {
+    pub(crate) async fn frames_rendered(&self) -> u64 {
         self.json("/api/stream/status").await["data"]["frames_rendered"].as_u64().unwrap_or_default()
     }
 }
 
 /// Whether OCR text holds `wanted`, ignoring spaces (OCR often drops or adds them).
-fn shows(text: &str, wanted: &str) -> bool {
+pub(crate) fn shows(text: &str, wanted: &str) -> bool {
     let squeeze = |text: &str| text.split_whitespace().collect::<String>();
     squeeze(text).contains(&squeeze(wanted))
 }
 
 /// `M:SS` lines of an OCR text (the countdown), as seconds.
-fn countdowns(text: &str) -> Vec<i64> {
+pub(crate) fn countdowns(text: &str) -> Vec<i64> {
     text.lines()
         .filter_map(|line| {
             let line = line.trim();
@@ -226,21 +230,23 @@ impl OnAir {
         let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
         let operator = token(dir, &env, "operator").expect("token");
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-        let (renderer, show, recording, _, _) = start_renderer(dir, &base, &env, &client, file);
+        let (renderer, show, recording, _, _) = start_renderer(dir, &base, &env, &client, file, &[]);
         show.wait_until_following(&renderer).await;
         OnAir { server, base, operator, client, renderer, show, recording }
     }
 }
 
 /// A renderer following `base` at 1280x720, 15 fps, on copies of the repository's
-/// scenes and assets under `dir`, recording to `dir/<file>`; with the backend's Redis
-/// settings when it has them. Returns it, its API, the recording and the folders.
-fn start_renderer(
+/// scenes and assets under `dir`, recording to `dir/<file>` (and to the `--output`s
+/// in `extra`, with any other flags there); with the backend's Redis settings when
+/// it has them. Returns it, its API, the recording and the folders.
+pub(crate) fn start_renderer(
     dir: &Path,
     base: &str,
     env: &BTreeMap<String, String>,
     client: &reqwest::Client,
     file: &str,
+    extra: &[&str],
 ) -> (Process, Show, PathBuf, PathBuf, PathBuf) {
     let scenes = dir.join("scenes");
     copy_dir(&repo("scenes"), &scenes);
@@ -271,7 +277,7 @@ fn start_renderer(
         "--assets",
         assets.to_str().expect("path"),
     ];
-    let args = [&args[..], &RENDERER_FREE_PORTS[..]].concat();
+    let args = [&args[..], &RENDERER_FREE_PORTS[..], extra].concat();
     let mut renderer =
         Process::start(&binary("sothebais-renderer"), &args, dir, &renderer_env).expect("renderer");
     let listeners = renderer.wait_for_listeners(4, START).expect("renderer listening");
@@ -319,7 +325,7 @@ async fn the_show_follows_the_auction(backend: Backend) {
     let auction_id = created["data"]["id"].as_str().expect("auction id").to_owned();
 
     let (mut renderer, show, recording, scenes, assets) =
-        start_renderer(dir.path(), &base, &env, &client, "show.mkv");
+        start_renderer(dir.path(), &base, &env, &client, "show.mkv", &[]);
 
     // The lot is open: the bidding scene goes on air once the renderer follows.
     let deadline = Instant::now() + START;
@@ -573,7 +579,7 @@ async fn the_show_follows_the_auction_production() {
 }
 
 /// The newest stored events of a type on the backend (`GET …/history`, newest first).
-async fn history(client: &reqwest::Client, base: &str, kind: &str, limit: u32) -> Value {
+pub(crate) async fn history(client: &reqwest::Client, base: &str, kind: &str, limit: u32) -> Value {
     let response = client.get(format!("{base}/api/events/{kind}/history?limit={limit}")).send().await;
     response.expect("history").json().await.expect("json")
 }
@@ -584,7 +590,7 @@ fn distance(a: &[u8], b: &[u8]) -> f64 {
 }
 
 /// The recording's audio as mono 8 kHz samples, decoded by ffmpeg.
-fn decoded_audio(recording: &Path) -> Vec<i16> {
+pub(crate) fn decoded_audio(recording: &Path) -> Vec<i16> {
     let output = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(recording)
@@ -697,7 +703,7 @@ async fn the_host_is_heard_on_the_track_and_its_mouth_moves_with_the_speech() {
 }
 
 /// What ffprobe says of a file: `-show_entries <entries>` as JSON.
-fn probe(file: &Path, args: &[&str]) -> Value {
+pub(crate) fn probe(file: &Path, args: &[&str]) -> Value {
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-of", "json"])
         .args(args)

@@ -25,7 +25,7 @@ fn start_xsim(dir: &std::path::Path, args: &[&str]) -> (Process, String) {
     (sim, format!("http://{address}"))
 }
 
-fn x_settings(env: &mut BTreeMap<String, String>, sim_url: &str) {
+pub(crate) fn x_settings(env: &mut BTreeMap<String, String>, sim_url: &str) {
     for (key, value) in [
         ("X_API_BASE_URL", sim_url),
         ("X_BEARER_TOKEN", "xsim-bearer"),
@@ -38,12 +38,12 @@ fn x_settings(env: &mut BTreeMap<String, String>, sim_url: &str) {
     }
 }
 
-async fn show_posts(client: &reqwest::Client, sim_url: &str) -> Vec<Value> {
+pub(crate) async fn show_posts(client: &reqwest::Client, sim_url: &str) -> Vec<Value> {
     let posts = get_json(client, &format!("{sim_url}/sim/posts?author=SothebAIs")).await.expect("posts");
     posts["data"].as_array().cloned().unwrap_or_default()
 }
 
-fn replied_to(post: &Value) -> Option<&str> {
+pub(crate) fn replied_to(post: &Value) -> Option<&str> {
     post["referenced_tweets"].as_array()?.iter().find(|reference| reference["type"] == "replied_to")?["id"]
         .as_str()
 }

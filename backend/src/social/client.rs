@@ -3,7 +3,8 @@
 //!
 //! - Every answer's `x-rate-limit-remaining` / `-reset` is kept per endpoint; a call
 //!   whose window is spent is not sent (`XError::RateLimited` until the reset), and a
-//!   429 waits for the reset too (at least 1 s).
+//!   429 waits for the reset too (at least 1 s). The reader spaces its polls by
+//!   `pace`, so what is left of a window lasts until its reset.
 //! - A 5xx is retried with backoff (0.5 s, 1 s, 2 s); a transport error likewise.
 //! - A 401 refreshes the user token once and tries again; a second 401 is reported
 //!   (the role's `x_api` health check fails).
@@ -227,6 +228,16 @@ impl XClient {
     }
 
     /// When `endpoint` may be called again (`None`: now).
+    /// The least time between calls of `endpoint` that makes what is left of its
+    /// window last until the reset, as X last reported them (None before it has). A
+    /// poll that spends its window early waits out the rest without reading at all
+    /// (minutes, at X's 300 mentions reads per 15 min and a 2 s interval).
+    pub fn pace(&self, endpoint: Endpoint) -> Option<Duration> {
+        let limit = *self.meter().limits.get(endpoint.as_str())?;
+        let left = (limit.reset_at - Utc::now()).to_std().ok()?;
+        Some(left / limit.remaining.max(1))
+    }
+
     pub fn blocked_until(&self, endpoint: Endpoint) -> Option<DateTime<Utc>> {
         self.meter().blocked_until.get(endpoint.as_str()).copied().filter(|until| *until > Utc::now())
     }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sothebais_shared::amount::Amount;
-use sothebais_shared::auction::{Auction, OutcomeResult, RejectReason};
+use sothebais_shared::auction::{Auction, AuctionState, OutcomeResult, RejectReason};
 
 /// A lot as the posts name it.
 #[derive(Debug, Clone)]
@@ -193,17 +193,19 @@ impl Wording for Templates {
     }
 
     fn standings(&self, standings: &Standings<'_>, now: DateTime<Utc>) -> String {
+        // The last standings of a lot come after its end (bids X would not let the
+        // show answer, still owed): no time is left then.
+        let open = standings.auction.state == AuctionState::Open
+            && standings.auction.ends_at.is_none_or(|ends| ends > now);
+        let when = if open { time_left(standings.auction, now) } else { "bidding closed".into() };
         let mut text = match standings.auction.high_bid.as_ref() {
             Some(high) => format!(
-                "{} standings: high bid {} ETH by {}, {}.",
+                "{} standings: high bid {} ETH by {}, {when}.",
                 standings.lot,
                 high.amount,
                 handle(high.bidder.handle.as_deref().unwrap_or(&high.bidder.id)),
-                time_left(standings.auction, now)
             ),
-            None => {
-                format!("{} standings: no bid yet, {}.", standings.lot, time_left(standings.auction, now))
-            }
+            None => format!("{} standings: no bid yet, {when}.", standings.lot),
         };
         if !standings.accepted.is_empty() {
             let names: Vec<String> = standings.accepted.iter().map(|name| handle(name)).collect();

@@ -31,7 +31,9 @@ use crate::auction::rules::{AuctionCore, Phase};
 pub use admin_sql::{Account, AuditEntry, BlockEntry, RuntimeSetting, SessionRow};
 pub use agent_sql::{Memory, MemorySubject};
 pub use postgres::PostgresStorage;
-pub use social_sql::{LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState};
+pub use social_sql::{
+    ACKNOWLEDGED, LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState,
+};
 pub use sqlite::SqliteStorage;
 
 use crate::config::Config;
@@ -351,7 +353,12 @@ pub trait SocialStorage: Send + Sync {
         auction_id: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<SocialWrite>, StorageError>;
-    /// Stores a write's state, post id, attempts, error and sending time.
+    /// Replies a standings post still owes an acknowledgement: refused by X's reply
+    /// rule or batched for the budget, and not yet acknowledged; oldest first.
+    async fn owed_writes(&self, limit: u32) -> Result<Vec<SocialWrite>, StorageError>;
+    /// The keys of sent writes whose text is exactly `text` (at most 10).
+    async fn sent_keys_with_text(&self, text: &str) -> Result<Vec<String>, StorageError>;
+    /// Stores a write's state, text, post id, attempts, error and sending time.
     async fn finish_write(&self, write: &SocialWrite) -> Result<(), StorageError>;
     /// Writes by kind and state.
     async fn write_counts(&self) -> Result<Vec<(String, String, u64)>, StorageError>;

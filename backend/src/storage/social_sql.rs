@@ -55,6 +55,9 @@ impl PostState {
     }
 }
 
+/// A write's `error` once a standings post has acknowledged it.
+pub const ACKNOWLEDGED: &str = "acknowledged";
+
 /// Something the show posts on X, stored before it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocialWrite {
@@ -397,9 +400,38 @@ macro_rules! social_storage {
                 rows.iter().map(crate::storage::social_sql::write_from).collect()
             }
 
+            async fn owed_writes(&self, limit: u32) -> Result<Vec<crate::storage::SocialWrite>, StorageError> {
+                let mut sql = sqlx::QueryBuilder::<$database>::new(format!(
+                    "SELECT {} FROM social_writes WHERE state IN (",
+                    crate::storage::social_sql::WRITE_COLUMNS
+                ));
+                sql.push_bind(crate::storage::WriteState::NotRepliable.as_str())
+                    .push(", ")
+                    .push_bind(crate::storage::WriteState::Batched.as_str())
+                    .push(") AND (error IS NULL OR error <> ")
+                    .push_bind(crate::storage::social_sql::ACKNOWLEDGED)
+                    .push(") ORDER BY created_at_ms, key LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                rows.iter().map(crate::storage::social_sql::write_from).collect()
+            }
+
+            async fn sent_keys_with_text(&self, text: &str) -> Result<Vec<String>, StorageError> {
+                use sqlx::Row as _;
+                let mut sql = sqlx::QueryBuilder::<$database>::new("SELECT key FROM social_writes WHERE state = ");
+                sql.push_bind(crate::storage::WriteState::Sent.as_str())
+                    .push(" AND text = ")
+                    .push_bind(text.to_owned())
+                    .push(" LIMIT 10");
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                rows.iter().map(|row| row.try_get::<String, _>("key").map_err(StorageError::from)).collect()
+            }
+
             async fn finish_write(&self, write: &crate::storage::SocialWrite) -> Result<(), StorageError> {
                 let mut sql = sqlx::QueryBuilder::<$database>::new("UPDATE social_writes SET state = ");
                 sql.push_bind(write.state.as_str())
+                    .push(", text = ")
+                    .push_bind(write.text.clone())
                     .push(", post_id = ")
                     .push_bind(write.post_id.clone())
                     .push(", attempts = ")

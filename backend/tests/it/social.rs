@@ -119,6 +119,23 @@ both_backends! {
         app.stop().await.expect("stops");
     }
 
+    async fn the_same_bid_posted_twice_gets_two_replies_though_x_refuses_repeated_text(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[]).await;
+        let auction = app.create_auction(json!({ "title": "Echo" })).await;
+        announcement(&sim, "Echo").await;
+        // Under the starting price twice: the same refusal, word for word.
+        let first = sim.post("curie", "@SothebAIs bid 0.5", json!({})).await;
+        let first_reply = reply_to(&sim, &first).await;
+        let second = sim.post("curie", "@SothebAIs bid 0.5", json!({})).await;
+        let second_reply = reply_to(&sim, &second).await;
+        assert_eq!(bid_for(&app, &auction, &second).await["status"], "rejected");
+        assert_eq!(second_reply, format!("{first_reply} (2)"), "told apart from the first");
+        assert_eq!(sim.replies_to(&first).len(), 1);
+        assert_eq!(sim.replies_to(&second).len(), 1);
+        app.stop().await.expect("stops");
+    }
+
     async fn a_bid_in_the_lots_thread_without_a_mention_is_decided_and_named_in_standings(backend: Backend) {
         let sim = SimServer::start().await;
         let app = show(backend, &sim, &[]).await;
@@ -145,6 +162,59 @@ both_backends! {
         .expect("standings post");
         assert!(standings.text.contains("@noether"), "{}", standings.text);
         assert!(standings.text.contains("2 ETH"), "{}", standings.text);
+        app.stop().await.expect("stops");
+    }
+
+    async fn a_thread_bid_still_owed_when_its_lot_closes_is_named_in_a_last_standings_post(backend: Backend) {
+        let sim = SimServer::start().await;
+        let app = show(backend, &sim, &[]).await;
+        let auction = app
+            .create_auction(json!({ "title": "Short Thread", "duration_secs": 10, "late_grace_secs": 0, "anti_snipe": null }))
+            .await;
+        let thread = announcement(&sim, "Short Thread").await;
+        let post = sim.post("meitner", "bid 1", json!({ "in_reply_to": thread })).await;
+        assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted");
+        eventually(WAIT, "X refused the reply", async || {
+            let billing = sim.control(Method::GET, "/sim/billing", None).await;
+            (billing["refused"]["reply_not_allowed"].as_u64() >= Some(1)).then_some(())
+        })
+        .await
+        .expect("refused");
+        // The lot closes well within 20 s of its announcement: the bidder is named
+        // after the end, not never.
+        app.clock.advance(Duration::from_secs(11));
+        app.settle(&auction).await;
+        let standings = eventually(WAIT, "a last standings post", async || {
+            sim.replies_to(&thread).into_iter().find(|reply| reply.text.contains("standings"))
+        })
+        .await
+        .expect("standings post");
+        assert!(standings.text.contains("@meitner"), "{}", standings.text);
+        assert!(standings.text.contains("bidding closed"), "{}", standings.text);
+        // Acknowledged once: no second standings post follows.
+        app.clock.advance(Duration::from_secs(21));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let posts = sim.replies_to(&thread).into_iter().filter(|reply| reply.text.contains("standings")).count();
+        assert_eq!(posts, 1);
+        app.stop().await.expect("stops");
+    }
+
+    async fn reads_are_spaced_so_a_window_lasts_until_its_reset(backend: Backend) {
+        // 10 reads per 20 s, polled every 100 ms: unpaced, the window would be spent
+        // in a second and the next 19 s would read nothing.
+        let sim = SimServer::start().await;
+        sim.control(Method::PUT, "/sim/limits", Some(json!({ "endpoint": "mentions", "limit": 10, "window_secs": 20 }))).await;
+        let app = show(backend, &sim, &[]).await;
+        let auction = app.create_auction(json!({ "title": "Paced" })).await;
+        announcement(&sim, "Paced").await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let billing = sim.control(Method::GET, "/sim/billing", None).await;
+        let reads = billing["requests"]["mentions"].as_u64().unwrap_or(0);
+        assert!((1..=4).contains(&reads), "about one read per 2 s: {reads} in 4 s ({billing})");
+        assert_eq!(billing["refused"]["mentions"].as_u64().unwrap_or(0), 0, "never refused: {billing}");
+        // And reading goes on: a bid posted now is decided.
+        let post = sim.post("curie", "@SothebAIs bid 1", json!({})).await;
+        assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted");
         app.stop().await.expect("stops");
     }
 
@@ -401,6 +471,57 @@ both_backends! {
         .await;
         assert!(answered.is_ok(), "a quarter of the budget is kept for accepted bids: {:?}", sim.show_posts());
         assert!(sim.show_posts().len() <= 3, "the budget of 3 posts is kept: {:?}", sim.show_posts());
+        app.stop().await.expect("stops");
+    }
+
+    async fn in_the_budgets_last_eighth_accepted_bids_are_named_in_standings_not_left_waiting(backend: Backend) {
+        let sim = SimServer::start().await;
+        // Eight posts per 15 min, the last one kept for announcements, results and
+        // standings; seven bidders each outbid the last.
+        let app = show(backend, &sim, &[("X_REPLY_BUDGET_PER_15MIN", "8")]).await;
+        let auction = app.create_auction(json!({ "title": "Last Eighth", "duration_secs": 120 })).await;
+        let thread = announcement(&sim, "Last Eighth").await;
+        let mut posts = Vec::new();
+        for (index, name) in ["b1", "b2", "b3", "b4", "b5", "b6", "b7"].iter().enumerate() {
+            let post = sim.post(name, &format!("@SothebAIs bid {}", index + 1), json!({})).await;
+            assert_eq!(bid_for(&app, &auction, &post).await["status"], "accepted");
+            posts.push((*name, post));
+        }
+        eventually(WAIT, "every reply is sent or batched", async || {
+            let (_, status) = app.get("/api/social/status").await;
+            let accepted = &status["data"]["writes"]["accepted"];
+            let settled = accepted["sent"].as_u64().unwrap_or(0) + accepted["batched"].as_u64().unwrap_or(0);
+            (settled == 7).then_some(())
+        })
+        .await
+        .expect("settled");
+        app.clock.advance(Duration::from_secs(21));
+        let standings = eventually(WAIT, "a standings post", async || {
+            sim.replies_to(&thread).into_iter().find(|reply| reply.text.contains("standings"))
+        })
+        .await
+        .expect("standings post");
+        assert!(standings.text.contains("Accepted: @"), "{}", standings.text);
+        assert!(sim.show_posts().len() <= 8, "the budget of 8 is kept: {:?}", sim.show_posts());
+        // Once the window frees, whoever is still owed is named in the next one.
+        app.clock.advance(Duration::from_secs(15 * 60 + 21));
+        eventually(WAIT, "every bidder heard", async || {
+            let standings: String = sim
+                .replies_to(&thread)
+                .into_iter()
+                .filter(|reply| reply.text.contains("standings"))
+                .map(|reply| reply.text)
+                .collect();
+            posts
+                .iter()
+                .all(|(name, post)| {
+                    sim.replies_to(post).iter().any(|reply| !reply.text.contains("outbid"))
+                        || standings.contains(&format!("@{name}"))
+                })
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}: {:?}", sim.show_posts()));
         app.stop().await.expect("stops");
     }
 

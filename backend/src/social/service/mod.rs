@@ -8,7 +8,8 @@
 //!   announcement when it opens, outbid notices, and the result when it closes;
 //! - the **sender** posts what is stored, by priority, within the reply budget and the
 //!   spend limit; a refused reply (X's reply rule) and rejections batched for budget
-//!   are acknowledged in the lot's thread by a standings post (at most one per 20 s).
+//!   are acknowledged in the lot's thread by a standings post (at most one per 20 s
+//!   while the lot is open; those still owed when it closes, at once after).
 //!
 //! Every write is stored before it is sent, keyed by what it answers, so a crash and
 //! restart never posts twice (X's duplicate refusal counts as sent).
@@ -40,7 +41,8 @@ use crate::auction::rules::{BidInput, BidderStanding, Offer, Phase, millis};
 use crate::config::Config;
 use crate::events::dispatch::Consumer;
 use crate::storage::{
-    AuctionFilter, LotChange, PostState, SocialLot, SocialPost, SocialWrite, Storage, WriteKind, WriteState,
+    ACKNOWLEDGED, AuctionFilter, LotChange, PostState, SocialLot, SocialPost, SocialWrite, Storage,
+    WriteKind, WriteState,
 };
 
 /// The least time between two standings posts of one lot.

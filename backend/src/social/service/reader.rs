@@ -33,7 +33,14 @@ impl Social {
                     Err(error) => self.poll_failed(&error),
                 }
             }
-            let mut pause = interval.saturating_sub(began.elapsed()).max(Duration::from_millis(10));
+            // Never faster than X's windows allow: spending one early means minutes
+            // without reading before its reset.
+            let client = &self.handle.client;
+            let paced = [Endpoint::Mentions, Endpoint::Search]
+                .into_iter()
+                .filter_map(|endpoint| client.pace(endpoint))
+                .fold(interval, Duration::max);
+            let mut pause = paced.saturating_sub(began.elapsed()).max(Duration::from_millis(10));
             if let Some(until) = self.handle.client.blocked_until(Endpoint::Mentions) {
                 pause = pause.max((until - Utc::now()).to_std().unwrap_or_default());
             }

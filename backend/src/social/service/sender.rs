@@ -25,7 +25,8 @@ impl Social {
 
     /// One pass over the pending writes; how long to wait before the next.
     async fn send_round(&self, sent: &mut VecDeque<DateTime<Utc>>) -> anyhow::Result<Duration> {
-        let now = Utc::now();
+        // The budget's window runs on the role's clock (tests move it).
+        let now = self.now();
         while sent.front().is_some_and(|at| now - *at > BUDGET_WINDOW) {
             sent.pop_front();
         }
@@ -41,25 +42,41 @@ impl Social {
             .count();
         // A quarter of the budget (at least one post) is kept for what matters more
         // than a rejection: announcements, accepted bids, outbid notices, results.
+        // The last eighth of it is the announcements', results' and standings' alone,
+        // so a busy lot never leaves the next one unannounced for the rest of the
+        // window.
         let reserve = (budget / 4).max(1);
+        let floor = budget / 8;
         for mut write in pending {
             // Past the spend limit only results go out; past 80 % rejections are only
-            // batched and outbid notices stop. Short of budget, rejections are batched.
-            // The host's answers to questions are the first to go when short.
-            let drop = (spent_share >= 1.0 && write.kind != WriteKind::Result)
+            // batched and outbid notices stop. Short of budget, rejections are batched,
+            // then accepted bids too (a standings post names them), and outbid notices
+            // stop (standings give the high bid). The host's answers to questions are
+            // the first to go when short.
+            let short = left <= floor;
+            let spent = spent_share >= 1.0 && write.kind != WriteKind::Result;
+            let drop = spent
                 || (spent_share >= 0.8 && matches!(write.kind, WriteKind::Outbid | WriteKind::Answer))
-                || (write.kind == WriteKind::Answer && left <= reserve + important);
-            let batch =
-                write.kind == WriteKind::Rejected && (spent_share >= 0.8 || left <= reserve + important);
+                || (write.kind == WriteKind::Answer && left <= reserve + important)
+                || (write.kind == WriteKind::Outbid && short);
+            let batch = (write.kind == WriteKind::Rejected
+                && (spent_share >= 0.8 || left <= reserve + important))
+                || (write.kind == WriteKind::Accepted && short);
             if drop || batch {
                 write.state = if drop { WriteState::Dropped } else { WriteState::Batched };
-                write.error = Some(if drop { "spend limit".into() } else { "reply budget".into() });
+                write.error = Some(if spent || spent_share >= 0.8 {
+                    "spend limit".into()
+                } else {
+                    "reply budget".into()
+                });
                 self.storage.finish_write(&write).await?;
                 continue;
             }
             if left == 0 {
                 let Some(oldest) = sent.front() else { break };
-                return Ok(((*oldest + BUDGET_WINDOW) - now).to_std().unwrap_or(Duration::from_secs(1)));
+                // Looked at again every second: the clock may move faster than time.
+                let freed = ((*oldest + BUDGET_WINDOW) - now).to_std().unwrap_or(Duration::from_secs(1));
+                return Ok(freed.min(Duration::from_secs(1)));
             }
             if let Some(until) = self.handle.client.blocked_until(Endpoint::Post) {
                 return Ok((until - now).to_std().unwrap_or(Duration::from_secs(1)));
@@ -67,7 +84,7 @@ impl Social {
             match self.send_one(&mut write).await {
                 Ok(()) => {
                     if write.state == WriteState::Sent {
-                        sent.push_back(Utc::now());
+                        sent.push_back(self.now());
                         left = left.saturating_sub(1);
                     }
                 }
@@ -106,7 +123,24 @@ impl Social {
             }
             _ => write.in_reply_to.clone(),
         };
-        let posted = self.handle.client.post(&write.text, in_reply_to.as_deref()).await?;
+        // X refuses a text the account has posted before. A resend of this write
+        // (a crash between sending and storing) was sent already; another write
+        // that happens to say the same (a viewer who posts the same bid twice gets
+        // the same answer twice) is told apart by a number and sent.
+        let original = write.text.clone();
+        let mut repeat = 1;
+        let posted = loop {
+            let posted = self.handle.client.post(&write.text, in_reply_to.as_deref()).await?;
+            if posted != Posted::Duplicate || repeat >= 5 {
+                break posted;
+            }
+            let others = self.storage.sent_keys_with_text(&write.text).await.unwrap_or_default();
+            if others.iter().all(|key| *key == write.key) {
+                break posted;
+            }
+            repeat += 1;
+            write.text = words::fit(format!("{original} ({repeat})"));
+        };
         let cost = if self.handle.client.dry_run() {
             0.0
         } else if xapi::has_url(&write.text) {
@@ -155,21 +189,21 @@ impl Social {
         Ok(())
     }
 
-    /// Queues a standings post for each open lot with refused or batched replies to
-    /// acknowledge, at most one per lot every 20 s.
+    /// Queues a standings post for each lot with refused or batched replies to
+    /// acknowledge: an open lot's at most every 20 s, a closed lot's at once, so a
+    /// bidder X would not let the show answer hears of their bid even when the lot
+    /// closes within 20 s of it.
     async fn queue_standings(&self) -> anyhow::Result<()> {
         let now = self.now();
-        for lot in self.storage.social_lots(true).await? {
-            if now - lot.standings_at < STANDINGS_EVERY {
-                continue;
+        let mut owed_by_lot: BTreeMap<Uuid, Vec<SocialWrite>> = BTreeMap::new();
+        for write in self.storage.owed_writes(500).await? {
+            if let Some(auction_id) = write.auction_id {
+                owed_by_lot.entry(auction_id).or_default().push(write);
             }
-            let mut owed = Vec::new();
-            for state in [WriteState::NotRepliable, WriteState::Batched] {
-                owed.extend(self.storage.social_writes(Some(state), Some(lot.auction_id), 500).await?);
-            }
-            let owed: Vec<SocialWrite> =
-                owed.into_iter().filter(|write| write.error.as_deref() != Some("acknowledged")).collect();
-            if owed.is_empty() {
+        }
+        for (auction_id, owed) in owed_by_lot {
+            let Some(lot) = self.storage.social_lot(auction_id).await? else { continue };
+            if lot.open && now - lot.standings_at < STANDINGS_EVERY {
                 continue;
             }
             let Some(record) = self.storage.auction(lot.auction_id).await? else { continue };
@@ -202,7 +236,7 @@ impl Social {
             let key = format!("standings:{}:{}", lot.auction_id, now.timestamp_millis());
             self.queue(self.write(key, WriteKind::Standings, 2, lot.auction_id, None, text)).await;
             for mut write in owed {
-                write.error = Some("acknowledged".into());
+                write.error = Some(ACKNOWLEDGED.into());
                 self.storage.finish_write(&write).await?;
             }
             self.storage.update_lot(lot.auction_id, &LotChange::StandingsAt(now)).await?;
