@@ -196,13 +196,10 @@ impl Narrator {
                 // late in the window may add well under a second: say by how much.
                 let added = (extended.ends_at - extended.previous_ends_at).num_milliseconds();
                 let line = format!(
-                    "lot {}/{total} extended: {title} now ends {} (+{:.1} s)",
+                    "lot {}/{total} extended: {title} now ends {}.{} (+{:.1} s)",
                     index + 1,
-                    format!(
-                        "{}.{}",
-                        extended.ends_at.format("%H:%M:%S"),
-                        extended.ends_at.timestamp_subsec_millis() / 100
-                    ),
+                    extended.ends_at.format("%H:%M:%S"),
+                    extended.ends_at.timestamp_subsec_millis() / 100,
                     added as f64 / 1000.0,
                 );
                 self.tallies.entry(extended.auction_id).or_default().extensions += 1;

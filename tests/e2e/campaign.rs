@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sothebais_backend::cli::DemoArgs;
 use sothebais_backend::social::parse::{self, Parsed};
 use sothebais_shared::amount::Amount;
@@ -316,6 +316,17 @@ async fn a_whole_campaign(backend: Backend) {
         let id = &ids[index];
         // Four seconds in: the frame shows the lot, its high bid and its countdown as
         // the API has them (a few tries: OCR reads a busy frame imperfectly).
+        if index == 0 {
+            // A viewer asks the host something (the seeded audience mostly bids).
+            until(lot.starts_at + chrono::Duration::seconds(2)).await;
+            let asked = client
+                .post(format!("{sim_url}/sim/posts"))
+                .json(&json!({ "author": "vermeer", "text": "@SothebAIs who made this piece?" }))
+                .send()
+                .await
+                .expect("ask");
+            assert_eq!(asked.status(), 201);
+        }
         until(lot.starts_at + chrono::Duration::seconds(4)).await;
         let mut tries = Vec::new();
         for _ in 0..3 {
