@@ -91,7 +91,7 @@ impl Sample {
 
 /// A process's command name, its own ticks (user + system) and its reaped
 /// children's, from `/proc/<pid>/stat`.
-fn process_ticks(pid: u32) -> Option<(String, u64, u64)> {
+pub(crate) fn process_ticks(pid: u32) -> Option<(String, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields
     // are counted from the last ')'.

@@ -10,6 +10,7 @@
 //! scripts/bench -- --suite events    # the event handler: Redis Streams to consumers
 //! scripts/bench -- --suite console   # the dashboard: first load, 20 dashboards on a hot lot
 //! scripts/bench -- --suite voice     # the voice: agent:message to first audible sample
+//! scripts/bench -- --suite demo      # the whole demo: CPU, memory and drops while the hot lot runs
 //! ```
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
@@ -30,6 +31,7 @@ use sqlx::Connection as _;
 mod agent;
 mod console;
 mod cpu;
+mod demo;
 mod events;
 mod renderer;
 mod social;
@@ -52,6 +54,8 @@ enum Suite {
     Console,
     /// The host's voice on the stream: message to first audible sample, fps while speaking (needs a release renderer).
     Voice,
+    /// The whole demo on this machine, CPU and memory while its hot lot runs, beside the renderer alone (needs a release renderer).
+    Demo,
     /// Auction, events, X and the host (the renderer has its own suite: it needs a release renderer).
     All,
 }
@@ -92,6 +96,9 @@ struct Args {
     /// The stub model's own time per line in the agent suite, in ms
     #[arg(long, default_value_t = 200)]
     agent_model_ms: u64,
+    /// The length of each lot of the demo suite's campaign, in seconds
+    #[arg(long, default_value_t = 45)]
+    demo_lot_secs: u64,
     /// Dashboards connected in the console suite
     #[arg(long, default_value_t = 20)]
     dashboards: usize,
@@ -151,6 +158,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Voice {
         voice::run(args.seconds).await?;
+    }
+    if args.suite == Suite::Demo {
+        demo::run(args.demo_lot_secs).await?;
     }
     if args.suite == Suite::Renderer {
         let seconds = args.seconds;

@@ -10,8 +10,10 @@
 //!   the window, and the CPU it used (cores, from `/proc`);
 //! - **unpaced**: the renderer recording as fast as it can (`--unpaced --frames N`):
 //!   fps and CPU;
-//! - **baseline**: ffmpeg alone, as fast as it can, on one core (`-threads 1`), and
-//!   the renderer's unpaced fps as a fraction of it.
+//! - **baseline**: ffmpeg alone, as fast as it can, on as many threads as the
+//!   renderer's cores (`-threads N -filter_threads N`, N the machine's cores, which
+//!   the unpaced renderer uses), and the renderer's unpaced fps and CPU time per
+//!   frame as ratios of ffmpeg's.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,7 +51,15 @@ struct Row {
     p99_ms: Option<f64>,
     dropped: Option<u64>,
     cores: f64,
-    ratio: Option<f64>,
+    /// Unpaced fps and CPU time per frame, as ratios of the baseline's.
+    ratio: Option<(f64, f64)>,
+}
+
+impl Row {
+    /// CPU milliseconds per frame.
+    fn cpu_per_frame_ms(&self) -> f64 {
+        self.cores / self.fps.max(0.001) * 1000.0
+    }
 }
 
 fn renderer_args<'a>(width: &'a str, height: &'a str, output: &'a str) -> Vec<&'a str> {
@@ -137,7 +147,8 @@ fn unpaced(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<R
     })
 }
 
-/// ffmpeg composing a comparable scene and encoding it the same way, on one core.
+/// ffmpeg composing a comparable scene and encoding it the same way, on the same
+/// cores as the renderer.
 fn baseline(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<Row> {
     let font = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/fonts/DejaVuSans-Bold.ttf");
     let font = font.to_str().context("path")?;
@@ -178,13 +189,14 @@ fn baseline(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<
         px(700.0),
     );
     let output = dir.join("baseline.mkv");
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).to_string();
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-benchmark", "-y"])
         .args(["-f", "lavfi", "-i", &format!("color=c=0x0d0f14:s={width}x{height}:r=30")])
         .args(["-f", "lavfi", "-i", &format!("color=c=0xc0262d:s={}x{}:r=30", px(220.0), px(220.0))])
         .args(["-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo"])
-        .args(["-filter_threads", "1", "-filter_complex", &graph, "-map", "[v]", "-map", "2:a"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-threads", "1"])
+        .args(["-filter_threads", &threads, "-filter_complex", &graph, "-map", "[v]", "-map", "2:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-threads", &threads])
         .args(["-b:v", "4000k", "-maxrate", "4000k", "-bufsize", "8000k", "-g", "90", "-pix_fmt", "yuv420p"])
         .args(["-c:a", "aac", "-b:a", "128k", "-frames:v", &frames.to_string(), "-shortest"])
         .arg(&output)
@@ -202,13 +214,13 @@ fn baseline(dir: &Path, width: u32, height: u32, frames: u64) -> anyhow::Result<
     let (user, system, real) = (field("utime="), field("stime="), field("rtime="));
     Ok(Row {
         size: format!("{width}x{height}"),
-        scenario: "baseline: ffmpeg only, one core",
+        scenario: "baseline: ffmpeg only, same cores",
         fps: frames as f64 / real.max(0.001),
         p50_ms: None,
         p99_ms: None,
         dropped: None,
         cores: (user + system) / real.max(0.001),
-        ratio: Some(1.0),
+        ratio: Some((1.0, 1.0)),
     })
 }
 
@@ -223,18 +235,19 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         let live = paced(dir.path(), width, height, seconds)?;
         eprintln!("==> {width}x{height}: renderer unpaced");
         let mut fast = unpaced(dir.path(), width, height, 300)?;
-        fast.ratio = Some(fast.fps / base.fps.max(0.001));
+        fast.ratio =
+            Some((fast.fps / base.fps.max(0.001), fast.cpu_per_frame_ms() / base.cpu_per_frame_ms()));
         rows.extend([base, live, fast]);
     }
     println!();
     println!(
-        "| size | scenario | fps | frame p50 ms | frame p99 ms | dropped in window | CPU cores | fps vs baseline |"
+        "| size | scenario | fps | frame p50 ms | frame p99 ms | dropped in window | CPU cores | CPU ms per frame | fps vs baseline | CPU per frame vs baseline |"
     );
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let opt = |value: Option<f64>| value.map_or(String::new(), |value| format!("{value:.1}"));
     for row in rows {
         println!(
-            "| {} | {} | {:.1} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {:.2} | {:.1} | {} | {} |",
             row.size,
             row.scenario,
             row.fps,
@@ -242,7 +255,9 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
             opt(row.p99_ms),
             row.dropped.map_or(String::new(), |dropped| dropped.to_string()),
             row.cores,
-            row.ratio.map_or(String::new(), |ratio| format!("{:.0} %", ratio * 100.0)),
+            row.cpu_per_frame_ms(),
+            row.ratio.map_or(String::new(), |(fps, _)| format!("{:.0} %", fps * 100.0)),
+            row.ratio.map_or(String::new(), |(_, cpu)| format!("{:.2}x", cpu)),
         );
     }
     Ok(())
