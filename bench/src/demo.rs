@@ -6,7 +6,8 @@
 //! reports the whole machine's CPU (busy cores of all it has), each part's (the
 //! `sothebais` process, the renderer, the voice's processes), the memory in use (the
 //! machine's, and the parts' resident sets) at its peak, and the renderer's frames
-//! and drops over the whole run; beside, as the baseline, the renderer alone at the
+//! and drops in that window (and, on stderr, over the whole run); beside, as the
+//! baseline, the renderer alone at the
 //! same size and rate, following nothing, for the same time, on the same cores.
 
 use std::collections::BTreeMap;
@@ -149,6 +150,7 @@ async fn show(lot_secs: u64) -> anyhow::Result<Window> {
     let started = stream_status(&client, &api).await;
     let lot = Duration::from_secs(lot_secs * 4 + 120);
     demo.wait_for_line("lot 4/4 open", lot)?;
+    let hot = stream_status(&client, &api).await;
     let log = |demo: &Process| demo.log();
     let mut window = window("the demo: backend, xsim and audience, host with voice, renderer", lot, || {
         log(&demo).iter().any(|line| line.contains("lot 4/4 closed"))
@@ -156,8 +158,13 @@ async fn show(lot_secs: u64) -> anyhow::Result<Window> {
     .await;
     let ended = stream_status(&client, &api).await;
     let count = |status: &Value, key: &str| status[key].as_u64().unwrap_or(0);
-    window.frames = count(&ended, "frames_rendered").saturating_sub(count(&started, "frames_rendered"));
-    window.dropped = count(&ended, "frames_dropped").saturating_sub(count(&started, "frames_dropped"));
+    window.frames = count(&ended, "frames_rendered").saturating_sub(count(&hot, "frames_rendered"));
+    window.dropped = count(&ended, "frames_dropped").saturating_sub(count(&hot, "frames_dropped"));
+    eprintln!(
+        "  the whole run: {} frames, {} dropped (the renderer's start included)",
+        count(&ended, "frames_rendered").saturating_sub(count(&started, "frames_rendered")),
+        count(&ended, "frames_dropped").saturating_sub(count(&started, "frames_dropped"))
+    );
     for line in log(&demo).iter().filter(|line| line.contains("lot 4/4")) {
         eprintln!("  {line}");
     }

@@ -21,8 +21,8 @@ use gstreamer as gst;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::branch::{Branch, Track};
 use crate::output::{Container, Output};
+use crate::output_pipeline::{OutputPipeline, Track};
 
 /// The most encoded bytes the ring holds, whatever the bitrate.
 pub const RING_MAX_BYTES: u64 = 96 * 1024 * 1024;
@@ -360,7 +360,7 @@ fn write_clip(folder: &Path, job: Job) -> anyhow::Result<ClipInfo> {
     // Written aside and renamed when finished: a listed clip is always whole.
     let part = folder.join(format!("{}.mp4.part", job.auction_id));
     let mut branch =
-        Branch::new(Output::File { path: part.display().to_string(), container: Container::Mp4 });
+        OutputPipeline::new(Output::File { path: part.display().to_string(), container: Container::Mp4 });
     let [video, audio] = job.caps;
     branch.set_caps(Track::Video, video);
     branch.set_caps(Track::Audio, audio);

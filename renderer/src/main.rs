@@ -6,7 +6,6 @@
 #![allow(elided_lifetimes_in_paths, reason = "Bevy system parameters read better without their lifetimes")]
 
 mod api;
-mod branch;
 mod bridge;
 mod builtin;
 mod capture;
@@ -17,6 +16,7 @@ mod files;
 mod follow;
 mod frame_cache;
 mod output;
+mod output_pipeline;
 mod publish;
 mod report;
 mod scene;

@@ -12,7 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::branch::{Branch, Track};
+use crate::output_pipeline::{OutputPipeline, Track};
 
 /// Encoding settings of a preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,7 +391,7 @@ pub struct Pipeline {
 }
 
 /// The outputs of a running pipeline, for the operator's playback commands.
-pub type Outputs = Arc<Mutex<Vec<Branch>>>;
+pub type Outputs = Arc<Mutex<Vec<OutputPipeline>>>;
 
 impl Pipeline {
     pub fn start(
@@ -425,7 +425,8 @@ impl Pipeline {
                 source.set_leaky_type(gst_app::AppLeakyType::Downstream);
             }
         }
-        let branches: Outputs = Arc::new(Mutex::new(outputs.iter().cloned().map(Branch::new).collect()));
+        let branches: Outputs =
+            Arc::new(Mutex::new(outputs.iter().cloned().map(OutputPipeline::new).collect()));
         for (name, track) in [("video", Track::Video), ("audio", Track::Audio)] {
             let sink = pipeline
                 .by_name(name)
@@ -557,7 +558,7 @@ impl Pipeline {
         if let Ok(mut branches) = self.branches.lock() {
             for branch in branches
                 .iter_mut()
-                .filter(|branch| branch.report().state != crate::branch::OutputState::Stopped)
+                .filter(|branch| branch.report().state != crate::output_pipeline::OutputState::Stopped)
             {
                 let finished = branch.finish(Duration::from_secs(15));
                 if result.is_ok() {

@@ -10,11 +10,11 @@ use bevy::prelude::*;
 use sothebais_shared::events::{EventType, StreamQuality};
 
 use crate::api;
-use crate::branch;
-use crate::branch::OutputState;
 use crate::bridge::{Inbox, send_event};
 use crate::capture::FrameSink;
 use crate::output::Encoding;
+use crate::output_pipeline;
+use crate::output_pipeline::OutputState;
 use crate::scene::assets::AssetFiles;
 use crate::scene::draw::{self as draw, OnAir, Overrides};
 use crate::scene::format::{LayerKind, Position};
@@ -113,7 +113,7 @@ pub fn publish_view(
     let pushed = stats.frames_pushed.load(Ordering::Relaxed);
     let dropped = stats.frames_dropped.load(Ordering::Relaxed);
     let failed = stats.failed.lock().ok().and_then(|failed| failed.clone());
-    let reports: Vec<branch::Report> = sink
+    let reports: Vec<output_pipeline::Report> = sink
         .shared
         .outputs
         .get()

@@ -481,6 +481,21 @@ async fn the_show_follows_the_auction(backend: Backend) {
     let edited = original.replace("Reply \\\"@SothebAIs bid 1.5\\\" on X to bid", "Designers were here");
     assert_ne!(edited, original, "the banner text is in the default scene");
     std::fs::write(&file, &edited).expect("save scene");
+    let saved = Instant::now();
+    // The scene on the stream (its layers as drawn), then read on a frame.
+    let applied = loop {
+        let layers = show.json("/api/stream/layers").await;
+        let banner = layers["data"]["layers"]
+            .as_array()
+            .and_then(|layers| layers.iter().find(|layer| layer["id"] == "how-to-bid"))
+            .map(|layer| layer["text"].clone());
+        if banner == Some(json!("Designers were here")) {
+            break saved.elapsed();
+        }
+        assert!(saved.elapsed() < Duration::from_secs(20), "the edit never reached the stream: {layers}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("scene saved to the stream drawing it: {applied:?} (the spec promises within 1 s)");
     let took = show
         .until_shows("Designers were here", Duration::from_secs(20), Some(BANNER))
         .await

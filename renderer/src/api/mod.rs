@@ -89,7 +89,7 @@ pub struct Percentiles {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputStatus {
     pub url: String,
-    pub state: crate::branch::OutputState,
+    pub state: crate::output_pipeline::OutputState,
     pub bitrate_kbps: u32,
     pub reconnects: u64,
 }
@@ -231,7 +231,8 @@ fn health_checks(shared: &Shared) -> Checks {
         .filter(|output| {
             matches!(
                 output.state,
-                crate::branch::OutputState::Error | crate::branch::OutputState::Reconnecting
+                crate::output_pipeline::OutputState::Error
+                    | crate::output_pipeline::OutputState::Reconnecting
             )
         })
         .map(|output| format!("{} is {}", output.url, output.state.as_str()))
@@ -399,10 +400,10 @@ async fn playback(
         let mut branches = handle
             .lock()
             .map_err(|_| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the outputs are unavailable"))?;
-        let chosen = |branch: &crate::branch::Branch| !picked || parsed.iter().any(|(url, _)| branch.is(url));
+        let chosen = |branch: &crate::output_pipeline::OutputPipeline| !picked || parsed.iter().any(|(url, _)| branch.is(url));
         if action != "start" {
             for branch in branches.iter_mut().filter(|branch| chosen(branch)) {
-                if branch.report().state != crate::branch::OutputState::Stopped {
+                if branch.report().state != crate::output_pipeline::OutputState::Stopped {
                     let _ = branch.stop();
                 }
             }
@@ -415,7 +416,7 @@ async fn playback(
                 if !branches.iter().any(|branch| branch.is(url)) {
                     let output = confined(output, &recordings)?;
                     info!("output {} added by the operator", output.masked());
-                    branches.push(crate::branch::Branch::new(output));
+                    branches.push(crate::output_pipeline::OutputPipeline::new(output));
                 }
             }
         }

@@ -77,7 +77,7 @@ struct Running {
 }
 
 /// One output and its pipeline, if running.
-pub struct Branch {
+pub struct OutputPipeline {
     output: Output,
     masked: String,
     running: Option<Running>,
@@ -96,17 +96,17 @@ pub struct Branch {
     restarts: u32,
 }
 
-impl std::fmt::Debug for Branch {
+impl std::fmt::Debug for OutputPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Branch").field("output", &self.masked).field("report", &self.report).finish()
+        f.debug_struct("OutputPipeline").field("output", &self.masked).field("report", &self.report).finish()
     }
 }
 
-impl Branch {
-    pub fn new(output: Output) -> Branch {
+impl OutputPipeline {
+    pub fn new(output: Output) -> OutputPipeline {
         let masked = output.masked();
         let keep_everything = matches!(output, Output::File { .. });
-        Branch {
+        OutputPipeline {
             report: Report {
                 url: masked.clone(),
                 state: OutputState::Reconnecting,
@@ -137,7 +137,7 @@ impl Branch {
             || matches!(&self.output, Output::Rtmp(own) | Output::File { path: own, .. } if own == url)
     }
 
-    /// Stops the output for good (until [`Branch::resume`]), finalising it.
+    /// Stops the output for good (until [`OutputPipeline::resume`]), finalising it.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         let result = self.finish(Duration::from_secs(15));
         self.stopped = true;
