@@ -24,7 +24,7 @@ use sothebais_shared::auction::Campaign;
 use sothebais_testkit::process::{Listener, Process, binary, gateway, get_json, token};
 use sothebais_testkit::{Backend, eventually};
 
-use crate::show::{Show, countdowns, decoded_audio, history, probe, repo, shows, start_renderer};
+use crate::show::{Show, codecs, countdowns, decoded_audio, history, probe, repo, shows, start_renderer};
 use crate::social::{replied_to, x_settings};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -635,14 +635,11 @@ async fn a_whole_campaign(backend: Backend) {
 
     let received = rtmp.recordings();
     assert_eq!(received.len(), 1, "one publishing session: {received:?}");
-    let streams = probe(&received[0], &["-show_entries", "stream=codec_name"]);
-    let codecs: Vec<&str> = streams["streams"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|stream| stream["codec_name"].as_str())
-        .collect();
-    assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{streams}");
+    let codecs = codecs(&received[0]);
+    assert!(
+        codecs.iter().any(|codec| codec == "h264") && codecs.iter().any(|codec| codec == "aac"),
+        "{codecs:?}"
+    );
     let packets = probe(&received[0], &["-select_streams", "v", "-show_entries", "packet=pts_time"]);
     let times: Vec<f64> = packets["packets"]
         .as_array()
