@@ -244,22 +244,19 @@ impl Narrator {
                     tally.refused,
                     tally.extensions,
                     tally.replies,
-                    if tally.not_repliable > 0 {
-                        format!(" ({} answered in standings: X's reply rule)", tally.not_repliable)
-                    } else {
-                        String::new()
-                    },
-                    if tally.reply_failures > 0 {
-                        format!(" ({} failed)", tally.reply_failures)
-                    } else {
-                        String::new()
-                    },
+                    aside(tally.not_repliable, "answered in standings: X's reply rule"),
+                    aside(tally.reply_failures, "failed"),
                     spend_usd(auction.id),
                 ))
             }
             _ => None,
         }
     }
+}
+
+/// ` (3 failed)`, or nothing for none.
+fn aside(count: u32, what: &str) -> String {
+    if count > 0 { format!(" ({count} {what})") } else { String::new() }
 }
 
 /// `@handle`, or the bidder's id without one.

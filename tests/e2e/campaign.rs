@@ -24,7 +24,9 @@ use sothebais_shared::auction::Campaign;
 use sothebais_testkit::process::{Listener, Process, binary, gateway, get_json, token};
 use sothebais_testkit::{Backend, eventually};
 
-use crate::show::{Show, codecs, countdowns, decoded_audio, history, probe, repo, shows, start_renderer};
+use crate::on_air::{
+    Show, codecs, countdowns, decoded_audio, history, loudness_db, probe, repo, shows, start_renderer,
+};
 use crate::social::{replied_to, x_settings};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -359,11 +361,10 @@ async fn a_whole_campaign(backend: Backend) {
             assert!(run.show.frames_rendered().await > frames, "the renderer went on through the restart");
         }
 
-        // Closed on time (the end's grace included), and its result on air.
-        let closes =
-            lot.scheduled_end + chrono::Duration::seconds(i64::from(args.lot_secs / 3 + args.grace_secs));
+        // Closed (WAIT past the scheduled end covers extensions and grace), and its
+        // result on air; the times are checked against the events below.
         let closed = eventually(
-            WAIT + (closes - Utc::now()).to_std().unwrap_or_default(),
+            WAIT + (lot.scheduled_end - Utc::now()).to_std().unwrap_or_default(),
             "the lot closes",
             async || {
                 let auction = run.auction(id).await;
@@ -669,15 +670,7 @@ async fn a_whole_campaign(backend: Backend) {
 
     // The host is heard: the track is loud for at least half the speech's length.
     let samples = decoded_audio(&recording);
-    let loud = samples
-        .chunks(800)
-        .filter(|chunk| {
-            let power = chunk.iter().map(|sample| (f64::from(*sample) / 32768.0).powi(2)).sum::<f64>()
-                / chunk.len() as f64;
-            10.0 * power.max(1e-12).log10() > -35.0
-        })
-        .count() as u64
-        * 100;
+    let loud = loudness_db(&samples).iter().filter(|db| **db > -35.0).count() as u64 * 100;
     eprintln!("the track is loud for {loud} ms of {spoken_ms} ms of speech");
     assert!(loud * 2 >= spoken_ms, "{loud} ms loud for {spoken_ms} ms of speech");
     server.terminate(Duration::from_secs(15)).expect("the backend stops");

@@ -5,6 +5,7 @@ mod campaign;
 mod console;
 mod crash;
 mod deploy;
+mod on_air;
 mod outbox;
 mod show;
 mod social;

@@ -227,7 +227,6 @@ impl XClient {
         self.meter().last_unauthorized.clone()
     }
 
-    /// When `endpoint` may be called again (`None`: now).
     /// The least time between calls of `endpoint` that makes what is left of its
     /// window last until the reset, as X last reported them (None before it has). A
     /// poll that spends its window early waits out the rest without reading at all
@@ -238,6 +237,7 @@ impl XClient {
         Some(left / limit.remaining.max(1))
     }
 
+    /// When `endpoint` may be called again (`None`: now).
     pub fn blocked_until(&self, endpoint: Endpoint) -> Option<DateTime<Utc>> {
         self.meter().blocked_until.get(endpoint.as_str()).copied().filter(|until| *until > Utc::now())
     }

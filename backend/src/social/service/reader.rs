@@ -41,7 +41,7 @@ impl Social {
                 .filter_map(|endpoint| client.pace(endpoint))
                 .fold(interval, Duration::max);
             let mut pause = paced.saturating_sub(began.elapsed()).max(Duration::from_millis(10));
-            if let Some(until) = self.handle.client.blocked_until(Endpoint::Mentions) {
+            if let Some(until) = client.blocked_until(Endpoint::Mentions) {
                 pause = pause.max((until - Utc::now()).to_std().unwrap_or_default());
             }
             tokio::select! {
