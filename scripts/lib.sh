@@ -123,3 +123,14 @@ ensure_voice() {
     fi
     export TTS_PIPER_PYTHON="${TTS_PIPER_PYTHON:-$SOTHEBAIS_PIPER_VENV/bin/python}"
 }
+
+# Ethereum: the pinned solc (compiles contracts/, checked against contracts/out) and
+# anvil, the local chain the tests start, both from npm into contracts/node_modules.
+ensure_chain_tools() {
+    if ! [ -x contracts/node_modules/.bin/anvil ] || ! [ -d contracts/node_modules/solc ]; then
+        command -v npm >/dev/null || ensure_packages npm
+        step "installing solc and anvil from npm into contracts/node_modules"
+        npm ci --prefix contracts --no-audit --no-fund --loglevel=error >/dev/null \
+            || fail "could not install contracts/package.json's packages from npm"
+    fi
+}

@@ -32,11 +32,11 @@ use crate::auction::http::ClientRateLimit;
 use crate::bus::EventBus;
 use crate::config::Config;
 use crate::events::live::EventFeed;
-use crate::http::openapi::{self, Operation};
 use crate::http::with_conventions;
 use crate::runtime::Runtime;
 use crate::storage::Storage;
-use crate::{admin, agent, auction, bus, events, social, storage};
+use crate::{admin, agent, auction, bus, chain, events, social, storage};
+use sothebais_kit::openapi::{self, Operation};
 
 /// A part of the backend that can run in its own process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +80,7 @@ impl ServiceRole {
     /// The role's API, under its own prefix (`/api/auction/…`).
     fn api(self) -> Router<AppState> {
         match self {
-            ServiceRole::Auction => auction::router(),
+            ServiceRole::Auction => auction::router().merge(chain::api::router()),
             ServiceRole::Events => events::router(),
             ServiceRole::Agent => agent::router(),
             ServiceRole::Social => social::router(),
@@ -102,7 +102,11 @@ impl ServiceRole {
     /// The operations the role's OpenAPI document lists.
     pub fn operations(self) -> Vec<Operation> {
         let own = match self {
-            ServiceRole::Auction => auction::operations(),
+            ServiceRole::Auction => {
+                let mut operations = auction::operations();
+                operations.extend(chain::api::operations());
+                operations
+            }
             ServiceRole::Events => events::operations(),
             ServiceRole::Agent => agent::operations(),
             ServiceRole::Social => social::operations(),
@@ -197,6 +201,8 @@ pub struct AppState {
     /// The HS256 signing secret: the dashboard mints short tokens with it for the
     /// calls it makes for a signed-in account (the renderer checks the same secret).
     pub secret: Arc<secrecy::SecretString>,
+    /// Ethereum, when `ETH_RPC_URL` is set.
+    pub chain: Option<Arc<chain::Chain>>,
     /// Where this process's listeners ended up, once bound.
     pub bound: Arc<std::sync::OnceLock<Vec<ListenerAddress>>>,
 }
@@ -319,6 +325,13 @@ impl Application {
             runtime.clone(),
         )
         .await?;
+        let chain =
+            chain::Chain::connect(&config.chain).await.context("connecting to Ethereum")?.map(Arc::new);
+        engine.set_checks(Arc::new(chain::checks::BidChecks::new(
+            storage.clone(),
+            chain.clone(),
+            config.chain.check_deadline,
+        )));
         let mut social = social::SocialHandle::new(&config, http.clone());
         if roles.contains(&ServiceRole::Agent) {
             // Replies on X in the host's voice when the host runs here.
@@ -341,6 +354,7 @@ impl Application {
             preview: admin::preview::PreviewRelay::new(config.stream_manager_ws_url.clone()),
             digest: Arc::default(),
             bound: Arc::default(),
+            chain,
             secret: Arc::new(secret.clone()),
             runtime,
             config,
@@ -580,6 +594,11 @@ async fn health(role: ServiceRole, state: &AppState) -> Response {
         } else {
             checks.idle("X is not configured (set X_BEARER_TOKEN or run `sothebais x login`)");
         }
+    }
+    if role == ServiceRole::Auction
+        && let Some(chain) = &state.chain
+    {
+        checks.probe("rpc", Duration::from_secs(3), async { chain.health().await.map(drop) }).await;
     }
     if role == ServiceRole::Agent
         && let Some(llm) = state.agent.llm_health()

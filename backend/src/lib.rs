@@ -7,6 +7,7 @@ pub mod agent;
 pub mod app;
 pub mod auction;
 pub mod bus;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -13,6 +13,7 @@
 //! - [`shutdown`]: tasks tracked by stage and stopped in a fixed, logged order.
 //! - [`telemetry`]: logging set-up (`LOG_FORMAT`, `RUST_LOG`).
 //! - [`stats`]: percentile helpers.
+//! - [`openapi`]: OpenAPI 3.1 documents from a list of operations, and merging them.
 //!
 //! `sothebais-shared` stays free of I/O; everything here may do I/O.
 
@@ -22,6 +23,7 @@ pub mod health;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod shutdown;
 pub mod stats;

@@ -21,7 +21,7 @@ pub enum Track {
 }
 
 /// Where an output stands (`state` in `GET /api/stream/status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputState {
     /// Taking the stream.

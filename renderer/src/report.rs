@@ -233,7 +233,7 @@ pub fn stop_when_finished(sink: Res<FrameSink>, inbox: Res<Inbox>, mut exit: Mes
 }
 
 /// A layer as the API lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct LayerInfo {
     pub id: String,
     pub kind: &'static str,

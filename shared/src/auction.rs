@@ -86,6 +86,37 @@ pub struct NewAuction {
     pub campaign_id: Option<Uuid>,
     #[serde(default)]
     pub consignor: Option<String>,
+    /// What a bidder must prove before a bid counts (`chain.md`).
+    #[serde(default)]
+    pub verification: Verification,
+    /// What a funds check that misses its deadline means.
+    #[serde(default)]
+    pub unverifiable: Unverifiable,
+}
+
+/// What a bidder must prove before a bid counts (`verification` of `NewAuction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Nothing (demos).
+    #[default]
+    None,
+    /// A wallet linked to the bidder's X handle: else `BIDDER_NOT_VERIFIED`.
+    Wallet,
+    /// Also WETH balance and allowance to the settlement contract that cover the
+    /// bid: else `INSUFFICIENT_FUNDS`.
+    Funds,
+}
+
+/// What a funds check that cannot answer in time means (`unverifiable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unverifiable {
+    /// The bid is refused `INSUFFICIENT_FUNDS`, its message saying the check did not answer.
+    #[default]
+    Reject,
+    /// The bid is decided as if the funds were there; settlement checks them again.
+    Accept,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -8,8 +8,11 @@
 //!   with its [`TestClock`] and request helpers (`create_auction`, `bid`, …) and
 //!   [`TestApp::settle`], which lets the engine act on an auction at once;
 //! - [`process`]: the real binaries as processes, for end-to-end tests and benchmarks;
+//! - [`chain`]: a real local chain (anvil) with the test tokens and the settlement
+//!   contract deployed;
 //! - tokens, JSON and WebSocket helpers.
 
+pub mod chain;
 pub mod llm;
 pub mod process;
 pub mod x;

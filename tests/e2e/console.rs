@@ -284,6 +284,25 @@ async fn an_operator_runs_the_show_from_the_browser_and_a_viewer_only_watches() 
     let same_page = client.execute("return window.notReloaded === true;", vec![]).await.expect("script");
     assert_eq!(same_page, json!(true), "the page was not reloaded");
 
+    // The renderer's own OpenAPI document, bare, and merged behind the gateway.
+    let stream_doc = api(&http, &format!("http://127.0.0.1:{api_port}/api/stream/openapi.json")).await;
+    assert_eq!(stream_doc["openapi"], "3.1.0", "{stream_doc}");
+    let merged = api(&http, &format!("{base}/api/openapi.json")).await;
+    assert!(merged.get("info").and_then(|info| info.get("x-unavailable")).is_none(), "{}", merged["info"]);
+    for (path, method) in
+        [("/api/stream/status", "get"), ("/api/stream/layers/{id}", "post"), ("/api/auction/bid", "post")]
+    {
+        assert!(merged["paths"][path][method].is_object(), "{path} {method} in the merged document");
+    }
+    assert_eq!(
+        merged["paths"]["/api/stream/status"]["get"], stream_doc["paths"]["/api/stream/status"]["get"],
+        "the gateway lists the renderer's operation as the renderer documents it"
+    );
+    assert!(
+        merged["paths"]["/api/stream/layers/{id}"]["post"]["requestBody"].is_object(),
+        "the layer patch's schema comes from the renderer's wire type"
+    );
+
     // Pin a scene on the running renderer and see the preview change to it.
     client.goto(&format!("{base}/stream")).await.expect("stream page");
     client.wait().at_most(WAIT).for_element(Locator::Css("li[data-scene=sold]")).await.expect("the scenes");

@@ -16,13 +16,14 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use serde_json::json;
+use std::time::Duration;
 
 pub use api::{announce_first_start, generate_password, redact};
 
 use crate::app::{AppState, ServiceRole, health_checks};
 use crate::http::ok;
-use crate::http::openapi::{self, Operation};
 use sothebais_kit::access::Role;
+use sothebais_kit::openapi::{self, Operation};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -136,65 +137,40 @@ pub fn gateway(mut router: Router<AppState>) -> Router<AppState> {
         .merge(dashboard::router())
 }
 
-/// The merged document, bare like each role's: every role's operations and the
-/// stream manager's, which the gateway proxies.
-async fn merged_openapi() -> axum::Json<serde_json::Value> {
-    let mut operations: Vec<Operation> =
-        ServiceRole::ALL.into_iter().flat_map(ServiceRole::operations).collect();
-    operations.extend(stream_operations());
-    axum::Json(openapi::document("SothebAIs API", &operations))
+/// How long the merged document waits for the stream manager's own.
+const STREAM_DOCUMENT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The merged document, bare like each role's: every role's operations, and the
+/// stream manager's own document (`/api/stream/openapi.json`, read from the renderer
+/// the gateway proxies). When the renderer cannot be read, the document says so in
+/// `info.x-unavailable` rather than listing operations nobody answers.
+async fn merged_openapi(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let operations: Vec<Operation> = ServiceRole::ALL.into_iter().flat_map(ServiceRole::operations).collect();
+    let mut document = openapi::document("SothebAIs API", &operations);
+    let url = format!("{}/api/stream/openapi.json", state.config.stream_manager_url);
+    match stream_document(&state.http, &url).await {
+        Ok(stream) => openapi::merge_paths(&mut document, &stream),
+        Err(reason) => {
+            tracing::warn!(%url, %reason, "the merged OpenAPI document goes without the stream manager's API");
+            document["info"]["x-unavailable"] = serde_json::json!({ "stream": format!("{url}: {reason}") });
+        }
+    }
+    axum::Json(document)
 }
 
-/// The stream manager's API (the renderer), as the gateway serves it under `/api/stream`.
-fn stream_operations() -> Vec<Operation> {
-    vec![
-        Operation::new(
-            "GET",
-            "/api/stream/status",
-            "The renderer: state, fps, frame times, drops, outputs, encoder, scene",
-        ),
-        Operation::new("GET", "/api/stream/layers", "The layers of the scene on air"),
-        Operation::new(
-            "POST",
-            "/api/stream/layers/{id}",
-            "Show, hide, retext, move or fade a layer until its scene file changes it",
-        )
-        .auth(Role::Operator),
-        Operation::new(
-            "GET",
-            "/api/stream/scenes",
-            "The scenes, the one on air, the pinned one and each file's error",
-        ),
-        Operation::new(
-            "POST",
-            "/api/stream/scenes/active",
-            "Pin a scene on air, or `null` to go back to the rules",
-        )
-        .auth(Role::Operator),
-        Operation::new(
-            "GET",
-            "/api/stream/frame",
-            "The latest frame as PNG, or JPEG scaled to `width` (binary, not the envelope)",
-        ),
-        Operation::new(
-            "POST",
-            "/api/stream/playback",
-            "Stop, start or restart outputs while rendering goes on",
-        )
-        .auth(Role::Operator),
-        Operation::new("POST", "/api/stream/assets/upload", "Upload an image, font or sound (multipart)")
-            .auth(Role::Operator),
-        Operation::new(
-            "GET",
-            "/api/stream/clips",
-            "The winning-moment clips of sold lots, newest first: auction id, file, duration, size",
-        ),
-        Operation::new(
-            "GET",
-            "/api/stream/clips/{file}",
-            "One clip as MP4 (`<auction id>.mp4`; byte ranges for seeking; binary, not the envelope)",
-        ),
-    ]
+async fn stream_document(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, String> {
+    let answer = http
+        .get(url)
+        .timeout(STREAM_DOCUMENT_DEADLINE)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| error.without_url().to_string())?;
+    let document: serde_json::Value = answer.json().await.map_err(|error| error.without_url().to_string())?;
+    if document.get("openapi").is_none() {
+        return Err("not an OpenAPI document".into());
+    }
+    Ok(document)
 }
 
 /// Each registered consumer with its pending entries and dead letters, for the dashboard.

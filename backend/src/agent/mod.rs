@@ -31,8 +31,8 @@ use sothebais_shared::events::EventType;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::events::live;
-use crate::http::openapi::Operation;
 use crate::http::{Json, Query};
+use sothebais_kit::openapi::Operation;
 
 pub use host::{AgentConsumer, AgentHandle, CharacterChange};
 

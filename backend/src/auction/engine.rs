@@ -130,6 +130,8 @@ struct Inner {
     /// Fires once every writer has ended: the committer commits what is left and ends.
     committer_stop: CancellationToken,
     committer: Mutex<Option<JoinHandle<()>>>,
+    /// The bid checks of `verification`, run before a bid reaches its writer.
+    checks: std::sync::OnceLock<Arc<crate::chain::checks::BidChecks>>,
 }
 
 /// Counts a running writer for as long as it lives.
@@ -239,6 +241,7 @@ impl Engine {
             writers_running: watch::channel(0).0,
             committer_stop,
             committer: Mutex::new(Some(committer)),
+            checks: std::sync::OnceLock::new(),
         };
         (Engine { inner: Arc::new(inner) }, receiver)
     }
@@ -306,13 +309,23 @@ impl Engine {
         Ok(campaign)
     }
 
-    /// Decides a bid; answers only once the decision is durable.
+    /// Sets the bid checks of `verification` (once; later calls change nothing).
+    pub fn set_checks(&self, checks: Arc<crate::chain::checks::BidChecks>) {
+        let _ = self.inner.checks.set(checks);
+    }
+
+    /// Decides a bid; answers only once the decision is durable. The auction's
+    /// `verification` checks run first, in the caller's task, within their deadline.
     pub async fn place_bid(
         &self,
         auction_id: Uuid,
         input: BidInput,
         standing: BidderStanding,
     ) -> Result<BidOutcome, EngineError> {
+        let standing = match self.inner.checks.get() {
+            Some(checks) => checks.standing(auction_id, &input.bidder, input.amount, standing).await,
+            None => standing,
+        };
         let (reply, answer) = oneshot::channel();
         self.send(auction_id, Command::Bid { input, standing, reply }).await?;
         answer.await.unwrap_or(Err(EngineError::Contended))

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use sothebais_shared::Amount;
 use sothebais_shared::auction::{
     AntiSnipe, Auction, AuctionState, Bid, BidSource, BidStatus, Bidder, HighBid, IncrementStep, Lot,
-    NewAuction, Outcome, OutcomeResult, RejectReason,
+    NewAuction, Outcome, OutcomeResult, RejectReason, Unverifiable, Verification,
 };
 use uuid::Uuid;
 
@@ -59,6 +59,11 @@ pub struct Settings {
     pub consignor: Option<String>,
     pub bidder_interval_ms: i64,
     pub max_bid: Amount,
+    /// Absent in auctions stored before the chain checks: none.
+    #[serde(default)]
+    pub verification: Verification,
+    #[serde(default)]
+    pub unverifiable: Unverifiable,
 }
 
 /// Why a new auction's settings are refused; `field` names the input at fault.
@@ -148,6 +153,8 @@ impl Settings {
             consignor: new.consignor.clone(),
             bidder_interval_ms: DEFAULT_BIDDER_INTERVAL_MS,
             max_bid,
+            verification: new.verification,
+            unverifiable: new.unverifiable,
         })
     }
 

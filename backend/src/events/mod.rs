@@ -22,10 +22,10 @@ use sothebais_shared::events::{Category, Envelope, EventType, InvalidEvent, Sour
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::http::openapi::Operation;
 use crate::http::{Json, Path, Query, created, ok};
 use crate::storage::{ConsumerRecord, DeadLetter, EventQuery};
 use sothebais_kit::access::{Authorized, Caller, OperatorRole, Role};
+use sothebais_kit::openapi::Operation;
 
 /// How many of each type: per-type counters are incremented once per batch, since a
 /// labelled metric handle is looked up (its labels built and hashed) at each use.

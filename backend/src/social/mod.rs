@@ -20,7 +20,7 @@ use sothebais_kit::http::ok;
 
 use crate::app::AppState;
 use crate::error::Result;
-use crate::http::openapi::Operation;
+use sothebais_kit::openapi::Operation;
 
 pub use service::{Social, SocialHandle};
 

@@ -11,6 +11,8 @@ mod social_sql;
 mod agent_sql;
 #[macro_use]
 mod admin_sql;
+#[macro_use]
+mod chain_sql;
 mod postgres;
 mod sqlite;
 
@@ -30,6 +32,7 @@ use crate::auction::rules::{AuctionCore, Phase};
 
 pub use admin_sql::{Account, AuditEntry, BlockEntry, RuntimeSetting, SessionRow};
 pub use agent_sql::{Memory, MemorySubject};
+pub use chain_sql::{NonceRow, WalletLink};
 pub use postgres::PostgresStorage;
 pub use social_sql::{
     ACKNOWLEDGED, LotChange, PostState, SocialLot, SocialPost, SocialWrite, WriteKind, WriteState,
@@ -427,9 +430,25 @@ pub trait AdminStorage: Send + Sync {
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
 
+/// The chain's tables: wallet-link nonces and links (docs/chain.md).
+#[async_trait]
+pub trait ChainStorage: Send + Sync {
+    async fn add_nonce(&self, nonce: &NonceRow) -> Result<(), StorageError>;
+    async fn nonce(&self, nonce: &str) -> Result<Option<NonceRow>, StorageError>;
+    /// Uses the link's nonce (unused and issued at or after `before`) and stores the
+    /// link in one transaction; `false`, storing nothing, when the nonce was used or
+    /// stale meanwhile.
+    async fn link_wallet(&self, link: &WalletLink, before: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// A handle's link, revoked or not.
+    async fn wallet_link(&self, handle: &str) -> Result<Option<WalletLink>, StorageError>;
+    /// `false` when the handle had no live link.
+    async fn revoke_wallet_link(&self, handle: &str, at: DateTime<Utc>) -> Result<bool, StorageError>;
+    async fn prune_nonces(&self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+}
+
 #[async_trait]
 pub trait Storage:
-    SharedStorage + DeliveryStorage + SocialStorage + AgentStorage + AdminStorage + fmt::Debug
+    SharedStorage + DeliveryStorage + SocialStorage + AgentStorage + AdminStorage + ChainStorage + fmt::Debug
 {
     fn kind(&self) -> StorageKind;
 

@@ -319,3 +319,4 @@ delivery_storage!(PostgresStorage, Postgres, sqlx::postgres::PgRow);
 social_storage!(PostgresStorage, Postgres);
 agent_storage!(PostgresStorage, Postgres);
 admin_storage!(PostgresStorage, Postgres);
+chain_storage!(PostgresStorage, Postgres);

@@ -303,3 +303,4 @@ delivery_storage!(SqliteStorage, Sqlite, sqlx::sqlite::SqliteRow);
 social_storage!(SqliteStorage, Sqlite);
 agent_storage!(SqliteStorage, Sqlite);
 admin_storage!(SqliteStorage, Sqlite);
+chain_storage!(SqliteStorage, Sqlite);

@@ -10,6 +10,7 @@ mod auction;
 mod auction_ws;
 mod auth;
 mod bus;
+mod chain;
 mod contract;
 mod conventions;
 mod dispatch;

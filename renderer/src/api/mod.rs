@@ -16,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bevy::log::info;
 use metrics_exporter_prometheus::PrometheusHandle;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sothebais_kit::access::{Authenticator, Authorized, HasAuthenticator, OperatorRole};
+use sothebais_kit::access::{Authenticator, Authorized, HasAuthenticator, OperatorRole, Role};
 use sothebais_kit::health::Checks;
 use sothebais_kit::http::{Failure, created, ok, with_conventions};
 use sothebais_kit::listen::{self, BlockRouters, Listener};
+use sothebais_kit::openapi::{self, Operation};
 use sothebais_kit::ratelimit::{ClientRates, Limiter, Rate};
 use sothebais_shared::api::codes;
 use sothebais_shared::ports::PortBlock;
@@ -60,7 +62,7 @@ impl Frame {
 }
 
 /// `GET /api/stream/status`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Status {
     pub state: &'static str,
     pub fps: f64,
@@ -80,13 +82,13 @@ pub struct Status {
     pub speech_lines: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, JsonSchema)]
 pub struct Percentiles {
     pub p50: f64,
     pub p99: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputStatus {
     pub url: String,
     pub state: crate::output_pipeline::OutputState,
@@ -95,7 +97,7 @@ pub struct OutputStatus {
 }
 
 /// A scene as `GET /api/stream/scenes` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SceneInfo {
     pub name: String,
     pub states: Vec<&'static str>,
@@ -104,7 +106,7 @@ pub struct SceneInfo {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Scenes {
     pub active: String,
     pub pinned: Option<String>,
@@ -167,11 +169,71 @@ const CLIENT_RATES: ClientRates = ClientRates {
 /// How long a request to the stream manager may take (uploads of 10 MiB included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The stream manager's operations, as its own document lists them and the gateway
+/// merges them under `/api/stream`.
+pub fn operations() -> Vec<Operation> {
+    vec![
+        Operation::new("GET", "/api/stream/openapi.json", "This OpenAPI document"),
+        Operation::new(
+            "GET",
+            "/api/stream/status",
+            "The renderer: state, fps, frame times, drops, outputs, encoder, scene",
+        )
+        .response::<Status>(),
+        Operation::new("GET", "/api/stream/layers", "The layers of the scene on air").response::<Layers>(),
+        Operation::new(
+            "POST",
+            "/api/stream/layers/{id}",
+            "Show, hide, retext, move or fade a layer until its scene file changes it",
+        )
+        .auth(Role::Operator)
+        .request::<PatchBody>(),
+        Operation::new(
+            "GET",
+            "/api/stream/scenes",
+            "The scenes, the one on air, the pinned one and each file's error",
+        )
+        .response::<Scenes>(),
+        Operation::new(
+            "POST",
+            "/api/stream/scenes/active",
+            "Pin a scene on air, or `null` to go back to the rules",
+        )
+        .auth(Role::Operator)
+        .request::<PinBody>(),
+        Operation::new(
+            "GET",
+            "/api/stream/frame",
+            "The latest frame as PNG, or JPEG scaled to `width` (binary, not the envelope)",
+        ),
+        Operation::new(
+            "POST",
+            "/api/stream/playback",
+            "Stop, start or restart outputs while rendering goes on",
+        )
+        .auth(Role::Operator)
+        .request::<PlaybackBody>(),
+        Operation::new("POST", "/api/stream/assets/upload", "Upload an image, font or sound (multipart)")
+            .auth(Role::Operator),
+        Operation::new(
+            "GET",
+            "/api/stream/clips",
+            "The winning-moment clips of sold lots, newest first: auction id, file, duration, size",
+        ),
+        Operation::new(
+            "GET",
+            "/api/stream/clips/{file}",
+            "One clip as MP4 (`<auction id>.mp4`; byte ranges for seeking; binary, not the envelope)",
+        ),
+    ]
+}
+
 /// Binds every listener of the stream manager's block (port 0 picks a free one),
 /// each logged as `listening role=stream kind=… addr=…`, with the conventions every
 /// listener wears (envelope, body cap, timeout).
 pub async fn bind(shared: AppState, ip: IpAddr, ports: PortBlock) -> anyhow::Result<Vec<Listener>> {
     let api = Router::new()
+        .route("/api/stream/openapi.json", get(openapi_document))
         .route("/api/stream/status", get(status))
         .route("/api/stream/layers", get(layers))
         .route("/api/stream/layers/{id}", post(patch_layer))
@@ -253,8 +315,19 @@ async fn status(State(shared): State<AppState>) -> Response {
     ok(view(&shared).status)
 }
 
+/// `GET /api/stream/layers`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct Layers {
+    layers: Vec<LayerInfo>,
+}
+
 async fn layers(State(shared): State<AppState>) -> Response {
-    ok(serde_json::json!({ "layers": view(&shared).layers }))
+    ok(Layers { layers: view(&shared).layers })
+}
+
+/// `GET /api/stream/openapi.json`: bare, like `/health`, so OpenAPI tools read it.
+async fn openapi_document() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document("SothebAIs stream API", &operations()))
 }
 
 async fn scenes(State(shared): State<AppState>) -> Response {
@@ -274,7 +347,7 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PinBody {
     name: Option<String>,
@@ -304,7 +377,7 @@ async fn pin_scene(
     result.map_or_else(IntoResponse::into_response, ok)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     visible: Option<bool>,
@@ -356,7 +429,7 @@ async fn patch_layer(
     result.map_or_else(IntoResponse::into_response, ok)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PlaybackBody {
     action: String,

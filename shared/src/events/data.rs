@@ -343,6 +343,16 @@ pub struct SystemConfig {
 
 // ---- data of chain events ----
 
+/// `chain:wallet:linked` / `chain:wallet:revoked`: an X handle's wallet, proven by a
+/// signed EIP-4361 message, or its link revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChainWallet {
+    /// `@name`, lower case.
+    pub handle: String,
+    /// EIP-55 checksum form.
+    pub address: String,
+}
+
 /// `chain:payment:confirmed`: the winner paid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChainPaymentConfirmed {

@@ -449,6 +449,8 @@ event_types! {
     SystemMetric = "system:metric" => System, SystemMetric;
     SystemError = "system:error" => System, SystemErrorData;
     SystemConfig = "system:config" => System, SystemConfig;
+    ChainWalletLinked = "chain:wallet:linked" => Chain, ChainWallet;
+    ChainWalletRevoked = "chain:wallet:revoked" => Chain, ChainWallet;
     ChainPaymentConfirmed = "chain:payment:confirmed" => Chain, ChainPaymentConfirmed;
     SocialPostReceived = "social:post:received" => Social, SocialPostReceived;
     SocialAnnounced = "social:announced" => Social, SocialAnnounced;

@@ -4,7 +4,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use sothebais_kit::access::Role;
+use crate::access::Role;
 
 /// One documented operation.
 #[derive(Debug, Clone)]
@@ -103,4 +103,47 @@ pub fn document(title: &str, operations: &[Operation]) -> Value {
             }}
         }
     })
+}
+
+/// Adds `other`'s paths to `document`; a path both define keeps `document`'s entry,
+/// so a document merged twice stays the same.
+pub fn merge_paths(document: &mut Value, other: &Value) {
+    let Some(theirs) = other.get("paths").and_then(Value::as_object) else { return };
+    let Some(ours) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, methods) in theirs {
+        ours.entry(path.clone()).or_insert_with(|| methods.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_lists_each_operation_under_its_path_and_method_with_its_role() {
+        let document = document(
+            "test",
+            &[
+                Operation::new("GET", "/api/x/things", "Things"),
+                Operation::new("POST", "/api/x/things", "Add a thing").auth(Role::Operator),
+            ],
+        );
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(document["paths"]["/api/x/things"]["get"]["summary"], "Things");
+        let post = &document["paths"]["/api/x/things"]["post"];
+        assert_eq!(post["x-required-role"], "operator");
+        assert!(post["responses"]["403"].is_object(), "{post}");
+    }
+
+    #[test]
+    fn merging_adds_the_other_documents_paths_and_keeps_its_own() {
+        let mut ours = document("ours", &[Operation::new("GET", "/api/a", "ours")]);
+        let theirs = document(
+            "theirs",
+            &[Operation::new("GET", "/api/a", "theirs"), Operation::new("GET", "/api/b", "b")],
+        );
+        merge_paths(&mut ours, &theirs);
+        assert_eq!(ours["paths"]["/api/a"]["get"]["summary"], "ours");
+        assert_eq!(ours["paths"]["/api/b"]["get"]["summary"], "b");
+    }
 }

@@ -1,0 +1,422 @@
+//! Ethereum (docs/chain.md): the RPC client with a primary and a fallback endpoint,
+//! the contracts, wallet links signed with Sign-In with Ethereum, and the checks of
+//! funds and lots.
+//!
+//! Every read goes through [`Chain::call`]: one attempt per endpoint in order, each
+//! with `ETH_RPC_TIMEOUT_MS`, retried with backoff, counted and timed by method.
+//! Balances and allowances are kept `ETH_CACHE_TTL_MS`, so a bidder's second bid in a
+//! burst costs no RPC call.
+
+pub mod api;
+pub mod checks;
+pub mod contracts;
+pub mod siwe;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use secrecy::ExposeSecret;
+use sothebais_shared::auction::Lot;
+
+use crate::config::{ChainConfig, redact_url};
+use contracts::{TestNFT, TestWETH};
+
+/// Why a chain call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("no chain is configured (ETH_RPC_URL is unset)")]
+    NotConfigured,
+    #[error("{0} is not configured")]
+    Missing(&'static str),
+    #[error("the RPC endpoint {url} is on chain {found}, not ETH_CHAIN_ID {expected}")]
+    WrongChain { url: String, expected: u64, found: u64 },
+    #[error("{method} failed on every endpoint: {last}")]
+    Unavailable { method: &'static str, last: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One RPC endpoint.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    /// `primary` or `fallback`, for logs and metrics.
+    name: &'static str,
+    /// The URL without a password, for logs and health.
+    shown: String,
+    provider: DynProvider,
+}
+
+/// A wallet's WETH balance and its allowance to the settlement contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Funds {
+    pub balance: U256,
+    pub allowance: U256,
+}
+
+impl Funds {
+    /// Whether these cover `wei`.
+    pub fn cover(&self, wei: U256) -> bool {
+        self.balance >= wei && self.allowance >= wei
+    }
+}
+
+/// The lot check that failed at an auction's creation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LotRefusal {
+    #[error("the lot is on chain {lot}, the backend on chain {configured}")]
+    WrongChain { lot: u64, configured: u64 },
+    #[error("`lot.contract` is not an address: {0:?}")]
+    BadContract(String),
+    #[error("`lot.token_id` is not a token id: {0:?}")]
+    BadToken(String),
+    #[error("`consignor` must be the consignor's address (0x…) or a handle with a linked wallet")]
+    NoConsignorWallet,
+    #[error("ownerOf: token {token} is owned by {owner}, not by the consignor {consignor}")]
+    NotOwner { token: String, owner: Address, consignor: Address },
+    #[error(
+        "approval: the consignor has not approved the settlement contract {settlement} for token {token}"
+    )]
+    NotApproved { token: String, settlement: Address },
+    #[error("{check}: {error}")]
+    Unchecked { check: &'static str, error: ChainError },
+}
+
+impl LotRefusal {
+    /// The check named in the API's error (`details.check`).
+    pub fn check(&self) -> &'static str {
+        match self {
+            LotRefusal::WrongChain { .. } => "chain_id",
+            LotRefusal::BadContract(_) | LotRefusal::BadToken(_) => "lot",
+            LotRefusal::NoConsignorWallet => "consignor",
+            LotRefusal::NotOwner { .. } => "ownerOf",
+            LotRefusal::NotApproved { .. } => "approval",
+            LotRefusal::Unchecked { check, .. } => check,
+        }
+    }
+}
+
+/// The chain client.
+#[derive(Debug)]
+pub struct Chain {
+    endpoints: Vec<Endpoint>,
+    chain_id: u64,
+    timeout: Duration,
+    cache_ttl: Duration,
+    weth: Option<Address>,
+    settlement: Option<Address>,
+    funds: Mutex<HashMap<Address, (Instant, Funds)>>,
+}
+
+/// Tries per endpoint round, and the pause before the next round (doubling).
+const ROUNDS: u32 = 2;
+const BACKOFF: Duration = Duration::from_millis(50);
+
+impl Chain {
+    /// Connects to the configured endpoints and checks each one's chain id; `None`
+    /// when no chain is configured. A reachable endpoint on another chain is an error
+    /// (the backend does not start); an unreachable one is logged and tried again on
+    /// each call.
+    pub async fn connect(config: &ChainConfig) -> Result<Option<Chain>, ChainError> {
+        let Some(primary) = &config.rpc_url else { return Ok(None) };
+        let mut endpoints = Vec::new();
+        for (name, url) in [("primary", Some(primary)), ("fallback", config.rpc_fallback_url.as_ref())] {
+            let Some(url) = url else { continue };
+            let parsed: reqwest::Url = url
+                .expose_secret()
+                .parse()
+                .map_err(|_| ChainError::Invalid(format!("ETH RPC URL {name} is not a URL")))?;
+            let shown = redact_url(url.expose_secret());
+            let provider = ProviderBuilder::new().connect_http(parsed).erased();
+            match tokio::time::timeout(config.rpc_timeout, provider.get_chain_id()).await {
+                Ok(Ok(found)) if found != config.chain_id => {
+                    return Err(ChainError::WrongChain { url: shown, expected: config.chain_id, found });
+                }
+                Ok(Ok(_)) => {
+                    tracing::info!(endpoint = name, url = %shown, chain_id = config.chain_id, "chain endpoint checked")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(endpoint = name, url = %shown, %error, "chain endpoint not answering at start")
+                }
+                Err(_) => tracing::warn!(endpoint = name, url = %shown, "chain endpoint timed out at start"),
+            }
+            endpoints.push(Endpoint { name, shown, provider });
+        }
+        Ok(Some(Chain {
+            endpoints,
+            chain_id: config.chain_id,
+            timeout: config.rpc_timeout,
+            cache_ttl: config.cache_ttl,
+            weth: config.weth,
+            settlement: config.settlement,
+            funds: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    pub fn settlement(&self) -> Option<Address> {
+        self.settlement
+    }
+
+    /// Whether WETH and the settlement contract are known, so funds can be read.
+    pub fn can_check_funds(&self) -> bool {
+        self.weth.is_some() && self.settlement.is_some()
+    }
+
+    /// Runs `call` against the endpoints in order until one answers, `ROUNDS` times
+    /// with backoff between rounds; each attempt is limited to `ETH_RPC_TIMEOUT_MS`.
+    pub async fn call<T, F, Fut, E>(&self, method: &'static str, call: F) -> Result<T, ChainError>
+    where
+        F: Fn(DynProvider) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let mut last = String::from("no endpoint");
+        let mut pause = BACKOFF;
+        for round in 0..ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            for endpoint in &self.endpoints {
+                let started = Instant::now();
+                let outcome = tokio::time::timeout(self.timeout, call(endpoint.provider.clone())).await;
+                let seconds = started.elapsed().as_secs_f64();
+                let result = match outcome {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+                };
+                let label = if result.is_ok() { "ok" } else { "error" };
+                metrics::counter!("chain_rpc_calls_total", "method" => method, "endpoint" => endpoint.name, "outcome" => label)
+                    .increment(1);
+                metrics::histogram!("chain_rpc_seconds", "method" => method).record(seconds);
+                match result {
+                    Ok(value) => return Ok(value),
+                    Err(error) => {
+                        tracing::debug!(method, endpoint = endpoint.name, url = %endpoint.shown, %error, "chain call failed");
+                        last = format!("{} ({}): {error}", endpoint.name, endpoint.shown);
+                    }
+                }
+            }
+        }
+        metrics::counter!("chain_rpc_errors_total", "method" => method).increment(1);
+        Err(ChainError::Unavailable { method, last })
+    }
+
+    /// A wallet's WETH balance and allowance to the settlement contract, from the
+    /// cache when read less than `ETH_CACHE_TTL_MS` ago.
+    pub async fn funds(&self, owner: Address) -> Result<Funds, ChainError> {
+        if let Some(funds) = self.cached_funds(owner) {
+            metrics::counter!("chain_cache_total", "outcome" => "hit").increment(1);
+            return Ok(funds);
+        }
+        metrics::counter!("chain_cache_total", "outcome" => "miss").increment(1);
+        let funds = self.read_funds(owner).await?;
+        if let Ok(mut cache) = self.funds.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(owner, (Instant::now(), funds));
+        }
+        Ok(funds)
+    }
+
+    /// Reads funds from the chain, never from the cache (settlement does).
+    pub async fn read_funds(&self, owner: Address) -> Result<Funds, ChainError> {
+        let weth = self.weth.ok_or(ChainError::Missing("ETH_WETH_ADDRESS"))?;
+        let settlement = self.settlement.ok_or(ChainError::Missing("ETH_SETTLEMENT_ADDRESS"))?;
+        let (balance, allowance) = tokio::try_join!(
+            self.call("balanceOf", |provider| async move {
+                TestWETH::new(weth, provider).balanceOf(owner).call().await
+            }),
+            self.call("allowance", |provider| async move {
+                TestWETH::new(weth, provider).allowance(owner, settlement).call().await
+            }),
+        )?;
+        Ok(Funds { balance, allowance })
+    }
+
+    fn cached_funds(&self, owner: Address) -> Option<Funds> {
+        let cache = self.funds.lock().ok()?;
+        let (at, funds) = cache.get(&owner)?;
+        (at.elapsed() < self.cache_ttl).then_some(*funds)
+    }
+
+    /// Checks that `consignor` owns the lot's token and has approved the settlement
+    /// contract for it (`getApproved` or `isApprovedForAll`).
+    pub async fn check_lot(&self, lot: &Lot, consignor: Address) -> Result<(), LotRefusal> {
+        if lot.chain_id != self.chain_id {
+            return Err(LotRefusal::WrongChain { lot: lot.chain_id, configured: self.chain_id });
+        }
+        let nft: Address =
+            lot.contract.trim().parse().map_err(|_| LotRefusal::BadContract(lot.contract.clone()))?;
+        let token =
+            parse_token_id(&lot.token_id).ok_or_else(|| LotRefusal::BadToken(lot.token_id.clone()))?;
+        let settlement = self.settlement.ok_or(LotRefusal::Unchecked {
+            check: "approval",
+            error: ChainError::Missing("ETH_SETTLEMENT_ADDRESS"),
+        })?;
+        let owner =
+            self.call("ownerOf", |provider| async move {
+                TestNFT::new(nft, provider).ownerOf(token).call().await
+            })
+            .await
+            .map_err(|error| LotRefusal::Unchecked { check: "ownerOf", error })?;
+        if owner != consignor {
+            return Err(LotRefusal::NotOwner { token: lot.token_id.clone(), owner, consignor });
+        }
+        let (approved, for_all) = tokio::try_join!(
+            self.call("getApproved", |provider| async move {
+                TestNFT::new(nft, provider).getApproved(token).call().await
+            }),
+            self.call("isApprovedForAll", |provider| async move {
+                TestNFT::new(nft, provider).isApprovedForAll(consignor, settlement).call().await
+            }),
+        )
+        .map_err(|error| LotRefusal::Unchecked { check: "approval", error })?;
+        if approved != settlement && !for_all {
+            return Err(LotRefusal::NotApproved { token: lot.token_id.clone(), settlement });
+        }
+        Ok(())
+    }
+
+    /// The latest block number, from the first endpoint that answers: what `/health`
+    /// reports as `rpc`.
+    pub async fn health(&self) -> Result<String, String> {
+        self.call("blockNumber", |provider| async move { provider.get_block_number().await })
+            .await
+            .map(|block| format!("chain {} at block {block}", self.chain_id))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// What `sothebais chain deploy` deploys.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub weth: Option<Address>,
+    pub fee_bps: u16,
+    /// `None`: the operator.
+    pub fee_recipient: Option<Address>,
+    /// Deploy TestWETH and TestNFT first (local chains).
+    pub test_tokens: bool,
+}
+
+/// Where the contracts landed.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub chain_id: u64,
+    pub operator: Address,
+    pub settlement: Address,
+    pub weth: Address,
+    pub test_nft: Option<Address>,
+}
+
+impl Deployed {
+    /// What the command prints: the settings to add.
+    pub fn report(&self) -> String {
+        let mut text = format!(
+            "settlement contract deployed on chain {} by the operator {}\n\nETH_SETTLEMENT_ADDRESS={}\nETH_WETH_ADDRESS={}",
+            self.chain_id,
+            self.operator.to_checksum(None),
+            self.settlement.to_checksum(None),
+            self.weth.to_checksum(None),
+        );
+        if let Some(nft) = self.test_nft {
+            text.push_str(&format!("\n# TestNFT (mint with mint(to, tokenId)): {}", nft.to_checksum(None)));
+        }
+        text
+    }
+}
+
+/// The operator's signer, from `ETH_OPERATOR_KEY` (hex, with or without `0x`).
+pub fn operator_signer(config: &ChainConfig) -> Result<alloy::signers::local::PrivateKeySigner, ChainError> {
+    let key = config.operator_key.as_ref().ok_or(ChainError::Missing("ETH_OPERATOR_KEY"))?;
+    key.expose_secret()
+        .parse()
+        .map_err(|_| ChainError::Invalid("ETH_OPERATOR_KEY is not a private key (64 hex digits)".into()))
+}
+
+/// A provider that signs with the operator's key, after checking the chain id.
+pub async fn operator_provider(config: &ChainConfig) -> Result<(DynProvider, Address), ChainError> {
+    let url = config.rpc_url.as_ref().ok_or(ChainError::NotConfigured)?;
+    let parsed: reqwest::Url =
+        url.expose_secret().parse().map_err(|_| ChainError::Invalid("ETH_RPC_URL is not a URL".into()))?;
+    let signer = operator_signer(config)?;
+    let operator = signer.address();
+    let provider = ProviderBuilder::new().wallet(signer).connect_http(parsed).erased();
+    let found = tokio::time::timeout(config.rpc_timeout, provider.get_chain_id())
+        .await
+        .map_err(|_| ChainError::Unavailable { method: "chainId", last: "no answer in time".into() })?
+        .map_err(|error| ChainError::Unavailable { method: "chainId", last: error.to_string() })?;
+    if found != config.chain_id {
+        return Err(ChainError::WrongChain {
+            url: redact_url(url.expose_secret()),
+            expected: config.chain_id,
+            found,
+        });
+    }
+    Ok((provider, operator))
+}
+
+/// Deploys the settlement contract (and the test tokens when asked).
+pub async fn deploy(config: &ChainConfig, request: &DeployRequest) -> anyhow::Result<Deployed> {
+    use anyhow::Context as _;
+    let (provider, operator) = operator_provider(config).await?;
+    let mut test_nft = None;
+    let weth = if request.test_tokens {
+        let weth = TestWETH::deploy(provider.clone()).await.context("deploying TestWETH")?;
+        let nft = TestNFT::deploy(provider.clone()).await.context("deploying TestNFT")?;
+        test_nft = Some(*nft.address());
+        *weth.address()
+    } else {
+        request.weth.context(
+            "WETH's address is needed: --weth or ETH_WETH_ADDRESS (or --test-tokens on a local chain)",
+        )?
+    };
+    let fee_recipient = request.fee_recipient.unwrap_or(operator);
+    let settlement = contracts::SothebaisSettlement::deploy(provider, weth, fee_recipient, request.fee_bps)
+        .await
+        .context("deploying the settlement contract")?;
+    tracing::info!(settlement = %settlement.address(), %weth, fee_bps = request.fee_bps, "settlement contract deployed");
+    Ok(Deployed { chain_id: config.chain_id, operator, settlement: *settlement.address(), weth, test_nft })
+}
+
+/// A token id in decimal or `0x` hex.
+pub fn parse_token_id(text: &str) -> Option<U256> {
+    let text = text.trim();
+    match text.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16).ok(),
+        None => U256::from_str_radix(text, 10).ok(),
+    }
+}
+
+/// An amount of ETH (or WETH) in wei.
+pub fn wei(amount: sothebais_shared::amount::Amount) -> U256 {
+    U256::from(amount.wei())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_read_in_decimal_and_hex() {
+        assert_eq!(parse_token_id("42"), Some(U256::from(42)));
+        assert_eq!(parse_token_id("0x2a"), Some(U256::from(42)));
+        assert_eq!(parse_token_id("forty-two"), None);
+    }
+
+    #[test]
+    fn funds_cover_a_bid_only_with_balance_and_allowance_both() {
+        let funds = Funds { balance: U256::from(10), allowance: U256::from(5) };
+        assert!(funds.cover(U256::from(5)));
+        assert!(!funds.cover(U256::from(6)));
+    }
+}
