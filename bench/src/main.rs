@@ -11,6 +11,7 @@
 //! scripts/bench -- --suite console   # the dashboard: first load, 20 dashboards on a hot lot
 //! scripts/bench -- --suite voice     # the voice: agent:message to first audible sample
 //! scripts/bench -- --suite demo      # the whole demo: CPU, memory and drops while the hot lot runs
+//! scripts/bench -- --suite chain     # bid latency with funds checks (warm, uncached) beside none, on anvil
 //! ```
 
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark's output is its report")]
@@ -29,6 +30,7 @@ use sothebais_testkit::process::{Process, binary, gateway, token};
 use sqlx::Connection as _;
 
 mod agent;
+mod chain;
 mod console;
 mod cpu;
 mod demo;
@@ -56,6 +58,8 @@ enum Suite {
     Voice,
     /// The whole demo on this machine, CPU and memory while its hot lot runs, beside the renderer alone (needs a release renderer).
     Demo,
+    /// Ethereum: bid decision latency with funds checks (warm cache, no cache) beside none, on anvil.
+    Chain,
     /// Auction, events, X and the host (the renderer has its own suite: it needs a release renderer).
     All,
 }
@@ -152,6 +156,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Agent | Suite::All) {
         agent::run(args.agent_lines, args.agent_interactions, args.agent_model_ms).await?;
+    }
+    if args.suite == Suite::Chain {
+        chain::run(&args.postgres, &args.redis, args.seconds).await?;
     }
     if args.suite == Suite::Console {
         console::run(args.seconds, args.dashboards).await?;
