@@ -325,8 +325,12 @@ impl Application {
             runtime.clone(),
         )
         .await?;
-        let chain =
-            chain::Chain::connect(&config.chain).await.context("connecting to Ethereum")?.map(Arc::new);
+        let cache_at =
+            chain::CacheAt { redis_url: config.redis_url.clone(), prefix: config.redis_key_prefix.clone() };
+        let chain = chain::Chain::connect(&config.chain, &cache_at)
+            .await
+            .context("connecting to Ethereum")?
+            .map(Arc::new);
         engine.set_checks(Arc::new(chain::checks::BidChecks::new(
             storage.clone(),
             chain.clone(),

@@ -148,7 +148,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "ETH_OPERATOR_KEY", secrecy: Secrecy::Secret, default: "unset (no settlement)" },
     plain("ETH_WETH_ADDRESS", "unset"),
     plain("ETH_SETTLEMENT_ADDRESS", "unset (deploy with `sothebais chain deploy`)"),
-    plain("SOTHEBAIS_DOMAIN", "unset (127.0.0.1:ADMIN_PORT)"),
+    plain("SOTHEBAIS_DOMAIN", "unset (the gateway's address as bound, 127.0.0.1:PORT)"),
     plain("EVENT_RETRY_TRIES", "5"),
     plain("EVENT_RETRY_INITIAL_MS", "100"),
     plain("EVENT_RETRY_MAX_MS", "30000"),
@@ -208,7 +208,7 @@ pub struct ChainConfig {
     pub weth: Option<alloy::primitives::Address>,
     pub settlement: Option<alloy::primitives::Address>,
     /// The domain wallet-link messages name (EIP-4361), as the dashboard is reached;
-    /// `None`: `127.0.0.1:<ADMIN_PORT>` (see [`Config::link_domain`]).
+    /// `None`: the gateway's address as bound, `127.0.0.1:<port>`.
     pub domain: Option<String>,
 }
 
@@ -856,12 +856,6 @@ impl Config {
                 social: layers.block("SOCIAL", "WS", defaults::SOCIAL)?,
             },
         })
-    }
-
-    /// The domain wallet-link messages name: `SOTHEBAIS_DOMAIN`, else the gateway on
-    /// this machine.
-    pub fn link_domain(&self) -> String {
-        self.chain.domain.clone().unwrap_or_else(|| format!("127.0.0.1:{}", self.ports.admin.api))
     }
 
     /// The effective settings as the admin API shows them: each by its file key with

@@ -49,8 +49,12 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
             settings.insert(key, value);
         }
         let dir = tempfile::tempdir()?;
-        let mut process =
-            Process::start(&binary("sothebais"), &["serve", "--roles", "auction,events,admin"], dir.path(), &settings)?;
+        let mut process = Process::start(
+            &binary("sothebais"),
+            &["serve", "--roles", "auction,events,admin"],
+            dir.path(),
+            &settings,
+        )?;
         let listeners = process.wait_for_listeners(12, Duration::from_secs(60))?;
         let base = gateway(&listeners);
         let operator = token(dir.path(), &settings, "operator")?;
@@ -66,7 +70,10 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
             for index in 0..BIDDERS {
                 bid(&client, &base, &operator, &auction, index, &counter).await;
             }
-            eprintln!("==> {server}: verification {verification}, {CLIENTS} clients, {} s", seconds.as_secs());
+            eprintln!(
+                "==> {server}: verification {verification}, {CLIENTS} clients, {} s",
+                seconds.as_secs()
+            );
             let (run, codes) = closed_loop(&client, &base, &operator, &auction, seconds, counter).await;
             rows.push((format!("{server}: verification {verification}"), run, codes));
         }
@@ -95,7 +102,12 @@ pub async fn run(postgres: &str, redis: &str, seconds: u64) -> anyhow::Result<()
     Ok(())
 }
 
-async fn link(client: &reqwest::Client, base: &str, handle: &str, wallet: &PrivateKeySigner) -> anyhow::Result<()> {
+async fn link(
+    client: &reqwest::Client,
+    base: &str,
+    handle: &str,
+    wallet: &PrivateKeySigner,
+) -> anyhow::Result<()> {
     let challenge: Value = client
         .get(format!("{base}/api/chain/link/nonce?handle={handle}&address={}", wallet.address()))
         .send()
@@ -115,7 +127,12 @@ async fn link(client: &reqwest::Client, base: &str, handle: &str, wallet: &Priva
     Ok(())
 }
 
-async fn create(client: &reqwest::Client, base: &str, token: &str, verification: &str) -> anyhow::Result<String> {
+async fn create(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    verification: &str,
+) -> anyhow::Result<String> {
     let response: Value = client
         .post(format!("{base}/api/auction/auctions"))
         .bearer_auth(token)
@@ -176,8 +193,14 @@ async fn closed_loop(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client_index in 0..CLIENTS {
-        let (client, base, token, auction, stop, counter) =
-            (client.clone(), base.to_owned(), token.to_owned(), auction.to_owned(), stop.clone(), counter.clone());
+        let (client, base, token, auction, stop, counter) = (
+            client.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            auction.to_owned(),
+            stop.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             let mut index = client_index;

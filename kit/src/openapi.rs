@@ -105,13 +105,17 @@ pub fn document(title: &str, operations: &[Operation]) -> Value {
     })
 }
 
-/// Adds `other`'s paths to `document`; a path both define keeps `document`'s entry,
-/// so a document merged twice stays the same.
+/// Adds `other`'s operations to `document`, method by method; an operation both
+/// define keeps `document`'s, so a document merged twice stays the same.
 pub fn merge_paths(document: &mut Value, other: &Value) {
     let Some(theirs) = other.get("paths").and_then(Value::as_object) else { return };
     let Some(ours) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
     for (path, methods) in theirs {
-        ours.entry(path.clone()).or_insert_with(|| methods.clone());
+        let entry = ours.entry(path.clone()).or_insert_with(|| json!({}));
+        let (Some(entry), Some(methods)) = (entry.as_object_mut(), methods.as_object()) else { continue };
+        for (method, operation) in methods {
+            entry.entry(method.clone()).or_insert_with(|| operation.clone());
+        }
     }
 }
 
@@ -140,10 +144,15 @@ mod tests {
         let mut ours = document("ours", &[Operation::new("GET", "/api/a", "ours")]);
         let theirs = document(
             "theirs",
-            &[Operation::new("GET", "/api/a", "theirs"), Operation::new("GET", "/api/b", "b")],
+            &[
+                Operation::new("GET", "/api/a", "theirs"),
+                Operation::new("POST", "/api/a", "their write"),
+                Operation::new("GET", "/api/b", "b"),
+            ],
         );
         merge_paths(&mut ours, &theirs);
         assert_eq!(ours["paths"]["/api/a"]["get"]["summary"], "ours");
+        assert_eq!(ours["paths"]["/api/a"]["post"]["summary"], "their write");
         assert_eq!(ours["paths"]["/api/b"]["get"]["summary"], "b");
     }
 }

@@ -22,4 +22,3 @@ CREATE TABLE chain_links (
     linked_at_ms  BIGINT NOT NULL,
     revoked_at_ms BIGINT
 );
-CREATE INDEX chain_links_address ON chain_links (address);

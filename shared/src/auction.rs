@@ -112,10 +112,10 @@ pub enum Verification {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unverifiable {
-    /// The bid is refused `INSUFFICIENT_FUNDS`, its message saying the check did not answer.
+    /// The bid is refused `INSUFFICIENT_FUNDS`.
     #[default]
     Reject,
-    /// The bid is decided as if the funds were there; settlement checks them again.
+    /// The bid is decided as if the funds were there (accepted provisionally).
     Accept,
 }
 

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy::network::TransactionBuilder as _;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -67,6 +66,9 @@ impl Anvil {
         let provider = self.provider();
         let deadline = Instant::now() + Duration::from_secs(20);
         while provider.get_chain_id().await.is_err() {
+            // Exited (its port taken meanwhile, say): never talk to another node there.
+            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
+            assert!(exited.is_none(), "anvil exited on port {}: {exited:?}", self.port);
             assert!(Instant::now() < deadline, "anvil did not answer on port {}", self.port);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -221,18 +223,5 @@ impl ChainFixture {
             .call()
             .await
             .expect("ownerOf")
-    }
-
-    /// Sends plain ether (a transaction the tests can count blocks with).
-    pub async fn send_eth(&self, from: &PrivateKeySigner, to: Address, wei: U256) {
-        let request = alloy::rpc::types::TransactionRequest::default().with_to(to).with_value(wei);
-        self.anvil
-            .wallet(from)
-            .send_transaction(request)
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("mined");
     }
 }

@@ -483,3 +483,94 @@ async fn an_operator_runs_the_show_from_the_browser_and_a_viewer_only_watches() 
     renderer.terminate(Duration::from_secs(20)).expect("renderer stops");
     server.terminate(Duration::from_secs(20)).expect("server stops");
 }
+
+/// A browser wallet for the page: an EIP-1193 provider injected as `window.ethereum`
+/// that holds no key. It answers `eth_requestAccounts` with the test's address and
+/// parks each `personal_sign` until the test, which holds the key, signs the
+/// message in Rust and hands the signature back.
+const TEST_WALLET: &str = r#"
+window.ethereum = {
+  request: ({ method, params }) => {
+    if (method === 'eth_requestAccounts') return Promise.resolve([arguments_address]);
+    if (method === 'personal_sign') {
+      return new Promise((resolve) => { window.pendingSign = { hex: params[0], address: params[1], resolve }; });
+    }
+    return Promise.reject(new Error('unsupported ' + method));
+  },
+};
+return true;
+"#;
+
+#[tokio::test]
+async fn a_bidder_links_a_wallet_from_the_browser_by_signing_the_message_of_the_link_page() {
+    use alloy::signers::SignerSync as _;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = Backend::Embedded.process_settings().await;
+    let mut server = Process::start(&binary("sothebais"), &["serve"], dir.path(), &env).expect("start");
+    let base = gateway(&server.wait_for_listeners(20, START).expect("listening"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let wallet = alloy::signers::local::PrivateKeySigner::random();
+    let browser = browser(dir.path()).await;
+    let client = &browser.client;
+
+    // Without a wallet, the page says so.
+    client.goto(&format!("{base}/link")).await.expect("link page");
+    let form =
+        client.wait().at_most(WAIT).for_element(Locator::Css("form[data-wallet-link]")).await.expect("form");
+    form.find(Locator::Css("input[name=handle]"))
+        .await
+        .expect("handle")
+        .send_keys("@Curie")
+        .await
+        .expect("type");
+    form.find(Locator::Css("button[type=submit]")).await.expect("button").click().await.expect("click");
+    until("the no-wallet message", async || {
+        text_of(client, "[data-status]").await.contains("No browser wallet found").then_some(())
+    })
+    .await;
+
+    // With one: the page asks for the account, fetches the message, asks to sign.
+    let script = TEST_WALLET.replace("arguments_address", &format!("'{}'", wallet.address()));
+    client.execute(&script, vec![]).await.expect("inject the wallet");
+    form.find(Locator::Css("button[type=submit]")).await.expect("button").click().await.expect("click");
+    let hex = until("the page asking to sign", async || {
+        let pending = client
+            .execute("return window.pendingSign ? window.pendingSign.hex : null;", vec![])
+            .await
+            .ok()?;
+        pending.as_str().map(str::to_owned)
+    })
+    .await;
+    let bytes = alloy::hex::decode(&hex).expect("hex message");
+    let message = String::from_utf8(bytes).expect("utf-8 message");
+    let domain = base.trim_start_matches("http://");
+    assert!(
+        message.starts_with(&format!("{domain} wants you to sign in with your Ethereum account:")),
+        "{message}"
+    );
+    assert!(message.contains("Link the X account @curie"), "{message}");
+    let signature = wallet.sign_message_sync(message.as_bytes()).expect("sign").to_string();
+    client
+        .execute("window.pendingSign.resolve(arguments[0]); return true;", vec![json!(signature)])
+        .await
+        .expect("hand the signature back");
+
+    let linked = until("the page saying it linked", async || {
+        let status = text_of(client, "[data-status]").await;
+        status.contains("Linked").then_some(status)
+    })
+    .await;
+    assert!(linked.contains("@curie") && linked.contains(&wallet.address().to_checksum(None)), "{linked}");
+    let shown: Value = http
+        .get(format!("{base}/api/chain/links/curie"))
+        .send()
+        .await
+        .expect("link")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["data"]["address"], wallet.address().to_checksum(None), "{shown}");
+
+    server.terminate(Duration::from_secs(20)).expect("server stops");
+}

@@ -323,7 +323,7 @@ impl Engine {
         standing: BidderStanding,
     ) -> Result<BidOutcome, EngineError> {
         let standing = match self.inner.checks.get() {
-            Some(checks) => checks.standing(auction_id, &input.bidder, input.amount, standing).await,
+            Some(checks) => checks.standing(auction_id, &input, standing).await,
             None => standing,
         };
         let (reply, answer) = oneshot::channel();

@@ -305,6 +305,8 @@ pub struct BidderStanding {
     pub verified: Option<bool>,
     /// `Some(false)` when the linked wallet cannot cover the bid.
     pub funds_sufficient: Option<bool>,
+    /// The bidder's linked wallet is the consignor's address.
+    pub consignor: bool,
 }
 
 /// What changed on its own as time passed.
@@ -323,6 +325,19 @@ pub enum CommandError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Whether `bidder` is the consignor named `consignor`: its id, or its handle when
+/// the consignor is named by `@handle` (case aside). A consignor named by address is
+/// matched by the bid checks, which know the bidder's linked wallet
+/// ([`BidderStanding::consignor`]).
+fn is_consignor(consignor: &str, bidder: &Bidder) -> bool {
+    let consignor = consignor.trim();
+    consignor == bidder.id
+        || (consignor.starts_with('@')
+            && bidder.handle.as_deref().is_some_and(|handle| {
+                handle.trim().trim_start_matches('@').eq_ignore_ascii_case(consignor.trim_start_matches('@'))
+            }))
 }
 
 /// Truncates to the millisecond, the precision of the stored log.
@@ -641,7 +656,12 @@ impl AuctionCore {
         if standing.blocked {
             return Some(RejectReason::BidderBlocked);
         }
-        if self.settings.consignor.as_deref().is_some_and(|consignor| consignor == input.bidder.id) {
+        let named = self
+            .settings
+            .consignor
+            .as_deref()
+            .is_some_and(|consignor| is_consignor(consignor, &input.bidder));
+        if standing.consignor || named {
             return Some(RejectReason::SellerCannotBid);
         }
         if standing.verified == Some(false) {

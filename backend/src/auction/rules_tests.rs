@@ -143,6 +143,20 @@ fn invalid_amounts_are_refused() {
 }
 
 #[test]
+fn a_consignor_named_by_handle_or_found_by_wallet_cannot_bid() {
+    let mut core = open(NewAuction { consignor: Some("@Seller".into()), ..new_auction() });
+    let mut by_handle = bid("x:1", "5", 1.0);
+    by_handle.bidder.handle = Some("@seller".into());
+    assert_eq!(
+        core.decide(&by_handle, BidderStanding::default()).reason,
+        Some(RejectReason::SellerCannotBid)
+    );
+    let wallet = BidderStanding { consignor: true, ..Default::default() };
+    assert_eq!(core.decide(&bid("x:2", "5", 2.0), wallet).reason, Some(RejectReason::SellerCannotBid));
+    assert_eq!(core.decide(&bid("x:3", "5", 3.0), BidderStanding::default()).reason, None);
+}
+
+#[test]
 fn bidder_standing_gives_its_own_reasons() {
     let mut core = open(NewAuction { consignor: Some("seller".into()), ..new_auction() });
     let cases = [

@@ -17,7 +17,7 @@ use sothebais_kit::openapi::Operation;
 use sothebais_shared::events::{ChainWallet, Envelope, EventType, Source};
 
 use super::siwe::{self, Expected, IssuedNonce, LinkError, LinkMessage};
-use crate::app::AppState;
+use crate::app::{AppState, ListenerKind, ServiceRole};
 use crate::error::{Error, Result};
 use crate::http::{Json, Path, Query, ok};
 use crate::storage::{NonceRow, WalletLink};
@@ -111,9 +111,9 @@ async fn nonce(State(state): State<AppState>, Query(query): Query<NonceQuery>) -
     let address = address(&query.address)?;
     let now = state.clock.now();
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
-    let domain = state.config.link_domain();
+    let domain = link_domain(&state);
     let message = LinkMessage {
-        uri: format!("https://{domain}/link"),
+        uri: siwe::link_uri(&domain),
         domain,
         address,
         handle: handle.clone(),
@@ -133,9 +133,24 @@ async fn nonce(State(state): State<AppState>, Query(query): Query<NonceQuery>) -
         })
         .await?;
     // Nonces older than a day are of no use to anyone.
-    let _ = state.storage.prune_nonces(now - chrono::Duration::days(1)).await;
+    let _ = state.storage.prune_nonces(now - siwe::NONCE_TTL).await;
     let expires_at = message.expires_at;
     Ok(ok(LinkChallenge { message: message.text(), nonce, expires_at }))
+}
+
+/// The domain link messages name: `SOTHEBAIS_DOMAIN`, else the gateway's address as
+/// bound here (`127.0.0.1:<port>`), which is what a browser on this machine shows.
+fn link_domain(state: &AppState) -> String {
+    if let Some(domain) = &state.config.chain.domain {
+        return domain.clone();
+    }
+    let bound = state.bound.get().and_then(|addresses| {
+        addresses
+            .iter()
+            .find(|address| address.role == ServiceRole::Admin && address.kind == ListenerKind::Api)
+            .map(|address| address.addr.port())
+    });
+    format!("127.0.0.1:{}", bound.unwrap_or(state.config.ports.admin.api))
 }
 
 fn refused(error: &LinkError) -> Error {
@@ -164,11 +179,21 @@ async fn link(State(state): State<AppState>, Json(request): Json<LinkRequest>) -
             used: row.used_at.is_some(),
         })
     });
-    let domain = state.config.link_domain();
+    let domain = link_domain(&state);
     let expected =
         Expected { domain: &domain, chain_id: state.config.chain.chain_id, handle: &handle, address, now };
     let message = siwe::verify(&request.message, &request.signature, issued.as_ref(), &expected)
         .map_err(|e| refused(&e))?;
+    // A live link is replaced only after it is revoked: a signature proves the
+    // wallet, not the X account, so nobody re-points someone else's handle.
+    if let Some(live) = state.storage.wallet_link(&handle).await?.filter(|link| link.revoked_at.is_none())
+        && live.address != message.address.to_checksum(None)
+    {
+        return Err(Error::Conflict(format!(
+            "{handle} is linked to {} already; an operator revokes that link first (DELETE /api/chain/link)",
+            live.address
+        )));
+    }
     let link = WalletLink {
         handle: handle.clone(),
         address: message.address.to_checksum(None),

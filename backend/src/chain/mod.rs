@@ -3,9 +3,10 @@
 //! funds and lots.
 //!
 //! Every read goes through [`Chain::call`]: one attempt per endpoint in order, each
-//! with `ETH_RPC_TIMEOUT_MS`, retried with backoff, counted and timed by method.
-//! Balances and allowances are kept `ETH_CACHE_TTL_MS`, so a bidder's second bid in a
-//! burst costs no RPC call.
+//! with `ETH_RPC_TIMEOUT_MS` (or its share of a bid check's deadline), in two rounds
+//! 50 ms apart, counted and timed by method. Balances and allowances are kept
+//! `ETH_CACHE_TTL_MS` (in Redis when the bus is Redis), so a bidder's second bid in
+//! a burst costs no RPC call.
 
 pub mod api;
 pub mod checks;
@@ -14,7 +15,7 @@ pub mod siwe;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
@@ -108,8 +109,108 @@ pub struct Chain {
     cache_ttl: Duration,
     weth: Option<Address>,
     settlement: Option<Address>,
-    funds: Mutex<HashMap<Address, (Instant, Funds)>>,
+    cache: FundsCache,
 }
+
+/// Where balances and allowances are kept for `ETH_CACHE_TTL_MS`: this process, or
+/// Redis in production (shared by every process of the auction role). A cache that
+/// fails is skipped: the chain is read instead.
+#[derive(Clone)]
+enum FundsCache {
+    Memory(Arc<Mutex<HashMap<Address, (Instant, Funds)>>>),
+    Redis { commands: redis::aio::ConnectionManager, prefix: String },
+}
+
+impl std::fmt::Debug for FundsCache {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            FundsCache::Memory(_) => "FundsCache::Memory",
+            FundsCache::Redis { .. } => "FundsCache::Redis",
+        })
+    }
+}
+
+/// Where the funds cache lives: Redis (its URL and key prefix), or this process.
+#[derive(Debug, Clone, Default)]
+pub struct CacheAt {
+    pub redis_url: Option<secrecy::SecretString>,
+    pub prefix: String,
+}
+
+impl FundsCache {
+    async fn open(at: &CacheAt) -> Result<FundsCache, ChainError> {
+        let Some(url) = &at.redis_url else { return Ok(FundsCache::Memory(Arc::default())) };
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|error| ChainError::Invalid(format!("REDIS_URL for the chain cache: {error}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_millis(500))
+            .set_number_of_retries(1);
+        let commands = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|error| ChainError::Invalid(format!("Redis for the chain cache: {error}")))?;
+        Ok(FundsCache::Redis { commands, prefix: at.prefix.clone() })
+    }
+
+    fn key(prefix: &str, owner: Address) -> String {
+        format!("{prefix}chain:funds:{}", owner.to_checksum(None))
+    }
+
+    async fn get(&self, owner: Address, ttl: Duration) -> Option<Funds> {
+        match self {
+            FundsCache::Memory(cache) => {
+                let cache = cache.lock().ok()?;
+                let (at, funds) = cache.get(&owner)?;
+                (at.elapsed() < ttl).then_some(*funds)
+            }
+            FundsCache::Redis { commands, prefix } => {
+                let mut commands = commands.clone();
+                let value: Option<String> =
+                    redis::cmd("GET").arg(Self::key(prefix, owner)).query_async(&mut commands).await.ok()?;
+                let (balance, allowance) =
+                    value?.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned()))?;
+                Some(Funds { balance: balance.parse().ok()?, allowance: allowance.parse().ok()? })
+            }
+        }
+    }
+
+    /// Stores `funds` apart from the caller: a slow cache never delays a check.
+    fn put(&self, owner: Address, funds: Funds, ttl: Duration) {
+        let cache = self.clone();
+        tokio::spawn(async move { cache.store(owner, funds, ttl).await });
+    }
+
+    async fn store(&self, owner: Address, funds: Funds, ttl: Duration) {
+        match self {
+            FundsCache::Memory(cache) => {
+                if let Ok(mut cache) = cache.lock() {
+                    if cache.len() > 100_000 {
+                        cache.clear();
+                    }
+                    cache.insert(owner, (Instant::now(), funds));
+                }
+            }
+            FundsCache::Redis { commands, prefix } => {
+                let mut commands = commands.clone();
+                let value = format!("{}:{}", funds.balance, funds.allowance);
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let stored: Result<(), _> = redis::cmd("SET")
+                    .arg(Self::key(prefix, owner))
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(&mut commands)
+                    .await;
+                if let Err(error) = stored {
+                    tracing::warn!(%error, "the chain cache in Redis could not be written");
+                }
+            }
+        }
+    }
+}
+
+/// The longest a cache read may take before the chain is read instead.
+pub const CACHE_READ_LIMIT: Duration = Duration::from_millis(50);
 
 /// Tries per endpoint round, and the pause before the next round (doubling).
 const ROUNDS: u32 = 2;
@@ -120,7 +221,7 @@ impl Chain {
     /// when no chain is configured. A reachable endpoint on another chain is an error
     /// (the backend does not start); an unreachable one is logged and tried again on
     /// each call.
-    pub async fn connect(config: &ChainConfig) -> Result<Option<Chain>, ChainError> {
+    pub async fn connect(config: &ChainConfig, cache: &CacheAt) -> Result<Option<Chain>, ChainError> {
         let Some(primary) = &config.rpc_url else { return Ok(None) };
         let mut endpoints = Vec::new();
         for (name, url) in [("primary", Some(primary)), ("fallback", config.rpc_fallback_url.as_ref())] {
@@ -152,16 +253,8 @@ impl Chain {
             cache_ttl: config.cache_ttl,
             weth: config.weth,
             settlement: config.settlement,
-            funds: Mutex::new(HashMap::new()),
+            cache: FundsCache::open(cache).await?,
         }))
-    }
-
-    pub fn chain_id(&self) -> u64 {
-        self.chain_id
-    }
-
-    pub fn settlement(&self) -> Option<Address> {
-        self.settlement
     }
 
     /// Whether WETH and the settlement contract are known, so funds can be read.
@@ -177,6 +270,25 @@ impl Chain {
         Fut: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
+        self.call_within(method, None, call).await
+    }
+
+    /// [`Chain::call`] within `budget`: each attempt gets the budget's share (every
+    /// endpoint, every round) or `ETH_RPC_TIMEOUT_MS`, whichever is less, so a primary
+    /// that hangs leaves the fallback time to answer.
+    pub async fn call_within<T, F, Fut, E>(
+        &self,
+        method: &'static str,
+        budget: Option<Duration>,
+        call: F,
+    ) -> Result<T, ChainError>
+    where
+        F: Fn(DynProvider) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let attempts = u32::try_from(self.endpoints.len()).unwrap_or(u32::MAX).max(1) * ROUNDS;
+        let attempt_timeout = budget.map_or(self.timeout, |budget| (budget / attempts).min(self.timeout));
         let mut last = String::from("no endpoint");
         let mut pause = BACKOFF;
         for round in 0..ROUNDS {
@@ -186,12 +298,12 @@ impl Chain {
             }
             for endpoint in &self.endpoints {
                 let started = Instant::now();
-                let outcome = tokio::time::timeout(self.timeout, call(endpoint.provider.clone())).await;
+                let outcome = tokio::time::timeout(attempt_timeout, call(endpoint.provider.clone())).await;
                 let seconds = started.elapsed().as_secs_f64();
                 let result = match outcome {
                     Ok(Ok(value)) => Ok(value),
                     Ok(Err(error)) => Err(error.to_string()),
-                    Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+                    Err(_) => Err(format!("no answer within {} ms", attempt_timeout.as_millis())),
                 };
                 let label = if result.is_ok() { "ok" } else { "error" };
                 metrics::counter!("chain_rpc_calls_total", "method" => method, "endpoint" => endpoint.name, "outcome" => label)
@@ -211,42 +323,42 @@ impl Chain {
     }
 
     /// A wallet's WETH balance and allowance to the settlement contract, from the
-    /// cache when read less than `ETH_CACHE_TTL_MS` ago.
-    pub async fn funds(&self, owner: Address) -> Result<Funds, ChainError> {
-        if let Some(funds) = self.cached_funds(owner) {
+    /// cache (this process's, or Redis in production) when read less than
+    /// `ETH_CACHE_TTL_MS` ago.
+    /// `budget` limits the chain reads (a bid check's deadline); the cache read takes
+    /// at most [`CACHE_READ_LIMIT`] of it and the cache write none (it runs apart).
+    pub async fn funds(&self, owner: Address, budget: Option<Duration>) -> Result<Funds, ChainError> {
+        let started = Instant::now();
+        if let Ok(Some(funds)) =
+            tokio::time::timeout(CACHE_READ_LIMIT, self.cache.get(owner, self.cache_ttl)).await
+        {
             metrics::counter!("chain_cache_total", "outcome" => "hit").increment(1);
             return Ok(funds);
         }
         metrics::counter!("chain_cache_total", "outcome" => "miss").increment(1);
-        let funds = self.read_funds(owner).await?;
-        if let Ok(mut cache) = self.funds.lock() {
-            if cache.len() > 100_000 {
-                cache.clear();
-            }
-            cache.insert(owner, (Instant::now(), funds));
-        }
+        let left = budget.map(|budget| budget.saturating_sub(started.elapsed()));
+        let funds = self.read_funds_within(owner, left).await?;
+        self.cache.put(owner, funds, self.cache_ttl);
         Ok(funds)
     }
 
-    /// Reads funds from the chain, never from the cache (settlement does).
+    /// Reads funds from the chain, never from the cache.
     pub async fn read_funds(&self, owner: Address) -> Result<Funds, ChainError> {
+        self.read_funds_within(owner, None).await
+    }
+
+    async fn read_funds_within(&self, owner: Address, budget: Option<Duration>) -> Result<Funds, ChainError> {
         let weth = self.weth.ok_or(ChainError::Missing("ETH_WETH_ADDRESS"))?;
         let settlement = self.settlement.ok_or(ChainError::Missing("ETH_SETTLEMENT_ADDRESS"))?;
         let (balance, allowance) = tokio::try_join!(
-            self.call("balanceOf", |provider| async move {
+            self.call_within("balanceOf", budget, |provider| async move {
                 TestWETH::new(weth, provider).balanceOf(owner).call().await
             }),
-            self.call("allowance", |provider| async move {
+            self.call_within("allowance", budget, |provider| async move {
                 TestWETH::new(weth, provider).allowance(owner, settlement).call().await
             }),
         )?;
         Ok(Funds { balance, allowance })
-    }
-
-    fn cached_funds(&self, owner: Address) -> Option<Funds> {
-        let cache = self.funds.lock().ok()?;
-        let (at, funds) = cache.get(&owner)?;
-        (at.elapsed() < self.cache_ttl).then_some(*funds)
     }
 
     /// Checks that `consignor` owns the lot's token and has approved the settlement

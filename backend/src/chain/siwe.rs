@@ -24,6 +24,11 @@ pub struct LinkMessage {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The page a link message points at (its `URI`).
+pub fn link_uri(domain: &str) -> String {
+    format!("https://{domain}/link")
+}
+
 /// The statement line names the handle, so a signature links only that handle.
 pub fn statement(handle: &str) -> String {
     format!("Link the X account {handle} to this wallet for SothebAIs bids.")
@@ -57,6 +62,9 @@ impl LinkMessage {
         let address_line = lines.next().ok_or_else(|| malformed("the second line is the address"))?;
         let address: Address =
             address_line.parse().map_err(|_| malformed("the second line is the address"))?;
+        if address_line != address.to_checksum(None) {
+            return Err(malformed("the address is in EIP-55 checksum form"));
+        }
         if lines.next() != Some("") {
             return Err(malformed("a blank line follows the address"));
         }
@@ -176,6 +184,10 @@ pub fn verify(
             found: message.address.to_checksum(None),
         });
     }
+    let uri = link_uri(expected.domain);
+    if message.uri != uri {
+        return Err(LinkError::Mismatch { what: "URI", expected: uri, found: message.uri });
+    }
     if message.handle != expected.handle {
         return Err(LinkError::Mismatch {
             what: "handle",
@@ -227,7 +239,7 @@ mod tests {
             domain: "show.example".into(),
             address: signer.address(),
             handle: "@curie".into(),
-            uri: "https://show.example/link".into(),
+            uri: link_uri("show.example"),
             chain_id: 1,
             nonce: "n0nce0001".into(),
             issued_at: at(0),

@@ -9,7 +9,7 @@ use alloy::signers::SignerSync as _;
 use alloy::signers::local::PrivateKeySigner;
 use serde_json::{Value, json};
 use sothebais_backend::chain::contracts::{SothebaisSettlement, auction_key};
-use sothebais_backend::chain::{Chain, ChainError};
+use sothebais_backend::chain::{CacheAt, Chain, ChainError};
 use sothebais_backend::config::ChainConfig;
 
 use crate::helpers::chain::{ChainFixture, eth};
@@ -118,7 +118,7 @@ async fn a_settlement_without_the_winners_allowance_moves_nothing() {
 async fn the_client_refuses_an_endpoint_on_another_chain_and_falls_back_when_the_primary_is_down() {
     let mut chain = ChainFixture::start().await;
     let wrong = ChainConfig { chain_id: 1, ..chain.config.clone() };
-    let error = Chain::connect(&wrong).await.expect_err("chain 31337 is not mainnet");
+    let error = Chain::connect(&wrong, &CacheAt::default()).await.expect_err("chain 31337 is not mainnet");
     assert!(matches!(error, ChainError::WrongChain { expected: 1, found: 31337, .. }), "{error}");
 
     // The primary points at a closed port: reads go to the fallback.
@@ -128,10 +128,10 @@ async fn the_client_refuses_an_endpoint_on_another_chain_and_falls_back_when_the
         rpc_fallback_url: Some(chain.anvil.url().into()),
         ..chain.config.clone()
     };
-    let client = Chain::connect(&config).await.expect("connects").expect("configured");
+    let client = Chain::connect(&config, &CacheAt::default()).await.expect("connects").expect("configured");
     let holder = chain.anvil.account(1).await;
     chain.fund(&holder, eth(0.3), eth(0.2)).await;
-    let funds = client.funds(holder.address()).await.expect("read through the fallback");
+    let funds = client.funds(holder.address(), None).await.expect("read through the fallback");
     assert_eq!((funds.balance, funds.allowance), (eth(0.3), eth(0.2)));
 
     // Both down: an error that names the method, never a hang past the timeouts.
@@ -150,8 +150,13 @@ fn free_port() -> u16 {
 }
 
 async fn spawn_with_chain(backend: Backend, chain: &ChainFixture) -> TestApp {
+    spawn_with_chain_and(backend, chain, &[]).await
+}
+
+async fn spawn_with_chain_and(backend: Backend, chain: &ChainFixture, extra: &[(&str, &str)]) -> TestApp {
     let mut settings: Vec<(String, String)> = chain.settings();
     settings.push(("SOTHEBAIS_DOMAIN".into(), "show.example".into()));
+    settings.extend(extra.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
     let pairs: Vec<(&str, &str)> =
         settings.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
     TestApp::spawn_with(backend, &pairs).await
@@ -178,6 +183,16 @@ async fn link(
 
 fn sign(signer: &PrivateKeySigner, message: &str) -> String {
     signer.sign_message_sync(message.as_bytes()).expect("sign").to_string()
+}
+
+/// The auction role's count of funds read from the cache.
+async fn cache_hits(app: &TestApp) -> u64 {
+    let metrics = app.metrics(sothebais_backend::ServiceRole::Auction).await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("chain_cache_total{outcome=\"hit\"} "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
 }
 
 fn code(body: &Value) -> &str {
@@ -224,6 +239,12 @@ both_backends! {
         // The refused tries did not spend the fresh nonce.
         let (status, body) = link(&app, "curie", &wallet, &fresh, &sign(&wallet, &fresh)).await;
         assert_eq!(status, 200, "{body}");
+
+        // Another wallet cannot take over a live link, even with a good signature.
+        let other = PrivateKeySigner::random();
+        let takeover = challenge(&app, "curie", &other).await;
+        let (status, body) = link(&app, "curie", &other, &takeover, &sign(&other, &takeover)).await;
+        assert_eq!((status, code(&body)), (409, "CONFLICT"), "{body}");
 
         // Revoked by an operator; the events say both.
         let revoke = app
@@ -279,7 +300,7 @@ both_backends! {
 
     async fn bids_are_checked_for_a_linked_wallet_and_for_funds_that_cover_them(backend: Backend) {
         let chain = ChainFixture::start().await;
-        let app = spawn_with_chain(backend, &chain).await;
+        let app = spawn_with_chain_and(backend, &chain, &[("ETH_CACHE_TTL_MS", "60000")]).await;
         let rich = chain.anvil.account(5).await;
         let stingy = chain.anvil.account(5).await;
         chain.fund(&rich, eth(3.0), eth(3.0)).await;
@@ -296,7 +317,24 @@ both_backends! {
         let (status, body) = app.bid(&wallet_only, "@stingy", "1", None).await;
         assert_eq!(status, 200, "a linked wallet is enough here: {body}");
 
+        // A bidder token speaks for its subject: naming another's handle in the body
+        // does not borrow their wallet.
+        let mallory = sothebais_kit::access::issue_token(
+            &secrecy::SecretString::from(crate::helpers::JWT_SECRET.to_owned()),
+            "mallory",
+            Role::Bidder,
+            Duration::from_secs(60),
+        )
+        .expect("token");
+        let borrowed = json!({ "auction_id": wallet_only, "amount": "2", "bidder": { "id": "mallory", "handle": "@stingy" } });
+        let (status, body) = read_json(
+            app.client.post(app.gateway("/api/auction/bid")).bearer_auth(&mallory).json(&borrowed).send().await.expect("send"),
+        )
+        .await;
+        assert_eq!((status, code(&body)), (422, "BIDDER_NOT_VERIFIED"), "{body}");
+
         let funds = app.create_auction(json!({ "verification": "funds" })).await;
+        let hits_before = cache_hits(&app).await;
         let (status, body) = app.bid(&funds, "@stingy", "1", None).await;
         assert_eq!((status, code(&body)), (422, "INSUFFICIENT_FUNDS"), "no allowance: {body}");
         let (status, body) = app.bid(&funds, "@rich", "2", None).await;
@@ -305,6 +343,18 @@ both_backends! {
         assert_eq!((status, code(&body)), (422, "INSUFFICIENT_FUNDS"), "more than the balance: {body}");
         let (status, body) = app.bid(&funds, "@unlinked", "2.5", None).await;
         assert_eq!((status, code(&body)), (422, "BIDDER_NOT_VERIFIED"), "{body}");
+
+        // @rich's second bid read the funds from the cache: Redis in production.
+        assert!(cache_hits(&app).await > hits_before, "a cache hit was counted");
+        if backend == Backend::Production {
+            use secrecy::ExposeSecret as _;
+            let config = &app.state.config;
+            let url = config.redis_url.as_ref().expect("production has Redis").expose_secret().to_owned();
+            let mut redis = redis::Client::open(url).expect("url").get_multiplexed_async_connection().await.expect("redis");
+            let key = format!("{}chain:funds:{}", config.redis_key_prefix, rich.address().to_checksum(None));
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await.expect("PTTL");
+            assert!(ttl > 0, "{key} is cached in Redis with a TTL ({ttl} ms)");
+        }
 
         // Funds checks need a chain that knows WETH and the settlement contract.
         let plain = TestApp::spawn(backend).await;

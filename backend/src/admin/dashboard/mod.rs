@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/events", get(pages::events))
         .route("/system", get(pages::system))
         .route("/login", get(login_page))
+        .route("/link", get(link_page))
         .route("/ui/fragment/{name}", get(pages::fragment))
         .route("/ui/assets/{file}", get(asset))
 }
@@ -207,6 +208,29 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
                     button type="submit" { "Sign in" }
                     p.error data-error {}
                     p.muted.small { "No account yet? On the server: " code { "sothebais user add NAME --role admin" } "." }
+                }
+            }
+        }
+    };
+    (StatusCode::OK, Html(page.into_string())).into_response()
+}
+
+/// `/link`: where a bidder links their X handle to their browser wallet (public:
+/// bidders have no console account). The message to sign names this site, the
+/// handle and a one-time nonce; see docs/chain.md.
+async fn link_page() -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Link your wallet", None))
+            body.login {
+                form #link-form data-wallet-link {
+                    h1 { "SothebAIs" }
+                    p.muted { "Link your X account to your wallet, so your bids on X can be settled." }
+                    label { "Your X handle" input name="handle" placeholder="@you" autocomplete="username" required autofocus; }
+                    button type="submit" { "Connect wallet and sign" }
+                    p.muted data-status {}
+                    p.muted.small { "Signing costs nothing and moves nothing: it proves the wallet is yours." }
                 }
             }
         }

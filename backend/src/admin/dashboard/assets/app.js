@@ -34,6 +34,26 @@ async function api(method, path, body, isForm = false) {
   return envelope.data;
 }
 
+// Links an X handle to the browser's wallet (an injected EIP-1193 provider,
+// window.ethereum): the backend's EIP-4361 message, signed with personal_sign.
+async function linkWallet(handle, say) {
+  const wallet = window.ethereum;
+  if (!wallet || typeof wallet.request !== 'function') {
+    throw new Error('No browser wallet found: open this page in a browser with a wallet (MetaMask, Rabby, Coinbase Wallet), or link through the API (docs/chain.md).');
+  }
+  say('Asking your wallet for its account…');
+  const [address] = await wallet.request({ method: 'eth_requestAccounts' });
+  if (!address) throw new Error('The wallet gave no account.');
+  const query = new URLSearchParams({ handle, address });
+  const challenge = await api('GET', `/api/chain/link/nonce?${query}`);
+  say(`Sign the message in your wallet (it names ${handle.startsWith('@') ? handle : '@' + handle} and this site).`);
+  const hex = '0x' + Array.from(new TextEncoder().encode(challenge.message), (byte) => byte.toString(16).padStart(2, '0')).join('');
+  const signature = await wallet.request({ method: 'personal_sign', params: [hex, address] });
+  const link = await api('POST', '/api/chain/link', { handle, address, message: challenge.message, signature });
+  say(`Linked: ${link.handle} bids with ${link.address}.`);
+  document.body.dataset.linked = link.address;
+}
+
 // Re-reads every live section (htmx), for example after a write or a state change.
 let refreshTimer = null;
 function refresh() {
@@ -83,6 +103,15 @@ function showResult(form, data) {
 document.addEventListener('submit', async (event) => {
   const form = event.target;
   const error = $('[data-error]', form);
+  if (form.matches('[data-wallet-link]')) {
+    event.preventDefault();
+    const status = $('[data-status]', form);
+    const say = (text, bad = false) => { status.textContent = text; status.className = bad ? 'error' : 'muted'; };
+    try {
+      await linkWallet(formBody(form).handle || '', say);
+    } catch (failure) { say(failure.message, true); }
+    return;
+  }
   if (form.matches('[data-login]')) {
     event.preventDefault();
     try {
